@@ -1,0 +1,17 @@
+# One image for all four services; the compose file picks the module to run.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY protos ./protos
+COPY vibe ./vibe
+COPY gateway ./gateway
+COPY tutor_service ./tutor_service
+COPY evaluator_service ./evaluator_service
+COPY scoring_service ./scoring_service
+# Generate the protobuf code first, so that the installed package contains it.
+RUN pip install --no-cache-dir 'grpcio-tools>=1.66,<2' \
+ && python -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. protos/vibe/*/v1/*.proto \
+ && pip install --no-cache-dir . \
+ && useradd --system --no-create-home vibe
+USER vibe
+ENV PYTHONUNBUFFERED=1

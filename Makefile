@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Both set up a
+# virtualenv, generate the protobuf code, and make sure PostgreSQL and Redis answer
+# (starting private instances when they do not; see vibe/devinfra.py).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PROTOS := $(wildcard protos/vibe/*/v1/*.proto)
+STAMP := $(VENV)/.installed
+
+.PHONY: setup protos demo test up bench clean
+
+setup: $(STAMP) protos
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# Generated code goes next to the common package (vibe/<service>/v1/) and is never
+# committed or edited; `-I protos` makes imports read `from vibe.tutor.v1 import tutor_pb2`.
+protos: $(STAMP) vibe/.protos-stamp
+
+vibe/.protos-stamp: $(PROTOS)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	touch $@
+
+demo: setup
+	$(PY) -m vibe.devinfra run -- $(PY) -m vibe.cli demo
+
+test: setup
+	$(PY) -m vibe.devinfra run -- $(PY) -m pytest -q $(PYTEST_ARGS)
+
+up: setup
+	$(PY) -m vibe.devinfra run -- $(PY) -m vibe.cli up
+
+clean:
+	rm -rf $(VENV) vibe/.protos-stamp
+	find vibe -path '*/v1/*_pb2*.py*' -delete

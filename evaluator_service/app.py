@@ -1,0 +1,57 @@
+"""Wiring of the evaluator service: pools, the LLM, the background workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator
+
+from evaluator_service.core import Evaluator
+from evaluator_service.servicer import EvaluatorServicer
+from evaluator_service.store import EvaluationStore
+from evaluator_service.worker import EvaluationWorker
+from vibe.config import EvaluatorSettings
+from vibe.db import connect_pool
+from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from vibe.hot_state import Keys, connect_redis
+from vibe.llm import make_provider
+from vibe.server import Registration, ServiceBundle
+
+SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["Evaluator"].full_name
+
+
+@contextlib.asynccontextmanager
+async def evaluator_app(settings: EvaluatorSettings) -> AsyncIterator[ServiceBundle]:
+    common = settings.common
+    llm = make_provider(common)
+    db = await connect_pool(common.database_url, common.db_schema)
+    redis = connect_redis(common.redis_url)
+    keys = Keys(common.redis_prefix)
+    evaluator = Evaluator(
+        db, redis, keys, EvaluationStore(db, redis, keys, settings.turn_log_ttl_s), llm, settings.eval_lock_ttl_s
+    )
+    workers = [
+        asyncio.create_task(EvaluationWorker(redis, keys, evaluator, i, settings.eval_lock_ttl_s).run())
+        for i in range(settings.workers)
+    ]
+
+    async def stop_workers() -> None:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    try:
+        yield ServiceBundle(
+            name="evaluator",
+            addr=settings.addr,
+            registrations=[
+                Registration(SERVICE_NAME, evaluator_pb2_grpc.add_EvaluatorServicer_to_server, EvaluatorServicer(evaluator))
+            ],
+            grace_s=common.shutdown_grace_s,
+            on_stopping=[stop_workers],
+        )
+    finally:
+        await stop_workers()
+        await redis.aclose()
+        await db.close()
+        await llm.aclose()

@@ -1,0 +1,61 @@
+"""The final report: assembled from the services' answers, stored as JSON, shown as is."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+from google.protobuf import json_format, timestamp_pb2
+
+from gateway.store import SessionRow
+from vibe.evaluator.v1 import evaluator_pb2
+from vibe.gateway.v1 import gateway_pb2
+from vibe.scoring.v1 import scoring_pb2
+from vibe.tutor.v1 import tutor_pb2
+
+
+def build_report(
+    session: SessionRow,
+    turns: Sequence[evaluator_pb2.TurnEvaluation],
+    holistic: evaluator_pb2.HolisticEvaluation,
+    code: scoring_pb2.CheckCodeResponse,
+    scores: scoring_pb2.FinalScores,
+    language: str,
+    submitted_code: str,
+) -> gateway_pb2.Report:
+    refused = [t for t in turns if t.guardrail.violated]
+    by_violation = Counter(
+        tutor_pb2.ViolationType.Name(t.guardrail.violation_type).removeprefix("VIOLATION_TYPE_").lower() for t in refused
+    )
+    degraded = [f"turn {t.turn} evaluation" for t in turns if t.degraded]
+    if holistic.degraded:
+        degraded.append("holistic evaluation")
+    providers = sorted(({t.provider for t in turns} | {holistic.provider}) - {""})
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    report = gateway_pb2.Report(
+        session_id=session.session_id,
+        candidate_id=session.candidate_id,
+        problem_id=session.problem_id,
+        turns=turns,
+        holistic=holistic,
+        code=code,
+        scores=scores,
+        guardrails=gateway_pb2.GuardrailSummary(refused_turns=len(refused), by_violation=dict(by_violation)),
+        llm_provider=", ".join(providers),
+        degraded_parts=degraded,
+        language=language,
+        submitted_code=submitted_code,
+        graded_at=now,
+    )
+    if session.submitted_at is not None:
+        report.submitted_at.FromDatetime(session.submitted_at)
+    return report
+
+
+def report_to_json(report: gateway_pb2.Report) -> dict[str, Any]:
+    return json_format.MessageToDict(report, preserving_proto_field_name=True)
+
+
+def report_from_json(data: dict[str, Any]) -> gateway_pb2.Report:
+    return json_format.ParseDict(data, gateway_pb2.Report(), ignore_unknown_fields=True)

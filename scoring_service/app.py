@@ -1,0 +1,35 @@
+"""Wiring of the scoring service: the problem bank synced into PostgreSQL at start,
+the judge and its worker bound."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+from scoring_service.core import Scoring
+from scoring_service.judge import Judge
+from scoring_service.servicer import ScoringServicer
+from scoring_service.store import load_problems, sync_problem_bank
+from vibe.config import ScoringSettings
+from vibe.db import connect_pool
+from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+from vibe.server import Registration, ServiceBundle
+
+SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
+
+
+@contextlib.asynccontextmanager
+async def scoring_app(settings: ScoringSettings) -> AsyncIterator[ServiceBundle]:
+    common = settings.common
+    db = await connect_pool(common.database_url, common.db_schema)
+    try:
+        await sync_problem_bank(db)
+        scoring = Scoring(settings, db, Judge(max_parallel_runs=settings.max_parallel_runs), await load_problems(db))
+        yield ServiceBundle(
+            name="scoring",
+            addr=settings.addr,
+            registrations=[Registration(SERVICE_NAME, scoring_pb2_grpc.add_ScoringServicer_to_server, ScoringServicer(scoring))],
+            grace_s=common.shutdown_grace_s,
+        )
+    finally:
+        await db.close()

@@ -1,0 +1,99 @@
+"""gRPC edge of the scoring service: validates and translates, the core decides."""
+
+from __future__ import annotations
+
+import grpc
+
+from scoring_service.bank import ProblemSpec
+from scoring_service.core import Scoring
+from scoring_service.judge import CheckResult
+from vibe.errors import grpc_errors
+from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+
+LANGUAGES = ["python"]
+
+
+def problem_to_pb(p: ProblemSpec) -> scoring_pb2.Problem:
+    """The candidate's view: statement and visible examples, never hidden tests or the reference."""
+    return scoring_pb2.Problem(
+        problem_id=p.problem_id,
+        title=p.title,
+        statement=p.statement,
+        input_format=p.input_format,
+        output_format=p.output_format,
+        examples=[
+            scoring_pb2.Example(input=t.input.decode(errors="replace"), output=t.expected.decode(errors="replace"))
+            for t in p.visible_tests
+        ],
+        time_limit_ms=p.time_limit_ms,
+        memory_limit_mb=p.memory_limit_mb,
+        starter_code=p.starter_code,
+        languages=LANGUAGES,
+        difficulty=p.difficulty,
+    )
+
+
+def check_result_to_pb(r: CheckResult) -> scoring_pb2.CheckCodeResponse:
+    return scoring_pb2.CheckCodeResponse(
+        problem_id=r.problem_id,
+        language=r.language,
+        verdict=scoring_pb2.Verdict.Value("VERDICT_" + str(r.verdict).upper()),
+        tests=[
+            scoring_pb2.TestResult(
+                test_id=t.test_id,
+                hidden=t.hidden,
+                verdict=scoring_pb2.Verdict.Value("VERDICT_" + str(t.verdict).upper()),
+                cpu_ms=t.cpu_ms,
+                wall_ms=t.wall_ms,
+                peak_memory_kb=t.peak_memory_kb,
+                exit_code=t.exit_code or 0,
+                detail=t.detail,
+                reference_cpu_ms=t.reference_cpu_ms or 0.0,
+            )
+            for t in r.tests
+        ],
+        passed=r.passed,
+        total=r.total,
+        correctness_score=r.correctness_score,
+        performance_score=r.performance_score,
+        compile_output=r.compile_output,
+        performance_rule=r.performance_rule,
+        isolation=r.isolation,
+    )
+
+
+class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
+    def __init__(self, scoring: Scoring):
+        self.scoring = scoring
+
+    async def CheckCode(
+        self, request: scoring_pb2.CheckCodeRequest, context: grpc.aio.ServicerContext
+    ) -> scoring_pb2.CheckCodeResponse:
+        async with grpc_errors(context):
+            result = await self.scoring.check_code(request.problem_id, request.language, request.code, request.session_id)
+            return check_result_to_pb(result)
+
+    async def GradeSession(
+        self, request: scoring_pb2.GradeSessionRequest, context: grpc.aio.ServicerContext
+    ) -> scoring_pb2.FinalScores:
+        async with grpc_errors(context):
+            scores = await self.scoring.grade(
+                request.session_id,
+                request.holistic_flow_score,
+                request.aggregate_turn_score,
+                request.performance_score,
+                request.correctness_score,
+            )
+            return scoring_pb2.FinalScores(**scores)
+
+    async def GetProblem(
+        self, request: scoring_pb2.GetProblemRequest, context: grpc.aio.ServicerContext
+    ) -> scoring_pb2.Problem:
+        async with grpc_errors(context):
+            return problem_to_pb(self.scoring.problem(request.problem_id))
+
+    async def ListProblems(
+        self, request: scoring_pb2.ListProblemsRequest, context: grpc.aio.ServicerContext
+    ) -> scoring_pb2.ListProblemsResponse:
+        async with grpc_errors(context):
+            return scoring_pb2.ListProblemsResponse(problems=[problem_to_pb(p) for p in self.scoring.problems.values()])

@@ -1,0 +1,141 @@
+"""The scoring service's records: the problem bank in PostgreSQL, test results and
+final scores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+
+import asyncpg
+
+from scoring_service.bank import ProblemSpec, TestCase, load_problem_bank
+from scoring_service.judge import CheckResult
+from vibe.errors import FailedPrecondition, NotFound
+
+
+def _spec_json(p: ProblemSpec) -> dict:
+    return {
+        "statement": p.statement,
+        "input_format": p.input_format,
+        "output_format": p.output_format,
+        "time_limit_ms": p.time_limit_ms,
+        "memory_limit_mb": p.memory_limit_mb,
+        "starter_code": p.starter_code,
+        "hints": list(p.hints),
+        "checker": p.checker,
+        "large_input_n": p.large_input_n,
+    }
+
+
+def _content_hash(p: ProblemSpec) -> str:
+    h = hashlib.sha256(json.dumps([p.title, p.difficulty, _spec_json(p), p.reference_solution]).encode())
+    for t in p.tests:
+        h.update(f"{t.test_id}:{t.hidden}:{t.large}:".encode())
+        h.update(hashlib.sha256(t.input).digest())
+        h.update(hashlib.sha256(t.expected).digest())
+    return h.hexdigest()
+
+
+async def sync_problem_bank(db: asyncpg.Pool, problems: list[ProblemSpec] | None = None) -> list[str]:
+    """Upserts the problem bank files into PostgreSQL; returns the ids that changed.
+
+    A problem whose content hash is unchanged is left alone, so restarts are cheap and
+    several replicas starting at once write the same rows.
+    """
+    problems = load_problem_bank() if problems is None else problems
+    changed = []
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('vibe-problem-bank'))")
+        current = {r["problem_id"]: r["content_hash"] for r in await conn.fetch("SELECT problem_id, content_hash FROM problems")}
+        for p in problems:
+            digest = _content_hash(p)
+            if current.get(p.problem_id) == digest:
+                continue
+            await conn.execute(
+                """
+                INSERT INTO problems (problem_id, title, difficulty, spec, reference_solution, content_hash)
+                VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+                ON CONFLICT (problem_id) DO UPDATE SET title = EXCLUDED.title, difficulty = EXCLUDED.difficulty,
+                    spec = EXCLUDED.spec, reference_solution = EXCLUDED.reference_solution,
+                    content_hash = EXCLUDED.content_hash, updated_at = now()
+                """,
+                p.problem_id, p.title, p.difficulty, json.dumps(_spec_json(p), ensure_ascii=False),
+                p.reference_solution, digest,
+            )
+            await conn.execute("DELETE FROM problem_tests WHERE problem_id = $1", p.problem_id)
+            await conn.executemany(
+                "INSERT INTO problem_tests (problem_id, test_id, hidden, large, input, expected)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                [(p.problem_id, t.test_id, t.hidden, t.large, t.input, t.expected) for t in p.tests],
+            )
+            changed.append(p.problem_id)
+    return changed
+
+
+async def load_problems(db: asyncpg.Pool) -> dict[str, ProblemSpec]:
+    """Every problem with its tests, as stored (PostgreSQL is the source at run time)."""
+    tests: dict[str, list[TestCase]] = {}
+    rows = await db.fetch(
+        "SELECT problem_id, test_id, hidden, large, input, expected FROM problem_tests ORDER BY problem_id, test_id"
+    )
+    for r in rows:
+        tests.setdefault(r["problem_id"], []).append(
+            TestCase(r["test_id"], r["hidden"], bytes(r["input"]), bytes(r["expected"]), large=r["large"])
+        )
+    problems = {}
+    for r in await db.fetch("SELECT problem_id, title, difficulty, spec, reference_solution FROM problems ORDER BY problem_id"):
+        spec = json.loads(r["spec"])
+        problems[r["problem_id"]] = ProblemSpec(
+            problem_id=r["problem_id"],
+            title=r["title"],
+            difficulty=r["difficulty"],
+            statement=spec["statement"],
+            input_format=spec["input_format"],
+            output_format=spec["output_format"],
+            time_limit_ms=spec["time_limit_ms"],
+            memory_limit_mb=spec["memory_limit_mb"],
+            starter_code=spec["starter_code"],
+            hints=tuple(spec["hints"]),
+            checker=spec["checker"],
+            large_input_n=spec.get("large_input_n", 0),
+            reference_solution=r["reference_solution"],
+            tests=tuple(tests.get(r["problem_id"], ())),
+        )
+    return problems
+
+
+async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResult) -> None:
+    async with db.acquire() as conn, conn.transaction():
+        if await conn.fetchval("SELECT 1 FROM submissions WHERE session_id = $1", session_id) is None:
+            raise FailedPrecondition(f"session {session_id!r} has no submission to attach test results to")
+        await conn.execute("DELETE FROM test_results WHERE session_id = $1", session_id)
+        await conn.executemany(
+            "INSERT INTO test_results (session_id, test_id, hidden, verdict, cpu_ms, wall_ms, peak_memory_kb,"
+            " exit_code, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [
+                (session_id, t.test_id, t.hidden, str(t.verdict), t.cpu_ms, t.wall_ms, t.peak_memory_kb, t.exit_code, t.detail)
+                for t in result.tests
+            ],
+        )
+
+
+async def save_final_scores(db: asyncpg.Pool, session_id: str, scores: dict) -> None:
+    try:
+        await db.execute(
+            """
+            INSERT INTO final_scores (session_id, holistic_flow_score, aggregate_turn_score, prompt_score,
+                performance_score, correctness_score, total_score, grade, formula)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (session_id) DO UPDATE SET holistic_flow_score = EXCLUDED.holistic_flow_score,
+                aggregate_turn_score = EXCLUDED.aggregate_turn_score, prompt_score = EXCLUDED.prompt_score,
+                performance_score = EXCLUDED.performance_score, correctness_score = EXCLUDED.correctness_score,
+                total_score = EXCLUDED.total_score, grade = EXCLUDED.grade, formula = EXCLUDED.formula,
+                created_at = now()
+            """,
+            session_id, scores["holistic_flow_score"], scores["aggregate_turn_score"], scores["prompt_score"],
+            scores["performance_score"], scores["correctness_score"], scores["total_score"], scores["grade"],
+            scores["formula"],
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound(f"no session {session_id!r}") from None

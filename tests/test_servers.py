@@ -1,0 +1,110 @@
+"""What every service does the same way: health, reflection, refusing a taken port,
+graceful stop on SIGTERM, and failing fast on bad configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from tests.conftest import Stack
+from vibe.config import ScoringSettings
+from vibe.server import GrpcServer
+from vibe.stack import free_port, wait_serving
+
+SERVICE_NAMES = {
+    "gateway": "vibe.gateway.v1.Gateway",
+    "tutor": "vibe.tutor.v1.Tutor",
+    "evaluator": "vibe.evaluator.v1.Evaluator",
+    "scoring": "vibe.scoring.v1.Scoring",
+}
+MODULES = {"gateway": "gateway", "tutor": "tutor_service", "evaluator": "evaluator_service", "scoring": "scoring_service"}
+
+
+async def test_health_and_reflection_on_every_service(stack: Stack) -> None:
+    for name, full_name in SERVICE_NAMES.items():
+        async with grpc.aio.insecure_channel(getattr(stack.addrs, name)) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for service in ("", full_name):
+                reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING, (name, service)
+            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+            responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            listed = {s.name async for r in responses for s in r.list_services_response.service}
+            assert {full_name, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= listed, name
+
+
+async def test_stopping_flips_health_to_not_serving_first(isolated_env: dict[str, str]) -> None:
+    from scoring_service.app import scoring_app
+
+    async with scoring_app(ScoringSettings.from_env(isolated_env)) as bundle:
+        server = GrpcServer(bundle)
+        port = await server.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+            stopping = asyncio.create_task(server.stop(grace_s=1.0))
+            assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+            await stopping
+
+
+def _service_env(isolated_env: dict[str, str], **extra: str) -> dict[str, str]:
+    return {**os.environ, **isolated_env, "GATEWAY_HTTP_ADDR": "", **extra}
+
+
+@pytest.mark.parametrize("service", sorted(MODULES))
+async def test_second_instance_on_a_taken_port_fails(stack: Stack, isolated_env: dict[str, str], service: str) -> None:
+    taken = getattr(stack.addrs, service)
+    env = _service_env(isolated_env, **{f"{service.upper()}_ADDR": taken})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", MODULES[service], env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL
+    )
+    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert f"cannot listen on {taken}" in stderr.decode()
+    assert "already in use" in stderr.decode()
+
+
+async def test_sigterm_stops_a_service_gracefully(isolated_env: dict[str, str]) -> None:
+    addr = f"127.0.0.1:{free_port()}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "scoring_service", env=_service_env(isolated_env, SCORING_ADDR=addr),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await wait_serving(addr, 60)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert '"msg": "stopped"' in stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("module", "env", "needle"),
+    [
+        ("gateway", {"GATEWAY_ADDR": "not-an-address"}, "GATEWAY_ADDR='not-an-address' is not host:port"),
+        ("tutor_service", {"VIBE_LLM_PROVIDER": "gpt"}, "VIBE_LLM_PROVIDER='gpt' must be one of: offline, gemini"),
+        ("evaluator_service", {"EVALUATOR_WORKERS": "many"}, "EVALUATOR_WORKERS='many' is not an integer"),
+        ("scoring_service", {"VIBE_WEIGHT_PROMPT": "0.9"}, "must sum to 1"),
+        ("tutor_service", {"VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": ""}, "needs GEMINI_API_KEY"),
+    ],
+)
+def test_bad_configuration_fails_fast_with_a_readable_message(
+    isolated_env: dict[str, str], module: str, env: dict[str, str], needle: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module], env=_service_env(isolated_env, **env), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,34 @@
+"""Wiring of the tutor service: resources opened at start, closed at stop."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+from tutor_service.core import Tutor
+from tutor_service.servicer import TutorServicer
+from vibe.config import TutorSettings
+from vibe.db import connect_pool
+from vibe.llm import make_provider
+from vibe.server import Registration, ServiceBundle
+from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+
+SERVICE_NAME = tutor_pb2.DESCRIPTOR.services_by_name["Tutor"].full_name
+
+
+@contextlib.asynccontextmanager
+async def tutor_app(settings: TutorSettings) -> AsyncIterator[ServiceBundle]:
+    common = settings.common
+    llm = make_provider(common)
+    db = await connect_pool(common.database_url, common.db_schema)
+    try:
+        servicer = TutorServicer(Tutor(db, llm))
+        yield ServiceBundle(
+            name="tutor",
+            addr=settings.addr,
+            registrations=[Registration(SERVICE_NAME, tutor_pb2_grpc.add_TutorServicer_to_server, servicer)],
+            grace_s=common.shutdown_grace_s,
+        )
+    finally:
+        await db.close()
+        await llm.aclose()

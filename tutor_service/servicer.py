@@ -1,0 +1,35 @@
+"""gRPC edge of the tutor: validates and translates, the core decides."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+import grpc
+
+from tutor_service.core import Tutor
+from vibe.convert import guardrail_to_pb
+from vibe.errors import grpc_errors
+from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+
+
+class TutorServicer(tutor_pb2_grpc.TutorServicer):
+    def __init__(self, tutor: Tutor):
+        self.tutor = tutor
+
+    async def StreamReply(
+        self, request: tutor_pb2.StreamReplyRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tutor_pb2.StreamReplyResponse]:
+        async with grpc_errors(context):
+            verdict, chunks = await self.tutor.start_reply(
+                request.session_id, request.turn, request.problem_id, request.message
+            )
+            # aclosing: when the caller goes away, the provider's stream is closed at
+            # once instead of whenever the generator is garbage-collected.
+            async with contextlib.aclosing(chunks):
+                async for delta in chunks:
+                    yield tutor_pb2.StreamReplyResponse(turn=request.turn, delta=delta)
+            done = tutor_pb2.ReplyDone(
+                guardrail=guardrail_to_pb(verdict), provider=self.tutor.llm.name, model=self.tutor.llm.model
+            )
+            yield tutor_pb2.StreamReplyResponse(turn=request.turn, done=done)

@@ -1,0 +1,264 @@
+"""Settings from environment variables: one frozen settings object per service.
+
+Every variable has a documented default that works on a developer machine; a value
+that is present but wrong (a port that is not a number, an unknown provider) stops
+the service at start-up with one message listing every problem, instead of failing
+later in the middle of a candidate's session.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+DEFAULT_ADDRS = {
+    "gateway": "127.0.0.1:50051",
+    "tutor": "127.0.0.1:50052",
+    "evaluator": "127.0.0.1:50053",
+    "scoring": "127.0.0.1:50054",
+}
+LLM_PROVIDERS = ("offline", "gemini")
+_ADDR_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+_IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """One or more environment variables are wrong; the message lists them all."""
+
+
+class _Reader:
+    """Reads typed values from a mapping and collects every error before failing."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.errors: list[str] = []
+
+    def str(self, name: str, default: str) -> str:
+        return self.env.get(name, default).strip()
+
+    def int(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.errors.append(f"{name}={raw!r} is not an integer")
+            return default
+        if not lo <= value <= hi:
+            self.errors.append(f"{name}={value} is out of range [{lo}, {hi}]")
+        return value
+
+    def float(self, name: str, default: float, lo: float, hi: float) -> float:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.errors.append(f"{name}={raw!r} is not a number")
+            return default
+        if not lo <= value <= hi:
+            self.errors.append(f"{name}={value} is out of range [{lo}, {hi}]")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            self.errors.append(f"{name}={value!r} must be one of: {', '.join(choices)}")
+            return default
+        return value
+
+    def addr(self, name: str, default: str) -> str:
+        value = self.str(name, default)
+        match = _ADDR_RE.match(value)
+        if not match or int(match.group(2)) > 65535:
+            self.errors.append(f"{name}={value!r} is not host:port (e.g. 127.0.0.1:50051)")
+            return default
+        return value
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        if not value.startswith(tuple(f"{s}://" for s in schemes)):
+            self.errors.append(f"{name} must start with {' or '.join(s + '://' for s in schemes)}")
+        return value
+
+    def ident(self, name: str, default: str) -> str:
+        value = self.str(name, default)
+        if not _IDENT_RE.match(value):
+            self.errors.append(f"{name}={value!r} must be a lowercase SQL identifier")
+            return default
+        return value
+
+    def done(self, service: str) -> None:
+        if self.errors:
+            raise ConfigError(f"{service}: invalid configuration:\n  - " + "\n  - ".join(self.errors))
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    """What every service needs: storage, the LLM, logging."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/test"
+    db_schema: str = "public"  # tests give each test its own schema
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "vibe:"  # tests give each test its own prefix
+    llm_provider: str = "offline"
+    gemini_api_key: str = field(default="", repr=False)
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_base_url: str = ""
+    # Simulated LLM latency of the offline provider (tests and benchmarks).
+    offline_latency_ms: int = 0
+    log_level: str = "INFO"
+    shutdown_grace_s: float = 5.0
+
+    @classmethod
+    def read(cls, r: _Reader) -> "CommonSettings":
+        provider = r.choice("VIBE_LLM_PROVIDER", "offline", LLM_PROVIDERS)
+        api_key = r.str("GEMINI_API_KEY", "")
+        if provider == "gemini" and not api_key:
+            r.errors.append("VIBE_LLM_PROVIDER=gemini needs GEMINI_API_KEY")
+        return cls(
+            database_url=r.url("DATABASE_URL", cls.database_url, ("postgresql", "postgres")),
+            db_schema=r.ident("VIBE_DB_SCHEMA", cls.db_schema),
+            redis_url=r.url("REDIS_URL", cls.redis_url, ("redis", "rediss", "unix")),
+            redis_prefix=r.str("VIBE_REDIS_PREFIX", cls.redis_prefix),
+            llm_provider=provider,
+            gemini_api_key=api_key,
+            gemini_model=r.str("GEMINI_MODEL", cls.gemini_model),
+            gemini_base_url=r.str("GEMINI_BASE_URL", ""),
+            offline_latency_ms=r.int("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
+            log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+            shutdown_grace_s=r.float("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),
+        )
+
+
+@dataclass(frozen=True)
+class TutorSettings:
+    common: CommonSettings
+    addr: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "TutorSettings":
+        r = _Reader(os.environ if env is None else env)
+        s = cls(common=CommonSettings.read(r), addr=r.addr("TUTOR_ADDR", DEFAULT_ADDRS["tutor"]))
+        r.done("tutor")
+        return s
+
+
+@dataclass(frozen=True)
+class EvaluatorSettings:
+    common: CommonSettings
+    addr: str
+    workers: int  # background evaluation workers in this process (0 = none)
+    turn_log_ttl_s: int
+    eval_lock_ttl_s: int  # an evaluation holding its lock longer is presumed dead
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "EvaluatorSettings":
+        r = _Reader(os.environ if env is None else env)
+        s = cls(
+            common=CommonSettings.read(r),
+            addr=r.addr("EVALUATOR_ADDR", DEFAULT_ADDRS["evaluator"]),
+            workers=r.int("EVALUATOR_WORKERS", 2, 0, 64),
+            turn_log_ttl_s=r.int("VIBE_TURN_LOG_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
+            eval_lock_ttl_s=r.int("VIBE_EVAL_LOCK_TTL_S", 120, 1, 3600),
+        )
+        r.done("evaluator")
+        return s
+
+
+@dataclass(frozen=True)
+class GradeBands:
+    """Lowest total score for each grade, best first; below the last band is F."""
+
+    bands: tuple[tuple[str, float], ...] = (("A+", 95.0), ("A", 90.0), ("B", 80.0), ("C", 70.0), ("D", 60.0))
+
+    def grade(self, total: float) -> str:
+        for name, lowest in self.bands:
+            if total >= lowest:
+                return name
+        return "F"
+
+    def describe(self) -> str:
+        return ", ".join(f"{name} >= {lowest:g}" for name, lowest in self.bands) + ", else F"
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    common: CommonSettings
+    addr: str
+    max_parallel_runs: int
+    weight_prompt: float
+    weight_performance: float
+    weight_correctness: float
+    bands: GradeBands
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "ScoringSettings":
+        r = _Reader(os.environ if env is None else env)
+        wp = r.float("VIBE_WEIGHT_PROMPT", 0.4, 0.0, 1.0)
+        wperf = r.float("VIBE_WEIGHT_PERFORMANCE", 0.3, 0.0, 1.0)
+        wc = r.float("VIBE_WEIGHT_CORRECTNESS", 0.3, 0.0, 1.0)
+        if abs(wp + wperf + wc - 1.0) > 1e-6:
+            r.errors.append(f"VIBE_WEIGHT_PROMPT + _PERFORMANCE + _CORRECTNESS must sum to 1 (got {wp + wperf + wc:g})")
+        defaults = GradeBands()
+        bands = tuple(
+            (name, r.float(f"VIBE_GRADE_{_band_var(name)}", lowest, 0.0, 100.0)) for name, lowest in defaults.bands
+        )
+        if any(bands[i][1] < bands[i + 1][1] for i in range(len(bands) - 1)):
+            r.errors.append("VIBE_GRADE_* thresholds must not increase from A+ down to D")
+        s = cls(
+            common=CommonSettings.read(r),
+            addr=r.addr("SCORING_ADDR", DEFAULT_ADDRS["scoring"]),
+            max_parallel_runs=r.int("SCORING_MAX_PARALLEL_RUNS", os.cpu_count() or 2, 1, 256),
+            weight_prompt=wp,
+            weight_performance=wperf,
+            weight_correctness=wc,
+            bands=GradeBands(bands),
+        )
+        r.done("scoring")
+        return s
+
+
+def _band_var(grade: str) -> str:
+    return grade.replace("+", "_PLUS")
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    common: CommonSettings
+    addr: str
+    http_addr: str  # the candidates' web page and HTTP/JSON API; empty = off
+    tutor_addr: str
+    evaluator_addr: str
+    scoring_addr: str
+    max_message_chars: int
+    max_code_bytes: int
+    chat_lock_ttl_s: int  # a chat holding the session longer is presumed dead
+    submit_guard_timeout_s: float  # bound on waiting for in-flight evaluations
+    guard_concurrency: int  # missing turns evaluated at once by the guard
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "GatewaySettings":
+        r = _Reader(os.environ if env is None else env)
+        http_addr = r.str("GATEWAY_HTTP_ADDR", "127.0.0.1:8080")
+        if http_addr:
+            http_addr = r.addr("GATEWAY_HTTP_ADDR", "127.0.0.1:8080")
+        s = cls(
+            common=CommonSettings.read(r),
+            addr=r.addr("GATEWAY_ADDR", DEFAULT_ADDRS["gateway"]),
+            http_addr=http_addr,
+            tutor_addr=r.addr("TUTOR_ADDR", DEFAULT_ADDRS["tutor"]),
+            evaluator_addr=r.addr("EVALUATOR_ADDR", DEFAULT_ADDRS["evaluator"]),
+            scoring_addr=r.addr("SCORING_ADDR", DEFAULT_ADDRS["scoring"]),
+            max_message_chars=r.int("VIBE_MAX_MESSAGE_CHARS", 4000, 1, 1_000_000),
+            max_code_bytes=r.int("VIBE_MAX_CODE_BYTES", 64 * 1024, 1, 16 * 1024 * 1024),
+            chat_lock_ttl_s=r.int("VIBE_CHAT_LOCK_TTL_S", 300, 1, 3600),
+            submit_guard_timeout_s=r.float("VIBE_SUBMIT_GUARD_TIMEOUT_S", 60.0, 0.1, 3600.0),
+            guard_concurrency=r.int("VIBE_GUARD_CONCURRENCY", 4, 1, 256),
+        )
+        r.done("gateway")
+        return s

@@ -1,0 +1,164 @@
+"""The one interface every LLM provider implements, and the plain data it speaks.
+
+Services depend on `LLMProvider` only; `offline` (deterministic heuristics) and
+`gemini` (google-genai) are interchangeable behind it. The types here are plain
+dataclasses so that providers never see protobuf or database rows.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Protocol, Sequence
+
+
+class Intent(enum.StrEnum):
+    """The 7 turn intents of DESIGN §2 (per-turn evaluation, node 4.0)."""
+
+    GENERATION = "generation"  # write code
+    OPTIMIZATION = "optimization"
+    DEBUGGING = "debugging"
+    TEST_CASE = "test_case"
+    HINT_QUERY = "hint_query"  # ask for a hint or an explanation
+    RULE_SETTING = "rule_setting"  # set constraints/rules for the AI
+    FOLLOW_UP = "follow_up"  # build on an earlier answer
+
+
+class Violation(enum.StrEnum):
+    SOLUTION_REQUEST = "solution_request"  # asks for the whole solution / final code
+    JAILBREAK = "jailbreak"  # role-play, "ignore previous instructions", prompt extraction
+    OFF_TOPIC = "off_topic"
+    ABUSE = "abuse"
+
+
+# The rubric criteria a turn is scored on (0..100 each).
+CRITERIA: tuple[str, ...] = ("clarity", "completeness", "specificity", "context", "efficiency")
+# The criteria of the holistic (whole conversation) evaluation.
+HOLISTIC_CRITERIA: tuple[str, ...] = (
+    "problem_decomposition",
+    "feedback_integration",
+    "strategy_coherence",
+)
+
+
+@dataclass(frozen=True)
+class GuardrailVerdict:
+    violated: bool
+    violation: Violation | None = None
+    reason: str = ""
+
+    @classmethod
+    def ok(cls) -> "GuardrailVerdict":
+        return cls(violated=False)
+
+
+@dataclass(frozen=True)
+class ProblemContext:
+    """What the tutor and the judge know about the problem being solved.
+
+    `reference_solution` is never put into a prompt; it is here so that output
+    checks (leak detection) can compare against it.
+    """
+
+    problem_id: str
+    title: str
+    statement: str
+    hints: Sequence[str] = ()
+    reference_solution: str = ""
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One completed turn of the conversation: the candidate's message and the reply."""
+
+    turn: int
+    user: str
+    assistant: str
+
+
+@dataclass(frozen=True)
+class RubricScore:
+    criterion: str
+    score: float  # 0..100
+    reason: str
+
+
+@dataclass(frozen=True)
+class TurnJudgement:
+    """The per-turn evaluation (intent + rubric + answer summary) of one turn."""
+
+    intent: Intent
+    score: float  # 0..100, the weighted mean of the rubric scores
+    rubrics: Sequence[RubricScore]
+    final_reasoning: str
+    user_prompt_summary: str
+    llm_answer_summary: str
+    llm_answer_reasoning: str
+
+
+@dataclass(frozen=True)
+class EvaluatedTurn:
+    """What the holistic judge sees of each turn."""
+
+    turn: int
+    user: str
+    assistant_summary: str
+    intent: Intent
+    score: float
+    violated: bool = False
+
+
+@dataclass(frozen=True)
+class HolisticCriterionScore:
+    criterion: str
+    score: float  # 0..100
+    evidence: str  # cites turn numbers, e.g. "turns 2 and 4 ..."
+
+
+@dataclass(frozen=True)
+class HolisticJudgement:
+    score: float  # 0..100, the holistic_flow_score
+    criteria: Sequence[HolisticCriterionScore] = field(default_factory=tuple)
+    summary: str = ""
+
+
+class LLMProvider(Protocol):
+    """An LLM (or a stand-in for one) that can tutor and judge."""
+
+    name: str  # "offline" or "gemini"
+    model: str
+
+    async def check_guardrail(
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+    ) -> GuardrailVerdict:
+        """Is this message a request for the solution, a jailbreak, off-topic or abuse?"""
+        ...
+
+    def stream_tutor_reply(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        message: str,
+        guardrail: GuardrailVerdict,
+    ) -> AsyncIterator[str]:
+        """Yields the Socratic reply piece by piece; an educational refusal when
+        `guardrail.violated`."""
+        ...
+
+    async def evaluate_turn(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        exchange: Exchange,
+        guardrail: GuardrailVerdict,
+    ) -> TurnJudgement:
+        """Classifies the turn's intent and scores the candidate's prompt."""
+        ...
+
+    async def evaluate_holistic(
+        self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]
+    ) -> HolisticJudgement:
+        """Judges the whole conversation as a problem-solving strategy."""
+        ...
+
+    async def aclose(self) -> None: ...
