@@ -62,6 +62,28 @@ class ProblemSpec:
     tests: tuple[TestCase, ...]
     large_input_n: int = 0
 
+    # The fields stored as the `problems.spec` JSON column (tests and the reference
+    # solution are stored apart).
+    SPEC_FIELDS = (
+        "statement", "input_format", "output_format", "time_limit_ms", "memory_limit_mb",
+        "starter_code", "hints", "checker", "large_input_n",
+    )
+
+    def spec_json(self) -> dict[str, Any]:
+        return {name: list(v) if isinstance(v := getattr(self, name), tuple) else v for name in self.SPEC_FIELDS}
+
+    @classmethod
+    def from_stored(
+        cls, problem_id: str, title: str, difficulty: str, spec: dict[str, Any], reference_solution: str,
+        tests: tuple[TestCase, ...],
+    ) -> "ProblemSpec":
+        fields = {name: spec[name] for name in cls.SPEC_FIELDS if name in spec}
+        fields["hints"] = tuple(fields.get("hints", ()))
+        return cls(
+            problem_id=problem_id, title=title, difficulty=difficulty, reference_solution=reference_solution,
+            tests=tests, **fields,
+        )
+
     @property
     def visible_tests(self) -> tuple[TestCase, ...]:
         return tuple(t for t in self.tests if not t.hidden)

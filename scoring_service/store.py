@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
-
 import asyncpg
 
 from scoring_service.bank import ProblemSpec, TestCase, load_problem_bank
@@ -14,22 +12,8 @@ from scoring_service.judge import CheckResult
 from vibe.errors import FailedPrecondition, NotFound
 
 
-def _spec_json(p: ProblemSpec) -> dict:
-    return {
-        "statement": p.statement,
-        "input_format": p.input_format,
-        "output_format": p.output_format,
-        "time_limit_ms": p.time_limit_ms,
-        "memory_limit_mb": p.memory_limit_mb,
-        "starter_code": p.starter_code,
-        "hints": list(p.hints),
-        "checker": p.checker,
-        "large_input_n": p.large_input_n,
-    }
-
-
 def _content_hash(p: ProblemSpec) -> str:
-    h = hashlib.sha256(json.dumps([p.title, p.difficulty, _spec_json(p), p.reference_solution]).encode())
+    h = hashlib.sha256(json.dumps([p.title, p.difficulty, p.spec_json(), p.reference_solution]).encode())
     for t in p.tests:
         h.update(f"{t.test_id}:{t.hidden}:{t.large}:".encode())
         h.update(hashlib.sha256(t.input).digest())
@@ -60,7 +44,7 @@ async def sync_problem_bank(db: asyncpg.Pool, problems: list[ProblemSpec] | None
                     spec = EXCLUDED.spec, reference_solution = EXCLUDED.reference_solution,
                     content_hash = EXCLUDED.content_hash, updated_at = now()
                 """,
-                p.problem_id, p.title, p.difficulty, json.dumps(_spec_json(p), ensure_ascii=False),
+                p.problem_id, p.title, p.difficulty, json.dumps(p.spec_json(), ensure_ascii=False),
                 p.reference_solution, digest,
             )
             await conn.execute("DELETE FROM problem_tests WHERE problem_id = $1", p.problem_id)
@@ -85,22 +69,9 @@ async def load_problems(db: asyncpg.Pool) -> dict[str, ProblemSpec]:
         )
     problems = {}
     for r in await db.fetch("SELECT problem_id, title, difficulty, spec, reference_solution FROM problems ORDER BY problem_id"):
-        spec = json.loads(r["spec"])
-        problems[r["problem_id"]] = ProblemSpec(
-            problem_id=r["problem_id"],
-            title=r["title"],
-            difficulty=r["difficulty"],
-            statement=spec["statement"],
-            input_format=spec["input_format"],
-            output_format=spec["output_format"],
-            time_limit_ms=spec["time_limit_ms"],
-            memory_limit_mb=spec["memory_limit_mb"],
-            starter_code=spec["starter_code"],
-            hints=tuple(spec["hints"]),
-            checker=spec["checker"],
-            large_input_n=spec.get("large_input_n", 0),
-            reference_solution=r["reference_solution"],
-            tests=tuple(tests.get(r["problem_id"], ())),
+        problems[r["problem_id"]] = ProblemSpec.from_stored(
+            r["problem_id"], r["title"], r["difficulty"], json.loads(r["spec"]), r["reference_solution"],
+            tuple(tests.get(r["problem_id"], ())),
         )
     return problems
 

@@ -324,3 +324,41 @@ async def test_report_survives_redis_losing_the_turn_logs(stack: Stack) -> None:
     assert after == before, "PostgreSQL holds the durable copy"
     report = (await candidate.submit(REFERENCE))[-1].report
     assert list(report.turns) == before
+
+
+async def test_candidate_leaving_mid_reply_keeps_the_partial_turn(start_stack: StartStack) -> None:
+    # A slow tutor (2 s spread over the reply) so that the candidate can leave mid-stream.
+    async with start_stack(VIBE_OFFLINE_LATENCY_MS="2000") as stack:
+        candidate = await new_candidate(stack)
+        call = stack.gateway.Chat(
+            gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTIONS[0]), metadata=candidate.auth
+        )
+        seen = ""
+        async for event in call:
+            if event.WhichOneof("event") == "delta":
+                seen += event.delta
+                break
+        call.cancel()
+        db = await stack.db()
+        try:
+            deadline = time.monotonic() + 10
+            while (rows := await db.fetch(
+                "SELECT role, content, interrupted FROM messages WHERE session_id = $1 ORDER BY role", candidate.session_id
+            )) == []:
+                assert time.monotonic() < deadline, "the interrupted turn was never stored"
+                await asyncio.sleep(0.05)
+        finally:
+            await db.close()
+        assistant = rows[0]
+        assert assistant["role"] == "assistant" and assistant["interrupted"]
+        assert assistant["content"].startswith(seen) and seen
+        # The lease is free again and the next chat takes turn 2.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                events = await candidate.chat(QUESTIONS[2])
+                break
+            except grpc.aio.AioRpcError as err:
+                assert err.code() == grpc.StatusCode.ABORTED and time.monotonic() < deadline
+                await asyncio.sleep(0.1)
+        assert events[-1].completed.turn == 2
