@@ -102,6 +102,10 @@ async def wait_serving(addr: str, timeout_s: float) -> None:
             await asyncio.sleep(0.1)
 
 
+async def _all_serving(addrs: StackAddrs, timeout_s: float) -> None:
+    await asyncio.gather(*(wait_serving(getattr(addrs, name), timeout_s) for name in SERVICES))
+
+
 @contextlib.asynccontextmanager
 async def process_stack(
     env: Mapping[str, str], addrs: StackAddrs | None = None, quiet: bool = False, start_timeout_s: float = 60
@@ -121,17 +125,17 @@ async def process_stack(
                 stdout=asyncio.subprocess.DEVNULL if quiet else None,
                 stderr=asyncio.subprocess.DEVNULL if quiet else None,
             )
-        waits = [wait_serving(getattr(addrs, name), start_timeout_s) for name in SERVICES]
+        ready = asyncio.create_task(_all_serving(addrs, start_timeout_s))
         exits = [asyncio.create_task(p.wait()) for p in procs.values()]
-        ready = asyncio.create_task(asyncio.wait_for(asyncio.gather(*waits), start_timeout_s))
         done, _ = await asyncio.wait([ready, *exits], return_when=asyncio.FIRST_COMPLETED)
+        for task in exits:
+            task.cancel()
         if ready not in done:
             ready.cancel()
+            await asyncio.gather(ready, return_exceptions=True)
             dead = [name for name, p in procs.items() if p.returncode is not None]
             raise RuntimeError(f"service(s) exited during start-up: {', '.join(dead)} (see their errors above)")
         ready.result()
-        for task in exits:
-            task.cancel()
         yield addrs
     finally:
         for proc in procs.values():
