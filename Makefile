@@ -7,9 +7,16 @@ PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/vibe/*/v1/*.proto)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup protos demo test up bench clean
+.PHONY: setup system-deps protos demo test up bench clean
 
-setup: $(STAMP) protos
+setup: system-deps $(STAMP) protos
+
+# Debian packages the sandbox uses (bubblewrap); installed when missing and we are
+# root, otherwise the sandbox says it runs with rlimits only.
+system-deps:
+	@command -v bwrap >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null; } \
+	  || echo "note: bubblewrap is not installed; the code sandbox falls back to rlimits + process groups"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
