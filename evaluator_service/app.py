@@ -15,6 +15,7 @@ from vibe.db import connect_pool
 from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe.hot_state import Keys, connect_redis
 from vibe.llm import make_provider
+from vibe.telemetry import TracedLLM
 from vibe.server import Registration, ServiceBundle
 
 SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["Evaluator"].full_name
@@ -23,22 +24,21 @@ SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["Evaluator"].full_name
 @contextlib.asynccontextmanager
 async def evaluator_app(settings: EvaluatorSettings) -> AsyncIterator[ServiceBundle]:
     common = settings.common
-    llm = make_provider(common)
+    llm = TracedLLM(make_provider(common))
     db = await connect_pool(common.database_url, common.db_schema)
     redis = connect_redis(common.redis_url)
     keys = Keys(common.redis_prefix)
     evaluator = Evaluator(
         db, redis, keys, EvaluationStore(db, redis, keys, settings.turn_log_ttl_s), llm, settings.eval_lock_ttl_s
     )
-    workers = [
-        asyncio.create_task(EvaluationWorker(redis, keys, evaluator, i, settings.eval_lock_ttl_s).run())
-        for i in range(settings.workers)
-    ]
+    workers = [EvaluationWorker(redis, keys, evaluator, i, settings.eval_lock_ttl_s) for i in range(settings.workers)]
+    tasks = [asyncio.create_task(worker.run()) for worker in workers]
 
     async def stop_workers() -> None:
-        for task in workers:
+        for worker, task in zip(workers, tasks):
+            worker.stop()
             task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     try:
         yield ServiceBundle(

@@ -11,10 +11,12 @@ from vibe.evaluator.v1 import evaluator_pb2_grpc
 from vibe.scoring.v1 import scoring_pb2_grpc
 from vibe.tutor.v1 import tutor_pb2_grpc
 
-# Transparent retries of unary calls when a backend is briefly unavailable (a restart,
+# Client-side load balancing and transparent retries of unary calls when a backend is briefly unavailable (a restart,
 # a rolling deploy). Streams are not listed: a reply already shown must not restart.
 _RETRY_CONFIG = json.dumps(
     {
+        # Spread calls over every address the name resolves to (scaled replicas).
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [
             {
                 "name": [

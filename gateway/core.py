@@ -39,7 +39,9 @@ from vibe.evaluator.v1 import evaluator_pb2
 from vibe.gateway.v1 import gateway_pb2
 from vibe.hot_state import Keys, Lock
 from vibe.llm.base import GuardrailVerdict
+from vibe.metrics import SUBMIT_DURATION
 from vibe.scoring.v1 import scoring_pb2
+from vibe.telemetry import bind_session, inject_carrier
 from vibe.tutor.v1 import tutor_pb2
 
 log = logging.getLogger(__name__)
@@ -171,6 +173,7 @@ class Gateway:
         interrupted, and evaluated like any other turn.
         """
         self._check_message(message)
+        bind_session(session_id)
         _, problem_id = await self.authorize(session_id, token)
         lock = Lock(self.redis, self.keys.chat_lock(session_id), self.settings.chat_lock_ttl_s)
         if not await lock.try_acquire():
@@ -184,6 +187,7 @@ class Gateway:
             if session.status != "active":
                 raise FailedPrecondition("the session was submitted; chat is closed")
             turn = session.turn_count + 1
+            bind_session(session_id, turn)
             yield TurnStarted(turn)
             parts: list[str] = []
             done: tutor_pb2.ReplyDone | None = None
@@ -232,7 +236,7 @@ class Gateway:
 
     async def _queue_evaluation(self, session_id: str, turn: int) -> None:
         try:
-            await enqueue(self.redis, self.keys, EvalJob(session_id, turn))
+            await enqueue(self.redis, self.keys, EvalJob(session_id, turn, trace_carrier=inject_carrier()))
         except Exception:
             # Not fatal: the submit guard evaluates every turn that has no evaluation.
             log.exception("could not queue a turn evaluation", extra={"session_id": session_id, "turn": turn})
@@ -248,7 +252,9 @@ class Gateway:
             raise InvalidArgument("code is empty; submit the program to grade")
         if len(code.encode()) > self.settings.max_code_bytes:
             raise InvalidArgument(f"code is {len(code.encode())} bytes; the limit is {self.settings.max_code_bytes}")
+        bind_session(session_id)
         await self.authorize(session_id, token)
+        started = time.monotonic()
 
         stored = await self.store.report(session_id)
         if stored is not None:  # idempotent: the same result, never a second grading
@@ -304,6 +310,7 @@ class Gateway:
             report = build_report(session, turns, holistic, code_result, scores, language, code)
             # Stored before it is shown (DESIGN §2, item 7).
             await self.store.save_report(session_id, report_to_json(report))
+            SUBMIT_DURATION.record(time.monotonic() - started)
             log.info("session graded", extra={"session_id": session_id, "grade": scores.grade})
             yield report
         finally:

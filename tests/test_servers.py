@@ -108,3 +108,22 @@ def test_bad_configuration_fails_fast_with_a_readable_message(
     assert result.returncode == 2
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
+
+
+async def test_evaluator_stops_promptly_wherever_the_stop_lands(isolated_env: dict[str, str]) -> None:
+    """Workers block on the queue for up to a second at a time; a stop that lands at any
+    point of that wait (including as the read times out) must still end them."""
+    from evaluator_service.app import evaluator_app
+    from vibe.config import EvaluatorSettings
+
+    settings = EvaluatorSettings.from_env({**isolated_env, "EVALUATOR_WORKERS": "3"})
+
+    async def start_then_stop(after_s: float) -> None:
+        async with evaluator_app(settings) as bundle:
+            server = GrpcServer(bundle)
+            await server.start()
+            await asyncio.sleep(after_s)
+            await server.stop(grace_s=0.1)
+
+    for i in range(24):
+        await asyncio.wait_for(start_then_stop(0.05 + (i * 0.0479) % 1.1), timeout=10)

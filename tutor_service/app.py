@@ -10,6 +10,7 @@ from tutor_service.servicer import TutorServicer
 from vibe.config import TutorSettings
 from vibe.db import connect_pool
 from vibe.llm import make_provider
+from vibe.telemetry import TracedLLM
 from vibe.server import Registration, ServiceBundle
 from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 
@@ -19,7 +20,7 @@ SERVICE_NAME = tutor_pb2.DESCRIPTOR.services_by_name["Tutor"].full_name
 @contextlib.asynccontextmanager
 async def tutor_app(settings: TutorSettings) -> AsyncIterator[ServiceBundle]:
     common = settings.common
-    llm = make_provider(common)
+    llm = TracedLLM(make_provider(common))
     db = await connect_pool(common.database_url, common.db_schema)
     try:
         servicer = TutorServicer(Tutor(db, llm))

@@ -24,6 +24,8 @@ from grpc_reflection.v1alpha import reflection
 
 from vibe.config import ConfigError
 from vibe.logs import setup_logging
+from vibe.metrics import RpcMetricsInterceptor
+from vibe.telemetry import setup_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
 S = TypeVar("S")
@@ -60,7 +62,7 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         # No SO_REUSEPORT: a second instance on the same port must fail, not share
         # the traffic (the prototype's two servers took each other's requests).
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[RpcMetricsInterceptor()])
         self.port = 0
 
     async def start(self) -> int:
@@ -123,9 +125,13 @@ def run(service: str, load_settings: Callable[[], S], app: Callable[[S], Abstrac
     the port is taken, so a supervisor shows why instead of a traceback.
     """
     setup_logging(service, os.environ.get("VIBE_LOG_LEVEL", "info").upper())
+    # Before any server or channel exists: the gRPC instrumentors patch their creation.
+    setup_telemetry(service)
     try:
         settings = load_settings()
         asyncio.run(serve_until_signalled(lambda: app(settings)))
     except (ConfigError, PortUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        shutdown_telemetry()

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.<name>`; each prints medians and ratios measured in the same run."""
