@@ -1,5 +1,9 @@
 # One image for all four services; the compose file picks the module to run.
 FROM python:3.11-slim
+# The code sandbox: bubblewrap, and the compilers/runtimes of the submission languages.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends bubblewrap g++ nodejs util-linux \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY protos ./protos

@@ -46,7 +46,6 @@ from vibe.tutor.v1 import tutor_pb2
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_LANGUAGES = ("python",)
 MAX_ID_CHARS = 200
 TUTOR_REPLY_TIMEOUT_S = 120.0
 CHAT_DRAIN_TIMEOUT_S = 30.0  # how long a submit waits for a reply still streaming
@@ -246,14 +245,16 @@ class Gateway:
     async def submit(self, session_id: str, token: str | None, language: str, code: str) -> AsyncIterator[SubmitEvent]:
         """The submit guard (DESIGN §5). Yields progress, then the stored report."""
         language = language.strip().lower() or "python"
-        if language not in SUPPORTED_LANGUAGES:
-            raise InvalidArgument(f"language {language!r} is not supported; use one of: {', '.join(SUPPORTED_LANGUAGES)}")
         if not code.strip():
             raise InvalidArgument("code is empty; submit the program to grade")
         if len(code.encode()) > self.settings.max_code_bytes:
             raise InvalidArgument(f"code is {len(code.encode())} bytes; the limit is {self.settings.max_code_bytes}")
         bind_session(session_id)
-        await self.authorize(session_id, token)
+        _, problem_id = await self.authorize(session_id, token)
+        # Checked before the session is frozen: a typo must not end the candidate's chat.
+        languages = list((await self.problem(problem_id)).languages)
+        if language not in languages:
+            raise InvalidArgument(f"language {language!r} is not supported; use one of: {', '.join(languages)}")
         started = time.monotonic()
 
         stored = await self.store.report(session_id)

@@ -1,20 +1,23 @@
 """Tiny launcher that runs ONE candidate program under resource limits.
 
-Run as ``python -I _launcher.py <report_fd> <config-json>`` by :mod:`scoring_service.sandbox`
-(which has already put this process in its own session / process group, with an empty
-environment and the run's temp dir as cwd).  It:
+Run as ``python -I -S _launcher.py <report_fd> <control_fd> <config-json>`` by
+:mod:`scoring_service.sandbox` (which has already put this process in its own session, with an
+empty environment and the run's temp dir as cwd, inside bubblewrap when it can).  It:
 
 1. becomes a *child subreaper* (``PR_SET_CHILD_SUBREAPER``) so every orphaned descendant of the
    candidate -- even one that called ``setsid()`` to leave the process group -- is re-parented to
    us and can be killed;
-2. forks; the child applies the rlimits and ``execve``s the candidate with the inherited
-   stdin/stdout/stderr; the child gets its own process group (pgid = its pid) inside the
-   launcher's session, so the candidate and its ordinary children can be killed as one group;
+2. forks; the child applies the rlimits, drops to the unprivileged ``uid`` of the config when the
+   launcher runs as root (so RLIMIT_NPROC applies and the candidate cannot signal us), and
+   ``execve``s the candidate with the inherited stdin/stdout/stderr; the child gets its own
+   process group (pgid = its pid), so the candidate and its ordinary children die as one group;
 3. enforces the wall-clock limit with an interval timer (SIGKILL to the candidate);
 4. ``os.wait4``s the candidate (exact ru_utime + ru_stime and ru_maxrss, which asyncio's child
    watchers throw away), then SIGKILLs and reaps every remaining descendant;
-5. writes ``{"pid": ...}`` right after the fork and one final JSON line with the exit status,
-   signal, CPU/wall time and peak RSS to ``report_fd``.
+5. kills the candidate's group as soon as anything arrives on ``control_fd`` (the parent's
+   "output limit reached"), so even then the exact rusage is reported;
+6. writes one JSON line with the exit status, signal, CPU/wall time and peak RSS to
+   ``report_fd``.
 
 Only the standard library is used, and nothing from this package is imported (the launcher runs
 with ``-I``, so the project is not on ``sys.path``).
@@ -28,6 +31,7 @@ import os
 import resource
 import signal
 import sys
+import threading
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -87,16 +91,37 @@ def _set_limits(cfg: dict) -> None:
     lim(resource.RLIMIT_AS, int(cfg["as_bytes"]))
     lim(resource.RLIMIT_FSIZE, int(cfg["fsize_bytes"]))
     lim(resource.RLIMIT_CORE, 0)
-    # NOTE: RLIMIT_NPROC counts processes of the real uid and is NOT enforced for root
-    # (CAP_SYS_RESOURCE / CAP_SYS_ADMIN); when the service runs as root a fork bomb is only
-    # stopped by the wall-time limit + group kill.  The bubblewrap sandbox will fix this.
+    # RLIMIT_NPROC is ignored for uid 0 (kernel: INIT_USER is exempt), hence the uid drop below.
+    # Under bubblewrap the run has its own user namespace, so the count is per run.
     lim(resource.RLIMIT_NPROC, int(cfg["nproc"]))
 
 
+def _drop_privileges(uid: int | None) -> None:
+    if uid is None or os.geteuid() != 0:
+        return
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def _kill_on_request(control_fd: int, candidate_pid: int) -> None:
+    """Thread: the parent writes to (or closes) the control pipe to stop the candidate early."""
+    try:
+        os.read(control_fd, 1)
+    except OSError:
+        pass
+    try:
+        os.killpg(candidate_pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
 def main() -> int:
-    report_fd = int(sys.argv[1])
-    cfg = json.loads(sys.argv[2])
-    os.set_inheritable(report_fd, False)  # the candidate must not get the report pipe
+    report_fd, control_fd = int(sys.argv[1]), int(sys.argv[2])
+    cfg = json.loads(sys.argv[3])
+    # The candidate must get neither pipe.
+    os.set_inheritable(report_fd, False)
+    os.set_inheritable(control_fd, False)
     report = os.fdopen(report_fd, "w", buffering=1)
     subreaper = _become_subreaper()
 
@@ -109,6 +134,7 @@ def main() -> int:
             os.setpgid(0, 0)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
             _set_limits(cfg)
+            _drop_privileges(cfg.get("uid"))
             os.execve(argv[0], argv, env)
         except BaseException as exc:  # exec failed
             try:
@@ -120,7 +146,7 @@ def main() -> int:
         os.setpgid(pid, pid)  # also here, so the group exists before anyone signals it
     except OSError:
         pass
-    report.write(json.dumps({"pid": pid}) + "\n")
+    threading.Thread(target=_kill_on_request, args=(control_fd, pid), daemon=True).start()
 
     timed_out = False
 

@@ -4,6 +4,7 @@ the judge and its worker bound."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import AsyncIterator
 
 from scoring_service.core import Scoring
@@ -15,6 +16,8 @@ from vibe.db import connect_pool
 from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from vibe.server import Registration, ServiceBundle
 
+log = logging.getLogger(__name__)
+
 SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
 
 
@@ -24,7 +27,9 @@ async def scoring_app(settings: ScoringSettings) -> AsyncIterator[ServiceBundle]
     db = await connect_pool(common.database_url, common.db_schema)
     try:
         await sync_problem_bank(db)
-        scoring = Scoring(settings, db, Judge(max_parallel_runs=settings.max_parallel_runs), await load_problems(db))
+        judge = Judge(max_parallel_runs=settings.max_parallel_runs)
+        log.info("code runs isolated by %s", await judge.sandbox.mode())
+        scoring = Scoring(settings, db, judge, await load_problems(db))
         yield ServiceBundle(
             name="scoring",
             addr=settings.addr,

@@ -1,24 +1,32 @@
 """The problem bank: problems stored as folders under ``scoring_service/problems/<problem_id>/``.
 
-Each folder holds ``problem.json`` (the spec), ``reference.py`` (a correct, efficient solution)
-and ``tests/`` with ``NN.in`` / ``NN.out`` pairs listed in ``tests/tests.json``
-(``[{"id": "01", "hidden": false, "large": false}, ...]``).  An optional ``gen.py`` regenerates
-the tests deterministically.  Entries of ``problems/`` whose name starts with ``_`` or ``.``
-and plain files are ignored.
+Each folder holds ``problem.json`` (the spec, statement in English and Korean), a correct and
+efficient reference solution per language (``reference.py``, ``reference.cpp``,
+``reference.js``), ``scale.py`` (``python scale.py N`` prints an input of size N: the scaling
+inputs of the complexity estimate), ``checker.py`` when the checker is ``custom``, and ``tests/``
+with ``NN.in`` / ``NN.out`` pairs listed in ``tests/tests.json``
+(``[{"id": "01", "hidden": false, "large": false}, ...]``).  ``gen.py`` regenerates the tests
+deterministically.  Entries of ``problems/`` whose name starts with ``_`` or ``.`` and plain
+files are ignored.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from scoring_service.checkers import CHECKERS
+from scoring_service.languages import LANGUAGES, REFERENCE_FILES
 
 DEFAULT_PROBLEMS_DIR = Path(__file__).resolve().parent / "problems"
 
 DIFFICULTIES = ("easy", "medium", "hard")
-CHECKERS = ("tokens",)
+#: Scaling inputs: doubling sizes from large_input_n/128 (where even a quadratic solution
+#: finishes) to large_input_n/2 (the large tests themselves cover the full size).
+SCALING_SHIFTS = range(7, 0, -1)
 MAX_TEST_FILE_BYTES = 2 * 1024 * 1024
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _TEST_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -61,13 +69,25 @@ class ProblemSpec:
     reference_solution: str
     tests: tuple[TestCase, ...]
     large_input_n: int = 0
+    statement_ko: str = ""
+    float_tolerance: float = 1e-6
+    #: language -> reference source (python's is also ``reference_solution``).
+    references: dict[str, str] = field(default_factory=dict)
+    scale_generator: str = ""
+    checker_source: str = ""
 
-    # The fields stored as the `problems.spec` JSON column (tests and the reference
-    # solution are stored apart).
+    # The fields stored as the `problems.spec` JSON column (tests, references, the generator and
+    # the checker are stored apart: never shown to candidates).
     SPEC_FIELDS = (
-        "statement", "input_format", "output_format", "time_limit_ms", "memory_limit_mb",
-        "starter_code", "hints", "checker", "large_input_n",
+        "statement", "statement_ko", "input_format", "output_format", "time_limit_ms", "memory_limit_mb",
+        "starter_code", "hints", "checker", "large_input_n", "float_tolerance",
     )
+
+    @property
+    def scaling_sizes(self) -> tuple[int, ...]:
+        if not self.large_input_n or not self.scale_generator:
+            return ()
+        return tuple(max(2, self.large_input_n >> k) for k in SCALING_SHIFTS)
 
     def spec_json(self) -> dict[str, Any]:
         return {name: list(v) if isinstance(v := getattr(self, name), tuple) else v for name in self.SPEC_FIELDS}
@@ -75,13 +95,14 @@ class ProblemSpec:
     @classmethod
     def from_stored(
         cls, problem_id: str, title: str, difficulty: str, spec: dict[str, Any], reference_solution: str,
-        tests: tuple[TestCase, ...],
+        tests: tuple[TestCase, ...], references: dict[str, str], scale_generator: str, checker_source: str,
     ) -> "ProblemSpec":
         fields = {name: spec[name] for name in cls.SPEC_FIELDS if name in spec}
         fields["hints"] = tuple(fields.get("hints", ()))
         return cls(
             problem_id=problem_id, title=title, difficulty=difficulty, reference_solution=reference_solution,
-            tests=tests, **fields,
+            tests=tests, references=references, scale_generator=scale_generator, checker_source=checker_source,
+            **fields,
         )
 
     @property
@@ -101,6 +122,7 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "title": str,
     "difficulty": str,
     "statement": str,
+    "statement_ko": str,
     "input_format": str,
     "output_format": str,
     "time_limit_ms": int,
@@ -141,6 +163,16 @@ def _check_python(path: Path, source: str, what: str) -> None:
         raise _fail(path, f"{what} is not valid Python: {exc}") from None
 
 
+def _read_source(path: Path, what: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(path, "file is missing") from None
+    if not text.strip():
+        raise _fail(path, f"the {what} is empty")
+    return text
+
+
 def load_problem(folder: Path) -> ProblemSpec:
     """Load and validate one problem folder."""
     pj = folder / "problem.json"
@@ -175,15 +207,14 @@ def load_problem(folder: Path) -> ProblemSpec:
     if not isinstance(large_n, int) or isinstance(large_n, bool) or large_n < 0:
         raise _fail(pj, "large_input_n must be a non-negative integer")
     _check_python(pj, spec["starter_code"], "starter_code")
+    tolerance = spec.get("float_tolerance", 1e-6)
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not 0 < tolerance < 1:
+        raise _fail(pj, "float_tolerance must be a number between 0 and 1")
 
-    ref_path = folder / "reference.py"
-    try:
-        reference = ref_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise _fail(ref_path, "file is missing") from None
-    if not reference.strip():
-        raise _fail(ref_path, "reference solution is empty")
-    _check_python(ref_path, reference, "the reference solution")
+    references = {lang: _read_source(folder / REFERENCE_FILES[lang], "reference solution") for lang in LANGUAGES}
+    _check_python(folder / "reference.py", references["python"], "the reference solution")
+    scale_generator = _read_source(folder / "scale.py", "scaling generator") if large_n else ""
+    checker_source = _read_source(folder / "checker.py", "checker") if spec["checker"] == "custom" else ""
 
     tdir = folder / "tests"
     tj = tdir / "tests.json"
@@ -234,9 +265,14 @@ def load_problem(folder: Path) -> ProblemSpec:
         starter_code=spec["starter_code"],
         hints=tuple(hints),
         checker=spec["checker"],
-        reference_solution=reference,
+        reference_solution=references["python"],
         tests=tuple(tests),
         large_input_n=large_n,
+        statement_ko=spec["statement_ko"],
+        float_tolerance=float(tolerance),
+        references=references,
+        scale_generator=scale_generator,
+        checker_source=checker_source,
     )
 
 

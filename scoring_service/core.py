@@ -1,5 +1,5 @@
 """The scoring service's decisions: which problem, whether the code may run, the
-verdicts (delegated to the judge), and the final grade."""
+verdicts (delegated to the judge), the integrity check, and the final grade."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import asyncpg
 from scoring_service import store
 from scoring_service.bank import ProblemSpec
 from scoring_service.grading import final_scores
-from scoring_service.judge import CheckResult, Judge, UnsupportedLanguage
+from scoring_service.integrity import code_blocks, compare
+from scoring_service.judge import CheckResult, Judge, with_integrity
+from scoring_service.languages import UnsupportedLanguage
+from scoring_service.programs import MAX_SOURCE_BYTES
 from vibe.config import ScoringSettings
 from vibe.errors import InvalidArgument, NotFound
-
-MAX_CODE_BYTES = 256 * 1024
 
 
 class Scoring:
@@ -35,13 +36,16 @@ class Scoring:
         problem = self.problem(problem_id)
         if not code.strip():
             raise InvalidArgument("code is empty")
-        if len(code.encode()) > MAX_CODE_BYTES:
-            raise InvalidArgument(f"code is {len(code.encode())} bytes; the limit is {MAX_CODE_BYTES}")
+        if len(code.encode()) > MAX_SOURCE_BYTES:
+            raise InvalidArgument(f"code is {len(code.encode())} bytes; the limit is {MAX_SOURCE_BYTES}")
         try:
             result = await self.judge.check(problem, language.strip().lower() or "python", code)
         except UnsupportedLanguage as exc:
             raise InvalidArgument(str(exc)) from None
         if session_id:
+            replies = await store.tutor_replies(self.db, session_id)
+            shown = [block for turn, text in replies for block in code_blocks(turn, text)]
+            result = with_integrity(result, compare(code, shown, problem.starter_code))
             await store.save_test_results(self.db, session_id, result)
         return result
 

@@ -6,11 +6,11 @@ import grpc
 
 from scoring_service.bank import ProblemSpec
 from scoring_service.core import Scoring
-from scoring_service.judge import CheckResult
+from scoring_service.integrity import IntegrityReport
+from scoring_service.judge import CheckResult, Complexity, Verdict
+from scoring_service.languages import LANGUAGES
 from vibe.errors import grpc_errors
 from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
-
-LANGUAGES = ["python"]
 
 
 def problem_to_pb(p: ProblemSpec) -> scoring_pb2.Problem:
@@ -19,6 +19,8 @@ def problem_to_pb(p: ProblemSpec) -> scoring_pb2.Problem:
         problem_id=p.problem_id,
         title=p.title,
         statement=p.statement,
+        statement_ko=p.statement_ko,
+        hints=list(p.hints),
         input_format=p.input_format,
         output_format=p.output_format,
         examples=[
@@ -28,8 +30,45 @@ def problem_to_pb(p: ProblemSpec) -> scoring_pb2.Problem:
         time_limit_ms=p.time_limit_ms,
         memory_limit_mb=p.memory_limit_mb,
         starter_code=p.starter_code,
-        languages=LANGUAGES,
+        languages=list(LANGUAGES),
         difficulty=p.difficulty,
+    )
+
+
+def _verdict(v: Verdict) -> int:
+    return scoring_pb2.Verdict.Value("VERDICT_" + str(v).upper())
+
+
+def complexity_to_pb(c: Complexity | None) -> scoring_pb2.ComplexityEstimate | None:
+    if c is None:
+        return None
+    return scoring_pb2.ComplexityEstimate(
+        estimated_class=c.estimated_class,
+        exponent=c.exponent or 0.0,
+        has_exponent=c.exponent is not None,
+        reference_class=c.reference_class,
+        reference_exponent=c.reference_exponent or 0.0,
+        points=[
+            scoring_pb2.ScalingPoint(n=p.n, verdict=_verdict(p.verdict), cpu_ms=p.cpu_ms, reference_cpu_ms=p.reference_cpu_ms)
+            for p in c.points
+        ],
+        sizes=c.sizes,
+        credit=c.credit,
+    )
+
+
+def integrity_to_pb(i: IntegrityReport) -> scoring_pb2.Integrity:
+    return scoring_pb2.Integrity(
+        checked=i.checked,
+        score=i.score,
+        flagged=i.flagged,
+        method=i.method,
+        fragments=[
+            scoring_pb2.MatchingFragment(
+                turn=f.turn, submitted_first_line=f.submitted_first_line, submitted=f.submitted, shown=f.shown
+            )
+            for f in i.fragments
+        ],
     )
 
 
@@ -37,16 +76,16 @@ def check_result_to_pb(r: CheckResult) -> scoring_pb2.CheckCodeResponse:
     return scoring_pb2.CheckCodeResponse(
         problem_id=r.problem_id,
         language=r.language,
-        verdict=scoring_pb2.Verdict.Value("VERDICT_" + str(r.verdict).upper()),
+        verdict=_verdict(r.verdict),
         tests=[
             scoring_pb2.TestResult(
                 test_id=t.test_id,
                 hidden=t.hidden,
-                verdict=scoring_pb2.Verdict.Value("VERDICT_" + str(t.verdict).upper()),
+                verdict=_verdict(t.verdict),
                 cpu_ms=t.cpu_ms,
                 wall_ms=t.wall_ms,
                 peak_memory_kb=t.peak_memory_kb,
-                exit_code=t.exit_code or 0,
+                exit_code=t.exit_code if t.exit_code is not None else -(t.signal or 0),
                 detail=t.detail,
                 reference_cpu_ms=t.reference_cpu_ms or 0.0,
             )
@@ -59,6 +98,11 @@ def check_result_to_pb(r: CheckResult) -> scoring_pb2.CheckCodeResponse:
         compile_output=r.compile_output,
         performance_rule=r.performance_rule,
         isolation=r.isolation,
+        isolation_mode=r.isolation_mode,
+        time_limit_ms=r.time_limit_ms,
+        time_score=r.time_score,
+        complexity=complexity_to_pb(r.complexity),
+        integrity=integrity_to_pb(r.integrity),
     )
 
 

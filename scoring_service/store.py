@@ -3,8 +3,10 @@ final scores."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+
 import asyncpg
 
 from scoring_service.bank import ProblemSpec, TestCase, load_problem_bank
@@ -13,7 +15,12 @@ from vibe.errors import FailedPrecondition, NotFound
 
 
 def _content_hash(p: ProblemSpec) -> str:
-    h = hashlib.sha256(json.dumps([p.title, p.difficulty, p.spec_json(), p.reference_solution]).encode())
+    h = hashlib.sha256(
+        json.dumps(
+            [p.title, p.difficulty, p.spec_json(), p.reference_solution, p.references, p.scale_generator, p.checker_source],
+            sort_keys=True,
+        ).encode()
+    )
     for t in p.tests:
         h.update(f"{t.test_id}:{t.hidden}:{t.large}:".encode())
         h.update(hashlib.sha256(t.input).digest())
@@ -38,14 +45,17 @@ async def sync_problem_bank(db: asyncpg.Pool, problems: list[ProblemSpec] | None
                 continue
             await conn.execute(
                 """
-                INSERT INTO problems (problem_id, title, difficulty, spec, reference_solution, content_hash)
-                VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+                INSERT INTO problems (problem_id, title, difficulty, spec, reference_solution, content_hash,
+                    reference_solutions, scale_generator, checker_source)
+                VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9)
                 ON CONFLICT (problem_id) DO UPDATE SET title = EXCLUDED.title, difficulty = EXCLUDED.difficulty,
                     spec = EXCLUDED.spec, reference_solution = EXCLUDED.reference_solution,
-                    content_hash = EXCLUDED.content_hash, updated_at = now()
+                    content_hash = EXCLUDED.content_hash, reference_solutions = EXCLUDED.reference_solutions,
+                    scale_generator = EXCLUDED.scale_generator, checker_source = EXCLUDED.checker_source,
+                    updated_at = now()
                 """,
                 p.problem_id, p.title, p.difficulty, json.dumps(p.spec_json(), ensure_ascii=False),
-                p.reference_solution, digest,
+                p.reference_solution, digest, json.dumps(p.references), p.scale_generator, p.checker_source,
             )
             await conn.execute("DELETE FROM problem_tests WHERE problem_id = $1", p.problem_id)
             await conn.executemany(
@@ -68,10 +78,14 @@ async def load_problems(db: asyncpg.Pool) -> dict[str, ProblemSpec]:
             TestCase(r["test_id"], r["hidden"], bytes(r["input"]), bytes(r["expected"]), large=r["large"])
         )
     problems = {}
-    for r in await db.fetch("SELECT problem_id, title, difficulty, spec, reference_solution FROM problems ORDER BY problem_id"):
+    for r in await db.fetch(
+        "SELECT problem_id, title, difficulty, spec, reference_solution, reference_solutions, scale_generator,"
+        " checker_source FROM problems ORDER BY problem_id"
+    ):
         problems[r["problem_id"]] = ProblemSpec.from_stored(
             r["problem_id"], r["title"], r["difficulty"], json.loads(r["spec"]), r["reference_solution"],
-            tuple(tests.get(r["problem_id"], ())),
+            tuple(tests.get(r["problem_id"], ())), json.loads(r["reference_solutions"]), r["scale_generator"],
+            r["checker_source"],
         )
     return problems
 
@@ -89,6 +103,26 @@ async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResu
                 for t in result.tests
             ],
         )
+        await conn.execute(
+            """
+            INSERT INTO code_checks (session_id, language, isolation, time_limit_ms, complexity, integrity)
+            VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
+            ON CONFLICT (session_id) DO UPDATE SET language = EXCLUDED.language, isolation = EXCLUDED.isolation,
+                time_limit_ms = EXCLUDED.time_limit_ms, complexity = EXCLUDED.complexity,
+                integrity = EXCLUDED.integrity, created_at = now()
+            """,
+            session_id, result.language, result.isolation_mode, result.time_limit_ms,
+            json.dumps(dataclasses.asdict(result.complexity) if result.complexity else None),
+            json.dumps(dataclasses.asdict(result.integrity)),
+        )
+
+
+async def tutor_replies(db: asyncpg.Pool, session_id: str) -> list[tuple[int, str]]:
+    """(turn, content) of every tutor reply of the session (the gateway's `messages` table)."""
+    rows = await db.fetch(
+        "SELECT turn, content FROM messages WHERE session_id = $1 AND role = 'assistant' ORDER BY turn", session_id
+    )
+    return [(r["turn"], r["content"]) for r in rows]
 
 
 async def save_final_scores(db: asyncpg.Pool, session_id: str, scores: dict) -> None:

@@ -1,28 +1,32 @@
-"""Tests of the problem bank and the judge (no database, no gRPC)."""
+"""Tests of the problem bank, the checkers, the complexity fit and the judge (no database, no gRPC)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from scoring_service import judge as judge_mod
 from scoring_service.bank import DEFAULT_PROBLEMS_DIR, ProblemBankError, load_problem_bank
-from scoring_service.judge import (
-    PERFORMANCE_RULE,
-    Judge,
-    UnsupportedLanguage,
-    Verdict,
-    compare_tokens,
-)
-from scoring_service.sandbox import ISOLATION_DESCRIPTION
+from scoring_service.checkers import compare_exact, compare_floats, compare_tokens
+from scoring_service.complexity import fit
+from scoring_service.judge import PERFORMANCE_RULE, Judge, Verdict
+from scoring_service.languages import LANGUAGES, UnsupportedLanguage
 
 PROBLEMS = {p.problem_id: p for p in load_problem_bank()}
 
-TWO_SUM_QUADRATIC = """\
+# For every problem: a wrong answer, a solution of the wrong complexity, and a crash.
+WRONG = {
+    "two-sum": "print(0, 1)\n",
+    "count-inversions": "import sys\nd = sys.stdin.read().split()\nprint(int(d[0]) - 1)\n",
+    "longest-unique-subarray": "import sys\nd = sys.stdin.read().split()\nprint(int(d[0]) // 2)\n",
+    "valid-parentheses": "import sys\nd = sys.stdin.read().split()\nprint('\\n'.join('true' for _ in d[1:]))\n",
+    "max-average-subarray": "import sys\nd = list(map(int, sys.stdin.read().split()))\nprint(max(d[2:]))\n",
+    "topological-order": "import sys\nn = int(sys.stdin.read().split()[0])\nprint(*range(1, n + 1))\n",
+}
+SLOW = {
+    "two-sum": """\
 import sys
 d = sys.stdin.read().split()
 n = int(d[0]); a = list(map(int, d[1:1 + n])); t = int(d[1 + n])
@@ -31,26 +35,74 @@ for i in range(n):
         if a[i] + a[j] == t:
             print(i, j)
             sys.exit()
-"""
-TWO_SUM_WRONG = "print(0, 1)\n"
-TWO_SUM_CRASH = "import sys\nsys.stdin.read()\nraise ValueError('boom-marker 42')\n"
+""",
+    "count-inversions": """\
+import sys
+d = sys.stdin.read().split()
+n = int(d[0]); a = list(map(int, d[1:1 + n]))
+print(sum(1 for i in range(n) for j in range(i + 1, n) if a[i] > a[j]))
+""",
+    "longest-unique-subarray": """\
+import sys
+d = sys.stdin.read().split()
+n = int(d[0]); a = d[1:1 + n]; best = 0
+for i in range(n):
+    seen = set()
+    for j in range(i, n):
+        if a[j] in seen:
+            break
+        seen.add(a[j])
+    best = max(best, len(seen))
+print(best)
+""",
+    "valid-parentheses": """\
+import sys
+d = sys.stdin.read().split()
+for s in d[1:]:
+    while '()' in s or '[]' in s or '{}' in s:
+        s = s.replace('()', '', 1).replace('[]', '', 1).replace('{}', '', 1)
+    print('true' if not s else 'false')
+""",
+    "max-average-subarray": """\
+import sys
+d = list(map(int, sys.stdin.read().split()))
+n, k, a = d[0], d[1], d[2:]
+print(f"{max(sum(a[i:i + k]) for i in range(n - k + 1)) / k:.6f}")
+""",
+    "topological-order": """\
+import sys
+d = list(map(int, sys.stdin.read().split()))
+n, m = d[0], d[1]
+indeg = [0] * (n + 1); out = [[] for _ in range(n + 1)]
+for e in range(m):
+    u, v = d[2 + 2 * e], d[3 + 2 * e]; out[u].append(v); indeg[v] += 1
+done = [False] * (n + 1); order = []
+for _ in range(n):
+    u = next(v for v in range(1, n + 1) if not done[v] and indeg[v] == 0)
+    done[u] = True; order.append(u)
+    for v in out[u]:
+        indeg[v] -= 1
+print(*order)
+""",
+}
+CRASH = "import sys\nsys.stdin.read()\nraise ValueError('boom-marker 42')\n"
 
 
 # ----------------------------------------------------------------------------- bank
 
 
 def test_bank_loads_and_is_well_formed():
-    assert len(PROBLEMS) >= 3
+    assert len(PROBLEMS) >= 6
+    assert {p.checker for p in PROBLEMS.values()} >= {"tokens", "float", "custom"}
     for p in PROBLEMS.values():
-        assert 2 <= len(p.visible_tests) <= 3
-        assert len(p.hidden_tests) >= 4
+        assert 2 <= len(p.visible_tests) <= 3 and len(p.hidden_tests) >= 4
         assert any(t.large for t in p.hidden_tests)
         assert len(p.hints) == 4
-        assert p.checker == "tokens"
-        assert p.large_input_n >= 10**5
+        assert p.statement_ko.strip() and p.statement_ko != p.statement
+        assert set(p.references) == set(LANGUAGES)
+        assert p.scale_generator and len(p.scaling_sizes) >= 5
+        assert (p.checker == "custom") == bool(p.checker_source)
         assert "TODO" in p.starter_code
-        for t in p.tests:
-            assert len(t.input) < 2 * 1024 * 1024 and t.expected.strip()
 
 
 def test_bank_reports_path_and_problem(tmp_path: Path):
@@ -58,138 +110,148 @@ def test_bank_reports_path_and_problem(tmp_path: Path):
     load_problem_bank(tmp_path)  # a valid copy loads
     pj = tmp_path / "two-sum" / "problem.json"
     spec = json.loads(pj.read_text())
-    del spec["hints"]
+    del spec["statement_ko"]
     pj.write_text(json.dumps(spec))
-    with pytest.raises(ProblemBankError, match=r"problem\.json.*hints"):
+    with pytest.raises(ProblemBankError, match=r"problem\.json.*statement_ko"):
         load_problem_bank(tmp_path)
-    spec["hints"] = ["a"]
+    spec["statement_ko"] = "한국어"
     pj.write_text(json.dumps(spec))
-    (tmp_path / "two-sum" / "tests" / "03.out").unlink()
-    with pytest.raises(ProblemBankError, match=r"03\.out: file is missing"):
+    (tmp_path / "two-sum" / "reference.cpp").unlink()
+    with pytest.raises(ProblemBankError, match=r"reference\.cpp: file is missing"):
         load_problem_bank(tmp_path)
 
 
-def test_compare_tokens():
+# ----------------------------------------------------------------------------- checkers, fit
+
+
+def test_checkers():
     assert compare_tokens(b"3 5\n", b"  3\n5  ") is None
     assert compare_tokens(b"3 5", b"3 4") == "expected `3 5`, got `3 4`"
-    assert "got no output" in compare_tokens(b"1", b"")
     long = b" ".join(str(i).encode() for i in range(1000))
-    detail = compare_tokens(long, long.replace(b" 500 ", b" 501 "))
-    assert detail.startswith("token 501") and len(detail) <= 120
-    assert "ended after" in compare_tokens(long, long[:20])
+    assert compare_tokens(long, long.replace(b" 500 ", b" 501 ")).startswith("token 501")
+    assert compare_floats(b"12.750000", b"12.7500004") is None
+    assert compare_floats(b"1.666667", b"1.6666666667") is None
+    assert compare_floats(b"12.75", b"12.76") is not None
+    assert compare_floats(b"1.0", b"nan") is not None
+    assert compare_exact(b"a b\nc\n", b"a b  \nc\n\n") is None
+    assert compare_exact(b"a b\n", b"a  b\n").startswith("line 1")
+
+
+def test_complexity_fit_recognises_classes():
+    sizes = [1000 * 2**k for k in range(8)]
+    assert fit([(n, 20 + n * 1e-3) for n in sizes], 20).label == "O(n)"
+    assert fit([(n, 20 + n * n * 1e-6) for n in sizes], 20).label == "O(n^2)"
+    import math
+    nlogn = fit([(n, 20 + n * math.log(n) * 1e-3) for n in sizes], 20)
+    assert nlogn.label == "O(n log n)" and 1.0 < nlogn.exponent < 1.2
+    assert fit([(n, 20.5) for n in sizes], 20).label.startswith("O(1)")
+    assert fit([(1000, 900.0)], 20).exponent is None
 
 
 # ----------------------------------------------------------------------------- judge
 
 
+@pytest.fixture
+def judge() -> Judge:
+    # One per test: its semaphore and locks belong to the test's event loop.  Reference
+    # measurements are shared process-wide anyway.
+    return Judge(max_parallel_runs=2)
+
+
 @pytest.mark.parametrize("problem_id", sorted(PROBLEMS))
-async def test_reference_is_accepted_with_high_performance(problem_id):
+async def test_correct_slow_wrong_and_crashing_solutions_are_ordered(judge: Judge, problem_id: str):
     problem = PROBLEMS[problem_id]
-    judge = Judge(max_parallel_runs=2)
-    result = await judge.check(problem, "python", problem.reference_solution)
+    correct = await judge.check(problem, "python", problem.reference_solution)
+    slow = await judge.check(problem, "python", SLOW[problem_id])
+    wrong = await judge.check(problem, "python", WRONG[problem_id])
+    crash = await judge.check(problem, "python", CRASH)
+
+    assert correct.verdict == Verdict.ACCEPTED, [(t.test_id, t.verdict, t.detail) for t in correct.tests]
+    assert correct.correctness_score == 100 and correct.performance_score >= 80, (correct.time_score, correct.complexity)
+    assert correct.performance_rule == PERFORMANCE_RULE and correct.time_limit_ms >= 1000
+    assert correct.complexity.credit == 100
+
+    assert slow.verdict == Verdict.TIME_LIMIT_EXCEEDED
+    large = {t.test_id for t in problem.tests if t.large}
+    assert any(t.verdict == Verdict.TIME_LIMIT_EXCEEDED for t in slow.tests if t.test_id in large)
+    assert all(t.verdict == Verdict.ACCEPTED for t in slow.tests if not t.hidden)
+    assert slow.complexity.credit < 50 and slow.complexity.points[-1].verdict == Verdict.TIME_LIMIT_EXCEEDED
+
+    assert wrong.verdict == Verdict.WRONG_ANSWER
+    assert crash.verdict == Verdict.RUNTIME_ERROR and crash.performance_score == 0
+
+    assert correct.performance_score > slow.performance_score + 20
+    assert slow.performance_score > wrong.performance_score >= crash.performance_score
+    assert correct.correctness_score > slow.correctness_score > wrong.correctness_score >= crash.correctness_score
+
+
+@pytest.mark.parametrize("lang", ["cpp", "javascript"])
+@pytest.mark.parametrize("problem_id", ["two-sum", "topological-order", "max-average-subarray"])
+async def test_references_in_other_languages_are_accepted(judge: Judge, lang: str, problem_id: str):
+    problem = PROBLEMS[problem_id]
+    result = await judge.check(problem, lang, problem.references[lang])
     assert result.verdict == Verdict.ACCEPTED, [(t.test_id, t.verdict, t.detail) for t in result.tests]
-    assert result.passed == result.total == len(problem.tests)
-    assert result.correctness_score == 100.0
-    assert result.performance_score >= 80, result.tests
-    assert result.compile_output == ""
-    assert result.isolation == ISOLATION_DESCRIPTION
-    assert result.performance_rule == PERFORMANCE_RULE
-    for t in result.tests:
-        assert t.reference_cpu_ms is not None and t.peak_memory_kb > 0 and t.exit_code == 0
-    ref = await judge.reference_times(problem)
-    for t in problem.tests:
-        if t.large:
-            assert ref[t.test_id] < 1000, (t.test_id, ref[t.test_id])
+    assert result.language == lang and result.performance_score >= 80
 
 
-async def test_quadratic_solution_times_out_on_large_tests():
+async def test_quadratic_cpp_is_held_to_cpp_speed(judge: Judge):
     problem = PROBLEMS["two-sum"]
-    judge = Judge(max_parallel_runs=2)
-    quad, ref = await asyncio.gather(
-        judge.check(problem, "python", TWO_SUM_QUADRATIC),
-        judge.check(problem, "python", problem.reference_solution),
-    )
-    by_id = {t.test_id: t for t in quad.tests}
-    for t in problem.tests:
-        if t.large:
-            assert by_id[t.test_id].verdict == Verdict.TIME_LIMIT_EXCEEDED
-            assert "hidden test" in by_id[t.test_id].detail
-        elif not t.hidden:
-            assert by_id[t.test_id].verdict == Verdict.ACCEPTED
-    assert quad.verdict == Verdict.TIME_LIMIT_EXCEEDED
-    assert 0 < quad.correctness_score < 100
-    assert quad.performance_score < 60
-    assert quad.performance_score < ref.performance_score - 30
+    quad = """#include <cstdio>
+#include <vector>
+int main(){int n;scanf("%d",&n);std::vector<long long>a(n);for(auto&x:a)scanf("%lld",&x);long long t;scanf("%lld",&t);
+for(int i=0;i<n;i++)for(int j=i+1;j<n;j++)if(a[i]+a[j]==t){printf("%d %d\\n",i,j);return 0;}}
+"""
+    result = await judge.check(problem, "c++", quad)
+    ref = await judge.check(problem, "cpp", problem.references["cpp"])
+    assert result.language == "cpp"
+    assert result.performance_score < ref.performance_score - 20, (result.time_score, result.complexity)
 
 
-async def test_wrong_answer_and_hidden_details():
+async def test_hidden_tests_reveal_no_data(judge: Judge):
     problem = PROBLEMS["two-sum"]
-    result = await Judge(2).check(problem, "python", TWO_SUM_WRONG)
-    assert result.verdict == Verdict.WRONG_ANSWER
-    assert result.correctness_score < 100
-    assert result.performance_score < 50
-    by_id = {t.test_id: t for t in result.tests}
-    assert by_id["01"].verdict == Verdict.ACCEPTED  # the answer of example 1 is "0 1"
-    assert by_id["02"].verdict == Verdict.WRONG_ANSWER
-    assert by_id["02"].detail == "expected `1 2`, got `0 1`"
-    expected = {t.test_id: t.expected.decode().strip() for t in problem.tests}
-    for t in result.tests:
+    wrong = await judge.check(problem, "python", WRONG["two-sum"])
+    by_id = {t.test_id: t for t in wrong.tests}
+    assert by_id["01"].verdict == Verdict.ACCEPTED and by_id["02"].detail == "expected `1 2`, got `0 1`"
+    for t in wrong.tests:
         if t.hidden and t.verdict != Verdict.ACCEPTED:
             assert t.detail == "hidden test: wrong answer"
-            assert expected[t.test_id] not in t.detail
-
-
-async def test_syntax_error_is_compile_error_everywhere():
-    problem = PROBLEMS["two-sum"]
-    result = await Judge(2).check(problem, "python", "def f(:\n    pass\n")
-    assert result.verdict == Verdict.COMPILE_ERROR
-    assert all(t.verdict == Verdict.COMPILE_ERROR for t in result.tests)
-    assert "SyntaxError" in result.compile_output
-    assert result.correctness_score == 0 and result.performance_score == 0
-
-
-async def test_crash_is_runtime_error_with_last_line_on_visible_tests_only():
-    problem = PROBLEMS["two-sum"]
-    result = await Judge(2).check(problem, "python", TWO_SUM_CRASH)
-    assert result.verdict == Verdict.RUNTIME_ERROR
-    assert result.correctness_score == 0 and result.performance_score == 0
-    for t in result.tests:
-        assert t.verdict == Verdict.RUNTIME_ERROR
+    crash = await judge.check(problem, "python", CRASH)
+    for t in crash.tests:
         assert t.exit_code == 1
         if t.hidden:
-            assert "boom-marker" not in t.detail
+            assert t.detail == "hidden test: runtime error (exit code 1)"
         else:
-            assert t.detail == "ValueError: boom-marker 42"
+            assert t.detail == "exit code 1: ValueError: boom-marker 42"
 
 
-async def test_memory_hog_is_memory_limit_exceeded():
+async def test_compile_errors_in_every_language(judge: Judge):
+    problem = PROBLEMS["two-sum"]
+    for lang, bad in [("python", "def f(:\n"), ("cpp", "int main() { return }\n"), ("javascript", "let = ;\n")]:
+        result = await judge.check(problem, lang, bad)
+        assert result.verdict == Verdict.COMPILE_ERROR and result.compile_output
+        assert all(t.verdict == Verdict.COMPILE_ERROR for t in result.tests)
+        assert result.correctness_score == 0 and result.performance_score == 0
+
+
+async def test_memory_limit_and_signal_are_reported(judge: Judge):
     problem = PROBLEMS["valid-parentheses"]
-    result = await Judge(2).check(problem, "python", "x = [0] * (10 ** 9)\n")
-    assert result.verdict == Verdict.MEMORY_LIMIT_EXCEEDED
+    result = await judge.check(problem, "python", "x = [0] * (10 ** 9)\n")
     assert all(t.verdict == Verdict.MEMORY_LIMIT_EXCEEDED for t in result.tests)
+    result = await judge.check(problem, "cpp", "#include <vector>\nint main(){ std::vector<int> v(1L << 34); return v[3]; }\n")
+    assert all(t.verdict == Verdict.MEMORY_LIMIT_EXCEEDED for t in result.tests)
+    result = await judge.check(problem, "cpp", "int main(){ volatile int* p = nullptr; return *p; }\n")
+    assert result.verdict == Verdict.RUNTIME_ERROR
+    assert all(t.signal == 11 and "SIGSEGV" in t.detail for t in result.tests)
 
 
-async def test_unsupported_language_raises():
-    with pytest.raises(UnsupportedLanguage, match="python") as info:
-        await Judge(2).check(PROBLEMS["two-sum"], "cobol", "DISPLAY 'HI'.")
-    assert isinstance(info.value, ValueError)
+async def test_unsupported_language_raises(judge: Judge):
+    with pytest.raises(UnsupportedLanguage, match="python, cpp, javascript"):
+        await judge.check(PROBLEMS["two-sum"], "cobol", "DISPLAY 'HI'.")
 
 
-async def test_reference_times_are_measured_once(monkeypatch):
+async def test_reference_is_measured_once_per_language(judge: Judge):
     problem = PROBLEMS["valid-parentheses"]
-    judge = Judge(max_parallel_runs=2)
-    calls = 0
-    real_run = judge._run
-
-    async def counting_run(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        return await real_run(*args, **kwargs)
-
-    monkeypatch.setattr(judge, "_run", counting_run)
-    a, b = await asyncio.gather(judge.reference_times(problem), judge.reference_times(problem))
-    assert a == b and set(a) == {t.test_id for t in problem.tests}
-    n_large = sum(t.large for t in problem.tests)
-    assert calls == len(problem.tests) + (judge_mod.REFERENCE_RUNS_LARGE - 1) * n_large
-    await judge.reference_times(problem)
-    assert calls == len(problem.tests) + (judge_mod.REFERENCE_RUNS_LARGE - 1) * n_large
+    a = await judge.profile(problem, LANGUAGES["python"])
+    b = await judge.profile(problem, LANGUAGES["python"])
+    assert a is b and set(a.test_cpu_ms) == {t.test_id for t in problem.tests}
+    assert [c.n for c in a.scaling] == list(problem.scaling_sizes)

@@ -362,3 +362,13 @@ async def test_candidate_leaving_mid_reply_keeps_the_partial_turn(start_stack: S
                 assert err.code() == grpc.StatusCode.ABORTED and time.monotonic() < deadline
                 await asyncio.sleep(0.1)
         assert events[-1].completed.turn == 2
+
+
+@pytest.mark.parametrize(("language", "source"), [("cpp", "reference.cpp"), ("javascript", "reference.js")])
+async def test_submissions_in_other_languages_are_graded(stack: Stack, language: str, source: str) -> None:
+    candidate = await new_candidate(stack)
+    assert language in candidate.session.problem.languages
+    await candidate.chat(QUESTIONS[0])
+    report = (await candidate.submit((PROBLEMS / "two-sum" / source).read_text(), language=language))[-1].report
+    assert report.language == language
+    assert report.code.verdict == scoring_pb2.VERDICT_ACCEPTED and report.code.correctness_score == 100
