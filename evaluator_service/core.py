@@ -17,6 +17,9 @@ from vibe.convert import guardrail_from_columns
 from vibe.errors import DeadlineExceeded, FailedPrecondition
 from vibe.hot_state import Keys, Lock
 from vibe.llm.base import CRITERIA, EvaluatedTurn, Intent, LLMProvider, ProblemContext, RubricScore
+from vibe.llm.deadline import deadline_scope
+from vibe.llm.usage import metered
+from vibe.llm.usage_store import PHASE_BACKGROUND, PHASE_SUBMIT, save_calls, session_usage, tally
 from vibe.records import load_exchanges, load_problem_context, load_turn, session_problem_id
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,9 @@ log = logging.getLogger(__name__)
 SOURCE_BACKGROUND = "background"
 SOURCE_SUBMIT_GUARD = "submit_guard"
 _WAIT_POLL_S = 0.05
+# LLM calls end this long before the caller's deadline: time to fall back and store.
+_LLM_DEADLINE_MARGIN_S = 0.5
+_PHASES = {SOURCE_BACKGROUND: PHASE_BACKGROUND, SOURCE_SUBMIT_GUARD: PHASE_SUBMIT}
 
 
 def _now() -> str:
@@ -69,7 +75,7 @@ class Evaluator:
                     stored = await self.store.get_turn_log(session_id, turn)
                     if stored is not None:
                         return stored
-                    return await self._evaluate_turn(session_id, turn, source)
+                    return await self._evaluate_turn(session_id, turn, source, deadline)
                 finally:
                     await lock.release()
             if time.monotonic() >= deadline:
@@ -78,12 +84,15 @@ class Evaluator:
                 )
             await asyncio.sleep(_WAIT_POLL_S)
 
-    async def _evaluate_turn(self, session_id: str, turn: int, source: str) -> TurnLog:
+    async def _evaluate_turn(self, session_id: str, turn: int, source: str, deadline: float) -> TurnLog:
         stored_turn = await load_turn(self.db, session_id, turn)
         problem = await self._problem(stored_turn.problem_id)
         history = await load_exchanges(self.db, session_id, before_turn=turn)
         guardrail = guardrail_from_columns(stored_turn.guardrail_violation, stored_turn.guardrail_reason)
-        judgement = await self.llm.evaluate_turn(problem, history, stored_turn.exchange, guardrail)
+        with metered() as meter, deadline_scope(deadline - _LLM_DEADLINE_MARGIN_S):
+            judgement = await self.llm.evaluate_turn(problem, history, stored_turn.exchange, guardrail)
+        # What was spent is stored even if saving the evaluation below fails.
+        await save_calls(self.db, session_id, turn, _PHASES[source], meter.calls)
         score, rubrics = judgement.score, list(judgement.rubrics)
         final_reasoning = judgement.final_reasoning
         if guardrail.violated:
@@ -108,16 +117,26 @@ class Evaluator:
                 "reason": guardrail.reason,
             },
             interrupted=stored_turn.interrupted,
-            provider=self.llm.name,
-            model=self.llm.model,
-            degraded=False,
+            provider=judgement.provider or self.llm.name,
+            model=judgement.model or self.llm.model,
+            degraded=judgement.degraded,
+            usage=tally(meter.calls),
             source=source,
         )
         await self.store.save_turn_log(turn_log)
         runs = await self.store.count_evaluation_run(session_id, turn)
         log.info(
             "turn evaluated",
-            extra={"session_id": session_id, "turn": turn, "source": source, "score": score, "runs": runs},
+            extra={
+                "session_id": session_id,
+                "turn": turn,
+                "source": source,
+                "score": score,
+                "runs": runs,
+                "provider": turn_log["provider"],
+                "degraded": judgement.degraded,
+                "llm_calls": len(meter.calls),
+            },
         )
         return turn_log
 
@@ -144,7 +163,9 @@ class Evaluator:
             )
             for entry in logs
         ]
-        judgement = await self.llm.evaluate_holistic(problem, turns)
+        with metered() as meter:
+            judgement = await self.llm.evaluate_holistic(problem, turns)
+        await save_calls(self.db, session_id, None, PHASE_SUBMIT, meter.calls)
         details = {
             "session_id": session_id,
             "score": round(judgement.score, 2),
@@ -153,9 +174,12 @@ class Evaluator:
                 for c in judgement.criteria
             ],
             "summary": judgement.summary,
-            "provider": self.llm.name,
-            "model": self.llm.model,
-            "degraded": False,
+            "provider": judgement.provider or self.llm.name,
+            "model": judgement.model or self.llm.model,
+            "degraded": judgement.degraded,
+            "usage": tally(meter.calls),
+            # The whole session's LLM usage (chat, evaluations, this call): the report's.
+            "session_usage": await session_usage(self.db, session_id),
             "timestamp": _now(),
         }
         await self.store.save_holistic(session_id, details)
@@ -178,6 +202,7 @@ def build_turn_log(
     provider: str,
     model: str,
     degraded: bool,
+    usage: dict[str, int],
     source: str,
 ) -> TurnLog:
     """The turn log of DESIGN §2, plus who produced it and how."""
@@ -201,6 +226,7 @@ def build_turn_log(
         "provider": provider,
         "model": model,
         "degraded": degraded,
+        "usage": usage,  # the LLM requests this evaluation made (vibe.llm.usage_store.tally)
         "source": source,
         "timestamp": _now(),
     }

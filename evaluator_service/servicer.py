@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, timestamp_pb2
 
 from evaluator_service.core import SOURCE_BACKGROUND, SOURCE_SUBMIT_GUARD, Evaluator
 from vibe.errors import InvalidArgument, grpc_errors
@@ -54,6 +54,8 @@ def turn_log_to_pb(entry: dict[str, Any]) -> evaluator_pb2.TurnEvaluation:
         degraded=entry["degraded"],
         source=_SOURCE_TO_PB.get(entry["source"], 0),
         evaluated_at=_timestamp(entry["timestamp"]),
+        model=entry.get("model", ""),
+        usage=evaluator_pb2.LlmUsage(**entry.get("usage", {})),
     )
 
 
@@ -66,6 +68,9 @@ def holistic_to_pb(details: dict[str, Any]) -> evaluator_pb2.HolisticEvaluation:
         provider=details["provider"],
         degraded=details["degraded"],
         evaluated_at=_timestamp(details["timestamp"]),
+        model=details.get("model", ""),
+        usage=evaluator_pb2.LlmUsage(**details.get("usage", {})),
+        session_usage=json_format.ParseDict(details.get("session_usage", {}), evaluator_pb2.SessionUsage()),
     )
 
 

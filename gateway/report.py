@@ -31,6 +31,7 @@ def build_report(
     if holistic.degraded:
         degraded.append("holistic evaluation")
     providers = sorted(({t.provider for t in turns} | {holistic.provider}) - {""})
+    models = sorted(({t.model for t in turns} | {holistic.model}) - {""})
     now = timestamp_pb2.Timestamp()
     now.GetCurrentTime()
     report = gateway_pb2.Report(
@@ -43,6 +44,10 @@ def build_report(
         scores=scores,
         guardrails=gateway_pb2.GuardrailSummary(refused_turns=len(refused), by_violation=dict(by_violation)),
         llm_provider=", ".join(providers),
+        llm_model=", ".join(models),
+        # The holistic evaluation is the submit's last LLM call, so its view of the
+        # session's usage is complete.
+        llm_usage=holistic.session_usage,
         degraded_parts=degraded,
         language=language,
         submitted_code=submitted_code,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import AsyncIterator
 
 import grpc
@@ -21,15 +20,12 @@ class TutorServicer(tutor_pb2_grpc.TutorServicer):
         self, request: tutor_pb2.StreamReplyRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tutor_pb2.StreamReplyResponse]:
         async with grpc_errors(context):
-            verdict, chunks = await self.tutor.start_reply(
-                request.session_id, request.turn, request.problem_id, request.message
-            )
-            # aclosing: when the caller goes away, the provider's stream is closed at
-            # once instead of whenever the generator is garbage-collected.
-            async with contextlib.aclosing(chunks):
-                async for delta in chunks:
+            # When the caller goes away, leaving this block closes the provider's stream
+            # (and its upstream request) at once, not whenever it is garbage-collected.
+            async with self.tutor.reply(request.session_id, request.turn, request.problem_id, request.message) as reply:
+                async for delta in reply.chunks:
                     yield tutor_pb2.StreamReplyResponse(turn=request.turn, delta=delta)
             done = tutor_pb2.ReplyDone(
-                guardrail=guardrail_to_pb(verdict), provider=self.tutor.llm.name, model=self.tutor.llm.model
+                guardrail=guardrail_to_pb(reply.verdict.result()), provider=self.tutor.llm.name, model=self.tutor.llm.model
             )
             yield tutor_pb2.StreamReplyResponse(turn=request.turn, done=done)

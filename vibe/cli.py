@@ -57,7 +57,13 @@ def _name(enum_type, value: int, prefix: str) -> str:  # type: ignore[no-untyped
 def print_report(report: gateway_pb2.Report) -> None:
     out = sys.stdout.write
     out(f"\n=== Report for session {report.session_id} (problem {report.problem_id}) ===\n")
-    out(f"LLM provider: {report.llm_provider}" + (f"; degraded: {', '.join(report.degraded_parts)}" if report.degraded_parts else "") + "\n\n")
+    out(f"LLM provider: {report.llm_provider}" + (f", model {report.llm_model}" if report.llm_model else ""))
+    out((f"; degraded: {', '.join(report.degraded_parts)}" if report.degraded_parts else "") + "\n")
+    total = report.llm_usage.total
+    out(
+        f"LLM usage: {total.calls} calls, {total.prompt_tokens} prompt / {total.output_tokens} output / "
+        f"{total.thinking_tokens} thinking tokens (submit: {report.llm_usage.submit.calls} calls)\n\n"
+    )
     out("Turns\n")
     out(f"  {'turn':>4}  {'intent':<13} {'score':>6}  guardrail\n")
     for t in report.turns:

@@ -109,6 +109,22 @@ class CommonSettings:
     gemini_api_key: str = field(default="", repr=False)
     gemini_model: str = "gemini-2.5-flash"
     gemini_base_url: str = ""
+    # Pinned so request paths do not move under a new SDK default (v1beta has JSON-schema output).
+    gemini_api_version: str = "v1beta"
+    gemini_timeout_s: float = 30.0  # one HTTP request to Gemini
+    # The shared rate limiter (all replicas, through Redis): the project's quota per window.
+    llm_rpm: int = 15
+    llm_tpm: int = 250_000
+    llm_rate_window_s: float = 60.0  # "per minute"; tests shorten it
+    # Retries of 429/5xx/connection errors, and the budget of one logical call
+    # (limiter wait + attempts + backoff), further bounded by the caller's deadline.
+    llm_max_attempts: int = 4
+    llm_backoff_base_s: float = 0.5
+    llm_backoff_max_s: float = 20.0
+    llm_call_budget_s: float = 20.0
+    # Circuit breaker: this many failed calls in a row open it for llm_breaker_reset_s.
+    llm_breaker_failures: int = 5
+    llm_breaker_reset_s: float = 30.0
     # Simulated LLM latency of the offline provider (tests and benchmarks).
     offline_latency_ms: int = 0
     log_level: str = "INFO"
@@ -120,6 +136,9 @@ class CommonSettings:
         api_key = r.str("GEMINI_API_KEY", "")
         if provider == "gemini" and not api_key:
             r.errors.append("VIBE_LLM_PROVIDER=gemini needs GEMINI_API_KEY")
+        base_url = r.str("GEMINI_BASE_URL", "")
+        if base_url:
+            r.url("GEMINI_BASE_URL", base_url, ("http", "https"))
         return cls(
             database_url=r.url("DATABASE_URL", cls.database_url, ("postgresql", "postgres")),
             db_schema=r.ident("VIBE_DB_SCHEMA", cls.db_schema),
@@ -128,7 +147,18 @@ class CommonSettings:
             llm_provider=provider,
             gemini_api_key=api_key,
             gemini_model=r.str("GEMINI_MODEL", cls.gemini_model),
-            gemini_base_url=r.str("GEMINI_BASE_URL", ""),
+            gemini_base_url=base_url,
+            gemini_api_version=r.choice("GEMINI_API_VERSION", cls.gemini_api_version, ("v1beta", "v1", "v1alpha")),
+            gemini_timeout_s=r.float("GEMINI_TIMEOUT_S", cls.gemini_timeout_s, 0.1, 600.0),
+            llm_rpm=r.int("VIBE_LLM_RPM", cls.llm_rpm, 1, 1_000_000),
+            llm_tpm=r.int("VIBE_LLM_TPM", cls.llm_tpm, 1, 1_000_000_000),
+            llm_rate_window_s=r.float("VIBE_LLM_RATE_WINDOW_S", cls.llm_rate_window_s, 0.1, 3600.0),
+            llm_max_attempts=r.int("VIBE_LLM_MAX_ATTEMPTS", cls.llm_max_attempts, 1, 20),
+            llm_backoff_base_s=r.float("VIBE_LLM_BACKOFF_BASE_S", cls.llm_backoff_base_s, 0.0, 60.0),
+            llm_backoff_max_s=r.float("VIBE_LLM_BACKOFF_MAX_S", cls.llm_backoff_max_s, 0.0, 600.0),
+            llm_call_budget_s=r.float("VIBE_LLM_CALL_BUDGET_S", cls.llm_call_budget_s, 0.1, 600.0),
+            llm_breaker_failures=r.int("VIBE_LLM_BREAKER_FAILURES", cls.llm_breaker_failures, 1, 1000),
+            llm_breaker_reset_s=r.float("VIBE_LLM_BREAKER_RESET_S", cls.llm_breaker_reset_s, 0.1, 3600.0),
             offline_latency_ms=r.int("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
             log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             shutdown_grace_s=r.float("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),

@@ -2,18 +2,41 @@
 
 from __future__ import annotations
 
-from vibe.config import CommonSettings, ConfigError
+from vibe.config import CommonSettings
 from vibe.llm.base import LLMProvider
+from vibe.llm.offline import OfflineProvider
 
 
 def make_provider(settings: CommonSettings) -> LLMProvider:
-    """The configured provider; create it inside the running event loop."""
+    """The configured provider; create it inside the running event loop (the Gemini
+    client and the Redis connection belong to it) and `aclose()` it at stop."""
+    offline = OfflineProvider(latency_s=settings.offline_latency_ms / 1000)
     if settings.llm_provider == "offline":
-        from vibe.llm.offline import OfflineProvider
+        return offline
 
-        return OfflineProvider(latency_s=settings.offline_latency_ms / 1000)
-    # The Gemini provider (google-genai, rate limiting, retries, fallback) is the
-    # subject of its own issue; until it lands, refuse to start rather than pretend.
-    raise ConfigError(
-        f"VIBE_LLM_PROVIDER={settings.llm_provider!r} is not available in this build yet; use 'offline'"
+    # Imported here so that offline runs never load google-genai (a slow import).
+    from vibe.hot_state import connect_redis
+    from vibe.llm.breaker import CircuitBreaker
+    from vibe.llm.gemini import GeminiProvider, make_client
+    from vibe.llm.ratelimit import SharedRateLimiter
+    from vibe.llm.resilient import ResilientProvider
+    from vibe.llm.retry import RetryPolicy
+
+    limiter = SharedRateLimiter(
+        connect_redis(settings.redis_url),
+        settings.redis_prefix,
+        settings.gemini_model,
+        rpm=settings.llm_rpm,
+        tpm=settings.llm_tpm,
+        window_s=settings.llm_rate_window_s,
     )
+    gemini = GeminiProvider(
+        make_client(settings.gemini_api_key, settings.gemini_base_url, settings.gemini_api_version, settings.gemini_timeout_s),
+        settings.gemini_model,
+        limiter,
+        RetryPolicy(settings.llm_max_attempts, settings.llm_backoff_base_s, settings.llm_backoff_max_s),
+        budget_s=settings.llm_call_budget_s,
+        request_timeout_s=settings.gemini_timeout_s,
+    )
+    breaker = CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_reset_s)
+    return ResilientProvider(gemini, offline, breaker)

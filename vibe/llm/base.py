@@ -94,6 +94,11 @@ class TurnJudgement:
     user_prompt_summary: str
     llm_answer_summary: str
     llm_answer_reasoning: str
+    # Who produced it: the provider that actually answered, which may be the offline
+    # fallback standing in for the configured one (then `degraded`).
+    provider: str = ""
+    model: str = ""
+    degraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,22 @@ class HolisticJudgement:
     score: float  # 0..100, the holistic_flow_score
     criteria: Sequence[HolisticCriterionScore] = field(default_factory=tuple)
     summary: str = ""
+    provider: str = ""  # as in TurnJudgement
+    model: str = ""
+    degraded: bool = False
+
+
+class LLMUnavailable(Exception):
+    """The LLM gave no usable answer within the call's budget (rate limited, down,
+    circuit open, stream broken). The message can be shown to the candidate as is.
+
+    `upstream_failed` says whether the LLM service itself failed (errors, timeouts),
+    which is what a circuit breaker counts, as opposed to our own quota running out.
+    """
+
+    def __init__(self, message: str, *, upstream_failed: bool = False):
+        super().__init__(message)
+        self.upstream_failed = upstream_failed
 
 
 class LLMProvider(Protocol):

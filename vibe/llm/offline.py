@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import AsyncIterator, Sequence
 
 from vibe.llm.base import (
@@ -980,13 +980,13 @@ class OfflineProvider:
         guardrail: GuardrailVerdict,
     ) -> TurnJudgement:
         await self._simulate_latency()
-        return judge_turn(problem, history, exchange, guardrail)
+        return replace(judge_turn(problem, history, exchange, guardrail), provider=self.name, model=self.model)
 
     async def evaluate_holistic(
         self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]
     ) -> HolisticJudgement:
         await self._simulate_latency()
-        return judge_holistic(turns)
+        return replace(judge_holistic(turns), provider=self.name, model=self.model)
 
     async def aclose(self) -> None:
         return None

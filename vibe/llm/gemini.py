@@ -1,0 +1,304 @@
+"""The `gemini` provider: google-genai's async client, one structured call per judgement,
+streamed tutor replies, the shared rate limiter and our own retries.
+
+It either answers or raises `LLMUnavailable`; choosing the offline fallback and
+breaking the circuit is `resilient.py`'s job. Every request sent, including failed
+ones, is recorded for usage accounting (`usage.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import replace
+from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+
+import aiohttp
+from google import genai
+from google.genai import errors as genai_errors
+from google.genai import types
+
+from vibe.llm.base import (
+    EvaluatedTurn,
+    Exchange,
+    GuardrailVerdict,
+    HolisticJudgement,
+    LLMUnavailable,
+    ProblemContext,
+    TurnJudgement,
+)
+from vibe.llm.deadline import call_deadline
+from vibe.llm.judge_output import (
+    GUARDRAIL_SCHEMA,
+    HOLISTIC_SCHEMA,
+    TURN_SCHEMA,
+    InvalidModelOutput,
+    load_object,
+    parse_guardrail,
+    parse_holistic,
+    parse_turn,
+)
+from vibe.llm.offline import check_guardrail_text
+from vibe.llm.prompts import Prompt, guardrail_prompt, holistic_prompt, schema_config, tutor_prompt, turn_prompt
+from vibe.llm.ratelimit import SharedRateLimiter
+from vibe.llm.retry import RetryPolicy, is_retryable, server_retry_delay
+from vibe.llm.usage import CallUsage, record
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+J = TypeVar("J", TurnJudgement, HolisticJudgement)
+
+# What a failed request can raise: the API's answer, the connection, our own timeout.
+_REQUEST_ERRORS = (genai_errors.APIError, aiohttp.ClientError, ConnectionError, asyncio.TimeoutError)
+# Output budgets: a judgement is ~300-600 tokens of JSON; a truncated one gets double once.
+_TURN_TOKENS, _HOLISTIC_TOKENS, _GUARDRAIL_TOKENS, _REPLY_TOKENS = 2048, 2048, 256, 1024
+_CHARS_PER_TOKEN = 4  # estimate for the rate limiter before the real count is known
+
+
+def _finish_reason(response: types.GenerateContentResponse) -> str:
+    candidates = response.candidates or []
+    reason = candidates[0].finish_reason if candidates else None
+    return str(getattr(reason, "value", reason or ""))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, genai_errors.APIError):
+        return f"{exc.code} {exc.status or ''}".strip()
+    return type(exc).__name__
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(
+        self,
+        client: genai.Client,
+        model: str,
+        limiter: SharedRateLimiter,
+        retry: RetryPolicy,
+        budget_s: float,
+        request_timeout_s: float,
+    ):
+        self.client = client
+        self.model = model
+        self.limiter = limiter
+        self.retry = retry
+        self.budget_s = budget_s  # one logical call: limiter waits + attempts + backoff
+        self.request_timeout_s = request_timeout_s  # one HTTP request (a whole stream included)
+
+    # ----- the LLMProvider interface -----------------------------------------------
+
+    async def check_guardrail(
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+    ) -> GuardrailVerdict:
+        # The offline rules are free and certain about the obvious cases; the model
+        # only classifies what they let through.
+        verdict = check_guardrail_text(problem, message)
+        if verdict.violated:
+            return verdict
+        return await self._structured(
+            "guardrail", guardrail_prompt(problem, message), GUARDRAIL_SCHEMA, parse_guardrail, _GUARDRAIL_TOKENS
+        )
+
+    async def stream_tutor_reply(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        message: str,
+        guardrail: GuardrailVerdict,
+    ) -> AsyncIterator[str]:
+        prompt = tutor_prompt(problem, history, message, guardrail)
+        config = types.GenerateContentConfig(
+            system_instruction=prompt.system,
+            temperature=0.7,
+            max_output_tokens=_REPLY_TOKENS,
+            http_options=self._http(self.request_timeout_s),
+        )
+        deadline = call_deadline(self.budget_s)  # bounds the wait for the first text
+        attempt = 0
+        while True:
+            attempt += 1
+            ticket = await self.limiter.acquire(self._estimate(prompt), deadline)
+            last: types.GenerateContentResponse | None = None  # usage comes with the last chunk
+            sent = False
+            try:
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    stream = await self.client.aio.models.generate_content_stream(
+                        model=self.model, contents=prompt.contents, config=config
+                    )
+                # aclosing: when our consumer goes away mid-reply, the HTTP response is
+                # closed right here, not whenever the generator is garbage-collected.
+                async with contextlib.aclosing(stream):
+                    while True:
+                        try:
+                            # Until the first text, the call's deadline; after it, the
+                            # request timeout (no retry can replace text already shown).
+                            async with asyncio.timeout(None if sent else deadline - time.monotonic()):
+                                chunk = await anext(stream)
+                        except StopAsyncIteration:
+                            break
+                        last = chunk
+                        if chunk.text:
+                            sent = True
+                            yield chunk.text
+            except _REQUEST_ERRORS as exc:
+                self._record("tutor_reply", last, ok=False)
+                if sent:
+                    raise LLMUnavailable(
+                        "the assistant's reply broke off; please send your message again", upstream_failed=True
+                    ) from exc
+                await self._wait_before_retry(exc, attempt, deadline)
+                continue
+            except BaseException:
+                self._record("tutor_reply", last, ok=False)  # cancelled mid-reply: the request still counts
+                raise
+            self._record("tutor_reply", last, ok=sent)
+            await self.limiter.settle(ticket, self._tokens(last))
+            if not sent:
+                reason = _finish_reason(last) if last is not None else "none"
+                raise LLMUnavailable(f"the assistant returned no text (finish reason {reason}); please try again")
+            return
+
+    async def evaluate_turn(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        exchange: Exchange,
+        guardrail: GuardrailVerdict,
+    ) -> TurnJudgement:
+        judgement = await self._structured(
+            "turn_evaluation", turn_prompt(problem, history, exchange, guardrail), TURN_SCHEMA, parse_turn, _TURN_TOKENS
+        )
+        return _attributed(judgement, self.name, self.model)
+
+    async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
+        judgement = await self._structured(
+            "holistic_evaluation", holistic_prompt(problem, turns), HOLISTIC_SCHEMA, parse_holistic, _HOLISTIC_TOKENS
+        )
+        return _attributed(judgement, self.name, self.model)
+
+    async def aclose(self) -> None:
+        # make_provider gave this provider its client and the limiter's Redis connection.
+        await self.client.aio.aclose()
+        await self.limiter.redis.aclose()
+
+    # ----- one structured call -----------------------------------------------------
+
+    async def _structured(
+        self, purpose: str, prompt: Prompt, schema: dict[str, Any], parse: Callable[[dict[str, Any]], T], max_tokens: int
+    ) -> T:
+        """One call whose JSON answer is validated by `parse`; an unusable answer is
+        retried once (with twice the output budget when it was cut off)."""
+        deadline = call_deadline(self.budget_s)
+        for output_attempt in (1, 2):
+            response = await self._generate(purpose, prompt, schema_config(prompt, schema, max_tokens), deadline)
+            try:
+                result = parse(load_object(response.text, _finish_reason(response)))
+            except InvalidModelOutput as exc:
+                self._record(purpose, response, ok=False)
+                log.warning("unusable %s answer from %s (attempt %d): %s", purpose, self.model, output_attempt, exc)
+                if output_attempt == 2:
+                    raise LLMUnavailable(f"the model's {purpose} answer was unusable twice: {exc}") from exc
+                if exc.truncated:
+                    max_tokens *= 2
+                continue
+            self._record(purpose, response, ok=True)
+            return result
+        raise AssertionError("unreachable")
+
+    async def _generate(
+        self, purpose: str, prompt: Prompt, config: types.GenerateContentConfig, deadline: float
+    ) -> types.GenerateContentResponse:
+        """One successful HTTP answer, after as many retries as the policy and the
+        deadline allow."""
+        attempt = 0
+        while True:
+            attempt += 1
+            ticket = await self.limiter.acquire(self._estimate(prompt), deadline)
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(remaining):
+                    response = await self.client.aio.models.generate_content(
+                        model=self.model,
+                        contents=prompt.contents,
+                        config=config.model_copy(update={"http_options": self._http(min(remaining, self.request_timeout_s))}),
+                    )
+            except _REQUEST_ERRORS as exc:
+                self._record(purpose, None, ok=False)
+                await self._wait_before_retry(exc, attempt, deadline)
+                continue
+            await self.limiter.settle(ticket, self._tokens(response))
+            return response
+
+    async def _wait_before_retry(self, exc: BaseException, attempt: int, deadline: float) -> None:
+        """Sleeps until the next attempt may go, or raises LLMUnavailable when there is
+        none: not retryable, attempts used up, or the wait would pass the deadline."""
+        what = _describe(exc)
+        if not is_retryable(exc) or attempt >= self.retry.max_attempts:
+            raise LLMUnavailable(
+                f"the assistant is unavailable right now (Gemini: {what}); please try again in a minute",
+                upstream_failed=True,
+            ) from exc
+        asked = server_retry_delay(exc)
+        wait = max(asked or 0.0, self.retry.backoff(attempt))
+        if time.monotonic() + wait >= deadline:
+            raise LLMUnavailable(
+                f"the assistant is unavailable right now (Gemini: {what}, retry in {wait:.1f}s is past the deadline); "
+                "please try again in a minute",
+                upstream_failed=True,
+            ) from exc
+        if asked:
+            await self.limiter.cool_down(asked)  # every replica holds off, not just us
+        log.info("gemini %s, attempt %d; retrying in %.2fs", what, attempt, wait)
+        await asyncio.sleep(wait)
+
+    # ----- bookkeeping -------------------------------------------------------------
+
+    @staticmethod
+    def _http(timeout_s: float) -> types.HttpOptions:
+        return types.HttpOptions(timeout=max(1, int(timeout_s * 1000)))
+
+    @staticmethod
+    def _estimate(prompt: Prompt) -> int:
+        return prompt.chars() // _CHARS_PER_TOKEN + 1
+
+    @staticmethod
+    def _tokens(response: types.GenerateContentResponse | None) -> int:
+        usage = response.usage_metadata if response is not None else None
+        return (usage.total_token_count or 0) if usage is not None else 0
+
+    def _record(self, purpose: str, response: types.GenerateContentResponse | None, ok: bool) -> None:
+        usage = response.usage_metadata if response is not None else None
+        record(
+            CallUsage(
+                purpose=purpose,
+                provider=self.name,
+                model=self.model,
+                prompt_tokens=(usage.prompt_token_count or 0) if usage else 0,
+                output_tokens=(usage.candidates_token_count or 0) if usage else 0,
+                thinking_tokens=(usage.thoughts_token_count or 0) if usage else 0,
+                ok=ok,
+            )
+        )
+
+
+def _attributed(judgement: J, provider: str, model: str) -> J:
+    return replace(judgement, provider=provider, model=model)
+
+
+def make_client(api_key: str, base_url: str, api_version: str, timeout_s: float) -> genai.Client:
+    """The async-capable client, created inside the running loop (its aiohttp session
+    belongs to that loop). The API version is explicit so request paths do not move
+    under a new SDK default; the SDK's retries are off because ours honour the
+    server's retry delay, the shared limiter and the caller's deadline."""
+    return genai.Client(
+        api_key=api_key,
+        http_options=types.HttpOptions(
+            base_url=base_url or None,
+            api_version=api_version,
+            timeout=int(timeout_s * 1000),
+            retry_options=types.HttpRetryOptions(attempts=1),
+        ),
+    )

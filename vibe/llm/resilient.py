@@ -1,0 +1,143 @@
+"""The configured LLM behind a circuit breaker, with the offline provider standing in.
+
+What each operation does when the primary cannot answer (LLMUnavailable, or the
+breaker is open):
+- guardrail: the offline rules' verdict (they ran first anyway);
+- tutor reply: LLMUnavailable goes up, and the tutor tells the candidate plainly that
+  the assistant is unavailable and to retry, instead of inventing a reply;
+- turn and holistic evaluation: the offline judge's result, marked `degraded`, so a
+  submit always completes and the report says which parts were produced how.
+
+Judges never see sentences a candidate addressed to the grader (`injection.py`),
+whichever provider judges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import replace
+from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+
+from vibe.llm.base import (
+    EvaluatedTurn,
+    Exchange,
+    GuardrailVerdict,
+    HolisticJudgement,
+    LLMProvider,
+    LLMUnavailable,
+    ProblemContext,
+    TurnJudgement,
+)
+from vibe.llm.breaker import CircuitBreaker
+from vibe.llm.injection import sanitize_exchange, sanitize_history, sanitize_turns
+
+log = logging.getLogger(__name__)
+J = TypeVar("J", TurnJudgement, HolisticJudgement)
+R = TypeVar("R")
+
+UNAVAILABLE = "the AI assistant is unavailable right now (too many failed requests); please try again in a minute"
+
+
+class ResilientProvider:
+    def __init__(self, primary: LLMProvider, fallback: LLMProvider, breaker: CircuitBreaker):
+        self.primary = primary
+        self.fallback = fallback
+        self.breaker = breaker
+        self.name = primary.name
+        self.model = primary.model
+
+    async def check_guardrail(
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+    ) -> GuardrailVerdict:
+        return await self._with_fallback(
+            "guardrail",
+            lambda: self.primary.check_guardrail(problem, history, message),
+            lambda: self.fallback.check_guardrail(problem, history, message),
+        )
+
+    async def stream_tutor_reply(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        message: str,
+        guardrail: GuardrailVerdict,
+    ) -> AsyncIterator[str]:
+        if not self.breaker.allow():
+            raise LLMUnavailable(UNAVAILABLE)
+        finished = False
+        try:
+            async with contextlib.aclosing(self.primary.stream_tutor_reply(problem, history, message, guardrail)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            finished = True
+            self.breaker.success()
+        except LLMUnavailable as exc:
+            finished = True
+            self._failed(exc)
+            raise
+        finally:
+            if not finished:
+                self.breaker.release()  # the candidate left: says nothing about Gemini
+
+    async def evaluate_turn(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        exchange: Exchange,
+        guardrail: GuardrailVerdict,
+    ) -> TurnJudgement:
+        history, exchange = sanitize_history(history), sanitize_exchange(exchange)
+        return await self._with_fallback(
+            "turn evaluation",
+            lambda: self.primary.evaluate_turn(problem, history, exchange, guardrail),
+            lambda: self._degraded(self.fallback.evaluate_turn(problem, history, exchange, guardrail)),
+        )
+
+    async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
+        turns = sanitize_turns(turns)
+        return await self._with_fallback(
+            "holistic evaluation",
+            lambda: self.primary.evaluate_holistic(problem, turns),
+            lambda: self._degraded(self.fallback.evaluate_holistic(problem, turns)),
+        )
+
+    async def aclose(self) -> None:
+        try:
+            await self.primary.aclose()
+        finally:
+            await self.fallback.aclose()
+
+    # -----------------------------------------------------------------------------
+
+    async def _with_fallback(self, what: str, primary: Callable[[], Awaitable[R]], fallback: Callable[[], Awaitable[R]]) -> R:
+        if not self.breaker.allow():
+            log.warning("%s: circuit open, using the %s provider", what, self.fallback.name)
+            return await fallback()
+        try:
+            result = await primary()
+        except LLMUnavailable as exc:
+            self._failed(exc)
+            log.warning("%s: %s; using the %s provider", what, exc, self.fallback.name)
+            return await fallback()
+        except Exception:
+            # Our own bug or Redis trouble, not Gemini's health; still, the candidate's
+            # submit must complete, so log it loudly and fall back.
+            self.breaker.release()
+            log.exception("%s failed unexpectedly; using the %s provider", what, self.fallback.name)
+            return await fallback()
+        except BaseException:
+            self.breaker.release()  # cancelled
+            raise
+        self.breaker.success()
+        return result
+
+    def _failed(self, exc: LLMUnavailable) -> None:
+        if exc.upstream_failed:
+            self.breaker.failure()
+        else:
+            self.breaker.release()
+
+    @staticmethod
+    async def _degraded(judgement: Awaitable[J]) -> J:
+        return replace(await judgement, degraded=True)
