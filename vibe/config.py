@@ -125,6 +125,9 @@ class CommonSettings:
     # Circuit breaker: this many failed calls in a row open it for llm_breaker_reset_s.
     llm_breaker_failures: int = 5
     llm_breaker_reset_s: float = 30.0
+    # Sampling of the judge (guardrail, per-turn and holistic calls): fixed for stable grades.
+    llm_judge_temperature: float = 0.0
+    llm_seed: int = 1234
     # Simulated LLM latency of the offline provider (tests and benchmarks).
     offline_latency_ms: int = 0
     log_level: str = "INFO"
@@ -159,6 +162,8 @@ class CommonSettings:
             llm_call_budget_s=r.float("VIBE_LLM_CALL_BUDGET_S", cls.llm_call_budget_s, 0.1, 600.0),
             llm_breaker_failures=r.int("VIBE_LLM_BREAKER_FAILURES", cls.llm_breaker_failures, 1, 1000),
             llm_breaker_reset_s=r.float("VIBE_LLM_BREAKER_RESET_S", cls.llm_breaker_reset_s, 0.1, 3600.0),
+            llm_judge_temperature=r.float("VIBE_LLM_JUDGE_TEMPERATURE", cls.llm_judge_temperature, 0.0, 2.0),
+            llm_seed=r.int("VIBE_LLM_SEED", cls.llm_seed, 0, 2**31 - 1),
             offline_latency_ms=r.int("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
             log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             shutdown_grace_s=r.float("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),
@@ -169,11 +174,25 @@ class CommonSettings:
 class TutorSettings:
     common: CommonSettings
     addr: str
+    # A reply is cut when this share of a reference solution's fingerprints (winnowing)
+    # shows up in what has been generated so far.
+    leak_threshold: float
+    # Tokens of conversation history sent to the model; older turns are summarised.
+    history_token_budget: int
+    # Low-effort requests in a row ("next hint", "just tell me") before the tutor asks
+    # the candidate to try something first.
+    low_effort_limit: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "TutorSettings":
         r = _Reader(os.environ if env is None else env)
-        s = cls(common=CommonSettings.read(r), addr=r.addr("TUTOR_ADDR", DEFAULT_ADDRS["tutor"]))
+        s = cls(
+            common=CommonSettings.read(r),
+            addr=r.addr("TUTOR_ADDR", DEFAULT_ADDRS["tutor"]),
+            leak_threshold=r.float("TUTOR_LEAK_THRESHOLD", 0.35, 0.01, 1.0),
+            history_token_budget=r.int("TUTOR_HISTORY_TOKEN_BUDGET", 3000, 200, 1_000_000),
+            low_effort_limit=r.int("TUTOR_LOW_EFFORT_LIMIT", 3, 1, 100),
+        )
         r.done("tutor")
         return s
 
@@ -185,6 +204,8 @@ class EvaluatorSettings:
     workers: int  # background evaluation workers in this process (0 = none)
     turn_log_ttl_s: int
     eval_lock_ttl_s: int  # an evaluation holding its lock longer is presumed dead
+    job_max_attempts: int  # deliveries of one queued job before it goes to the dead-letter stream
+    judge_samples: int  # score each turn k times and keep the median (1 = once)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "EvaluatorSettings":
@@ -195,6 +216,8 @@ class EvaluatorSettings:
             workers=r.int("EVALUATOR_WORKERS", 2, 0, 64),
             turn_log_ttl_s=r.int("VIBE_TURN_LOG_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
             eval_lock_ttl_s=r.int("VIBE_EVAL_LOCK_TTL_S", 120, 1, 3600),
+            job_max_attempts=r.int("EVALUATOR_JOB_MAX_ATTEMPTS", 3, 1, 100),
+            judge_samples=r.int("EVALUATOR_JUDGE_SAMPLES", 1, 1, 9),
         )
         r.done("evaluator")
         return s

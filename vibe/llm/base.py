@@ -68,6 +68,18 @@ class ProblemContext:
 
 
 @dataclass(frozen=True)
+class TutorGuidance:
+    """What the tutor core decided for one reply from the whole conversation, so the
+    hint ladder and the memory behave the same whichever provider writes the reply.
+
+    None for a provider means "decide from the history you were given"."""
+
+    hint_index: int | None = None  # rung of the problem's hint ladder to reveal now (0-based); None = no new hint
+    ask_to_try_first: bool = False  # several low-effort requests in a row: ask for an attempt first
+    memory_summary: str = ""  # summary of the turns older than the history sent along
+
+
+@dataclass(frozen=True)
 class Exchange:
     """One completed turn of the conversation: the candidate's message and the reply."""
 
@@ -161,9 +173,10 @@ class LLMProvider(Protocol):
         history: Sequence[Exchange],
         message: str,
         guardrail: GuardrailVerdict,
+        guidance: TutorGuidance | None = None,
     ) -> AsyncIterator[str]:
         """Yields the Socratic reply piece by piece; an educational refusal when
-        `guardrail.violated`."""
+        `guardrail.violated`. `guidance` is the core's plan for the reply."""
         ...
 
     async def evaluate_turn(

@@ -28,6 +28,7 @@ from vibe.llm.base import (
     LLMUnavailable,
     ProblemContext,
     TurnJudgement,
+    TutorGuidance,
 )
 from vibe.llm.deadline import call_deadline
 from vibe.llm.judge_output import (
@@ -108,8 +109,9 @@ class GeminiProvider:
         history: Sequence[Exchange],
         message: str,
         guardrail: GuardrailVerdict,
+        guidance: TutorGuidance | None = None,
     ) -> AsyncIterator[str]:
-        prompt = tutor_prompt(problem, history, message, guardrail)
+        prompt = tutor_prompt(problem, history, message, guardrail, guidance)
         config = types.GenerateContentConfig(
             system_instruction=prompt.system,
             temperature=0.7,

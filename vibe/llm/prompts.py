@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from google.genai import types
 
-from vibe.llm.base import CRITERIA, HOLISTIC_CRITERIA, EvaluatedTurn, Exchange, GuardrailVerdict, Intent, ProblemContext
+from vibe.llm.base import CRITERIA, EvaluatedTurn, Exchange, GuardrailVerdict, Intent, ProblemContext, TutorGuidance
 
 HISTORY_TURNS = 8  # earlier turns the tutor and the judge see (a bound on prompt size)
 CLIP_CHARS = 1500  # of one earlier message in the judge's context
@@ -75,7 +75,13 @@ educational refusal: say plainly you cannot do that in this test and why, that t
 the next step as a guiding question."""
 
 
-def tutor_prompt(problem: ProblemContext, history: Sequence[Exchange], message: str, guardrail: GuardrailVerdict) -> Prompt:
+def tutor_prompt(
+    problem: ProblemContext,
+    history: Sequence[Exchange],
+    message: str,
+    guardrail: GuardrailVerdict,
+    guidance: TutorGuidance | None = None,
+) -> Prompt:
     hints = "\n".join(f"{i}. {h}" for i, h in enumerate(problem.hints, start=1)) or "(none)"
     system = _TUTOR.format(problem=_problem(problem), hints=hints)
     if guardrail.violated and guardrail.violation is not None:

@@ -28,6 +28,7 @@ from vibe.llm.base import (
     LLMUnavailable,
     ProblemContext,
     TurnJudgement,
+    TutorGuidance,
 )
 from vibe.llm.breaker import CircuitBreaker
 from vibe.llm.injection import sanitize_exchange, sanitize_history, sanitize_turns
@@ -62,12 +63,13 @@ class ResilientProvider:
         history: Sequence[Exchange],
         message: str,
         guardrail: GuardrailVerdict,
+        guidance: TutorGuidance | None = None,
     ) -> AsyncIterator[str]:
         if not self.breaker.allow():
             raise LLMUnavailable(UNAVAILABLE)
         finished = False
         try:
-            async with contextlib.aclosing(self.primary.stream_tutor_reply(problem, history, message, guardrail)) as chunks:
+            async with contextlib.aclosing(self.primary.stream_tutor_reply(problem, history, message, guardrail, guidance)) as chunks:
                 async for chunk in chunks:
                     yield chunk
             finished = True

@@ -1,0 +1,36 @@
+"""The `offline` LLM provider: deterministic heuristics in English and Korean.
+
+It is the product's no-API-key mode and the fallback when Gemini is rate limited or
+down (DESIGN §3), so it has to be honest and reasonably good on its own:
+
+- `guardrail`: a table of regular expressions per violation type;
+- `tutor`: Socratic templates chosen by the message's intent, walking the problem's
+  hint ladder one rung per hint-like request and never handing over the reference
+  solution;
+- `intent` + `judge`: the per-turn judge classifies the intent with keyword rules and
+  scores the prompt on features a reviewer can check (length, what was
+  tried/expected/observed, code, numbers, the problem's own terms, references to
+  earlier turns, focus); the holistic judge reads the sequence of evaluated turns as
+  a strategy;
+- `text`: what they share (language, terms, summaries).
+
+Everything is a pure function of the inputs: no network, no randomness, no clock.
+Only the standard library is used.
+"""
+
+from vibe.llm.offline.guardrail import check_guardrail_text
+from vibe.llm.offline.intent import classify_intent
+from vibe.llm.offline.judge import judge_holistic, judge_turn
+from vibe.llm.offline.provider import OfflineProvider
+from vibe.llm.offline.text import is_korean
+from vibe.llm.offline.tutor import compose_reply
+
+__all__ = [
+    "OfflineProvider",
+    "check_guardrail_text",
+    "classify_intent",
+    "compose_reply",
+    "is_korean",
+    "judge_holistic",
+    "judge_turn",
+]

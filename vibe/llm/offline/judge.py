@@ -1,0 +1,407 @@
+"""The offline judge: per-turn rubric scores from features a reviewer can check, and
+the holistic judgement of the whole conversation as a strategy."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from vibe.llm.base import (
+    CRITERIA,
+    HOLISTIC_CRITERIA,
+    EvaluatedTurn,
+    Exchange,
+    GuardrailVerdict,
+    HolisticCriterionScore,
+    HolisticJudgement,
+    Intent,
+    ProblemContext,
+    RubricScore,
+    TurnJudgement,
+)
+from vibe.llm.offline.intent import FOLLOW_UP, classify_intent
+from vibe.llm.offline.text import (
+    CODE_BLOCK,
+    HANGUL_CHAR,
+    INLINE_CODE,
+    content_terms,
+    leaks_reference,
+    problem_terms,
+    prose,
+    rx,
+    summarize_answer,
+    summarize_prompt,
+)
+
+
+_TRIED = rx(
+    r"\b(?:i\s+(?:tried|wrote|used|use|loop|check|store|iterate|keep|sort|implemented|did|added|changed|have|am\s+using)|i'?ve\s+tried|tried|attempted|"
+    r"my\s+(?:code|approach|solution|implementation|attempt|loop|function|version)|currently|so\s+far|here\s+is\s+my|here'?s\s+my)\b"
+    r"|해\s*봤|해봤|시도|작성했|짰는데|구현했|내\s*코드|제\s*코드|지금\s*코드|사용했|썼는데"
+)
+_EXPECTED = rx(
+    r"\b(?:expected|expect(?:ing)?|should\s+(?:be|return|print|output|give)|supposed\s+to|want(?:ed)?\s+(?:it\s+)?to|goal)\b"
+    r"|기대|예상|나와야|되어야|나올\s*줄|원하는"
+)
+_OBSERVED = rx(
+    r"\b(?:got|get|gets|gives?|returns?|returned|prints?|printed|outputs?|instead|actual(?:ly)?|but\s+it|raises?|throws?)\b|\w+Error\b"
+    r"|나와|나오|출력|반환|떠요|뜹니다|결과가|대신|발생"
+)
+_CODE_LIKE = re.compile(
+    r"```|`[^`\n]+`|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|\w+\([^)]*\)|\[[^\]]*\d[^\]]*\]|"
+    r"^\s*(?:def|for|while|if|return|class|import)\b|\w\s*(?:==|!=|<=|>=|\+=|-=)\s*\w",
+    re.MULTILINE,
+)
+_NUMBERS = rx(
+    r"\d|\b(?:constraints?|limit|size|length|large|million|thousand|bounds?)\b|\bn\s*(?:<=|<|≤|=)|10\^\d|\b1e\d"
+    r"|제약|크기|길이|최대|이하|이상|백만"
+)
+_COMPLEXITY = rx(r"\bO\([^)]*\)|\b(?:complexity|linear|quadratic|log\s*n)\b|복잡도")
+_HISTORY_REF = rx(
+    r"\b(?:you\s+(?:said|mentioned|suggested)|your\s+(?:previous|last|earlier)|earlier|previous|last\s+(?:hint|answer|reply)|"
+    r"that\s+hint|the\s+hint|based\s+on|as\s+you|following)\b|아까|방금|이전|그\s*힌트|말씀하신|말한|그럼|그러면"
+)
+# Low-effort turns that hand the work to the AI instead of moving it forward.
+_LOW_EFFORT = rx(
+    r"^\s*(?:next\s+hint|another\s+hint|more\s+hints?|hint|help|help\s+me|continue|go\s+on|more|next|idk|"
+    r"i\s+don'?t\s+know|\?+|ok|okay|what|다음\s*힌트|힌트\s*더|힌트|도와줘|몰라|모르겠어|계속)\s*(?:please|pls|좀|요)?\s*[.!?]*\s*$"
+    r"|\bjust\s+(?:tell|give|show)\s+me\b|그냥\s*알려"
+)
+
+
+@dataclass(frozen=True)
+class PromptFeatures:
+    """What the rubric looks at in one prompt."""
+
+    words: float  # word count; a Korean eojeol counts 1.5 (it carries more than an English word)
+    questions: int
+    tried: bool
+    expected: bool
+    observed: bool
+    code: bool
+    formatted_code: bool  # in backticks / a code block
+    numbers: bool
+    complexity: bool
+    problem_terms: tuple[str, ...]
+    history_ref: bool
+    low_effort: bool
+
+    @classmethod
+    def of(cls, problem: ProblemContext, history: Sequence[Exchange], message: str) -> "PromptFeatures":
+        tokens = message.split()
+        words = sum(1.5 if HANGUL_CHAR.search(t) else 1.0 for t in tokens)
+        questions = len(re.findall(r"[?？]", prose(message)))
+        return cls(
+            words=words,
+            questions=questions,
+            tried=bool(_TRIED.search(message)),
+            expected=bool(_EXPECTED.search(message)),
+            observed=bool(_OBSERVED.search(message)),
+            code=bool(_CODE_LIKE.search(message)),
+            formatted_code=bool(CODE_BLOCK.search(message) or INLINE_CODE.search(message)),
+            numbers=bool(_NUMBERS.search(message)),
+            complexity=bool(_COMPLEXITY.search(message)),
+            problem_terms=tuple(sorted(content_terms(message) & problem_terms(problem))),
+            history_ref=bool(history) and bool(_HISTORY_REF.search(message) or FOLLOW_UP.search(message)),
+            low_effort=bool(_LOW_EFFORT.search(message)),
+        )
+
+
+def clamp(value: float) -> float:
+    return float(max(0.0, min(100.0, round(value, 2))))
+
+
+def _score_clarity(f: PromptFeatures) -> RubricScore:
+    if f.words < 3:
+        score, why = 15.0, f"only {f.words:g} word(s): too short to say what is needed"
+    elif f.words < 6:
+        score, why = 40.0, f"short ({f.words:g} words), the request is only partly clear"
+    elif f.words <= 80:
+        score, why = 75.0, f"a readable {f.words:g}-word request"
+    elif f.words <= 200:
+        score, why = 62.0, f"long ({f.words:g} words), the main ask takes effort to find"
+    else:
+        score, why = 45.0, f"very long ({f.words:g} words), rambling"
+    notes = [why]
+    if f.questions == 1:
+        score += 10
+        notes.append("one focused question")
+    elif f.questions >= 3:
+        score -= min(20, 10 * (f.questions - 2))
+        notes.append(f"{f.questions} questions at once")
+    if f.formatted_code:
+        score += 10
+        notes.append("code set apart in backticks")
+    return RubricScore("clarity", clamp(score), "; ".join(notes))
+
+
+def _score_completeness(f: PromptFeatures) -> RubricScore:
+    elements = {
+        "what was tried": f.tried,
+        "the expected result": f.expected,
+        "what was observed": f.observed,
+        "code or a concrete example": f.code,
+    }
+    present = [name for name, ok in elements.items() if ok]
+    missing = [name for name, ok in elements.items() if not ok]
+    score = 20.0 + 20.0 * len(present)
+    if f.words < 4:
+        score = min(score, 15.0)
+    reason = f"states {', '.join(present)}" if present else "states none of: what was tried, expected, observed, code"
+    if present and missing:
+        reason += f"; missing {', '.join(missing)}"
+    return RubricScore("completeness", clamp(score), reason)
+
+
+def _score_specificity(f: PromptFeatures) -> RubricScore:
+    score = 20.0
+    notes: list[str] = []
+    if f.code:
+        score += 30
+        notes.append("names code/identifiers or a concrete input")
+    if f.numbers:
+        score += 25
+        notes.append("gives numbers or constraints")
+    if f.complexity:
+        score += 15
+        notes.append("talks about complexity")
+    if f.problem_terms:
+        score += 10
+        notes.append("uses the problem's terms")
+    if f.words < 3:
+        score = min(score, 10.0)
+        notes.append("too short to be specific")
+    return RubricScore("specificity", clamp(score), "; ".join(notes) or "generic wording, no code, numbers or constraints")
+
+
+def _score_context(f: PromptFeatures, has_history: bool) -> RubricScore:
+    score = 15.0
+    notes: list[str] = []
+    if f.problem_terms:
+        score += min(45, 15 * len(f.problem_terms))
+        notes.append(f"refers to the problem ({', '.join(f.problem_terms[:4])})")
+    else:
+        notes.append("no reference to the problem's own terms")
+    if f.history_ref:
+        score += 25
+        notes.append("builds on an earlier turn")
+    elif has_history:
+        notes.append("does not refer to earlier turns")
+    if f.code:
+        score += 15
+        notes.append("includes their own code")
+    return RubricScore("context", clamp(score), "; ".join(notes))
+
+
+def _score_efficiency(f: PromptFeatures) -> RubricScore:
+    if f.low_effort:
+        return RubricScore("efficiency", 15.0, "a low-effort request (\"next hint\" / \"just tell me\") that hands the work to the AI")
+    if f.words < 3:
+        return RubricScore("efficiency", 20.0, "too short to move the work forward")
+    score = 60.0
+    notes: list[str] = []
+    if f.questions <= 1:
+        score += 15
+        notes.append("one focused request")
+    elif f.questions >= 3:
+        score -= 20
+        notes.append(f"{f.questions} questions in one turn dilute the focus")
+    if f.tried or f.code:
+        score += 15
+        notes.append("shows their own work so the answer can move it forward")
+    if f.words > 200:
+        score -= 15
+        notes.append("much more text than the request needs")
+    return RubricScore("efficiency", clamp(score), "; ".join(notes) or "a workable request")
+
+
+
+_REFUSAL_MARKERS = rx(r"\bcan'?t\s+(?:give|share|ignore|hand|help\s+with\s+that)|\bwon'?t\s+(?:give|hand)|드릴\s*수\s*없|할\s*수\s*없|넘어가겠|따를\s*수\s*없")
+
+
+def _describe_answer(problem: ProblemContext, answer: str) -> str:
+    actions: list[str] = []
+    if _REFUSAL_MARKERS.search(answer):
+        actions.append("gave an educational refusal")
+    if "?" in answer or "？" in answer:
+        actions.append("asked a guiding question")
+    hints_given = [i + 1 for i, h in enumerate(problem.hints) if h.strip() and h.strip() in answer]
+    if hints_given:
+        actions.append(f"gave hint {', '.join(map(str, hints_given))}")
+    if not actions:
+        actions.append("explained without asking a question" if answer.strip() else "gave no reply")
+    sentence = "The tutor " + (", ".join(actions[:-1]) + " and " + actions[-1] if len(actions) > 1 else actions[0])
+    if leaks_reference(problem, answer):
+        return sentence + " but leaked part of the reference solution."
+    has_code = bool(CODE_BLOCK.search(answer))
+    return sentence + (" with a code block." if has_code else " without code.")
+
+
+
+# The expected order of work; follow_up continues whatever stage came before.
+_STAGE: dict[Intent, int] = {
+    Intent.HINT_QUERY: 0,
+    Intent.RULE_SETTING: 0,
+    Intent.GENERATION: 1,
+    Intent.TEST_CASE: 2,
+    Intent.DEBUGGING: 3,
+    Intent.OPTIMIZATION: 4,
+}
+_LOW_SCORE = 40.0
+
+
+def _turn_list(numbers: Sequence[int]) -> str:
+    if not numbers:
+        return "no turns"
+    nums = ", ".join(str(n) for n in numbers)
+    return f"turn {nums}" if len(numbers) == 1 else f"turns {nums}"
+
+
+def _judge_decomposition(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+    clean = [t for t in turns if not t.violated]
+    intents = sorted({t.intent.value for t in clean})
+    score = 10.0 + 15.0 * len(intents)
+    first_gen = next((t.turn for t in clean if t.intent is Intent.GENERATION), None)
+    planning = [
+        t.turn
+        for t in clean
+        if t.intent in (Intent.HINT_QUERY, Intent.RULE_SETTING, Intent.TEST_CASE)
+        and (first_gen is None or t.turn < first_gen)
+    ]
+    if first_gen is None:
+        plan_note = "no generation turn"
+    elif planning:
+        score += 20
+        plan_note = f"{_turn_list(planning)} explored the problem before generation at turn {first_gen}"
+    else:
+        score -= 10
+        plan_note = f"jumped to generation at turn {first_gen} without first breaking the problem down"
+    evidence = f"{_turn_list([t.turn for t in clean])}: {len(intents)} distinct intent(s) ({', '.join(intents) or 'none'}); {plan_note}"
+    return HolisticCriterionScore("problem_decomposition", clamp(score), evidence)
+
+
+def _judge_feedback(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+    if len(turns) < 2:
+        return HolisticCriterionScore(
+            "feedback_integration", 30.0, f"{_turn_list([t.turn for t in turns])}: a single turn, no earlier answer to build on"
+        )
+    building = [t.turn for t in turns[1:] if not t.violated and t.intent in (Intent.FOLLOW_UP, Intent.DEBUGGING)]
+    score = 25.0 + 25.0 * len(building)
+    # Recovering after a weak turn shows the candidate used the feedback.
+    recoveries = [b.turn for a, b in zip(turns, turns[1:]) if a.score < _LOW_SCORE and b.score >= a.score + 20]
+    if recoveries:
+        score += 10
+    if building:
+        evidence = f"{_turn_list(building)}: follow-up/debugging turns building on earlier answers"
+    else:
+        evidence = f"{_turn_list([t.turn for t in turns])}: no turn builds on an earlier answer"
+    if recoveries:
+        evidence += f"; {_turn_list(recoveries)} improved after a weak turn"
+    return HolisticCriterionScore("feedback_integration", clamp(score), evidence)
+
+
+def _judge_coherence(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+    score = 100.0
+    notes: list[str] = []
+    violations = [t.turn for t in turns if t.violated]
+    if violations:
+        score -= 25.0 * len(violations)
+        notes.append(f"{_turn_list(violations)}: guardrail violation(s)")
+    backward: list[int] = []
+    stage: int | None = None
+    for t in turns:
+        if t.violated or t.intent not in _STAGE:
+            continue
+        current = _STAGE[t.intent]
+        # Going back one stage (debug -> test) is normal iteration; jumping back further
+        # (optimize -> first hints) means the plan was lost.
+        if stage is not None and current < stage - 1:
+            backward.append(t.turn)
+        stage = current
+    if backward:
+        score -= 15.0 * len(backward)
+        notes.append(f"{_turn_list(backward)}: jumped back to an earlier stage")
+    low_runs = [b.turn for a, b in zip(turns, turns[1:]) if a.score < _LOW_SCORE and b.score < _LOW_SCORE]
+    if low_runs:
+        score -= 10.0 * len(low_runs)
+        notes.append(f"{_turn_list(low_runs)}: repeated low-score turns")
+    if len(turns) == 1:
+        score = min(score, 60.0)
+        notes.append(f"{_turn_list([turns[0].turn])}: a single turn shows little strategy")
+    if not notes:
+        order = " -> ".join(t.intent.value for t in turns)
+        notes.append(f"{_turn_list([t.turn for t in turns])}: a sensible order ({order})")
+    return HolisticCriterionScore("strategy_coherence", clamp(score), "; ".join(notes))
+
+
+def judge_holistic(turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
+    if not turns:
+        return HolisticJudgement(
+            score=0.0,
+            criteria=tuple(HolisticCriterionScore(c, 0.0, "no turns") for c in HOLISTIC_CRITERIA),
+            summary="No turns to evaluate.",
+        )
+    ordered = sorted(turns, key=lambda t: t.turn)
+    by_name = {
+        "problem_decomposition": _judge_decomposition(ordered),
+        "feedback_integration": _judge_feedback(ordered),
+        "strategy_coherence": _judge_coherence(ordered),
+    }
+    criteria = tuple(by_name[c] for c in HOLISTIC_CRITERIA)
+    score = round(sum(c.score for c in criteria) / len(criteria), 2)
+    best = max(criteria, key=lambda c: c.score)
+    worst = min(criteria, key=lambda c: c.score)
+    distinct = len({t.intent for t in ordered})
+    summary = (
+        f"Over {len(ordered)} turn(s) the candidate used {distinct} distinct intent(s); flow score {score:g}. "
+        f"Strongest: {best.criterion} ({best.score:g}); weakest: {worst.criterion} ({worst.score:g})."
+    )
+    return HolisticJudgement(score=score, criteria=criteria, summary=summary)
+
+
+def judge_turn(
+    problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
+) -> TurnJudgement:
+    has_history = bool(history)
+    intent = classify_intent(exchange.user, has_history)
+    prompt_summary = summarize_prompt(exchange.user)
+    answer_summary = summarize_answer(exchange.assistant)
+    answer_reasoning = _describe_answer(problem, exchange.assistant)
+    if guardrail.violated:
+        kind = guardrail.violation.value if guardrail.violation else "unknown"
+        why = f"scored 0: the turn violated the guardrail ({kind}: {guardrail.reason or 'no detail'})"
+        return TurnJudgement(
+            intent=intent,
+            score=0.0,
+            rubrics=tuple(RubricScore(c, 0.0, why) for c in CRITERIA),
+            final_reasoning=f"Intent {intent.value}; the turn violated the guardrail ({kind}) and is scored 0 as the design requires.",
+            user_prompt_summary=prompt_summary,
+            llm_answer_summary=answer_summary,
+            llm_answer_reasoning=answer_reasoning,
+        )
+    f = PromptFeatures.of(problem, history, exchange.user)
+    by_name = {
+        "clarity": _score_clarity(f),
+        "completeness": _score_completeness(f),
+        "specificity": _score_specificity(f),
+        "context": _score_context(f, has_history),
+        "efficiency": _score_efficiency(f),
+    }
+    rubrics = tuple(by_name[c] for c in CRITERIA)
+    score = round(sum(r.score for r in rubrics) / len(rubrics), 2)
+    best = max(rubrics, key=lambda r: r.score)
+    worst = min(rubrics, key=lambda r: r.score)
+    final = (
+        f"Intent {intent.value}, score {score:g}: strongest {best.criterion} ({best.score:g}, {best.reason}); "
+        f"weakest {worst.criterion} ({worst.score:g}, {worst.reason})."
+    )
+    return TurnJudgement(
+        intent=intent,
+        score=score,
+        rubrics=rubrics,
+        final_reasoning=final,
+        user_prompt_summary=prompt_summary,
+        llm_answer_summary=answer_summary,
+        llm_answer_reasoning=answer_reasoning,
+    )

@@ -1,0 +1,68 @@
+"""The offline provider object: the LLMProvider interface over the pure functions of
+this package, with an optional simulated latency for tests and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import AsyncIterator, Sequence
+
+from vibe.llm.base import EvaluatedTurn, Exchange, GuardrailVerdict, HolisticJudgement, ProblemContext, TurnJudgement, TutorGuidance
+from vibe.llm.offline.guardrail import check_guardrail_text
+from vibe.llm.offline.judge import judge_holistic, judge_turn
+from vibe.llm.offline.tutor import compose_reply, word_chunks
+
+
+class OfflineProvider:
+    """Deterministic stand-in for an LLM (see the module docstring)."""
+
+    name = "offline"
+    model = "offline-heuristics-v1"
+
+    def __init__(self, latency_s: float = 0.0) -> None:
+        if latency_s < 0:
+            raise ValueError("latency_s must be >= 0")
+        self.latency_s = float(latency_s)
+
+    async def _simulate_latency(self) -> None:
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+
+    async def check_guardrail(
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+    ) -> GuardrailVerdict:
+        return check_guardrail_text(problem, message)
+
+    async def stream_tutor_reply(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        message: str,
+        guardrail: GuardrailVerdict,
+        guidance: TutorGuidance | None = None,
+    ) -> AsyncIterator[str]:
+        chunks = word_chunks(compose_reply(problem, history, message, guardrail, guidance))
+        delay = self.latency_s / len(chunks) if chunks and self.latency_s > 0 else 0.0
+        for chunk in chunks:
+            if delay:
+                await asyncio.sleep(delay)
+            yield chunk
+
+    async def evaluate_turn(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        exchange: Exchange,
+        guardrail: GuardrailVerdict,
+    ) -> TurnJudgement:
+        await self._simulate_latency()
+        return replace(judge_turn(problem, history, exchange, guardrail), provider=self.name, model=self.model)
+
+    async def evaluate_holistic(
+        self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]
+    ) -> HolisticJudgement:
+        await self._simulate_latency()
+        return replace(judge_holistic(turns), provider=self.name, model=self.model)
+
+    async def aclose(self) -> None:
+        return None
