@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 import uuid
 
 import asyncpg
 import grpc
-import redis.asyncio as aioredis
 
 import sys
+from bench.scratch import DATABASE_URL, REDIS_URL, drop_scratch
 from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.llm.gemini import make_client
 from vibe.stack import in_process_stack
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 MODEL = "gemini-2.5-flash"
 REFERENCE = "def two_sum(nums, target):\n    seen = {}\n    for i, x in enumerate(nums):\n        if target - x in seen:\n            return [seen[target - x], i]\n        seen[x] = i\n"
 
@@ -137,7 +134,7 @@ async def bench(turns: int, latency_ms: float) -> None:
     finally:
         fake.terminate()
         await fake.wait()
-        await _cleanup((schema, schema + "_off"), prefix)
+        await drop_scratch((schema, schema + "_off"), prefix)
 
     by_purpose = {r["purpose"]: r for r in rows}
     ev = by_purpose["turn_evaluation"]
@@ -154,22 +151,6 @@ async def bench(turns: int, latency_ms: float) -> None:
     print(f"chat time to first chunk through the gateway, median: {s_med:.2f} ms")
     print(f"added by our services, median: {s_med - d_med:.2f} ms (target < 5 ms)")
     print(f"  of which the services without any LLM (offline provider, same chats), median: {o_med:.2f} ms")
-
-
-async def _cleanup(schemas: tuple[str, ...], prefix: str) -> None:
-    conn = await asyncpg.connect(DATABASE_URL)
-    try:
-        for schema in schemas:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
 
 
 def main() -> None:

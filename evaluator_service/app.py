@@ -15,6 +15,7 @@ from vibe.db import connect_pool
 from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe.hot_state import Keys, connect_redis
 from vibe.llm import make_provider
+from vibe.llm.median import median_of
 from vibe.telemetry import TracedLLM
 from vibe.server import Registration, ServiceBundle
 
@@ -24,14 +25,25 @@ SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["Evaluator"].full_name
 @contextlib.asynccontextmanager
 async def evaluator_app(settings: EvaluatorSettings) -> AsyncIterator[ServiceBundle]:
     common = settings.common
-    llm = TracedLLM(make_provider(common))
+    llm = TracedLLM(median_of(make_provider(common), settings.judge_samples))
     db = await connect_pool(common.database_url, common.db_schema)
     redis = connect_redis(common.redis_url)
     keys = Keys(common.redis_prefix)
     evaluator = Evaluator(
         db, redis, keys, EvaluationStore(db, redis, keys, settings.turn_log_ttl_s), llm, settings.eval_lock_ttl_s
     )
-    workers = [EvaluationWorker(redis, keys, evaluator, i, settings.eval_lock_ttl_s) for i in range(settings.workers)]
+    workers = [
+        EvaluationWorker(
+            redis,
+            keys,
+            evaluator,
+            i,
+            claim_idle_s=settings.eval_lock_ttl_s,
+            max_attempts=settings.job_max_attempts,
+            dead_record_ttl_s=settings.turn_log_ttl_s,
+        )
+        for i in range(settings.workers)
+    ]
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
 
     async def stop_workers() -> None:

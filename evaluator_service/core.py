@@ -1,11 +1,14 @@
 """The evaluator's decisions: make sure a turn is evaluated exactly once in effect,
-build the turn log of DESIGN §2, and judge the conversation as a whole."""
+build the turn log of DESIGN §2, say where each turn's evaluation stands, and judge
+the conversation as a whole."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,8 +18,9 @@ import redis.asyncio as aioredis
 from evaluator_service.store import EvaluationStore, TurnLog
 from vibe.convert import guardrail_from_columns
 from vibe.errors import DeadlineExceeded, FailedPrecondition
+from vibe.eval_queue import dead_turns, queued_turns
 from vibe.hot_state import Keys, Lock
-from vibe.llm.base import CRITERIA, EvaluatedTurn, Intent, LLMProvider, ProblemContext, RubricScore
+from vibe.llm.base import EvaluatedTurn, Intent, LLMProvider, ProblemContext, RubricScore
 from vibe.llm.deadline import deadline_scope
 from vibe.llm.usage import metered
 from vibe.llm.usage_store import PHASE_BACKGROUND, PHASE_SUBMIT, save_calls, session_usage, tally
@@ -30,6 +34,23 @@ _WAIT_POLL_S = 0.05
 # LLM calls end this long before the caller's deadline: time to fall back and store.
 _LLM_DEADLINE_MARGIN_S = 0.5
 _PHASES = {SOURCE_BACKGROUND: PHASE_BACKGROUND, SOURCE_SUBMIT_GUARD: PHASE_SUBMIT}
+
+# Where a turn's evaluation stands, most advanced first: a turn in several (a stored
+# evaluation and a duplicate job still queued) is reported in the first.
+STATE_DONE = "done"  # stored in PostgreSQL
+STATE_IN_FLIGHT = "in_flight"  # someone holds the turn's evaluation lock
+STATE_QUEUED = "queued"  # a job for it is in the stream
+STATE_DEAD = "dead"  # its job is in the dead-letter stream
+STATE_MISSING = "missing"  # none of the above: only the submit guard will evaluate it
+
+
+@dataclass(frozen=True)
+class TurnStatus:
+    turn: int
+    state: str
+    # Set whenever a job of the turn was dead-lettered, even if it was evaluated since.
+    dead_reason: str = ""
+    dead_attempts: int = 0
 
 
 def _now() -> str:
@@ -98,7 +119,8 @@ class Evaluator:
         if guardrail.violated:
             # DESIGN §2: a guardrail violation is scored 0, whatever the judge thought.
             score = 0.0
-            rubrics = [RubricScore(c, 0.0, f"guardrail violation: {guardrail.violation}") for c in CRITERIA]
+            # The intent's own criteria and weights stay, so the report still shows what was judged.
+            rubrics = [dataclasses.replace(r, score=0.0, reason=f"guardrail violation: {guardrail.violation}") for r in rubrics]
             if "guardrail" not in final_reasoning.lower():
                 final_reasoning = f"Guardrail violation ({guardrail.violation}); scored 0. {final_reasoning}"
         turn_log = build_turn_log(
@@ -115,11 +137,16 @@ class Evaluator:
                 "violated": guardrail.violated,
                 "violation_type": str(guardrail.violation) if guardrail.violation else "",
                 "reason": guardrail.reason,
+                # The tutor's reply started reproducing a reference solution and was cut.
+                "leak_cut": stored_turn.leak_cut,
             },
             interrupted=stored_turn.interrupted,
+            turn_at=await self.store.turn_time(session_id, turn),
             provider=judgement.provider or self.llm.name,
             model=judgement.model or self.llm.model,
             degraded=judgement.degraded,
+            judge_samples=judgement.samples,
+            score_spread=judgement.score_spread,
             usage=tally(meter.calls),
             source=source,
         )
@@ -139,6 +166,34 @@ class Evaluator:
             },
         )
         return turn_log
+
+    async def turn_statuses(self, session_id: str) -> list[TurnStatus]:
+        """The state of every completed turn 1..N of the session (NOT_FOUND if unknown)."""
+        turn_count = await self.store.session_turn_count(session_id)
+        turns = range(1, turn_count + 1)
+        done = await self.store.evaluated_turns(session_id)
+        open_turns = [t for t in turns if t not in done]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for turn in open_turns:
+                pipe.exists(self.keys.eval_lock(session_id, turn))
+            in_flight = {t for t, held in zip(open_turns, await pipe.execute()) if held}
+        queued = await queued_turns(self.redis, self.keys, session_id) if open_turns else set()
+        dead = await dead_turns(self.redis, self.keys, session_id)
+        statuses = []
+        for turn in turns:
+            if turn in done:
+                state = STATE_DONE
+            elif turn in in_flight:
+                state = STATE_IN_FLIGHT
+            elif turn in queued:
+                state = STATE_QUEUED
+            elif turn in dead:
+                state = STATE_DEAD
+            else:
+                state = STATE_MISSING
+            record = dead.get(turn, {})
+            statuses.append(TurnStatus(turn, state, record.get("reason", ""), int(record.get("attempts", 0))))
+        return statuses
 
     async def turn_logs(self, session_id: str) -> list[TurnLog]:
         await session_problem_id(self.db, session_id)  # NOT_FOUND for an unknown session
@@ -199,13 +254,20 @@ def build_turn_log(
     llm_answer_reasoning: str,
     guardrail: dict[str, Any],
     interrupted: bool,
+    turn_at: datetime | None,
     provider: str,
     model: str,
     degraded: bool,
+    judge_samples: int,
+    score_spread: float,
     usage: dict[str, int],
     source: str,
 ) -> TurnLog:
-    """The turn log of DESIGN §2, plus who produced it and how."""
+    """The turn log of DESIGN §2, plus who produced it and how.
+
+    Rubric entries keep every field the judge gives (criterion, score, reason, and any
+    the judge adds later, e.g. a weight); only the score is clamped and rounded."""
+    evaluated_at = _now()
     return {
         "session_id": session_id,
         "turn_number": turn,
@@ -213,10 +275,7 @@ def build_turn_log(
         "prompt_evaluation_details": {
             "intent": str(intent),
             "score": round(max(0.0, min(100.0, score)), 2),
-            "rubrics": [
-                {"criterion": r.criterion, "score": round(max(0.0, min(100.0, r.score)), 2), "reason": r.reason}
-                for r in rubrics
-            ],
+            "rubrics": [_rubric_entry(r) for r in rubrics],
             "final_reasoning": final_reasoning,
         },
         "llm_answer_summary": llm_answer_summary,
@@ -226,7 +285,17 @@ def build_turn_log(
         "provider": provider,
         "model": model,
         "degraded": degraded,
+        "judge_samples": judge_samples,  # times the turn was scored (median of k)
+        "score_spread": round(score_spread, 2),  # max - min of those scores
         "usage": usage,  # the LLM requests this evaluation made (vibe.llm.usage_store.tally)
         "source": source,
-        "timestamp": _now(),
+        "turn_at": turn_at.isoformat() if turn_at else "",  # when the candidate sent the turn's message
+        "evaluated_at": evaluated_at,
+        "timestamp": evaluated_at,  # the name DESIGN §2 uses; kept for readers of older logs
     }
+
+
+def _rubric_entry(rubric: RubricScore) -> dict[str, Any]:
+    entry = dataclasses.asdict(rubric)
+    entry["score"] = round(max(0.0, min(100.0, float(entry["score"]))), 2)
+    return entry

@@ -7,7 +7,17 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, timestamp_pb2
 
-from evaluator_service.core import SOURCE_BACKGROUND, SOURCE_SUBMIT_GUARD, Evaluator
+from evaluator_service.core import (
+    SOURCE_BACKGROUND,
+    SOURCE_SUBMIT_GUARD,
+    STATE_DEAD,
+    STATE_DONE,
+    STATE_IN_FLIGHT,
+    STATE_MISSING,
+    STATE_QUEUED,
+    Evaluator,
+    TurnStatus,
+)
 from vibe.errors import InvalidArgument, grpc_errors
 from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe.llm.base import Violation
@@ -23,6 +33,13 @@ _SOURCES = {
 _SOURCE_TO_PB = {
     SOURCE_BACKGROUND: evaluator_pb2.EVALUATION_SOURCE_BACKGROUND,
     SOURCE_SUBMIT_GUARD: evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD,
+}
+_STATE_TO_PB = {
+    STATE_DONE: evaluator_pb2.TURN_EVALUATION_STATE_DONE,
+    STATE_IN_FLIGHT: evaluator_pb2.TURN_EVALUATION_STATE_IN_FLIGHT,
+    STATE_QUEUED: evaluator_pb2.TURN_EVALUATION_STATE_QUEUED,
+    STATE_DEAD: evaluator_pb2.TURN_EVALUATION_STATE_DEAD,
+    STATE_MISSING: evaluator_pb2.TURN_EVALUATION_STATE_MISSING,
 }
 
 
@@ -41,7 +58,10 @@ def turn_log_to_pb(entry: dict[str, Any]) -> evaluator_pb2.TurnEvaluation:
         user_prompt_summary=entry["user_prompt_summary"],
         intent=evaluator_pb2.Intent.Value("INTENT_" + details["intent"].upper()),
         score=details["score"],
-        rubrics=[evaluator_pb2.RubricScore(**r) for r in details["rubrics"]],
+        # Fields the judge adds before the contract has them are kept in the log, not sent.
+        rubrics=[
+            json_format.ParseDict(r, evaluator_pb2.RubricScore(), ignore_unknown_fields=True) for r in details["rubrics"]
+        ],
         final_reasoning=details["final_reasoning"],
         llm_answer_summary=entry["llm_answer_summary"],
         llm_answer_reasoning=entry["llm_answer_reasoning"],
@@ -53,9 +73,21 @@ def turn_log_to_pb(entry: dict[str, Any]) -> evaluator_pb2.TurnEvaluation:
         provider=entry["provider"],
         degraded=entry["degraded"],
         source=_SOURCE_TO_PB.get(entry["source"], 0),
-        evaluated_at=_timestamp(entry["timestamp"]),
+        evaluated_at=_timestamp(entry.get("evaluated_at") or entry["timestamp"]),
         model=entry.get("model", ""),
         usage=evaluator_pb2.LlmUsage(**entry.get("usage", {})),
+        judge_samples=entry.get("judge_samples", 1),
+        score_spread=entry.get("score_spread", 0.0),
+        leak_cut=guard.get("leak_cut", False),
+    )
+
+
+def turn_status_to_pb(status: TurnStatus) -> evaluator_pb2.TurnStatus:
+    return evaluator_pb2.TurnStatus(
+        turn=status.turn,
+        state=_STATE_TO_PB[status.state],
+        dead_reason=status.dead_reason,
+        dead_attempts=status.dead_attempts,
     )
 
 
@@ -109,3 +141,12 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
                 raise InvalidArgument("session_id is required")
             logs = await self.evaluator.turn_logs(request.session_id)
             return evaluator_pb2.GetTurnEvaluationsResponse(evaluations=[turn_log_to_pb(e) for e in logs])
+
+    async def GetTurnStatuses(
+        self, request: evaluator_pb2.GetTurnStatusesRequest, context: grpc.aio.ServicerContext
+    ) -> evaluator_pb2.GetTurnStatusesResponse:
+        async with grpc_errors(context):
+            if not request.session_id:
+                raise InvalidArgument("session_id is required")
+            statuses = await self.evaluator.turn_statuses(request.session_id)
+            return evaluator_pb2.GetTurnStatusesResponse(turns=[turn_status_to_pb(s) for s in statuses])

@@ -5,11 +5,13 @@ PostgreSQL when it has expired."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 
+from vibe.errors import NotFound
 from vibe.hot_state import Keys
 
 TurnLog = dict[str, Any]  # the DESIGN §2 turn log shape, see core.build_turn_log
@@ -45,6 +47,29 @@ class EvaluationStore:
             session_id,
         )
         return [json.loads(r["details"]) for r in rows]
+
+    async def evaluated_turns(self, session_id: str) -> set[int]:
+        """Turns of the session with a stored evaluation (the system of record)."""
+        rows = await self.db.fetch(
+            "SELECT turn FROM prompt_evaluations WHERE session_id = $1 AND evaluation_type = 'TURN_EVAL'",
+            session_id,
+        )
+        return {r["turn"] for r in rows}
+
+    async def session_turn_count(self, session_id: str) -> int:
+        """Completed turns of the session; NotFound for an unknown session."""
+        count = await self.db.fetchval("SELECT turn_count FROM sessions WHERE session_id = $1", session_id)
+        if count is None:
+            raise NotFound(f"no session {session_id!r}")
+        return int(count)
+
+    async def turn_time(self, session_id: str, turn: int) -> datetime | None:
+        """When the candidate sent the turn's message."""
+        return await self.db.fetchval(
+            "SELECT created_at FROM messages WHERE session_id = $1 AND turn = $2 AND role = 'user'",
+            session_id,
+            turn,
+        )
 
     async def save_turn_log(self, log: TurnLog) -> None:
         """Durable first (upsert on the design's UNIQUE rule), then the hot copy."""

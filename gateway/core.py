@@ -206,12 +206,26 @@ class Gateway:
                         else:
                             done = event.done
                 except grpc.aio.AioRpcError as exc:
+                    if parts and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                        # The candidate saw part of a reply: say that none of it was kept.
+                        raise Unavailable(
+                            "the tutor's reply broke off midway and nothing of this turn was saved; "
+                            "please send your message again"
+                        ) from None
                     raise from_rpc_error(exc, "tutor") from None
                 if done is None:
                     raise Unavailable("the tutor's reply ended early; please send the message again")
                 guardrail = guardrail_from_pb(done.guardrail)
                 user, assistant = await self.store.store_turn(
-                    session_id, turn, message, "".join(parts), guardrail, done.provider, interrupted=False
+                    session_id,
+                    turn,
+                    message,
+                    "".join(parts),
+                    guardrail,
+                    done.provider,
+                    interrupted=False,
+                    leak_cut=done.leak.cut,
+                    leak_share=done.leak.share if done.HasField("leak") else None,
                 )
                 stored = True
             except (asyncio.CancelledError, GeneratorExit):
@@ -331,12 +345,21 @@ class Gateway:
     async def _evaluate_all_turns(
         self, session_id: str, turn_count: int, deadline: float, into: dict[int, evaluator_pb2.TurnEvaluation]
     ) -> AsyncIterator[Progress]:
-        """Every turn 1..N evaluated: stored ones are used, in-flight ones awaited, missing
-        ones evaluated now, concurrently under a bound. The evaluator's per-turn lock
-        makes sure no turn is evaluated twice at once."""
-        yield Progress("turns", 0, turn_count, f"checking the evaluations of {turn_count} turns")
+        """Every turn 1..N evaluated: stored ones are used, in-flight ones awaited, queued,
+        dead-lettered and missing ones evaluated now, concurrently under a bound. The
+        evaluator's per-turn lock makes sure no turn is evaluated twice at once."""
         if turn_count == 0:
+            yield Progress("turns", 0, 0, "checking the evaluations of 0 turns")
             return
+        statuses = await self._call(
+            self.up.evaluator.GetTurnStatuses,
+            evaluator_pb2.GetTurnStatusesRequest(session_id=session_id),
+            "evaluator",
+            deadline,
+        )
+        states = {s.turn: s.state for s in statuses.turns}
+        yield Progress("turns", 0, turn_count, f"checking the evaluations of {turn_count} turns: {_describe_states(states)}")
+        dead = {s.turn for s in statuses.turns if s.state == evaluator_pb2.TURN_EVALUATION_STATE_DEAD}
         bound = asyncio.Semaphore(self.settings.guard_concurrency)
 
         async def one(turn: int) -> evaluator_pb2.TurnEvaluation:
@@ -355,7 +378,8 @@ class Gateway:
             for finished in asyncio.as_completed(tasks):
                 evaluation = await finished
                 into[evaluation.turn] = evaluation
-                yield Progress("turns", len(into), turn_count, f"turn {evaluation.turn} evaluated")
+                note = " (its background job was dead-lettered; evaluated by the guard)" if evaluation.turn in dead else ""
+                yield Progress("turns", len(into), turn_count, f"turn {evaluation.turn} evaluated{note}")
         finally:
             for task in tasks:
                 task.cancel()
@@ -375,3 +399,17 @@ class Gateway:
         if stored is None:
             raise FailedPrecondition(f"session {session_id} has no report yet: Submit it first")
         return report_from_json(stored)
+
+
+_STATE_NAMES = (
+    (evaluator_pb2.TURN_EVALUATION_STATE_DONE, "evaluated"),
+    (evaluator_pb2.TURN_EVALUATION_STATE_IN_FLIGHT, "in flight"),
+    (evaluator_pb2.TURN_EVALUATION_STATE_QUEUED, "queued"),
+    (evaluator_pb2.TURN_EVALUATION_STATE_DEAD, "dead-lettered"),
+    (evaluator_pb2.TURN_EVALUATION_STATE_MISSING, "missing"),
+)
+
+
+def _describe_states(states: dict[int, int]) -> str:
+    """'2 evaluated, 1 in flight, 0 queued, 1 dead-lettered, 0 missing' for the progress."""
+    return ", ".join(f"{sum(1 for s in states.values() if s == state)} {name}" for state, name in _STATE_NAMES)

@@ -142,6 +142,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
                         "provider": event.provider,
                         "user_message": _pb(message_to_pb(event.user)),
                         "assistant_message": _pb(message_to_pb(event.assistant)),
+                        "leak_cut": event.assistant.leak_cut,
                     }
 
     return await _sse(request, events())

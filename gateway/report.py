@@ -42,7 +42,11 @@ def build_report(
         holistic=holistic,
         code=code,
         scores=scores,
-        guardrails=gateway_pb2.GuardrailSummary(refused_turns=len(refused), by_violation=dict(by_violation)),
+        guardrails=gateway_pb2.GuardrailSummary(
+            refused_turns=len(refused),
+            by_violation=dict(by_violation),
+            leak_cut_turns=[t.turn for t in turns if t.leak_cut],
+        ),
         llm_provider=", ".join(providers),
         llm_model=", ".join(models),
         # The holistic evaluation is the submit's last LLM call, so its view of the
@@ -56,6 +60,25 @@ def build_report(
     if session.submitted_at is not None:
         report.submitted_at.FromDatetime(session.submitted_at)
     return report
+
+
+def guardrail_line(summary: gateway_pb2.GuardrailSummary) -> str:
+    """"2 turns refused: solution_request x1, jailbreak x1", most frequent first."""
+    if summary.refused_turns == 0:
+        line = "no turns refused"
+    else:
+        kinds = sorted(summary.by_violation.items(), key=lambda kv: (-kv[1], kv[0]))
+        noun = "turn" if summary.refused_turns == 1 else "turns"
+        line = f"{summary.refused_turns} {noun} refused: " + ", ".join(f"{kind} x{n}" for kind, n in kinds)
+    if summary.leak_cut_turns:
+        cut = ", ".join(str(t) for t in summary.leak_cut_turns)
+        line += f"; reply cut by the leak check on turn(s) {cut}"
+    return line
+
+
+def rubric_rows(turn: evaluator_pb2.TurnEvaluation) -> list[tuple[str, float, float, str]]:
+    """(criterion, weight, score, reason) of a turn's rubric, heaviest criterion first."""
+    return sorted(((r.criterion, r.weight, r.score, r.reason) for r in turn.rubrics), key=lambda row: -row[1])
 
 
 def report_to_json(report: gateway_pb2.Report) -> dict[str, Any]:

@@ -97,6 +97,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                                 provider=event.provider,
                                 user_message=message_to_pb(event.user),
                                 assistant_message=message_to_pb(event.assistant),
+                                leak_cut=event.assistant.leak_cut,
                             ),
                         )
 

@@ -40,6 +40,7 @@ class MessageRow:
     created_at: datetime
     guardrail_violation: str | None = None
     interrupted: bool = False
+    leak_cut: bool = False  # assistant messages: cut by the tutor's leak check (see tutor_service/leak.py)
 
 
 _SESSION_COLUMNS = "session_id, candidate_id, problem_id, token_hash, status, turn_count, created_at, submitted_at"
@@ -98,7 +99,7 @@ class GatewayStore:
 
     async def messages(self, session_id: str) -> list[MessageRow]:
         rows = await self.db.fetch(
-            "SELECT session_id, turn, role, content, created_at, guardrail_violation, interrupted"
+            "SELECT session_id, turn, role, content, created_at, guardrail_violation, interrupted, leak_cut"
             " FROM messages WHERE session_id = $1 ORDER BY turn, role DESC",  # user before assistant
             session_id,
         )
@@ -113,8 +114,11 @@ class GatewayStore:
         guardrail: GuardrailVerdict,
         provider: str,
         interrupted: bool,
+        leak_cut: bool = False,
+        leak_share: float | None = None,
     ) -> tuple[MessageRow, MessageRow]:
         """Both messages of a turn and the session's turn count, in one transaction.
+        `leak_cut`/`leak_share` are the tutor's leak check of the reply (None: not checked).
 
         The UPDATE only succeeds while the session is active and `turn` is the next
         turn, so two racing chats can never store the same turn number, and nothing
@@ -135,10 +139,10 @@ class GatewayStore:
             rows = await conn.fetch(
                 """
                 INSERT INTO messages (session_id, turn, role, content, guardrail_violation, guardrail_reason,
-                                      provider, interrupted)
-                VALUES ($1, $2, 'user', $3, $4, $5, NULL, false),
-                       ($1, $2, 'assistant', $6, NULL, NULL, $7, $8)
-                RETURNING session_id, turn, role, content, created_at, guardrail_violation, interrupted
+                                      provider, interrupted, leak_cut, leak_share)
+                VALUES ($1, $2, 'user', $3, $4, $5, NULL, false, false, NULL),
+                       ($1, $2, 'assistant', $6, NULL, NULL, $7, $8, $9, $10)
+                RETURNING session_id, turn, role, content, created_at, guardrail_violation, interrupted, leak_cut
                 """,
                 session_id,
                 turn,
@@ -148,6 +152,8 @@ class GatewayStore:
                 assistant_text,
                 provider,
                 interrupted,
+                leak_cut,
+                leak_share,
             )
         user, assistant = sorted((MessageRow(**dict(r)) for r in rows), key=lambda m: m.role != "user")
         return user, assistant

@@ -13,12 +13,13 @@ human reviewer, never a penalty: the grade does not use it.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 
-MIN_MATCH_CHARS = 30
-WINDOW = 4
+from vibe.fingerprint import MIN_MATCH_CHARS, WINDOW
+from vibe.fingerprint import fingerprints as _fingerprints
+from vibe.fingerprint import normalise as _normalise
+
 FLAG_THRESHOLD = 40.0
 MAX_FRAGMENTS = 10
 METHOD = (
@@ -28,7 +29,6 @@ METHOD = (
 )
 
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
-_COMMENT = re.compile(r"(#|//)[^\n]*")
 
 
 @dataclass(frozen=True)
@@ -60,30 +60,6 @@ NOT_CHECKED = IntegrityReport(checked=False, score=0.0, flagged=False, fragments
 def code_blocks(turn: int, reply: str) -> list[ShownCode]:
     """The fenced code blocks of one tutor reply (prose is not code the candidate could paste)."""
     return [ShownCode(turn, block) for block in _FENCE.findall(reply) if block.strip()]
-
-
-def _normalise(text: str) -> tuple[str, list[int]]:
-    """Text without comments and whitespace, plus each kept character's offset in ``text``."""
-    blanked = _COMMENT.sub(lambda m: " " * len(m.group()), text)
-    kept = [(ch, i) for i, ch in enumerate(blanked) if not ch.isspace()]
-    return "".join(ch for ch, _ in kept), [i for _, i in kept]
-
-
-def _fingerprints(norm: str) -> dict[int, int]:
-    """Winnowed k-gram hashes -> position of their first occurrence in ``norm``."""
-    hashes = [
-        int.from_bytes(hashlib.blake2b(norm[i : i + MIN_MATCH_CHARS].encode(), digest_size=8).digest(), "big")
-        for i in range(len(norm) - MIN_MATCH_CHARS + 1)
-    ]
-    chosen: dict[int, int] = {}
-    for start in range(max(1, len(hashes) - WINDOW + 1)):
-        window = hashes[start : start + WINDOW]
-        if not window:
-            break
-        low = min(window)
-        pos = start + max(i for i, h in enumerate(window) if h == low)  # rightmost minimum
-        chosen.setdefault(low, pos)
-    return chosen
 
 
 def _line_span(text: str, offsets: list[int], start: int, end: int) -> tuple[int, str]:

@@ -14,6 +14,7 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
+from tests.fake_gemini import FakeGemini, running
 from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.stack import StackAddrs, in_process_stack
 
@@ -133,3 +134,25 @@ async def new_candidate(stack: Stack, problem_id: str = "two-sum", candidate_id:
 
 def reply_text(events: list[gateway_pb2.ChatEvent]) -> str:
     return "".join(e.delta for e in events if e.WhichOneof("event") == "delta")
+
+
+async def evaluation_runs(stack: Stack, session_id: str) -> dict[int, int]:
+    """How many times each turn of the session was evaluated (the evaluator counts them)."""
+    redis = stack.redis()
+    try:
+        runs = await redis.hgetall(stack.key(f"eval:runs:{session_id}"))
+    finally:
+        await redis.aclose()
+    return {int(turn): int(n) for turn, n in runs.items()}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeGemini]:
+    """A local Gemini-compatible HTTP server (tests/fake_gemini.py) for this test."""
+    async with running() as server:
+        yield server
+
+
+def gemini_stack(start_stack: StartStack, fake: FakeGemini, **overrides: str) -> contextlib.AbstractAsyncContextManager[Stack]:
+    """The four services on the Gemini provider, talking to `fake`."""
+    return start_stack(VIBE_LLM_PROVIDER="gemini", GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url, **overrides)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -75,6 +76,8 @@ class Recorded:
             return "holistic_evaluation"
         if "violation" in props:
             return "guardrail"
+        if "summary" in props:
+            return "conversation_summary"
         return "tutor_reply" if self.action == "streamGenerateContent" else "other"
 
 
@@ -100,6 +103,13 @@ def default_guardrail(request: Recorded) -> dict[str, Any]:
     return {"violation": "none", "reason": "asks for help with the problem"}
 
 
+def default_summary(request: Recorded) -> dict[str, Any]:
+    """Names the turns it was given, so a test can tell which turns a summary covers."""
+    turns = sorted({int(t) for t in re.findall(r"Turn (\d+), candidate", request.prompt)})
+    covered = f"turns {turns[0]}-{turns[-1]}" if turns else "no turns"
+    return {"summary": f"Summary of {covered}: the candidate asked about the approach; the tutor asked guiding questions."}
+
+
 DEFAULT_REPLY_CHUNKS = ("What do you ", "already know about ", "the inputs? ", "Which step is ", "the hard one?")
 
 
@@ -113,6 +123,7 @@ class FakeGemini:
             "turn_evaluation": default_turn_judgement,
             "holistic_evaluation": default_holistic,
             "guardrail": default_guardrail,
+            "conversation_summary": default_summary,
         }
     )
     storm: Reply | None = None  # when set, every request gets this error
@@ -120,6 +131,7 @@ class FakeGemini:
     closed_by_client: list[float] = field(default_factory=list)  # when a client left a stream early
     stream_ends: list[float] = field(default_factory=list)  # when a stream was fully written
     first_chunk_at: list[float] = field(default_factory=list)  # when each stream's first chunk was written
+    chunk_written_at: list[float] = field(default_factory=list)  # when each stream chunk was written (all streams)
     _scripts: dict[str, deque[Reply]] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
     url: str = ""
@@ -187,8 +199,10 @@ class FakeGemini:
                     request.transport.close()  # type: ignore[union-attr]
                     return response
                 last = i == len(chunks) - 1
-                event = _response(chunk, reply.finish_reason if last else None, rec, final=last, text_so_far="".join(chunks[: i + 1]))
+                # The whole text only for the last chunk: joining every prefix is quadratic on long replies.
+                event = _response(chunk, reply.finish_reason if last else None, rec, final=last, text_so_far="".join(chunks) if last else "")
                 await response.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
+                self.chunk_written_at.append(time.monotonic())
                 if i == 0:
                     self.first_chunk_at.append(time.monotonic())
             await response.write_eof()

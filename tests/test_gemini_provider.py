@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, Callable
 
 import pytest
 
-from tests.fake_gemini import FakeGemini, Recorded, Reply, default_turn_judgement, fenced, running, truncated
+from tests.fake_gemini import FakeGemini, Recorded, Reply, default_turn_judgement, fenced, truncated
 from vibe.config import EvaluatorSettings
 from vibe.llm import make_provider
 from vibe.llm.base import (
@@ -38,12 +38,6 @@ TURN = Exchange(1, "Which data structure avoids checking every pair in two sum?"
 FAST_RETRIES = {"VIBE_LLM_BACKOFF_BASE_S": "0.02", "VIBE_LLM_BACKOFF_MAX_S": "0.1"}
 
 MakeLLM = Callable[..., contextlib.AbstractAsyncContextManager[ResilientProvider]]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGemini]:
-    async with running() as server:
-        yield server
 
 
 @pytest.fixture

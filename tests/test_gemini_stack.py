@@ -4,31 +4,19 @@ streaming through the gateway, cancellation, the storm fallback, usage in the re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from pathlib import Path
-from typing import AsyncIterator
 
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, new_candidate, reply_text
-from tests.fake_gemini import FakeGemini, Reply, running
+from tests.conftest import Stack, StartStack, gemini_stack, new_candidate, reply_text
+from tests.fake_gemini import FakeGemini, Reply
 from vibe.gateway.v1 import gateway_pb2
 
 REFERENCE = (Path(__file__).resolve().parents[1] / "scoring_service" / "problems" / "two-sum" / "reference.py").read_text()
 QUESTION = "Which data structure would let me avoid checking every pair in two sum?"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeGemini]:
-    async with running() as server:
-        yield server
-
-
-def gemini_stack(start_stack: StartStack, fake: FakeGemini, **overrides: str) -> contextlib.AbstractAsyncContextManager[Stack]:
-    return start_stack(VIBE_LLM_PROVIDER="gemini", GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url, **overrides)
 
 
 async def stored_turn_logs(stack: Stack, session_id: str) -> list[dict]:

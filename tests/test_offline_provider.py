@@ -8,7 +8,6 @@ import time
 import pytest
 
 from vibe.llm.base import (
-    CRITERIA,
     HOLISTIC_CRITERIA,
     EvaluatedTurn,
     Exchange,
@@ -19,6 +18,7 @@ from vibe.llm.base import (
     Violation,
 )
 from vibe.llm.offline import OfflineProvider, classify_intent, is_korean
+from vibe.llm.rubrics import rubric_for
 
 REFERENCE = """def two_sum(nums, target):
     seen = {}
@@ -221,7 +221,7 @@ async def test_violation_turn_scores_zero(llm: OfflineProvider) -> None:
     _, reply = await reply_of(llm, message)
     judgement = await llm.evaluate_turn(PROBLEM, (), Exchange(1, message, reply), verdict)
     assert judgement.score == 0.0
-    assert [r.criterion for r in judgement.rubrics] == list(CRITERIA)
+    assert [r.criterion for r in judgement.rubrics] == list(rubric_for(judgement.intent).names)
     assert all(r.score == 0.0 and "solution_request" in r.reason for r in judgement.rubrics)
     assert "guardrail" in judgement.final_reasoning and "solution_request" in judgement.final_reasoning
     assert "0" in judgement.final_reasoning
@@ -243,14 +243,15 @@ async def test_specific_prompt_beats_vague_prompt(llm: OfflineProvider) -> None:
         assert r_rich.score > r_vague.score, (r_rich, r_vague)
 
 
-async def test_rubric_shape_and_score_is_mean(llm: OfflineProvider) -> None:
+async def test_rubric_shape_and_score_is_weighted_mean(llm: OfflineProvider) -> None:
     judgement = await llm.evaluate_turn(
         PROBLEM, (), Exchange(1, "How can I make my nested loop over nums faster than O(n^2)?", "Where is the bottleneck?"), OK
     )
-    assert [r.criterion for r in judgement.rubrics] == list(CRITERIA)
+    rubric = rubric_for(judgement.intent)
+    assert [(r.criterion, r.weight) for r in judgement.rubrics] == [(c.name, c.weight) for c in rubric.criteria]
     for r in judgement.rubrics:
         assert 0 <= r.score <= 100 and r.reason
-    assert judgement.score == round(sum(r.score for r in judgement.rubrics) / len(CRITERIA), 2)
+    assert judgement.score == round(sum(r.score * r.weight for r in judgement.rubrics), 2)
     assert judgement.intent.value in judgement.final_reasoning
 
 
@@ -453,7 +454,7 @@ async def test_holistic_criteria_and_evidence(llm: OfflineProvider) -> None:
     for c in judgement.criteria:
         assert 0 <= c.score <= 100
         assert re.search(r"turns? \d", c.evidence), c.evidence
-    assert judgement.score == round(sum(c.score for c in judgement.criteria) / 3, 2)
+    assert judgement.score == round(sum(c.score for c in judgement.criteria) / len(HOLISTIC_CRITERIA), 2)
     assert judgement.score >= 75
     assert judgement.summary
     assert "turns 4, 5" in judgement.criteria[1].evidence

@@ -10,9 +10,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, new_candidate, reply_text
+from tests.conftest import Stack, StartStack, evaluation_runs, new_candidate, reply_text
 from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe.gateway.v1 import gateway_pb2
+from vibe.llm.base import Intent
+from vibe.llm.rubrics import rubric_for
 from vibe.scoring.v1 import scoring_pb2
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "scoring_service" / "problems"
@@ -33,15 +35,6 @@ async def wait_for_evaluations(stack: Stack, session_id: str, count: int, timeou
             if len(reply.evaluations) >= count or time.monotonic() > deadline:
                 return list(reply.evaluations)
             await asyncio.sleep(0.05)
-
-
-async def evaluation_runs(stack: Stack, session_id: str) -> dict[int, int]:
-    redis = stack.redis()
-    try:
-        runs = await redis.hgetall(stack.key(f"eval:runs:{session_id}"))
-    finally:
-        await redis.aclose()
-    return {int(turn): int(n) for turn, n in runs.items()}
 
 
 async def test_full_session_end_to_end(stack: Stack) -> None:
@@ -68,7 +61,10 @@ async def test_full_session_end_to_end(stack: Stack) -> None:
     report = events[-1].report
 
     assert [t.turn for t in report.turns] == [1, 2, 3, 4]
-    assert all(t.intent != evaluator_pb2.INTENT_UNSPECIFIED and len(t.rubrics) == 5 for t in report.turns)
+    for t in report.turns:
+        # Every turn, refused ones included, is shown against its intent's own rubric.
+        rubric = rubric_for(Intent(evaluator_pb2.Intent.Name(t.intent).removeprefix("INTENT_").lower()))
+        assert [(r.criterion, r.weight) for r in t.rubrics] == [(c.name, c.weight) for c in rubric.criteria]
     assert report.turns[1].guardrail.violated and report.turns[1].score == 0
     assert report.turns[3].score == 0
     assert report.turns[0].score > 0 and report.turns[2].score > 0

@@ -6,9 +6,12 @@ import contextlib
 from typing import AsyncIterator
 
 from tutor_service.core import Tutor
+from tutor_service.leak import LeakGuard
+from tutor_service.memory import ConversationMemory
 from tutor_service.servicer import TutorServicer
 from vibe.config import TutorSettings
 from vibe.db import connect_pool
+from vibe.hot_state import Keys, connect_redis
 from vibe.llm import make_provider
 from vibe.telemetry import TracedLLM
 from vibe.server import Registration, ServiceBundle
@@ -22,8 +25,17 @@ async def tutor_app(settings: TutorSettings) -> AsyncIterator[ServiceBundle]:
     common = settings.common
     llm = TracedLLM(make_provider(common))
     db = await connect_pool(common.database_url, common.db_schema)
+    redis = connect_redis(common.redis_url)
     try:
-        servicer = TutorServicer(Tutor(db, llm))
+        memory = ConversationMemory(redis, Keys(common.redis_prefix), llm, settings.history_token_budget)
+        tutor = Tutor(
+            db,
+            llm,
+            low_effort_limit=settings.low_effort_limit,
+            leak_guard=LeakGuard(settings.leak_threshold),
+            memory=memory,
+        )
+        servicer = TutorServicer(tutor)
         yield ServiceBundle(
             name="tutor",
             addr=settings.addr,
@@ -31,5 +43,6 @@ async def tutor_app(settings: TutorSettings) -> AsyncIterator[ServiceBundle]:
             grace_s=common.shutdown_grace_s,
         )
     finally:
+        await redis.aclose()
         await db.close()
         await llm.aclose()

@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import AsyncIterator, Sequence
 
 import asyncpg
 
 from vibe.errors import InvalidArgument, Unavailable
-from vibe.llm.base import Exchange, GuardrailVerdict, LLMProvider, LLMUnavailable, ProblemContext
+from tutor_service.hints import DEFAULT_LOW_EFFORT_LIMIT, decide_guidance
+from tutor_service.leak import LeakCheck, LeakGuard, cut_notice
+from tutor_service.memory import ConversationMemory
+from vibe.llm.base import Exchange, GuardrailVerdict, LLMProvider, LLMUnavailable, ProblemContext, TutorGuidance
 from vibe.llm.usage import UsageMeter, metered
 from vibe.llm.usage_store import PHASE_CHAT, save_calls
 from vibe.records import load_exchanges, load_problem_context
@@ -24,16 +27,29 @@ _CUT_OFF = "\n\n(I have to stop here: this request is outside the test rules, so
 
 @dataclass(frozen=True)
 class Reply:
-    """A turn's reply as it streams. `verdict` is settled by the time `chunks` ends."""
+    """A turn's reply as it streams. `verdict` is settled and `leak` final by the time
+    `chunks` ends."""
 
     verdict: asyncio.Future[GuardrailVerdict]
     chunks: AsyncIterator[str]
+    leak: LeakCheck
 
 
 class Tutor:
-    def __init__(self, db: asyncpg.Pool, llm: LLMProvider):
+    def __init__(
+        self,
+        db: asyncpg.Pool,
+        llm: LLMProvider,
+        *,
+        low_effort_limit: int = DEFAULT_LOW_EFFORT_LIMIT,
+        leak_guard: LeakGuard,
+        memory: ConversationMemory | None = None,
+    ):
         self.db = db
         self.llm = llm
+        self.low_effort_limit = low_effort_limit  # TUTOR_LOW_EFFORT_LIMIT: see tutor_service.hints
+        self.leak_guard = leak_guard  # TUTOR_LEAK_THRESHOLD: see tutor_service.leak
+        self.memory = memory  # TUTOR_HISTORY_TOKEN_BUDGET: see tutor_service.memory; None = whole history
         self._problems: dict[str, ProblemContext] = {}  # problems do not change while we run
 
     async def _problem(self, problem_id: str) -> ProblemContext:
@@ -48,9 +64,10 @@ class Tutor:
         with metered() as meter:
             verdict: asyncio.Future[GuardrailVerdict] | None = None
             try:
-                verdict, chunks = await self.start_reply(session_id, turn, problem_id, message)
-                async with contextlib.aclosing(_unavailable_as_service_error(chunks)) as stream:
-                    yield Reply(verdict, stream)
+                started = await self.start_reply(session_id, turn, problem_id, message)
+                verdict = started.verdict
+                async with contextlib.aclosing(_unavailable_as_service_error(started.chunks)) as stream:
+                    yield replace(started, chunks=stream)
             finally:
                 if verdict is not None:
                     await _settle(verdict)
@@ -59,8 +76,8 @@ class Tutor:
 
     async def start_reply(
         self, session_id: str, turn: int, problem_id: str, message: str
-    ) -> tuple[asyncio.Future[GuardrailVerdict], AsyncIterator[str]]:
-        """The guardrail check (running) and the reply stream for `message`."""
+    ) -> Reply:
+        """The guardrail check (running) and the reply stream for `message`, leak-checked."""
         if not session_id or not problem_id:
             raise InvalidArgument("session_id and problem_id are required")
         if turn < 1:
@@ -69,8 +86,20 @@ class Tutor:
             raise InvalidArgument("message is empty")
         problem = await self._problem(problem_id)
         history = await load_exchanges(self.db, session_id, before_turn=turn)
-        verdict = asyncio.ensure_future(self.llm.check_guardrail(problem, history, message))
-        return verdict, self._guarded_reply(verdict, problem, history, message)
+        # From the full history: the hint ladder must not restart when older turns are summarised.
+        guidance = decide_guidance(problem, history, message, low_effort_limit=self.low_effort_limit)
+        # The model sees the recent turns within the token budget, and a summary of the rest.
+        recent = history
+        if self.memory is not None:
+            recall = await self.memory.recall(session_id, problem, history)
+            recent = recall.history
+            if recall.summary:
+                guidance = replace(guidance or TutorGuidance(), memory_summary=recall.summary)
+        verdict = asyncio.ensure_future(self.llm.check_guardrail(problem, recent, message))
+        leak = self.leak_guard.check(problem)
+        reply = self._guarded_reply(verdict, problem, recent, message, guidance)
+        cut = cut_notice(problem, history, message, guidance)
+        return Reply(verdict, _leak_checked(reply, leak, cut, verdict), leak)
 
     async def _guarded_reply(
         self,
@@ -78,6 +107,7 @@ class Tutor:
         problem: ProblemContext,
         history: Sequence[Exchange],
         message: str,
+        guidance: TutorGuidance | None = None,
     ) -> AsyncIterator[str]:
         """The reply, started on the bet that the message is fine (it almost always is)
         while the guardrail decides, so a model-based guardrail costs no time to first
@@ -88,14 +118,14 @@ class Tutor:
         the reply started cuts the reply off with a plain note; the turn scores 0
         either way, since the verdict travels with the end of the reply.
         """
-        speculative = self.llm.stream_tutor_reply(problem, history, message, GuardrailVerdict.ok())
+        speculative = self.llm.stream_tutor_reply(problem, history, message, GuardrailVerdict.ok(), guidance)
         first = asyncio.ensure_future(anext(speculative, None))
         try:
             await asyncio.wait([verdict, first], return_when=asyncio.FIRST_COMPLETED)
             if verdict.done() and verdict.result().violated:
                 await _discard(first, speculative)
                 async with contextlib.aclosing(
-                    self.llm.stream_tutor_reply(problem, history, message, verdict.result())  # type: ignore[type-var]
+                    self.llm.stream_tutor_reply(problem, history, message, verdict.result(), guidance)  # type: ignore[type-var]
                 ) as refusal:
                     async for chunk in refusal:
                         yield chunk
@@ -135,6 +165,28 @@ async def _discard(first_chunk: asyncio.Future[str | None], stream: AsyncIterato
     if not first_chunk.cancelled():
         first_chunk.exception()  # its outcome no longer matters; mark it retrieved
     await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def _leak_checked(
+    chunks: AsyncIterator[str], leak: LeakCheck, cut: str, verdict: asyncio.Future[GuardrailVerdict]
+) -> AsyncIterator[str]:
+    """Each chunk goes out only once the reply so far, it included, is below the leak
+    threshold. The chunk that reaches it and the rest of the reply are dropped (the
+    model's request is closed at once) and `cut` is sent in their place."""
+    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+        async for chunk in chunks:
+            if leak.feed(chunk):
+                log.warning(
+                    "reply cut by the leak check",
+                    extra={"leak_share": round(leak.outcome.share, 3), "leak_language": leak.outcome.language},
+                )
+                break
+            yield chunk
+        else:
+            return
+    yield cut
+    # The turn still gets its guardrail verdict; the cut reply no longer waits for it.
+    await asyncio.wait([verdict])
 
 
 async def _unavailable_as_service_error(chunks: AsyncIterator[str]) -> AsyncIterator[str]:

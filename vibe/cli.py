@@ -55,6 +55,8 @@ def _name(enum_type, value: int, prefix: str) -> str:  # type: ignore[no-untyped
 
 
 def print_report(report: gateway_pb2.Report) -> None:
+    from gateway.report import guardrail_line, rubric_rows  # the gateway's reading of its own report
+
     out = sys.stdout.write
     out(f"\n=== Report for session {report.session_id} (problem {report.problem_id}) ===\n")
     out(f"LLM provider: {report.llm_provider}" + (f", model {report.llm_model}" if report.llm_model else ""))
@@ -68,12 +70,16 @@ def print_report(report: gateway_pb2.Report) -> None:
     out(f"  {'turn':>4}  {'intent':<13} {'score':>6}  guardrail\n")
     for t in report.turns:
         guard = _name(tutor_pb2.ViolationType, t.guardrail.violation_type, "VIOLATION_TYPE_") if t.guardrail.violated else "ok"
-        out(f"  {t.turn:>4}  {_name(evaluator_pb2.Intent, t.intent, 'INTENT_'):<13} {t.score:>6.2f}  {guard}\n")
+        spread = f"  (median of {t.judge_samples}, spread {t.score_spread:.1f})" if t.judge_samples > 1 else ""
+        out(f"  {t.turn:>4}  {_name(evaluator_pb2.Intent, t.intent, 'INTENT_'):<13} {t.score:>6.2f}  {guard}{spread}\n")
+        for criterion, weight, score, reason in rubric_rows(t):
+            out(f"        {criterion:<13} x{weight:<5.2f} {score:>6.2f}  {reason}\n")
         out(f"        {t.final_reasoning}\n")
+    out(f"  Guardrail: {guardrail_line(report.guardrails)}\n")
     h = report.holistic
     out(f"\nHolistic flow: {h.score:.2f}  ({h.summary})\n")
     for c in h.criteria:
-        out(f"  {c.criterion:<22} {c.score:>6.2f}  {c.evidence}\n")
+        out(f"  {c.criterion:<26} {c.score:>6.2f}  {c.evidence}\n")
     code = report.code
     out(f"\nCode ({report.language}): {_name(scoring_pb2.Verdict, code.verdict, 'VERDICT_')}, {code.passed}/{code.total} tests\n")
     for t in code.tests:

@@ -41,9 +41,24 @@ class Keys:
         """The background evaluation queue (a Redis Stream)."""
         return f"{self.prefix}eval:jobs"
 
+    def eval_dead(self) -> str:
+        """Dead-letter stream: jobs that failed EVALUATOR_JOB_MAX_ATTEMPTS deliveries or
+        were malformed, with the reason, the attempts and the original fields."""
+        return f"{self.prefix}eval:dead"
+
+    def eval_dead_turns(self, session_id: str) -> str:
+        """Hash turn -> dead-letter record (JSON) of the session's dead-lettered jobs,
+        so a turn's status is found without reading the whole dead-letter stream."""
+        return f"{self.prefix}eval:dead_turns:{session_id}"
+
     def session(self, session_id: str) -> str:
         """Cache of a session's immutable fields (problem, candidate, token hash)."""
         return f"{self.prefix}session:{session_id}"
+
+    def memory_summary(self, session_id: str) -> str:
+        """Hash {through_turn, summary}: the tutor's summary of turns 1..through_turn, the
+        ones no longer sent as history. Rebuilt from PostgreSQL when lost."""
+        return f"{self.prefix}memory:summary:{session_id}"
 
     def chat_lock(self, session_id: str) -> str:
         return f"{self.prefix}lock:chat:{session_id}"

@@ -25,6 +25,7 @@ class StoredTurn:
     guardrail_violation: str | None
     guardrail_reason: str
     interrupted: bool
+    leak_cut: bool = False  # the tutor's reply was cut by the leak check (tutor_service/leak.py)
 
     @property
     def exchange(self) -> Exchange:
@@ -33,7 +34,8 @@ class StoredTurn:
 
 async def load_problem_context(db: asyncpg.Pool, problem_id: str) -> ProblemContext:
     row = await db.fetchrow(
-        "SELECT problem_id, title, spec, reference_solution FROM problems WHERE problem_id = $1", problem_id
+        "SELECT problem_id, title, spec, reference_solution, reference_solutions FROM problems WHERE problem_id = $1",
+        problem_id,
     )
     if row is None:
         raise NotFound(f"no problem {problem_id!r}")
@@ -44,6 +46,10 @@ async def load_problem_context(db: asyncpg.Pool, problem_id: str) -> ProblemCont
         statement=spec.get("statement", ""),
         hints=tuple(spec.get("hints", ())),
         reference_solution=row["reference_solution"],
+        input_format=spec.get("input_format", ""),
+        output_format=spec.get("output_format", ""),
+        starter_code=spec.get("starter_code", ""),
+        reference_solutions=json.loads(row["reference_solutions"]),
     )
 
 
@@ -67,7 +73,7 @@ async def load_turn(db: asyncpg.Pool, session_id: str, turn: int) -> StoredTurn:
     row = await db.fetchrow(
         """
         SELECT s.problem_id, u.content AS user_text, a.content AS assistant_text,
-               u.guardrail_violation, u.guardrail_reason, a.interrupted
+               u.guardrail_violation, u.guardrail_reason, a.interrupted, a.leak_cut
         FROM sessions s
         JOIN messages u ON u.session_id = s.session_id AND u.turn = $2 AND u.role = 'user'
         JOIN messages a ON a.session_id = s.session_id AND a.turn = $2 AND a.role = 'assistant'
@@ -87,6 +93,7 @@ async def load_turn(db: asyncpg.Pool, session_id: str, turn: int) -> StoredTurn:
         guardrail_violation=row["guardrail_violation"],
         guardrail_reason=row["guardrail_reason"] or "",
         interrupted=row["interrupted"],
+        leak_cut=row["leak_cut"],
     )
 
 

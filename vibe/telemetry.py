@@ -234,6 +234,12 @@ class TracedLLM:
         with self._span("evaluate_holistic"):
             return await self.inner.evaluate_holistic(*args, **kwargs)
 
+    async def summarize_conversation(self, *args: Any, **kwargs: Any) -> str:
+        with self._span("summarize_conversation") as span:
+            summary = await self.inner.summarize_conversation(*args, **kwargs)
+            span.set_attribute("llm.summary.chars", len(summary))
+            return summary
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

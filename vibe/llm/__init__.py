@@ -37,6 +37,8 @@ def make_provider(settings: CommonSettings) -> LLMProvider:
         RetryPolicy(settings.llm_max_attempts, settings.llm_backoff_base_s, settings.llm_backoff_max_s),
         budget_s=settings.llm_call_budget_s,
         request_timeout_s=settings.gemini_timeout_s,
+        judge_temperature=settings.llm_judge_temperature,
+        seed=settings.llm_seed,
     )
     breaker = CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_reset_s)
     return ResilientProvider(gemini, offline, breaker)

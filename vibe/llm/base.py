@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol, Sequence
+from typing import AsyncIterator, Mapping, Protocol, Sequence
 
 
 class Intent(enum.StrEnum):
@@ -31,13 +31,19 @@ class Violation(enum.StrEnum):
     ABUSE = "abuse"
 
 
-# The rubric criteria a turn is scored on (0..100 each).
+# The general prompt-quality criteria a turn is scored on (0..100 each).
 CRITERIA: tuple[str, ...] = ("clarity", "completeness", "specificity", "context", "efficiency")
+# Does the candidate check, test or push back on what the AI said? Scored for the
+# intents where it applies (vibe/llm/rubrics.py has each intent's criteria and weights).
+DISCERNMENT = "discernment"
+RUBRIC_CRITERIA: tuple[str, ...] = (*CRITERIA, DISCERNMENT)
 # The criteria of the holistic (whole conversation) evaluation.
 HOLISTIC_CRITERIA: tuple[str, ...] = (
     "problem_decomposition",
     "feedback_integration",
     "strategy_coherence",
+    "verification_of_ai_output",
+    "iteration_efficiency",
 )
 
 
@@ -56,8 +62,10 @@ class GuardrailVerdict:
 class ProblemContext:
     """What the tutor and the judge know about the problem being solved.
 
-    `reference_solution` is never put into a prompt; it is here so that output
-    checks (leak detection) can compare against it.
+    `statement` includes the constraints; `input_format`/`output_format` come from the
+    spec. `reference_solution` and `reference_solutions` (language -> source) are never
+    put into a prompt; they are here so that output checks (the tutor's leak check) can
+    compare against them. `starter_code` is what the candidate is given anyway.
     """
 
     problem_id: str
@@ -65,6 +73,10 @@ class ProblemContext:
     statement: str
     hints: Sequence[str] = ()
     reference_solution: str = ""
+    input_format: str = ""
+    output_format: str = ""
+    starter_code: str = ""
+    reference_solutions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,7 @@ class RubricScore:
     criterion: str
     score: float  # 0..100
     reason: str
+    weight: float = 0.0  # its share of the turn score under the intent's rubric (weights sum to 1)
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,10 @@ class TurnJudgement:
     provider: str = ""
     model: str = ""
     degraded: bool = False
+    # Median-of-k judging (vibe/llm/median.py): how many times the turn was scored and
+    # max - min of those scores; one sample has spread 0.
+    samples: int = 1
+    score_spread: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,14 @@ class LLMProvider(Protocol):
         self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]
     ) -> HolisticJudgement:
         """Judges the whole conversation as a problem-solving strategy."""
+        ...
+
+    async def summarize_conversation(
+        self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
+    ) -> str:
+        """The conversation memory: `previous_summary` (of the turns before `exchanges`;
+        empty at first) extended with `exchanges`, as a short plain text saying per turn
+        what the candidate asked or tried and what the tutor hinted."""
         ...
 
     async def aclose(self) -> None: ...

@@ -43,6 +43,7 @@ from vibe.llm.judge_output import (
 )
 from vibe.llm.offline import check_guardrail_text
 from vibe.llm.prompts import Prompt, guardrail_prompt, holistic_prompt, schema_config, tutor_prompt, turn_prompt
+from vibe.llm.prompts import SUMMARY_SCHEMA, summary_prompt
 from vibe.llm.ratelimit import SharedRateLimiter
 from vibe.llm.retry import RetryPolicy, is_retryable, server_retry_delay
 from vibe.llm.usage import CallUsage, record
@@ -55,6 +56,7 @@ J = TypeVar("J", TurnJudgement, HolisticJudgement)
 _REQUEST_ERRORS = (genai_errors.APIError, aiohttp.ClientError, ConnectionError, asyncio.TimeoutError)
 # Output budgets: a judgement is ~300-600 tokens of JSON; a truncated one gets double once.
 _TURN_TOKENS, _HOLISTIC_TOKENS, _GUARDRAIL_TOKENS, _REPLY_TOKENS = 2048, 2048, 256, 1024
+_SUMMARY_TOKENS = 1024  # the conversation summary (~250 words)
 _CHARS_PER_TOKEN = 4  # estimate for the rate limiter before the real count is known
 
 
@@ -81,6 +83,8 @@ class GeminiProvider:
         retry: RetryPolicy,
         budget_s: float,
         request_timeout_s: float,
+        judge_temperature: float = 0.0,
+        seed: int | None = None,
     ):
         self.client = client
         self.model = model
@@ -88,6 +92,9 @@ class GeminiProvider:
         self.retry = retry
         self.budget_s = budget_s  # one logical call: limiter waits + attempts + backoff
         self.request_timeout_s = request_timeout_s  # one HTTP request (a whole stream included)
+        # The judge's sampling (guardrail, turn, holistic): fixed so a grade is repeatable.
+        self.judge_temperature = judge_temperature
+        self.seed = seed
 
     # ----- the LLMProvider interface -----------------------------------------------
 
@@ -181,6 +188,20 @@ class GeminiProvider:
         )
         return _attributed(judgement, self.name, self.model)
 
+    async def summarize_conversation(
+        self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
+    ) -> str:
+        """One structured call: the previous summary extended with `exchanges`."""
+
+        def parse(data: dict[str, Any]) -> str:
+            summary = data.get("summary")
+            if not isinstance(summary, str) or not summary.strip():
+                raise InvalidModelOutput("the summary is missing or empty")
+            return summary.strip()
+
+        prompt = summary_prompt(problem, exchanges, previous_summary)
+        return await self._structured("conversation_summary", prompt, SUMMARY_SCHEMA, parse, _SUMMARY_TOKENS)
+
     async def aclose(self) -> None:
         # make_provider gave this provider its client and the limiter's Redis connection.
         await self.client.aio.aclose()
@@ -195,7 +216,8 @@ class GeminiProvider:
         retried once (with twice the output budget when it was cut off)."""
         deadline = call_deadline(self.budget_s)
         for output_attempt in (1, 2):
-            response = await self._generate(purpose, prompt, schema_config(prompt, schema, max_tokens), deadline)
+            config = schema_config(prompt, schema, max_tokens, temperature=self.judge_temperature, seed=self.seed)
+            response = await self._generate(purpose, prompt, config, deadline)
             try:
                 result = parse(load_object(response.text, _finish_reason(response)))
             except InvalidModelOutput as exc:

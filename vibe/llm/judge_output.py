@@ -15,8 +15,8 @@ import re
 from typing import Any, Sequence
 
 from vibe.llm.base import (
-    CRITERIA,
     HOLISTIC_CRITERIA,
+    RUBRIC_CRITERIA,
     GuardrailVerdict,
     HolisticCriterionScore,
     HolisticJudgement,
@@ -25,6 +25,7 @@ from vibe.llm.base import (
     TurnJudgement,
     Violation,
 )
+from vibe.llm.rubrics import rubric_for, weighted_score
 
 NO_VIOLATION = "none"
 
@@ -55,7 +56,9 @@ TURN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "intent": {"type": "string", "enum": [i.value for i in Intent]},
-        "rubrics": _scored_items("criterion", CRITERIA, "reason"),
+        # Every criterion the chosen intent's rubric lists (vibe/llm/rubrics.py); the
+        # enum is all of them because the intent is only known once the model chose it.
+        "rubrics": _scored_items("criterion of the chosen intent's rubric", RUBRIC_CRITERIA, "reason"),
         "user_prompt_summary": {"type": "string"},
         "llm_answer_summary": {"type": "string"},
         "llm_answer_reasoning": {"type": "string"},
@@ -115,8 +118,12 @@ def _score(value: Any, where: str) -> float:
     return round(max(0.0, min(100.0, float(value))), 2)
 
 
-def _scores(data: dict[str, Any], key: str, criteria: Sequence[str], text_field: str) -> dict[str, tuple[float, str]]:
-    """criterion -> (clamped score, text); every criterion exactly once."""
+def _scores(
+    data: dict[str, Any], key: str, criteria: Sequence[str], text_field: str, known: Sequence[str] | None = None
+) -> dict[str, tuple[float, str]]:
+    """criterion -> (clamped score, text); every one of `criteria` exactly once. Entries
+    for other `known` criteria (not weighed here) are accepted and left out."""
+    known = criteria if known is None else known
     items = data.get(key)
     if not isinstance(items, list):
         raise InvalidModelOutput(f"{key!r} must be a list")
@@ -125,7 +132,7 @@ def _scores(data: dict[str, Any], key: str, criteria: Sequence[str], text_field:
         if not isinstance(item, dict):
             raise InvalidModelOutput(f"{key!r} entries must be objects")
         criterion = item.get("criterion")
-        if criterion not in criteria:
+        if criterion not in known:
             raise InvalidModelOutput(f"unknown criterion {criterion!r}")
         if criterion in found:
             raise InvalidModelOutput(f"criterion {criterion!r} appears twice")
@@ -133,7 +140,7 @@ def _scores(data: dict[str, Any], key: str, criteria: Sequence[str], text_field:
     missing = [c for c in criteria if c not in found]
     if missing:
         raise InvalidModelOutput(f"missing criteria: {', '.join(missing)}")
-    return found
+    return {c: found[c] for c in criteria}
 
 
 def parse_turn(data: dict[str, Any]) -> TurnJudgement:
@@ -142,12 +149,13 @@ def parse_turn(data: dict[str, Any]) -> TurnJudgement:
         intent = Intent(raw_intent)
     except ValueError:
         raise InvalidModelOutput(f"unknown intent {raw_intent!r}") from None  # an error, never a guess
-    scores = _scores(data, "rubrics", CRITERIA, "reason")
-    rubrics = tuple(RubricScore(c, *scores[c]) for c in CRITERIA)
+    rubric = rubric_for(intent)
+    scores = _scores(data, "rubrics", rubric.names, "reason", known=RUBRIC_CRITERIA)
+    rubrics = tuple(RubricScore(c.name, *scores[c.name], c.weight) for c in rubric.criteria)
     return TurnJudgement(
         intent=intent,
-        # Our arithmetic, not the model's: the mean of the clamped criterion scores.
-        score=round(sum(r.score for r in rubrics) / len(rubrics), 2),
+        # Our arithmetic, not the model's: the intent's weighted mean of the clamped scores.
+        score=weighted_score(rubrics),
         rubrics=rubrics,
         final_reasoning=_text(data, "final_reasoning"),
         user_prompt_summary=_text(data, "user_prompt_summary"),

@@ -104,6 +104,16 @@ class ResilientProvider:
             lambda: self._degraded(self.fallback.evaluate_holistic(problem, turns)),
         )
 
+    async def summarize_conversation(
+        self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
+    ) -> str:
+        exchanges = sanitize_history(exchanges)
+        return await self._with_fallback(
+            "conversation summary",
+            lambda: self.primary.summarize_conversation(problem, exchanges, previous_summary),
+            lambda: self.fallback.summarize_conversation(problem, exchanges, previous_summary),
+        )
+
     async def aclose(self) -> None:
         try:
             await self.primary.aclose()

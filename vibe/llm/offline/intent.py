@@ -6,26 +6,26 @@ from __future__ import annotations
 import re
 
 from vibe.llm.base import Intent
-from vibe.llm.offline.text import rx
+from vibe.llm.offline.text import prose, rx
 
 
 _RULE_SETTING = rx(
     r"\bfrom\s+now\s+on\b|\b(?:always|never|only)\s+(?:give|answer|respond|reply|use|show|explain|provide|write|ask)\b|"
     r"\b(?:don'?t|do\s+not|never)\s+(?:give|show|write|tell)\s+(?:me\s+)?(?:the\s+|any\s+)?(?:full\s+)?(?:code|solution|answer)|"
     r"\bonly\s+(?:give\s+me\s+)?hints?\b|\b(?:answer|respond|reply|talk)\s+(?:only\s+)?in\s+(?:english|korean|[a-z]+ish)\b|"
-    r"\bground\s+rules?\b|\bfor\s+the\s+rest\s+of\s+(?:this|the)\s+(?:session|conversation|test)\b|\blet'?s\s+(?:set|agree)\b|\brules?\s*:"
-    r"|(?:앞으로|이제부터|지금부터)\s*(?:는\s*)?.{0,20}(?:해\s*줘|해\s*주세요|하지\s*마|주지\s*마|말아\s*줘|답해|대답해|설명해|만\s*줘|만\s*주세요)|규칙\s*(?:을|를)?\s*(?:정하|정할|정해|세우|세울|추가)|규칙\s*:|항상\s*.{0,10}(?:해\s*줘|해\s*주세요|답해|대답해|설명해)|(?:코드|정답|답)\S*\s*(?:는|은)?\s*(?:주지|보여\s*주지|알려\s*주지|쓰지)\s*마|힌트만|한국어로|영어로\s*(?:답|대답|설명)|짧게\s*(?:답|대답|설명)"
+    r"\bground\s+rules?\b|\byou\s+are\s+now\b|\b(?:ignore|forget|disregard)\s+(?:all\s+)?(?:the\s+|your\s+)?(?:previous|prior|earlier|above|your)\s+(?:instructions|rules)\b|\bfor\s+the\s+rest\s+of\s+(?:this|the)\s+(?:session|conversation|test)\b|\blet'?s\s+(?:set|agree)\b|\brules?\s*:"
+    r"|지시\S*\s*(?:모두\s*|다\s*)?무시|(?:앞으로|이제부터|지금부터)\s*(?:는\s*)?.{0,20}(?:해\s*줘|해\s*주세요|하지\s*마|주지\s*마|말아\s*줘|답해|대답해|설명해|만\s*줘|만\s*주세요)|규칙\s*(?:을|를)?\s*(?:정하|정할|정해|세우|세울|추가)|규칙\s*:|항상\s*.{0,10}(?:해\s*줘|해\s*주세요|답해|대답해|설명해)|(?:코드|정답|답)\S*\s*(?:는|은)?\s*(?:주지|보여\s*주지|알려\s*주지|쓰지)\s*마|힌트만|한국어로|영어로\s*(?:답|대답|설명)|짧게\s*(?:답|대답|설명)"
 )
 _DEBUGGING = rx(
     r"\b(?:errors?|exceptions?|traceback|bugs?|buggy|crash(?:es|ed|ing)?|fails?|failing|failed|debug(?:ging)?|"
     r"doesn'?t\s+work|does\s+not\s+work|not\s+working|isn'?t\s+working|wrong\s+(?:answer|output|result)|incorrect|"
     r"off[- ]by[- ]one|stack\s?trace|segfault|\w+Error|returns?\s+None|infinite\s+loop|hangs?|what'?s\s+wrong|"
-    r"expected\b.{0,60}\b(?:but|got|instead)\b|i\s+expected\b|should\s+(?:return|be|print|output|give)\b.{0,60}\b(?:but|instead|got)\b)"
+    r"expected\b.{0,60}\b(?:but|got|instead)\b|\b(?:prints?|returns?|outputs?|gives?|got|get)\s+\S+\s+instead\s+of\b|i\s+expected\b|should\s+(?:return|be|print|output|give)\b.{0,60}\b(?:but|instead|got)\b)"
     r"|에러|오류|버그|디버그|디버깅|예외가|쓰레기\s*값|이상한\s*값|(?:나와야|되어야|리턴해야|반환해야|출력해야)\s*(?:하|되)?는데|(?<!이해가\s)(?<!이해가)안\s*(?:돼|되)|작동\s*(?:안|하지)|틀려|틀린|틀렸|무한\s*루프|실패|왜\s*.{0,10}(?:나와|나오|떠)"
 )
 _OPTIMIZATION = rx(
     r"\b(?:faster|slow(?:er|ly)?|speed(?:\s+up)?|optimi[sz](?:e|ed|ing|ation)|complexity|big[- ]?o|efficient(?:ly)?|"
-    r"efficiency|performance|time\s+limit|tle|memory\s+usage|quadratic|linear\s+time|log\s*n)\b|\bO\([^)]*\)"
+    r"efficiency|performance|time\s+limit|tle|memory|quadratic|linear\s+time|log\s*n)\b|\bO\([^)]*\)"
     r"|최적화|복잡도|빠르게|더\s*빠른|느려|느린|효율|성능|시간\s*초과|메모리"
 )
 _TEST_CASE = rx(
@@ -36,7 +36,8 @@ _TEST_CASE = rx(
 FOLLOW_UP = rx(
     r"\b(?:you\s+(?:said|mentioned|suggested|told\s+me)|your\s+(?:previous|last|earlier)\s+(?:answer|reply|response|hint|suggestion|message)|"
     r"based\s+on\s+(?:that|this|your)|following\s+(?:your|that)|as\s+you\s+(?:said|suggested)|then\s+what\s+about|"
-    r"what\s+about|building\s+on|in\s+that\s+case|ok(?:ay)?\s+so|so\s+then|the\s+(?:previous|last)\s+(?:hint|answer)|that\s+hint)\b"
+    r"your\s+(?:rule|formula|fix|suggestion|idea|advice|explanation|approach|example|method|trick)|"
+    r"(?:and|ok(?:ay)?)\s+then|then\s+what|what'?s\s+next|what\s+next|what\s+about|building\s+on|in\s+that\s+case|ok(?:ay)?\s+so|so\s+then|the\s+(?:previous|last)\s+(?:hint|answer)|that\s+hint)\b"
     r"|^\s*그럼|그러면|아까|방금|말한|말씀하신|말해\s*준|이전\s*(?:답|답변|힌트)|그\s*힌트|그\s*방법"
 )
 # Strong signals that the candidate asks for a hint or an explanation.
@@ -75,14 +76,46 @@ INTENT_RULES: tuple[tuple[re.Pattern[str], Intent], ...] = (
 )
 
 
-def classify_intent(message: str, has_history: bool) -> Intent:
-    """The intent of one candidate message (see INTENT_RULES for the precedence)."""
+# The sentences that carry the request: questions, and sentences that open with a
+# request verb ("Write only the helper...", "Can you...", "...주세요").
+_SENTENCE = re.compile(r"(?<=[.!?？。])\s+|\n+")
+_REQUEST_OPENING = rx(
+    r"^\s*(?:please\s+)?(?:write|implement|give|show|explain|make|create|build|generate|tell|help|list|suggest|"
+    r"(?:can|could|would|will)\s+you|what|which|how|why|is|are|should|do|does)\b"
+)
+_REQUEST_ENDING_KO = rx(r"(?:주세요|줘|주실\s*수\s*있나요|까요|나요|가요|할까|인가요)\s*[.?!？]*\s*$")
+
+
+def ask_sentences(message: str) -> str:
+    """The request part of a message. Context around it ("my loop is O(n^2)...") says
+    what the situation is; the ask says what the candidate wants, which is the intent."""
+    sentences = [s.strip() for s in _SENTENCE.split(prose(message)) if s.strip()]
+    asks = [
+        s for s in sentences
+        if s.endswith(("?", "？")) or _REQUEST_OPENING.search(s) or _REQUEST_ENDING_KO.search(s)
+    ]
+    return " ".join(asks)
+
+
+def _first_match(text: str, has_history: bool) -> Intent | None:
     for pattern, intent in INTENT_RULES:
         if intent is Intent.FOLLOW_UP and not has_history:
             continue
-        if pattern.search(message):
+        if pattern.search(text):
             return intent
-    return Intent.HINT_QUERY
+    return None
+
+
+def classify_intent(message: str, has_history: bool) -> Intent:
+    """The intent of one candidate message: the rules of INTENT_RULES applied to the
+    sentences that make the request first, then to the whole message. An ask that is
+    only a plain question (why/how/what) yields to a concrete signal in the context."""
+    ask = ask_sentences(message)
+    if ask and ask != message.strip():
+        found = _first_match(ask, has_history)
+        if found is not None and (found is not Intent.HINT_QUERY or _HINT_REQUEST.search(ask)):
+            return found
+    return _first_match(message, has_history) or Intent.HINT_QUERY
 
 
 _EXPLICIT_HINT = rx(r"\b(?:hints?|clues?|nudge)\b|힌트")

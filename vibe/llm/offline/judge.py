@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from vibe.llm.base import (
-    CRITERIA,
+    DISCERNMENT,
     HOLISTIC_CRITERIA,
     EvaluatedTurn,
     Exchange,
@@ -33,7 +33,7 @@ from vibe.llm.offline.text import (
     summarize_answer,
     summarize_prompt,
 )
-
+from vibe.llm.rubrics import rubric_for, weighted_score
 
 _TRIED = rx(
     r"\b(?:i\s+(?:tried|wrote|used|use|loop|check|store|iterate|keep|sort|implemented|did|added|changed|have|am\s+using)|i'?ve\s+tried|tried|attempted|"
@@ -63,10 +63,30 @@ _HISTORY_REF = rx(
     r"that\s+hint|the\s+hint|based\s+on|as\s+you|following)\b|아까|방금|이전|그\s*힌트|말씀하신|말한|그럼|그러면"
 )
 # Low-effort turns that hand the work to the AI instead of moving it forward.
-_LOW_EFFORT = rx(
+LOW_EFFORT = rx(
     r"^\s*(?:next\s+hint|another\s+hint|more\s+hints?|hint|help|help\s+me|continue|go\s+on|more|next|idk|"
     r"i\s+don'?t\s+know|\?+|ok|okay|what|다음\s*힌트|힌트\s*더|힌트|도와줘|몰라|모르겠어|계속)\s*(?:please|pls|좀|요)?\s*[.!?]*\s*$"
     r"|\bjust\s+(?:tell|give|show)\s+me\b|그냥\s*알려"
+)
+# Discernment: doubt of or push-back on a claim ("are you sure", "but that fails for").
+_PUSHBACK = rx(
+    r"\b(?:are\s+you\s+sure|is\s+that\s+(?:really|right|true|correct)|really\s+O\(|why\s+(?:is|would|does)\s+(?:that|this|it)|"
+    r"(?:but|however)\s+(?:that|this|it|your|then)\b|doesn'?t\s+that|wouldn'?t\s+(?:that|it|this)|isn'?t\s+(?:that|it|this)|"
+    r"(?:that|this|it)\s+(?:fails|breaks|is\s+wrong|can'?t\s+be|would\s+(?:fail|break|miss))|i\s+(?:don'?t\s+think|doubt|disagree)|"
+    r"counter-?example|contradict\w*|not\s+(?:convinced|sure\s+(?:that|it))|what\s+if\b|(?:but|however),?\s+(?:with|for|on|when|if)\b|"
+    r"wouldn'?t\b.{0,60}\b(?:break|fail|overflow|miss|time\s+out|exceed)|is\s+that\s+right)"
+    r"|정말|맞(?:나요|아요\?|아\?|는\s*지|는지)|확실|근데|하지만|그런데|아닌가|아니지\s*않|반례|틀린\s*것\s*같|이상한데|모순"
+)
+# Discernment: the candidate checked something themselves (ran it, traced it, tested it).
+_VERIFIED = rx(
+    r"\b(?:i\s+(?:checked|tested|ran|traced|verified|tried\s+it|measured|timed|printed)|when\s+i\s+(?:ran|run|test(?:ed)?|traced)|ran\s+(?:it|this|that|my)|"
+    r"(?:verify|check|confirm)\s+(?:that|whether|if|it|this|your)|by\s+hand|step\s+by\s+step\s+on)\b"
+    r"|확인해\s*(?:봤|보니|보았)|돌려\s*(?:봤|보니)|테스트\s*해\s*(?:봤|보니)|직접\s*(?:해|돌려|계산)|손으로|검증|확인\s*(?:해|하고)\s*(?:싶|줘)"
+)
+
+_DIRECTIVE = rx(
+    r"\b(?:only|never|always|don'?t|do\s+not|instead|first|before|unless|when\s+i)\b"
+    r"|만\s|말고|하지\s*마|주지\s*마|고치지\s*말|항상|먼저|대신|짚어|로만|으로만|한국어로|영어로"
 )
 
 
@@ -86,6 +106,9 @@ class PromptFeatures:
     problem_terms: tuple[str, ...]
     history_ref: bool
     low_effort: bool
+    pushback: bool
+    verified: bool
+    directives: int  # "only ...", "never ...", "don't ...", "first ...": instructions to the AI
 
     @classmethod
     def of(cls, problem: ProblemContext, history: Sequence[Exchange], message: str) -> "PromptFeatures":
@@ -104,7 +127,10 @@ class PromptFeatures:
             complexity=bool(_COMPLEXITY.search(message)),
             problem_terms=tuple(sorted(content_terms(message) & problem_terms(problem))),
             history_ref=bool(history) and bool(_HISTORY_REF.search(message) or FOLLOW_UP.search(message)),
-            low_effort=bool(_LOW_EFFORT.search(message)),
+            low_effort=bool(LOW_EFFORT.search(message)),
+            pushback=bool(_PUSHBACK.search(prose(message))),
+            verified=bool(_VERIFIED.search(message)),
+            directives=len(_DIRECTIVE.findall(message)),
         )
 
 
@@ -112,7 +138,7 @@ def clamp(value: float) -> float:
     return float(max(0.0, min(100.0, round(value, 2))))
 
 
-def _score_clarity(f: PromptFeatures) -> RubricScore:
+def _score_clarity(f: PromptFeatures, intent: Intent) -> tuple[float, str]:
     if f.words < 3:
         score, why = 15.0, f"only {f.words:g} word(s): too short to say what is needed"
     elif f.words < 6:
@@ -133,28 +159,61 @@ def _score_clarity(f: PromptFeatures) -> RubricScore:
     if f.formatted_code:
         score += 10
         notes.append("code set apart in backticks")
-    return RubricScore("clarity", clamp(score), "; ".join(notes))
+    return score, "; ".join(notes)
 
 
-def _score_completeness(f: PromptFeatures) -> RubricScore:
-    elements = {
+# What a complete request of each intent states (rubrics.py says it in words).
+def _completeness_elements(f: PromptFeatures, intent: Intent) -> dict[str, bool]:
+    if intent is Intent.GENERATION:
+        return {
+            "the piece of code wanted, named": f.code or bool(f.problem_terms),
+            "inputs or outputs": f.expected or f.observed or bool(f.problem_terms),
+            "constraints or sizes": f.numbers or f.complexity,
+            "an example or signature": f.code,
+        }
+    if intent is Intent.OPTIMIZATION:
+        return {
+            "the current approach": f.tried or f.code,
+            "its complexity": f.complexity,
+            "the limit to meet": f.numbers,
+            "what should improve": f.expected or f.observed or f.complexity,
+        }
+    if intent is Intent.TEST_CASE:
+        return {
+            "what is tested": f.code or bool(f.problem_terms),
+            "concrete inputs": f.numbers or f.code,
+            "expected outputs": f.expected or f.observed,
+            "what was already tested or tried": f.tried or f.verified,
+        }
+    if intent is Intent.HINT_QUERY:
+        return {
+            "what is understood or tried": f.tried or f.history_ref or f.complexity,
+            "where exactly it gets stuck": f.questions >= 1 and f.words >= 6,
+            "the problem's terms": bool(f.problem_terms),
+            "a concrete example": f.code or f.numbers,
+        }
+    return {  # debugging, and the default
         "what was tried": f.tried,
         "the expected result": f.expected,
         "what was observed": f.observed,
         "code or a concrete example": f.code,
     }
+
+
+def _score_completeness(f: PromptFeatures, intent: Intent) -> tuple[float, str]:
+    elements = _completeness_elements(f, intent)
     present = [name for name, ok in elements.items() if ok]
     missing = [name for name, ok in elements.items() if not ok]
     score = 20.0 + 20.0 * len(present)
     if f.words < 4:
         score = min(score, 15.0)
-    reason = f"states {', '.join(present)}" if present else "states none of: what was tried, expected, observed, code"
+    reason = f"states {', '.join(present)}" if present else f"states none of: {', '.join(elements)}"
     if present and missing:
         reason += f"; missing {', '.join(missing)}"
-    return RubricScore("completeness", clamp(score), reason)
+    return score, reason
 
 
-def _score_specificity(f: PromptFeatures) -> RubricScore:
+def _score_specificity(f: PromptFeatures, intent: Intent) -> tuple[float, str]:
     score = 20.0
     notes: list[str] = []
     if f.code:
@@ -169,13 +228,19 @@ def _score_specificity(f: PromptFeatures) -> RubricScore:
     if f.problem_terms:
         score += 10
         notes.append("uses the problem's terms")
+    if intent is Intent.RULE_SETTING:
+        # A rule is specific through the directives it gives (do / never / only / first),
+        # not through numbers.
+        score += min(3, f.directives) * 20
+        if f.directives:
+            notes.append(f"{f.directives} directive(s) for the AI")
     if f.words < 3:
         score = min(score, 10.0)
         notes.append("too short to be specific")
-    return RubricScore("specificity", clamp(score), "; ".join(notes) or "generic wording, no code, numbers or constraints")
+    return score, "; ".join(notes) or "generic wording, no code, numbers or constraints"
 
 
-def _score_context(f: PromptFeatures, has_history: bool) -> RubricScore:
+def _score_context(f: PromptFeatures, intent: Intent, has_history: bool) -> tuple[float, str]:
     score = 15.0
     notes: list[str] = []
     if f.problem_terms:
@@ -184,21 +249,24 @@ def _score_context(f: PromptFeatures, has_history: bool) -> RubricScore:
     else:
         notes.append("no reference to the problem's own terms")
     if f.history_ref:
-        score += 25
+        score += 25 if intent is not Intent.FOLLOW_UP else 35
         notes.append("builds on an earlier turn")
     elif has_history:
         notes.append("does not refer to earlier turns")
     if f.code:
         score += 15
         notes.append("includes their own code")
-    return RubricScore("context", clamp(score), "; ".join(notes))
+    if f.words < 4:
+        score = min(score, 30.0)
+        notes.append("too short to carry the context")
+    return score, "; ".join(notes)
 
 
-def _score_efficiency(f: PromptFeatures) -> RubricScore:
+def _score_efficiency(f: PromptFeatures, intent: Intent) -> tuple[float, str]:
     if f.low_effort:
-        return RubricScore("efficiency", 15.0, "a low-effort request (\"next hint\" / \"just tell me\") that hands the work to the AI")
+        return 15.0, "a low-effort request (\"next hint\" / \"just tell me\") that hands the work to the AI"
     if f.words < 3:
-        return RubricScore("efficiency", 20.0, "too short to move the work forward")
+        return 20.0, "too short to move the work forward"
     score = 60.0
     notes: list[str] = []
     if f.questions <= 1:
@@ -213,7 +281,53 @@ def _score_efficiency(f: PromptFeatures) -> RubricScore:
     if f.words > 200:
         score -= 15
         notes.append("much more text than the request needs")
-    return RubricScore("efficiency", clamp(score), "; ".join(notes) or "a workable request")
+    return score, "; ".join(notes) or "a workable request"
+
+
+def _score_discernment(f: PromptFeatures, intent: Intent, has_history: bool) -> tuple[float, str]:
+    if not has_history and not (f.pushback or f.verified):
+        # The AI has said nothing yet: nothing to check, so neither credit nor blame.
+        return 50.0, "first turn: no AI answer to check yet (neutral)"
+    score = 10.0
+    notes: list[str] = []
+    if f.pushback:
+        # Doubting a claim the AI made counts fully; doubting in general, before the AI said anything, half.
+        score += 40 if has_history else 20
+        notes.append("questions or pushes back on a claim")
+    if f.verified:
+        score += 25
+        notes.append("checked it themselves (ran, traced or tested it)")
+    if intent is Intent.TEST_CASE and (f.code or f.numbers):
+        score += 30
+        notes.append("proposes concrete tests to check the code")
+    if f.history_ref:
+        score += 15
+        notes.append("refers to what the AI said")
+        if f.code or f.numbers:
+            score += 10
+            notes.append("tries the earlier answer on a concrete case")
+    if not notes:
+        return score, "takes what the AI says on trust: no check, test or push-back"
+    return score, "; ".join(notes)
+
+
+def score_criterion(criterion: str, f: PromptFeatures, intent: Intent, has_history: bool) -> tuple[float, str]:
+    """(score 0..100, reason) of one rubric criterion for a prompt of this intent."""
+    if criterion == "clarity":
+        score, why = _score_clarity(f, intent)
+    elif criterion == "completeness":
+        score, why = _score_completeness(f, intent)
+    elif criterion == "specificity":
+        score, why = _score_specificity(f, intent)
+    elif criterion == "context":
+        score, why = _score_context(f, intent, has_history)
+    elif criterion == "efficiency":
+        score, why = _score_efficiency(f, intent)
+    elif criterion == DISCERNMENT:
+        score, why = _score_discernment(f, intent, has_history)
+    else:
+        raise ValueError(f"no offline scorer for criterion {criterion!r}")
+    return clamp(score), why
 
 
 
@@ -335,6 +449,51 @@ def _judge_coherence(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
     return HolisticCriterionScore("strategy_coherence", clamp(score), "; ".join(notes))
 
 
+def _checks_ai(t: EvaluatedTurn, earlier: bool) -> bool:
+    """The turn checks, tests or pushes back on what the AI said."""
+    if t.violated or not earlier:
+        return False
+    return bool(_PUSHBACK.search(prose(t.user)) or _VERIFIED.search(t.user)) or t.intent is Intent.TEST_CASE
+
+
+def _judge_verification(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+    # Only a turn after some answer can check one; a test_case turn checks the code the
+    # conversation produced, a push-back or "I ran it" checks a claim.
+    checking = [t.turn for i, t in enumerate(turns) if _checks_ai(t, earlier=i > 0)]
+    score = 15.0 + 30.0 * len(checking)
+    if len(turns) < 2:
+        return HolisticCriterionScore(
+            "verification_of_ai_output", 15.0, f"{_turn_list([t.turn for t in turns])}: a single turn, no AI output to check yet"
+        )
+    if checking:
+        evidence = f"{_turn_list(checking)}: checked, tested or questioned what the AI said"
+    else:
+        evidence = f"{_turn_list([t.turn for t in turns])}: took every answer on trust, no test or push-back"
+    return HolisticCriterionScore("verification_of_ai_output", clamp(score), evidence)
+
+
+def _judge_iteration(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+    wasted: list[int] = []
+    repeated: list[int] = []
+    seen: set[str] = set()
+    for t in turns:
+        text = " ".join(t.user.lower().split())
+        if text in seen:
+            repeated.append(t.turn)
+        seen.add(text)
+        if t.violated or LOW_EFFORT.search(t.user) or t.score < _LOW_SCORE:
+            wasted.append(t.turn)
+    productive = len(turns) - len(wasted)
+    score = 20.0 + 80.0 * productive / len(turns) - 10.0 * len(repeated)
+    moved = [t.turn for t in turns if t.turn not in wasted]
+    notes = [f"{_turn_list(moved)}: {productive} of {len(turns)} turn(s) moved the work forward"]
+    if wasted:
+        notes.append(f"{_turn_list(wasted)}: refused, low-effort or weak")
+    if repeated:
+        notes.append(f"{_turn_list(repeated)}: repeated an earlier message")
+    return HolisticCriterionScore("iteration_efficiency", clamp(score), "; ".join(notes))
+
+
 def judge_holistic(turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
     if not turns:
         return HolisticJudgement(
@@ -347,6 +506,8 @@ def judge_holistic(turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         "problem_decomposition": _judge_decomposition(ordered),
         "feedback_integration": _judge_feedback(ordered),
         "strategy_coherence": _judge_coherence(ordered),
+        "verification_of_ai_output": _judge_verification(ordered),
+        "iteration_efficiency": _judge_iteration(ordered),
     }
     criteria = tuple(by_name[c] for c in HOLISTIC_CRITERIA)
     score = round(sum(c.score for c in criteria) / len(criteria), 2)
@@ -368,32 +529,28 @@ def judge_turn(
     prompt_summary = summarize_prompt(exchange.user)
     answer_summary = summarize_answer(exchange.assistant)
     answer_reasoning = _describe_answer(problem, exchange.assistant)
+    rubric = rubric_for(intent)
     if guardrail.violated:
         kind = guardrail.violation.value if guardrail.violation else "unknown"
         why = f"scored 0: the turn violated the guardrail ({kind}: {guardrail.reason or 'no detail'})"
         return TurnJudgement(
             intent=intent,
             score=0.0,
-            rubrics=tuple(RubricScore(c, 0.0, why) for c in CRITERIA),
+            rubrics=tuple(RubricScore(c.name, 0.0, why, c.weight) for c in rubric.criteria),
             final_reasoning=f"Intent {intent.value}; the turn violated the guardrail ({kind}) and is scored 0 as the design requires.",
             user_prompt_summary=prompt_summary,
             llm_answer_summary=answer_summary,
             llm_answer_reasoning=answer_reasoning,
         )
     f = PromptFeatures.of(problem, history, exchange.user)
-    by_name = {
-        "clarity": _score_clarity(f),
-        "completeness": _score_completeness(f),
-        "specificity": _score_specificity(f),
-        "context": _score_context(f, has_history),
-        "efficiency": _score_efficiency(f),
-    }
-    rubrics = tuple(by_name[c] for c in CRITERIA)
-    score = round(sum(r.score for r in rubrics) / len(rubrics), 2)
+    rubrics = tuple(
+        RubricScore(c.name, *score_criterion(c.name, f, intent, has_history), c.weight) for c in rubric.criteria
+    )
+    score = weighted_score(rubrics)
     best = max(rubrics, key=lambda r: r.score)
     worst = min(rubrics, key=lambda r: r.score)
     final = (
-        f"Intent {intent.value}, score {score:g}: strongest {best.criterion} ({best.score:g}, {best.reason}); "
+        f"Intent {intent.value}, score {score:g} (weighted): strongest {best.criterion} ({best.score:g}, {best.reason}); "
         f"weakest {worst.criterion} ({worst.score:g}, {worst.reason})."
     )
     return TurnJudgement(

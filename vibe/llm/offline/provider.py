@@ -10,6 +10,7 @@ from typing import AsyncIterator, Sequence
 from vibe.llm.base import EvaluatedTurn, Exchange, GuardrailVerdict, HolisticJudgement, ProblemContext, TurnJudgement, TutorGuidance
 from vibe.llm.offline.guardrail import check_guardrail_text
 from vibe.llm.offline.judge import judge_holistic, judge_turn
+from vibe.llm.offline.memory import summarize_exchanges
 from vibe.llm.offline.tutor import compose_reply, word_chunks
 
 
@@ -63,6 +64,11 @@ class OfflineProvider:
     ) -> HolisticJudgement:
         await self._simulate_latency()
         return replace(judge_holistic(turns), provider=self.name, model=self.model)
+
+    async def summarize_conversation(
+        self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
+    ) -> str:
+        return summarize_exchanges(exchanges, previous_summary)
 
     async def aclose(self) -> None:
         return None

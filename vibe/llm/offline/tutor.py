@@ -98,8 +98,28 @@ _REFUSAL_TEMPLATES: dict[Violation, dict[str, str]] = {
 }
 
 
+_TRY_FIRST = {
+    "en": "Before the next hint, show me something of your own: paste the code you have so far (broken is fine), "
+    "write your plan as three short steps, or work Example 1 by hand and tell me the first step where you get stuck. "
+    "Then I will give you the next hint from there. What have you tried so far?",
+    "ko": "다음 힌트를 드리기 전에 먼저 직접 시도한 것을 보여 주세요: 지금까지 쓴 코드(틀려도 괜찮아요)를 붙여 넣거나, "
+    "계획을 짧은 세 단계로 적거나, 예시 1을 손으로 풀어 보고 처음 막히는 단계를 알려 주세요. "
+    "그러면 거기서부터 다음 힌트를 드릴게요. 지금까지 무엇을 시도해 봤나요?",
+}
+_APPLY_HINT = {
+    "en": "How could you apply that to your current approach?",
+    "ko": "이 힌트를 지금 방법에 어떻게 적용할 수 있을까요?",
+}
+_FIRST_STEP = {
+    "en": "With that in mind, what would your first step be?",
+    "ko": "그 힌트를 바탕으로 첫 단계는 무엇이 될까요?",
+}
+
+
 def _next_hint_index(problem: ProblemContext, history: Sequence[Exchange]) -> int:
-    """0-based rung of the hint ladder for the next hint.
+    """0-based rung of the hint ladder for the next hint, for callers that give no
+    guidance (the tutor service decides with tutor_service.hints, which also knows
+    about low-effort streaks).
 
     Counts the earlier hint-like requests, and also the hints already revealed in earlier
     replies (a refusal may have revealed one), so the ladder never repeats a rung while
@@ -113,11 +133,34 @@ def _next_hint_index(problem: ProblemContext, history: Sequence[Exchange]) -> in
     return min(max(requested, revealed), max(len(problem.hints) - 1, 0))
 
 
-def _hint_line(problem: ProblemContext, history: Sequence[Exchange], lang: str) -> str:
-    if not problem.hints:
+def _hint_line(problem: ProblemContext, k: int | None, lang: str) -> str:
+    if not problem.hints or k is None:
         return _GUIDING_QUESTION[lang].format(title=problem.title)
-    k = _next_hint_index(problem, history)
+    k = min(max(k, 0), len(problem.hints) - 1)
     return _HINT_LINE[lang].format(k=k + 1, n=len(problem.hints), hint=problem.hints[k].strip())
+
+
+def _next_step(
+    problem: ProblemContext,
+    history: Sequence[Exchange],
+    guidance: TutorGuidance | None,
+    wants_hint: bool,
+    follow_up: dict[str, str],
+    lang: str,
+) -> list[str]:
+    """What the reply offers next: the planned hint rung, a request to try first, or
+    nothing (the intent template already ends with a guiding question)."""
+    if guidance is None:
+        if not wants_hint:
+            return []
+        if not problem.hints:
+            return [_GUIDING_QUESTION[lang].format(title=problem.title)]
+        return [_hint_line(problem, _next_hint_index(problem, history), lang), follow_up[lang]]
+    if guidance.ask_to_try_first:
+        return [_TRY_FIRST[lang]]
+    if guidance.hint_index is not None and problem.hints:
+        return [_hint_line(problem, guidance.hint_index, lang), follow_up[lang]]
+    return []
 
 
 def _scrub(problem: ProblemContext, text: str) -> str:
@@ -138,26 +181,21 @@ def compose_reply(
     """The whole tutor reply as one string (stream_tutor_reply chunks it)."""
     lang = "ko" if is_korean(message) else "en"
     title = problem.title or ("이 문제" if lang == "ko" else "this problem")
-    parts: list[str] = []
     if guardrail.violated and guardrail.violation is not None:
-        parts.append(_REFUSAL_TEMPLATES[guardrail.violation][lang].format(title=title))
-        if guardrail.violation is Violation.SOLUTION_REQUEST and problem.hints:
-            parts.append(_hint_line(problem, history, lang))
-            parts.append(
-                "그 힌트를 바탕으로 첫 단계는 무엇이 될까요?" if lang == "ko" else "With that in mind, what would your first step be?"
-            )
-        else:
-            parts.append(_GUIDING_QUESTION[lang].format(title=title))
+        parts = [_REFUSAL_TEMPLATES[guardrail.violation][lang].format(title=title)]
+        # A solution request still gets the next step of the ladder; other refusals a question.
+        step = (
+            _next_step(problem, history, guidance, True, _FIRST_STEP, lang)
+            if guardrail.violation is Violation.SOLUTION_REQUEST
+            else []
+        )
+        parts.extend(step or [_GUIDING_QUESTION[lang].format(title=title)])
         return _scrub(problem, " ".join(parts))
 
     intent = classify_intent(message, bool(history))
     last = clip(summarize_answer(history[-1].assistant), 90) if history else ""
-    parts.append(_INTENT_TEMPLATES[intent][lang].format(title=title, last=last))
-    if is_hint_like(message, bool(history)):
-        parts.append(_hint_line(problem, history, lang))
-        parts.append(
-            "이 힌트를 지금 방법에 어떻게 적용할 수 있을까요?" if lang == "ko" else "How could you apply that to your current approach?"
-        )
+    parts = [_INTENT_TEMPLATES[intent][lang].format(title=title, last=last)]
+    parts.extend(_next_step(problem, history, guidance, is_hint_like(message, bool(history)), _APPLY_HINT, lang))
     return _scrub(problem, " ".join(parts))
 
 

@@ -1,0 +1,84 @@
+"""The offline judge against the hand-labelled calibration set (tests/data/calibration/).
+
+The floors are what the offline judge measured when the set was labelled, rounded
+down a little (`python -m evaluator_service.calibrate --provider offline`):
+intent accuracy 57/61 = 93.4%, score-band agreement 53/61 = 86.9%, holistic band
+agreement 6/6. A change that makes the judge disagree more with the labels fails here;
+a change that agrees more should raise the floors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+
+import pytest
+
+from evaluator_service.calibrate import (
+    BANDS,
+    PROBLEMS_DIR,
+    CalibrationResult,
+    format_report,
+    load_conversation_cases,
+    load_turn_cases,
+    main,
+    run_calibration,
+)
+from vibe.llm.base import Intent
+from vibe.llm.offline import OfflineProvider
+
+INTENT_ACCURACY_FLOOR = 0.90
+BAND_AGREEMENT_FLOOR = 0.85
+HOLISTIC_AGREEMENT_FLOOR = 0.83  # 5 of 6
+
+
+@pytest.fixture(scope="module")
+def offline_result() -> CalibrationResult:
+    # Once per module: the offline judge is deterministic, so every test reads one run.
+    return asyncio.run(run_calibration(OfflineProvider(), load_turn_cases(), load_conversation_cases()))
+
+
+def test_the_set_covers_what_it_must() -> None:
+    turns = load_turn_cases()
+    assert len(turns) >= 60 and len({t.id for t in turns}) == len(turns)
+    per_intent = collections.Counter(t.expected_intent for t in turns)
+    assert all(per_intent[i] >= 5 for i in Intent), per_intent
+    assert {t.expected_band for t in turns} == set(BANDS)
+    violations = [t for t in turns if t.expected_violation]
+    assert len(violations) >= 4 and all(t.expected_band == "zero" for t in violations)
+    korean = [t for t in turns if any("\uac00" <= ch <= "\ud7a3" for ch in t.prompt)]
+    assert len(korean) >= 15
+    assert any(t.history for t in turns) and all(t.rationale for t in turns)
+    assert all((PROBLEMS_DIR / t.problem_id / "problem.json").is_file() for t in turns)
+    conversations = load_conversation_cases()
+    assert len(conversations) >= 6 and {c.expected_band for c in conversations} >= {"low", "mid", "high"}
+
+
+def test_offline_intent_accuracy_stays_above_its_floor(offline_result: CalibrationResult) -> None:
+    assert offline_result.intent_accuracy >= INTENT_ACCURACY_FLOOR, format_report(offline_result, "offline", 1)
+
+
+def test_offline_band_agreement_stays_above_its_floor(offline_result: CalibrationResult) -> None:
+    assert offline_result.band_agreement >= BAND_AGREEMENT_FLOOR, format_report(offline_result, "offline", 1)
+    assert offline_result.holistic_agreement >= HOLISTIC_AGREEMENT_FLOOR, format_report(offline_result, "offline", 1)
+
+
+def test_every_labelled_violation_scores_zero_when_the_guardrail_catches_it(offline_result: CalibrationResult) -> None:
+    caught = [t for t in offline_result.turns if t.violation is not None]
+    assert caught and all(t.score == 0 for t in caught)
+
+
+def test_the_command_prints_the_figures_and_enforces_a_floor(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--provider", "offline", "--min-intent-accuracy", str(INTENT_ACCURACY_FLOOR)]) == 0
+    out = capsys.readouterr().out
+    for heading in ("intent accuracy", "score-band agreement", "holistic band agreement", "Intent confusion", "Turn disagreements"):
+        assert heading in out
+    assert main(["--provider", "offline", "--min-intent-accuracy", "1.01"]) == 1
+    assert "FAILED: intent accuracy" in capsys.readouterr().err
+
+
+def test_a_broken_set_is_an_error_with_the_place(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "turns.json").write_text('[{"id": "x", "problem_id": "two-sum"}]')
+    (tmp_path / "conversations.json").write_text("[]")
+    assert main(["--provider", "offline", "--data", str(tmp_path)]) == 2
+    assert "turns.json x" in capsys.readouterr().err
