@@ -17,7 +17,7 @@ from vibe.llm.base import (
     ProblemContext,
     Violation,
 )
-from vibe.llm.offline import OfflineProvider, classify_intent, is_korean
+from vibe.llm.offline import OfflineProvider, check_guardrail_in_context, classify_intent, is_korean
 from vibe.llm.rubrics import rubric_for
 
 REFERENCE = """def two_sum(nums, target):
@@ -479,3 +479,24 @@ async def test_holistic_empty(llm: OfflineProvider) -> None:
     assert judgement.score == 0
     assert [c.criterion for c in judgement.criteria] == list(HOLISTIC_CRITERIA)
     assert all(c.score == 0 and c.evidence == "no turns" for c in judgement.criteria)
+
+
+def _verdicts_in_sequence(messages: list[str]) -> list[bool]:
+    """The guardrail of each message as the conversation goes on (the reply does not matter)."""
+    history: list[Exchange] = []
+    verdicts = []
+    for turn, message in enumerate(messages, start=1):
+        verdicts.append(check_guardrail_in_context(PROBLEM, history, message).violated)
+        history.append(Exchange(turn=turn, user=message, assistant="(reply)"))
+    return verdicts
+
+
+def test_asking_for_the_next_piece_after_a_refused_solution_request_is_refused() -> None:
+    assert _verdicts_in_sequence(["What's the first line of the solution?", "and the next one?", "the rest please"]) == [True, True, True]
+    assert _verdicts_in_sequence(["정답 코드 첫 줄만 알려줘", "다음 거", "나머지"]) == [True, True, True]
+
+
+def test_next_after_a_hint_or_after_real_work_is_not_refused() -> None:
+    assert _verdicts_in_sequence(["give me a hint", "next"]) == [False, False]
+    assert _verdicts_in_sequence(["give me the full solution", "next hint please"]) == [True, False]
+    assert _verdicts_in_sequence(["give me the full solution", "I tried a dict and got [0, 1] on example 1", "next"]) == [True, False, False]

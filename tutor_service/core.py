@@ -11,10 +11,10 @@ from typing import AsyncIterator, Sequence
 
 import asyncpg
 
-from vibe.errors import InvalidArgument, Unavailable
 from tutor_service.hints import DEFAULT_LOW_EFFORT_LIMIT, decide_guidance
 from tutor_service.leak import LeakCheck, LeakGuard, cut_notice
 from tutor_service.memory import ConversationMemory
+from vibe.errors import InvalidArgument, Unavailable
 from vibe.llm.base import Exchange, GuardrailVerdict, LLMProvider, LLMUnavailable, ProblemContext, TutorGuidance
 from vibe.llm.usage import UsageMeter, metered
 from vibe.llm.usage_store import PHASE_CHAT, save_calls
@@ -95,7 +95,8 @@ class Tutor:
             recent = recall.history
             if recall.summary:
                 guidance = replace(guidance or TutorGuidance(), memory_summary=recall.summary)
-        verdict = asyncio.ensure_future(self.llm.check_guardrail(problem, recent, message))
+        # The guardrail reads the whole conversation (a piece-by-piece extraction spans turns).
+        verdict = asyncio.ensure_future(self.llm.check_guardrail(problem, history, message))
         leak = self.leak_guard.check(problem)
         reply = self._guarded_reply(verdict, problem, recent, message, guidance)
         cut = cut_notice(problem, history, message, guidance)

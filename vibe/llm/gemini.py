@@ -41,7 +41,7 @@ from vibe.llm.judge_output import (
     parse_holistic,
     parse_turn,
 )
-from vibe.llm.offline import check_guardrail_text
+from vibe.llm.offline import check_guardrail_in_context
 from vibe.llm.prompts import Prompt, guardrail_prompt, holistic_prompt, schema_config, tutor_prompt, turn_prompt
 from vibe.llm.prompts import SUMMARY_SCHEMA, summary_prompt
 from vibe.llm.ratelimit import SharedRateLimiter
@@ -103,7 +103,7 @@ class GeminiProvider:
     ) -> GuardrailVerdict:
         # The offline rules are free and certain about the obvious cases; the model
         # only classifies what they let through.
-        verdict = check_guardrail_text(problem, message)
+        verdict = check_guardrail_in_context(problem, history, message)
         if verdict.violated:
             return verdict
         return await self._structured(

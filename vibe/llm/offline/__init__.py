@@ -18,7 +18,7 @@ Everything is a pure function of the inputs: no network, no randomness, no clock
 Only the standard library is used.
 """
 
-from vibe.llm.offline.guardrail import check_guardrail_text
+from vibe.llm.offline.guardrail import check_guardrail_in_context, check_guardrail_text
 from vibe.llm.offline.intent import classify_intent
 from vibe.llm.offline.judge import judge_holistic, judge_turn
 from vibe.llm.offline.provider import OfflineProvider
@@ -27,6 +27,7 @@ from vibe.llm.offline.tutor import compose_reply
 
 __all__ = [
     "OfflineProvider",
+    "check_guardrail_in_context",
     "check_guardrail_text",
     "classify_intent",
     "compose_reply",

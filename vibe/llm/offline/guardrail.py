@@ -8,7 +8,7 @@ import functools
 import re
 from typing import Sequence
 
-from vibe.llm.base import GuardrailVerdict, ProblemContext, Violation
+from vibe.llm.base import Exchange, GuardrailVerdict, ProblemContext, Violation
 from vibe.llm.offline.text import CODE_BLOCK, Rule, clip, content_terms, problem_terms, rx
 
 
@@ -298,3 +298,40 @@ def check_guardrail_text(problem: ProblemContext, message: str) -> GuardrailVerd
                 f"off_topic: {label} with nothing about the code or the problem (matched \"{clip(matched, 60)}\")",
             )
     return GuardrailVerdict.ok()
+
+
+# A short message asking for "the next one" / "the rest" (not a hint): harmless alone,
+# but right after a refused request for the solution it continues that extraction.
+_CONTINUATION = rx(
+    r"^\W*(?:(?:and|ok(?:ay)?|great|good|cool|thanks|now|so|then|what'?s|what\s+is|give\s+me|show\s+me|please)\W+){0,3}"
+    r"(?:the\s+)?(?:next|following|rest|remaining|one\s+after\s+that|line\s+after\s+that)\b(?:\s+(?:one|line|lines|part|bit|piece|please))*\W*$"
+    r"|^\W*(?:그\s*)?(?:다음|나머지)\s*(?:줄|부분|거|것)?\s*(?:도|은|는)?\s*(?:줘|알려\s*줘|주세요|알려\s*주세요)?\W*$"
+)
+_HINT_WORD = rx(r"\b(?:hints?|clues?|nudge|explain|why)\b|힌트|설명|왜")
+
+
+def _continues_extraction(message: str) -> bool:
+    return bool(_CONTINUATION.search(message)) and not _HINT_WORD.search(message)
+
+
+def check_guardrail_in_context(problem: ProblemContext, history: Sequence[Exchange], message: str) -> GuardrailVerdict:
+    """`check_guardrail_text`, plus the one case that needs the conversation: a bare
+    "what's the next line?" while the candidate is pulling the solution out piece by
+    piece (the earlier request was refused, every message since only asked for more)."""
+    verdict = check_guardrail_text(problem, message)
+    if verdict.violated or not history or not _continues_extraction(message):
+        return verdict
+    extracting = False
+    for exchange in history:
+        earlier = check_guardrail_text(problem, exchange.user)
+        if earlier.violated and earlier.violation is Violation.SOLUTION_REQUEST:
+            extracting = True
+        elif not _continues_extraction(exchange.user):
+            extracting = False
+    if not extracting:
+        return verdict
+    return GuardrailVerdict(
+        True,
+        Violation.SOLUTION_REQUEST,
+        f"solution_request: continues an earlier request for the solution piece by piece (matched \"{clip(message, 60)}\")",
+    )

@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import AsyncIterator, Sequence
 
 from vibe.llm.base import EvaluatedTurn, Exchange, GuardrailVerdict, HolisticJudgement, ProblemContext, TurnJudgement, TutorGuidance
-from vibe.llm.offline.guardrail import check_guardrail_text
+from vibe.llm.offline.guardrail import check_guardrail_in_context
 from vibe.llm.offline.judge import judge_holistic, judge_turn
 from vibe.llm.offline.memory import summarize_exchanges
 from vibe.llm.offline.tutor import compose_reply, word_chunks
@@ -32,7 +32,7 @@ class OfflineProvider:
     async def check_guardrail(
         self, problem: ProblemContext, history: Sequence[Exchange], message: str
     ) -> GuardrailVerdict:
-        return check_guardrail_text(problem, message)
+        return check_guardrail_in_context(problem, history, message)
 
     async def stream_tutor_reply(
         self,
