@@ -34,7 +34,7 @@ import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
-from bench.scratch import DATABASE_URL, REDIS_URL, drop_scratch
+from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
 from tests.fake_gemini import FakeGemini
 from vibe.eval_queue import EvalJob
 from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc

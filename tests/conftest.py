@@ -4,7 +4,6 @@ real servers, and (when it asks for one) the four real gRPC services on port 0."
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from dataclasses import dataclass
 from typing import AsyncIterator, Callable
@@ -15,11 +14,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.fake_gemini import FakeGemini, running
+from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
 from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.stack import StackAddrs, in_process_stack
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture
@@ -40,18 +38,7 @@ async def isolated_env() -> AsyncIterator[dict[str, str]]:
         "VIBE_SHUTDOWN_GRACE_S": "0.5",
     }
     yield env
-    conn = await asyncpg.connect(DATABASE_URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "t_{tag}" CASCADE')
-    finally:
-        await conn.close()
-    redis = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [k async for k in redis.scan_iter(match=f"t:{tag}:*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-    finally:
-        await redis.aclose()
+    await drop_scratch((f"t_{tag}",), f"t:{tag}:")
 
 
 @dataclass

@@ -13,7 +13,8 @@ from pathlib import Path
 import grpc
 import yaml
 
-from tests.conftest import DATABASE_URL, Candidate
+from tests.conftest import Candidate
+from tests.scratch import DATABASE_URL
 from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.stack import free_port, wait_serving
 

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 
 from scoring_service.grading import final_scores
-from tests.conftest import DATABASE_URL
+from tests.scratch import DATABASE_URL
 from vibe.config import ScoringSettings
 from vibe.db import apply_migrations
 from vibe.errors import InvalidArgument

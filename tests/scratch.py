@@ -1,5 +1,5 @@
-"""Where a benchmark run keeps its data: its own PostgreSQL schemas and Redis key
-prefix on the real servers (as the tests do), dropped when the run ends."""
+"""Where a test or benchmark run keeps its data: its own PostgreSQL schemas and Redis key
+prefix on the real servers, dropped when the run ends."""
 
 from __future__ import annotations
 
