@@ -3,38 +3,93 @@ the judge and its worker bound."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import AsyncIterator
 
 from scoring_service.core import Scoring
+from scoring_service.isolation import IsolationMode
 from scoring_service.judge import Judge
+from scoring_service.sandbox import Sandbox, SandboxError
 from scoring_service.servicer import ScoringServicer
 from scoring_service.store import load_problems, sync_problem_bank
 from vibe.config import ScoringSettings
 from vibe.db import connect_pool
 from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
-from vibe.server import Registration, ServiceBundle
+from vibe.server import Readiness, Registration, ServiceBundle
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
 
 
+#: After a sandbox failure, how often the sandbox is probed until it works again.
+RECOVERY_PROBE_S = 2.0
+
+
+class SandboxWatch:
+    """The sandbox's health as the service's readiness: a failed run flips it to NOT_SERVING
+    (orchestrators stop routing here), a background probe flips it back once runs work again."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self.readiness = readiness
+        self.sandbox: Sandbox | None = None
+        self._recovery: asyncio.Task[None] | None = None
+
+    def failed(self, reason: str) -> None:
+        self.readiness.set(False, f"code sandbox: {reason}")
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.ensure_future(self._recover())
+
+    async def _recover(self) -> None:
+        assert self.sandbox is not None
+        while True:
+            await asyncio.sleep(RECOVERY_PROBE_S)
+            try:
+                await self.sandbox.probe()
+            except SandboxError as exc:
+                log.warning("the code sandbox still fails: %s", exc)
+                continue
+            self.readiness.set(True)
+            return
+
+    async def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recovery
+
+
 @contextlib.asynccontextmanager
 async def scoring_app(settings: ScoringSettings) -> AsyncIterator[ServiceBundle]:
     common = settings.common
-    db = await connect_pool(common.database_url, common.db_schema)
+    readiness = Readiness()
+    watch = SandboxWatch(readiness)
+    # Fail closed: the configured isolation works here, or the service does not start (exit 2).
+    sandbox = Sandbox(
+        settings.max_parallel_runs, IsolationMode(settings.isolation), helper=settings.sandbox_helper,
+        uid_base=settings.sandbox_uid_base, on_failure=watch.failed,
+    )
+    watch.sandbox = sandbox
+    await sandbox.start()
+    log.info("code runs isolated by %s", sandbox.mode, extra={"slots": sandbox.slots})
     try:
-        await sync_problem_bank(db)
-        judge = Judge(max_parallel_runs=settings.max_parallel_runs)
-        log.info("code runs isolated by %s", await judge.sandbox.mode())
-        scoring = Scoring(settings, db, judge, await load_problems(db))
-        yield ServiceBundle(
-            name="scoring",
-            addr=settings.addr,
-            registrations=[Registration(SERVICE_NAME, scoring_pb2_grpc.add_ScoringServicer_to_server, ScoringServicer(scoring))],
-            grace_s=common.shutdown_grace_s,
-        )
+        db = await connect_pool(common.database_url, common.db_schema)
+        try:
+            await sync_problem_bank(db)
+            judge = Judge(sandbox, stop_after_timeout=settings.stop_after_timeout)
+            scoring = Scoring(settings, db, judge, await load_problems(db))
+            servicer = ScoringServicer(scoring)
+            yield ServiceBundle(
+                name="scoring",
+                addr=settings.addr,
+                registrations=[Registration(SERVICE_NAME, scoring_pb2_grpc.add_ScoringServicer_to_server, servicer)],
+                grace_s=common.shutdown_grace_s,
+                readiness=readiness,
+            )
+        finally:
+            await db.close()
     finally:
-        await db.close()
+        await watch.close()
+        await sandbox.close()

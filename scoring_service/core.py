@@ -12,8 +12,9 @@ from scoring_service.integrity import code_blocks, compare
 from scoring_service.judge import CheckResult, Judge, with_integrity
 from scoring_service.languages import UnsupportedLanguage
 from scoring_service.programs import MAX_SOURCE_BYTES
+from scoring_service.sandbox import SandboxError
 from vibe.config import ScoringSettings
-from vibe.errors import InvalidArgument, NotFound
+from vibe.errors import InvalidArgument, NotFound, Unavailable
 
 
 class Scoring:
@@ -42,6 +43,9 @@ class Scoring:
             result = await self.judge.check(problem, language.strip().lower() or "python", code)
         except UnsupportedLanguage as exc:
             raise InvalidArgument(str(exc)) from None
+        except SandboxError as exc:
+            # Our infrastructure failed, not the candidate's code: nothing is graded or stored.
+            raise Unavailable(f"the code sandbox failed ({exc}); nothing was graded, please retry") from None
         if session_id:
             replies = await store.tutor_replies(self.db, session_id)
             shown = [block for turn, text in replies for block in code_blocks(turn, text)]

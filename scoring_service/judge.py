@@ -10,7 +10,8 @@ Performance (the rule, also returned as ``CheckResult.performance_rule``): only 
 accepted scaling runs earn credit.
 
 * time score: per accepted test ``r = cpu_ms / max(reference_cpu_ms, PERF_FLOOR_MS)`` (on large
-  tests both are the minimum of several runs); credit 100 when ``r <= PERF_TOLERANCE``, else
+  tests both are the minimum of several runs; a submission's runs stop as soon as its credit is
+  100, more runs could only lower r); credit 100 when ``r <= PERF_TOLERANCE``, else
   ``100 * PERF_TOLERANCE / r``; the mean over ALL tests, failed ones counting 0, large tests
   weighing ``LARGE_TEST_WEIGHT``.
 * complexity credit: the program runs on scaling inputs of doubling size ``n`` (from the
@@ -20,6 +21,12 @@ accepted scaling runs earn credit.
   also shows as ``STEEPER_MIN_RATIO`` x the reference's CPU time at the largest size, else
   ``50 x sizes passed / sizes``.
 * ``performance = TIME_WEIGHT x time score + (1 - TIME_WEIGHT) x complexity credit``.
+
+Early stop (``stop_after_timeout``, on by default): tests and scaling inputs run smallest input
+first, as many at a time as the sandbox has slots; once one exceeds the time limit, the runs of
+inputs at least as large that have not started yet are not run, and such tests count as not
+passed (verdict ``not_run``).  A sleeping or fork-bombing program
+then costs one wall limit, not one per test.  The rule is in every result (``early_stop``).
 
 Reference measurements (times, time limit, scaling outputs) are taken in the same sandbox once
 per problem and language per process, and shared by every Judge.
@@ -33,6 +40,7 @@ import hashlib
 import logging
 import math
 import signal as signal_mod
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from scoring_service import complexity
@@ -48,7 +56,7 @@ from scoring_service.checkers import (
 from scoring_service.integrity import NOT_CHECKED, IntegrityReport
 from scoring_service.languages import LANGUAGES, PYTHON, Language, language
 from scoring_service.programs import CompileError, Program, build, execute
-from scoring_service.sandbox import RunLimits, RunResult, Sandbox
+from scoring_service.sandbox import RunLimits, RunNotWanted, RunResult, Sandbox
 from vibe.metrics import SANDBOX_RUNS
 from vibe.telemetry import tracer
 
@@ -75,8 +83,8 @@ _GENERATOR_LIMITS = RunLimits(cpu_time_s=20, wall_time_s=40, memory_mb=1024, out
 PERFORMANCE_RULE = (
     f"Time limit = max({TL_FLOOR_MS} ms, {TL_MULTIPLIER}x the reference solution's slowest test in "
     f"your language). Only accepted runs earn credit. Time score: per test r = your CPU time / "
-    f"max(reference CPU time, {PERF_FLOOR_MS:g} ms), minimum of {SUBMISSION_RUNS_LARGE} runs on large "
-    f"tests; credit 100 if r <= {PERF_TOLERANCE:g}, else 100 * {PERF_TOLERANCE:g} / r; mean over all "
+    f"max(reference CPU time, {PERF_FLOOR_MS:g} ms), minimum of up to {SUBMISSION_RUNS_LARGE} runs on large "
+    f"tests (no more once the credit is 100); credit 100 if r <= {PERF_TOLERANCE:g}, else 100 * {PERF_TOLERANCE:g} / r; mean over all "
     f"tests (failed = 0, large tests weigh {LARGE_TEST_WEIGHT}x). Complexity: runs on doubling input "
     f"sizes until one fails; class = best fit of CPU time minus start-up against n (log-log); credit "
     f"100 if every size passed and the exponent is within {EXPONENT_SLACK:g} of the reference's, 50 if "
@@ -94,6 +102,7 @@ class Verdict(enum.StrEnum):
     RUNTIME_ERROR = "runtime_error"
     COMPILE_ERROR = "compile_error"
     OUTPUT_LIMIT_EXCEEDED = "output_limit_exceeded"
+    NOT_RUN = "not_run"
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,7 @@ class CheckResult:
     time_score: float
     complexity: Complexity | None
     integrity: IntegrityReport = NOT_CHECKED
+    early_stop: str = ""
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,8 @@ def failure(run: RunResult, lang: Language, limits: RunLimits) -> tuple[Verdict,
     """The verdict of a run that did not finish normally (``None``: its output decides)."""
     if run.output_limit_hit:
         return Verdict.OUTPUT_LIMIT_EXCEEDED, f"more than {limits.output_bytes} bytes of output"
+    if run.memory_limit_hit:  # the kernel killed a process of the run at the run's memory limit
+        return Verdict.MEMORY_LIMIT_EXCEEDED, f"memory limit of {limits.memory_mb} MB exceeded"
     if not run.ok and run.looks_out_of_memory(lang.memory_error_markers, limits.memory_mb) and not (
         run.cpu_limit_hit or run.timed_out
     ):
@@ -233,9 +245,19 @@ def performance_credit(cpu_ms: float, reference_cpu_ms: float | None) -> float:
     return 100.0 if r <= PERF_TOLERANCE else 100.0 * PERF_TOLERANCE / r
 
 
+def early_stop_rule(enabled: bool) -> str:
+    if not enabled:
+        return "Early stop off: every test runs."
+    return (
+        "Early stop: tests run smallest input first; once a run exceeds the time limit, tests with inputs at least "
+        "as large that have not started yet are not run and count as not passed."
+    )
+
+
 class Judge:
-    def __init__(self, max_parallel_runs: int, sandbox: Sandbox | None = None) -> None:
-        self.sandbox = sandbox or Sandbox(max_parallel_runs)
+    def __init__(self, sandbox: Sandbox, *, stop_after_timeout: bool = True) -> None:
+        self.sandbox = sandbox
+        self.stop_after_timeout = stop_after_timeout
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     # ------------------------------------------------------------------ output checking
@@ -251,9 +273,9 @@ class Judge:
         return await run_custom_checker(self.sandbox, problem.checker_source, test_input, expected, got)
 
     async def _judge_run(self, problem: ProblemSpec, program: Program, test_input: bytes, expected: bytes,
-                         limits: RunLimits) -> tuple[RunResult, Verdict, str]:
+                         limits: RunLimits, still_wanted: Callable[[], bool] | None = None) -> tuple[RunResult, Verdict, str]:
         with tracer.start_as_current_span("sandbox.run", attributes={"sandbox.language": program.language.name}) as span:
-            run = await execute(self.sandbox, program, test_input, limits)
+            run = await execute(self.sandbox, program, test_input, limits, still_wanted=still_wanted)
             failed = failure(run, program.language, limits)
             if failed is not None:
                 verdict, detail = failed
@@ -326,12 +348,15 @@ class Judge:
     # ------------------------------------------------------------------ the submission
 
     async def _judge_test(self, problem: ProblemSpec, program: Program, test: TestCase,
-                          profile: ReferenceProfile) -> TestOutcome:
+                          profile: ReferenceProfile, still_wanted: Callable[[], bool] | None = None) -> TestOutcome:
         limits = run_limits(problem, profile.time_limit_ms, test.expected)
-        run, verdict, detail = await self._judge_run(problem, program, test.input, test.expected, limits)
+        run, verdict, detail = await self._judge_run(problem, program, test.input, test.expected, limits, still_wanted)
         cpu = run.cpu_ms
+        reference = profile.test_cpu_ms.get(test.test_id)
         if verdict is Verdict.ACCEPTED and test.large:
             for _ in range(SUBMISSION_RUNS_LARGE - 1):
+                if performance_credit(cpu, reference) >= 100.0:
+                    break  # another run can only lower r, and the credit is already full
                 again = await execute(self.sandbox, program, test.input, limits)
                 if again.ok:
                     cpu = min(cpu, again.cpu_ms)
@@ -346,19 +371,18 @@ class Judge:
         return TestOutcome(
             test_id=test.test_id, hidden=test.hidden, verdict=verdict, cpu_ms=cpu, wall_ms=run.wall_ms,
             peak_memory_kb=run.peak_memory_kb, exit_code=run.exit_code, detail=clip(detail),
-            reference_cpu_ms=profile.test_cpu_ms.get(test.test_id), signal=run.signal,
+            reference_cpu_ms=reference, signal=run.signal,
         )
 
-    async def _scaling(self, problem: ProblemSpec, program: Program, profile: ReferenceProfile,
-                       baseline_ms: float) -> Complexity | None:
+    def _complexity(self, profile: ReferenceProfile, measured: list[ScalingPoint], baseline_ms: float) -> Complexity | None:
         if not profile.scaling:
             return None
+        # Smallest first, up to the first size that was not accepted (bigger ones only fail slower);
+        # sizes not run because of the early stop count as not passed.
         points: list[ScalingPoint] = []
-        for case in profile.scaling:  # ascending; stop at the first failure (bigger only fails slower)
-            limits = run_limits(problem, profile.time_limit_ms, case.expected)
-            run, verdict, _ = await self._judge_run(problem, program, case.input, case.expected, limits)
-            points.append(ScalingPoint(case.n, verdict, run.cpu_ms, case.reference_cpu_ms))
-            if verdict is not Verdict.ACCEPTED:
+        for point in sorted(measured, key=lambda p: p.n):
+            points.append(point)
+            if point.verdict is not Verdict.ACCEPTED:
                 break
         passed = [(p.n, p.cpu_ms) for p in points if p.verdict is Verdict.ACCEPTED]
         fit = complexity.fit(passed, baseline_ms)
@@ -386,16 +410,86 @@ class Judge:
             ]
             return await self._result(problem, lang, outcomes, program.message, 0, None)
         profile = await self.profile(problem, lang)
-        outcomes = list(await asyncio.gather(*(self._judge_test(problem, program, t, profile) for t in problem.tests)))
+        outcomes, points = await self._run_all(problem, program, profile)
         accepted = [o.cpu_ms for o in outcomes if o.verdict is Verdict.ACCEPTED]
-        scaling = await self._scaling(problem, program, profile, min(accepted, default=0.0))
+        scaling = self._complexity(profile, points, min(accepted, default=0.0))
         return await self._result(problem, lang, outcomes, "", profile.time_limit_ms, scaling)
+
+    async def _run_all(
+        self, problem: ProblemSpec, program: Program, profile: ReferenceProfile
+    ) -> tuple[list[TestOutcome], list[ScalingPoint]]:
+        """Every test and every scaling input as one queue, smallest input first, as many at a
+        time as the sandbox has slots (so the machine stays busy to the end).  With the early stop,
+        once a run has exceeded the time limit, runs of inputs at least as large that have not
+        started yet are not run; a scaling input larger than one that failed is not run either."""
+        jobs: list[tuple[int, int, TestCase | ScalingCase]] = [(len(t.input), 0, t) for t in problem.tests]
+        jobs += [(len(c.input), 1, c) for c in profile.scaling]
+        pending = sorted(jobs, key=lambda j: (j[0], j[1]), reverse=True)
+        outcomes: dict[str, TestOutcome] = {}
+        points: list[ScalingPoint] = []
+        stop: dict[str, tuple[int, str]] = {}  # "timeout": (input size, what), "scaling": (n, "")
+
+        def cut_by_timeout(size: int) -> str | None:
+            if self.stop_after_timeout and "timeout" in stop and size >= stop["timeout"][0]:
+                return stop["timeout"][1]
+            return None
+
+        def not_run(test: TestCase, why: str) -> TestOutcome:
+            return TestOutcome(test.test_id, test.hidden, Verdict.NOT_RUN, 0.0, 0.0, 0, None,
+                               f"not run: {why} exceeded the time limit first", profile.test_cpu_ms.get(test.test_id))
+
+        def timed_out(size: int, what: str) -> None:
+            if "timeout" not in stop or size < stop["timeout"][0]:
+                stop["timeout"] = (size, what)
+
+        async def worker() -> None:
+            while pending:
+                size, _, job = pending.pop()
+                if isinstance(job, TestCase):
+                    if (why := cut_by_timeout(size)) is not None:
+                        outcomes[job.test_id] = not_run(job, why)
+                        continue
+                    try:
+                        outcome = await self._judge_test(
+                            problem, program, job, profile, still_wanted=lambda size=size: cut_by_timeout(size) is None
+                        )
+                    except RunNotWanted:
+                        outcomes[job.test_id] = not_run(job, cut_by_timeout(size) or "another run")
+                        continue
+                    outcomes[job.test_id] = outcome
+                    if outcome.verdict is Verdict.TIME_LIMIT_EXCEEDED:
+                        timed_out(size, f"test {job.test_id}")
+                else:
+                    failed_n = stop.get("scaling", (None, ""))[0]
+                    if cut_by_timeout(size) is not None or (failed_n is not None and job.n > failed_n):
+                        continue
+
+                    def wanted(size: int = size, n: int = job.n) -> bool:
+                        failed = stop.get("scaling", (None, ""))[0]
+                        return cut_by_timeout(size) is None and (failed is None or n <= failed)
+
+                    limits = run_limits(problem, profile.time_limit_ms, job.expected)
+                    try:
+                        run, verdict, _ = await self._judge_run(problem, program, job.input, job.expected, limits, wanted)
+                    except RunNotWanted:
+                        continue
+                    points.append(ScalingPoint(job.n, verdict, run.cpu_ms, job.reference_cpu_ms))
+                    if verdict is not Verdict.ACCEPTED and ("scaling" not in stop or job.n < stop["scaling"][0]):
+                        stop["scaling"] = (job.n, "")
+                    if verdict is Verdict.TIME_LIMIT_EXCEEDED:
+                        timed_out(size, f"the scaling input n={job.n}")
+
+        await asyncio.gather(*(worker() for _ in range(max(1, self.sandbox.slots))))
+        return [outcomes[t.test_id] for t in problem.tests], points
 
     async def _result(self, problem: ProblemSpec, lang: Language, outcomes: list[TestOutcome],
                       compile_output: str, time_limit_ms: int, scaling: Complexity | None) -> CheckResult:
         total = len(outcomes)
         passed = sum(o.verdict is Verdict.ACCEPTED for o in outcomes)
-        failing = next((o.verdict for o in outcomes if o.verdict is not Verdict.ACCEPTED), None)
+        failing = next((o.verdict for o in outcomes if o.verdict not in (Verdict.ACCEPTED, Verdict.NOT_RUN)), None)
+        not_run = [o.test_id for o in outcomes if o.verdict is Verdict.NOT_RUN]
+        if failing is None and not_run:  # only a run that exceeded the time limit leaves tests out
+            failing = Verdict.TIME_LIMIT_EXCEEDED
         large = {t.test_id for t in problem.tests if t.large}
         weight_sum = credit_sum = 0.0
         for o in outcomes:
@@ -405,7 +499,9 @@ class Judge:
                 credit_sum += w * performance_credit(o.cpu_ms, o.reference_cpu_ms)
         time_score = round(credit_sum / weight_sum, 2) if weight_sum else 0.0
         performance = time_score if scaling is None else TIME_WEIGHT * time_score + (1 - TIME_WEIGHT) * scaling.credit
-        mode = await self.sandbox.mode()
+        early_stop = early_stop_rule(self.stop_after_timeout)
+        if not_run:
+            early_stop += f" Not run here: tests {', '.join(not_run)}."
         return CheckResult(
             problem_id=problem.problem_id,
             language=lang.name,
@@ -417,11 +513,12 @@ class Judge:
             performance_score=round(performance, 2) if passed else 0.0,
             performance_rule=PERFORMANCE_RULE,
             compile_output=compile_output,
-            isolation=await self.sandbox.description(),
-            isolation_mode=str(mode),
+            isolation=self.sandbox.description,
+            isolation_mode=str(self.sandbox.mode),
             time_limit_ms=time_limit_ms,
             time_score=time_score,
             complexity=scaling,
+            early_stop=early_stop,
         )
 
 

@@ -3,19 +3,19 @@ compile command, run command and memory quirks.
 
 Commands use absolute paths from the system (``/usr/bin``), because inside the sandbox only
 ``/usr`` is mounted; ``{src}`` / ``{exe}`` are file names in the run's working directory.
+Programs run with the distribution's interpreters, never the service's own Python.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 from dataclasses import dataclass
 
 
 def _system_python() -> str:
-    # The sandbox mounts /usr only, so prefer the distribution's interpreter; the service's own
-    # (a venv or pyenv build under /root) is only used by the rlimits fallback.
-    return shutil.which("python3", path="/usr/bin:/bin") or sys.executable
+    # The sandbox mounts /usr only: the distribution's interpreter, whatever runs the service
+    # (a venv or a pyenv build under /root is not reachable from a run, nor should it be).
+    return shutil.which("python3", path="/usr/bin:/bin") or "/usr/bin/python3"
 
 
 PYTHON = _system_python()
@@ -42,11 +42,14 @@ class Language:
     #: Files the compile step produces and the runs need (copied into every run's directory).
     artifacts: tuple[str, ...]
     run: tuple[str, ...]
-    #: Address space the runtime needs on top of the program's memory limit (measured:
-    #: python -I -S maps ~16 MiB; a static C++ binary a few MiB; node reserves ~700 MiB of
-    #: virtual memory for V8 before running a line, so its heap is bounded by
+    #: rlimits mode only: address space the runtime needs on top of the program's memory limit
+    #: (measured: python -I -S maps ~16 MiB; a static C++ binary a few MiB; node reserves ~700 MiB
+    #: of virtual memory for V8 before running a line, so its heap is bounded by
     #: --max-old-space-size instead).
     address_space_headroom_mb: int
+    #: Resident memory of the runtime itself, granted on top of the program's memory limit in the
+    #: run's cgroup (measured here: python -I -S ~8 MiB, a C++ program ~2 MiB, node ~45 MiB).
+    runtime_memory_mb: int
     #: stderr fragments that mean "ran out of memory" in this runtime.
     memory_error_markers: tuple[bytes, ...]
 
@@ -68,6 +71,7 @@ LANGUAGES: dict[str, Language] = {
             artifacts=(),
             run=(PYTHON, "-I", "-S", "{src}"),
             address_space_headroom_mb=32,
+            runtime_memory_mb=16,
             memory_error_markers=(b"MemoryError", b"Cannot allocate memory"),
         ),
         Language(
@@ -78,6 +82,7 @@ LANGUAGES: dict[str, Language] = {
             artifacts=("solution",),
             run=("./{exe}",),
             address_space_headroom_mb=16,
+            runtime_memory_mb=8,
             memory_error_markers=(b"std::bad_alloc", b"Cannot allocate memory"),
         ),
         Language(
@@ -88,6 +93,7 @@ LANGUAGES: dict[str, Language] = {
             artifacts=(),
             run=("/usr/bin/node", "--max-old-space-size={heap_mb}", "{src}"),
             address_space_headroom_mb=1024,
+            runtime_memory_mb=64,
             memory_error_markers=(
                 b"JavaScript heap out of memory",
                 b"Array buffer allocation failed",

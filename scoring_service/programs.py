@@ -3,17 +3,19 @@ run once per test with the language's command and memory headroom."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from scoring_service.languages import Language
 from scoring_service.sandbox import RunLimits, RunResult, Sandbox
 
 MAX_SOURCE_BYTES = 256 * 1024
 #: The compiler's own limits (g++ -O2 on a contest-sized file needs ~1 s and ~200 MB; it forks
-#: cc1plus, as, collect2 and ld).
+#: cc1plus, as, collect2 and ld; its temporary files and the binary live in the run's tmpfs).
 COMPILE_LIMITS = RunLimits(
     cpu_time_s=20, wall_time_s=30, memory_mb=1024, output_bytes=64 * 1024,
-    file_size_bytes=64 << 20, max_processes=16, address_space_headroom_mb=64,
+    file_size_bytes=64 << 20, max_processes=16, address_space_headroom_mb=64, runtime_memory_mb=64,
+    disk_bytes=256 << 20, disk_inodes=256,
 )
 
 
@@ -47,12 +49,12 @@ async def build(sandbox: Sandbox, language: Language, source: str) -> Program | 
 
 
 async def execute(sandbox: Sandbox, program: Program, stdin: bytes, limits: RunLimits,
-                  args: tuple[str, ...] = ()) -> RunResult:
+                  args: tuple[str, ...] = (), still_wanted: Callable[[], bool] | None = None) -> RunResult:
     """Run ``program`` once; ``limits.memory_mb`` is the program's, the runtime's headroom is added."""
     lang = program.language
-    sized = RunLimits(
-        cpu_time_s=limits.cpu_time_s, wall_time_s=limits.wall_time_s, memory_mb=limits.memory_mb,
-        output_bytes=limits.output_bytes, file_size_bytes=limits.file_size_bytes,
-        max_processes=limits.max_processes, address_space_headroom_mb=lang.address_space_headroom_mb,
+    sized = replace(
+        limits, address_space_headroom_mb=lang.address_space_headroom_mb, runtime_memory_mb=lang.runtime_memory_mb
     )
-    return await sandbox.run(program.files, [*lang.run_argv(limits.memory_mb), *args], stdin, sized)
+    return await sandbox.run(
+        program.files, [*lang.run_argv(limits.memory_mb), *args], stdin, sized, still_wanted=still_wanted
+    )

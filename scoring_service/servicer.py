@@ -103,6 +103,7 @@ def check_result_to_pb(r: CheckResult) -> scoring_pb2.CheckCodeResponse:
         time_score=r.time_score,
         complexity=complexity_to_pb(r.complexity),
         integrity=integrity_to_pb(r.integrity),
+        early_stop=r.early_stop,
     )
 
 

@@ -13,7 +13,10 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
+from scoring_service.isolation import IsolationMode
+from scoring_service.sandbox import Sandbox
 from tests.fake_gemini import FakeGemini, running
+from tests.sandboxes import started
 from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
 from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.stack import StackAddrs, in_process_stack
@@ -143,3 +146,18 @@ async def fake() -> AsyncIterator[FakeGemini]:
 def gemini_stack(start_stack: StartStack, fake: FakeGemini, **overrides: str) -> contextlib.AbstractAsyncContextManager[Stack]:
     """The four services on the Gemini provider, talking to `fake`."""
     return start_stack(VIBE_LLM_PROVIDER="gemini", GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url, **overrides)
+
+
+@pytest.fixture(params=[IsolationMode.NAMESPACES, IsolationMode.RLIMITS], ids=str)
+async def sandbox(request) -> AsyncIterator[Sandbox]:
+    """A started sandbox in both isolation modes, for what both promise."""
+    async for s in started(request.param):
+        yield s
+
+
+@pytest.fixture
+async def isolated() -> AsyncIterator[Sandbox]:
+    """A started sandbox in the default mode, for what only it promises (namespaces, whole-run
+    limits, tmpfs)."""
+    async for s in started(IsolationMode.NAMESPACES):
+        yield s

@@ -13,6 +13,7 @@ from scoring_service.checkers import compare_exact, compare_floats, compare_toke
 from scoring_service.complexity import fit
 from scoring_service.judge import PERFORMANCE_RULE, Judge, Verdict
 from scoring_service.languages import LANGUAGES, UnsupportedLanguage
+from scoring_service.sandbox import Sandbox
 
 PROBLEMS = {p.problem_id: p for p in load_problem_bank()}
 
@@ -152,10 +153,10 @@ def test_complexity_fit_recognises_classes():
 
 
 @pytest.fixture
-def judge() -> Judge:
-    # One per test: its semaphore and locks belong to the test's event loop.  Reference
+async def judge(isolated: Sandbox) -> Judge:
+    # One per test: its sandbox and locks belong to the test's event loop.  Reference
     # measurements are shared process-wide anyway.
-    return Judge(max_parallel_runs=2)
+    return Judge(isolated)
 
 
 @pytest.mark.parametrize("problem_id", sorted(PROBLEMS))
@@ -173,7 +174,12 @@ async def test_correct_slow_wrong_and_crashing_solutions_are_ordered(judge: Judg
 
     assert slow.verdict == Verdict.TIME_LIMIT_EXCEEDED
     large = {t.test_id for t in problem.tests if t.large}
-    assert any(t.verdict == Verdict.TIME_LIMIT_EXCEEDED for t in slow.tests if t.test_id in large)
+    # Too slow for the large tests: they exceed the time limit, or are not run once a smaller
+    # input (a scaling input) already did.
+    assert all(t.verdict in (Verdict.TIME_LIMIT_EXCEEDED, Verdict.NOT_RUN) for t in slow.tests if t.test_id in large)
+    assert any(t.verdict == Verdict.TIME_LIMIT_EXCEEDED for t in slow.tests) or (
+        slow.complexity.points[-1].verdict == Verdict.TIME_LIMIT_EXCEEDED
+    )
     assert all(t.verdict == Verdict.ACCEPTED for t in slow.tests if not t.hidden)
     assert slow.complexity.credit < 50 and slow.complexity.points[-1].verdict == Verdict.TIME_LIMIT_EXCEEDED
 
@@ -255,3 +261,27 @@ async def test_reference_is_measured_once_per_language(judge: Judge):
     b = await judge.profile(problem, LANGUAGES["python"])
     assert a is b and set(a.test_cpu_ms) == {t.test_id for t in problem.tests}
     assert [c.n for c in a.scaling] == list(problem.scaling_sizes)
+
+
+async def test_a_time_limit_stops_the_tests_not_started_yet(isolated: Sandbox):
+    """A program that sleeps costs one wall limit, not one per test: once a test exceeds the time
+    limit, the (larger) tests not started yet are not run, and the result says so."""
+    problem = PROBLEMS["two-sum"]
+    result = await Judge(isolated).check(problem, "python", "import time\ntime.sleep(60)\n")
+    timed_out = [t for t in result.tests if t.verdict == Verdict.TIME_LIMIT_EXCEEDED]
+    not_run = [t for t in result.tests if t.verdict == Verdict.NOT_RUN]
+    assert result.verdict == Verdict.TIME_LIMIT_EXCEEDED and result.passed == 0
+    assert 1 <= len(timed_out) <= isolated.slots and len(timed_out) + len(not_run) == len(problem.tests)
+    assert all(t.detail.startswith("not run: test ") and t.cpu_ms == 0 for t in not_run)
+    assert "Early stop" in result.early_stop and f"Not run here: tests {not_run[0].test_id}" in result.early_stop
+    smallest = min(problem.tests, key=lambda t: len(t.input))
+    assert smallest.test_id in {t.test_id for t in timed_out}  # the smallest inputs go first
+
+
+async def test_without_the_early_stop_every_test_runs(isolated: Sandbox):
+    problem = PROBLEMS["two-sum"]
+    result = await Judge(isolated, stop_after_timeout=False).check(problem, "python", SLOW["two-sum"])
+    large = {t.test_id for t in problem.tests if t.large}
+    assert all(t.verdict == Verdict.TIME_LIMIT_EXCEEDED for t in result.tests if t.test_id in large)
+    assert not any(t.verdict == Verdict.NOT_RUN for t in result.tests)
+    assert result.early_stop == "Early stop off: every test runs."

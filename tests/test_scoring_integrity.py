@@ -81,7 +81,7 @@ async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stac
         )
         problem = await scoring.GetProblem(scoring_pb2.GetProblemRequest(problem_id="two-sum"))
     assert reply.verdict == scoring_pb2.VERDICT_ACCEPTED
-    assert reply.isolation_mode in ("bubblewrap", "rlimits") and reply.isolation.startswith(reply.isolation_mode)
+    assert reply.isolation_mode == "namespaces" and reply.isolation.startswith(reply.isolation_mode)
     assert reply.time_limit_ms >= 1000 and "Time limit" in reply.performance_rule
     assert reply.complexity.sizes >= 5 and reply.complexity.points and reply.complexity.estimated_class
     assert reply.integrity.checked and reply.integrity.fragments and reply.integrity.fragments[0].turn == 1

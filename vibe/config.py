@@ -71,6 +71,18 @@ class _Reader:
             return default
         return value
 
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        self.errors.append(f"{name}={raw!r} must be true or false")
+        return default
+
     def addr(self, name: str, default: str) -> str:
         value = self.str(name, default)
         match = _ADDR_RE.match(value)
@@ -239,11 +251,20 @@ class GradeBands:
         return ", ".join(f"{name} >= {lowest:g}" for name, lowest in self.bands) + ", else F"
 
 
+SANDBOX_ISOLATIONS = ("namespaces", "rlimits")
+
+
 @dataclass(frozen=True)
 class ScoringSettings:
     common: CommonSettings
     addr: str
     max_parallel_runs: int
+    # How submitted code is isolated; the service refuses to start when it cannot provide it.
+    isolation: str
+    sandbox_helper: str  # path of the compiled vibe-box; empty: next to this Python, then PATH
+    sandbox_uid_base: int  # runs of worker slot i run as uid base + i
+    # After a test exceeds its time limit, tests not started yet are not run (they count as failed).
+    stop_after_timeout: bool
     weight_prompt: float
     weight_performance: float
     weight_correctness: float
@@ -263,10 +284,21 @@ class ScoringSettings:
         )
         if any(bands[i][1] < bands[i + 1][1] for i in range(len(bands) - 1)):
             r.errors.append("VIBE_GRADE_* thresholds must not increase from A+ down to D")
+        isolation = r.str("SCORING_ISOLATION", "namespaces").lower()
+        if isolation == "bubblewrap":  # the isolation's earlier name
+            isolation = "namespaces"
+        if isolation not in SANDBOX_ISOLATIONS:
+            r.errors.append(f"SCORING_ISOLATION={isolation!r} must be one of: {', '.join(SANDBOX_ISOLATIONS)}")
+            isolation = "namespaces"
+        slots = r.int("SCORING_MAX_PARALLEL_RUNS", os.cpu_count() or 2, 1, 256)
         s = cls(
             common=CommonSettings.read(r),
             addr=r.addr("SCORING_ADDR", DEFAULT_ADDRS["scoring"]),
-            max_parallel_runs=r.int("SCORING_MAX_PARALLEL_RUNS", os.cpu_count() or 2, 1, 256),
+            max_parallel_runs=slots,
+            isolation=isolation,
+            sandbox_helper=r.str("SCORING_SANDBOX_HELPER", ""),
+            sandbox_uid_base=r.int("SCORING_SANDBOX_UID_BASE", 60000, 1000, 2**31 - 1 - slots),
+            stop_after_timeout=r.bool("SCORING_STOP_AFTER_TIMEOUT", True),
             weight_prompt=wp,
             weight_performance=wperf,
             weight_correctness=wc,

@@ -40,6 +40,32 @@ class Registration:
     servicer: Any
 
 
+class StartupRefused(RuntimeError):
+    """The service cannot run as configured on this machine (the message says why and what to
+    do): it exits with status 2 instead of serving with less than it was asked for."""
+
+
+class Readiness:
+    """A service's own view of whether it can do its work (e.g. its code sandbox works), which
+    the server mirrors into grpc.health.v1: NOT_SERVING while it cannot."""
+
+    def __init__(self) -> None:
+        self.serving = True
+        self.reason = ""
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def set(self, serving: bool, reason: str = "") -> None:
+        if serving == self.serving:
+            return
+        self.serving, self.reason = serving, reason
+        log.warning("readiness changed", extra={"serving": serving, "reason": reason})
+        for listener in self._listeners:
+            listener(serving)
+
+    def subscribe(self, listener: Callable[[bool], None]) -> None:
+        self._listeners.append(listener)
+
+
 @dataclass
 class ServiceBundle:
     """What a running service offers: where to listen and what to serve."""
@@ -50,6 +76,7 @@ class ServiceBundle:
     grace_s: float = 5.0
     on_stopping: list[Callable[[], Any]] = field(default_factory=list)
     endpoints: dict[str, str] = field(default_factory=dict)  # other listeners, e.g. {"http": "127.0.0.1:8080"}
+    readiness: Readiness | None = None
 
 
 class PortUnavailable(RuntimeError):
@@ -64,6 +91,8 @@ class GrpcServer:
         # the traffic (the prototype's two servers took each other's requests).
         self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[RpcMetricsInterceptor()])
         self.port = 0
+        self._stopping = False
+        self._tasks: set[asyncio.Future[None]] = set()
 
     async def start(self) -> int:
         """Binds and starts serving; returns the bound port (useful with port 0)."""
@@ -85,13 +114,32 @@ class GrpcServer:
         if self.port == 0:  # older grpcio reports failure this way
             raise PortUnavailable(f"{self.bundle.name}: cannot listen on {self.bundle.addr}")
         await self.server.start()
+        ready = self.bundle.readiness is None or self.bundle.readiness.serving
         for name in ["", *names]:
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            await self.health.set(
+                name, health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+        if self.bundle.readiness is not None:
+            self.bundle.readiness.subscribe(lambda serving: self._mirror(serving, ["", *names]))
         log.info("serving", extra={"service": self.bundle.name, "addr": self.bundle.addr, "port": self.port})
         return self.port
 
+    def _mirror(self, serving: bool, names: list[str]) -> None:
+        if self._stopping:
+            return
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+
+        async def apply() -> None:
+            for name in names:
+                await self.health.set(name, status)
+
+        task = asyncio.ensure_future(apply())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def stop(self, grace_s: float | None = None) -> None:
         """NOT_SERVING first, so load balancers stop sending; then drain and stop."""
+        self._stopping = True
         await self.health.enter_graceful_shutdown()
         for callback in self.bundle.on_stopping:
             result = callback()
@@ -130,7 +178,7 @@ def run(service: str, load_settings: Callable[[], S], app: Callable[[S], Abstrac
     try:
         settings = load_settings()
         asyncio.run(serve_until_signalled(lambda: app(settings)))
-    except (ConfigError, PortUnavailable) as exc:
+    except (ConfigError, PortUnavailable, StartupRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     finally:
