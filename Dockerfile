@@ -5,17 +5,16 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends bubblewrap g++ nodejs util-linux \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY protos ./protos
 COPY vibe ./vibe
+COPY vibe_dev ./vibe_dev
 COPY gateway ./gateway
 COPY tutor_service ./tutor_service
 COPY evaluator_service ./evaluator_service
 COPY scoring_service ./scoring_service
-# Generate the protobuf code first, so that the installed package contains it.
-RUN pip install --no-cache-dir 'grpcio-tools>=1.66,<2' \
- && python -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. protos/vibe/*/v1/*.proto \
- && pip install --no-cache-dir . \
+# The package build generates the gRPC stubs (vibe_api/) from protos/ itself.
+RUN pip install --no-cache-dir . \
  && useradd --system --no-create-home vibe
 USER vibe
 ENV PYTHONUNBUFFERED=1

@@ -24,12 +24,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Generated code goes next to the common package (vibe/<service>/v1/) and is never
-# committed or edited; `-I protos` makes imports read `from vibe.tutor.v1 import tutor_pb2`.
-protos: $(STAMP) vibe/.protos-stamp
+# Generated stubs go to vibe_api/<service>/v1/ (never committed or edited); the
+# package build runs the same generator (setup.py), so `pip install .` ships them.
+protos: $(STAMP) vibe_api/.stamp
 
-vibe/.protos-stamp: $(PROTOS)
-	$(PY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+vibe_api/.stamp: $(PROTOS) vibe_dev/protos.py
+	$(PY) -m vibe_dev.protos
 	touch $@
 
 demo: setup
@@ -42,5 +42,4 @@ up: setup
 	$(PY) -m vibe.devinfra run -- $(PY) -m vibe.cli up
 
 clean:
-	rm -rf $(VENV) vibe/.protos-stamp
-	find vibe -path '*/v1/*_pb2*.py*' -delete
+	rm -rf $(VENV) vibe_api

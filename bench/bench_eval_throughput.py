@@ -37,7 +37,7 @@ import redis.asyncio as aioredis
 from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
 from tests.fake_gemini import FakeGemini
 from vibe.eval_queue import EvalJob
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.hot_state import Keys
 from vibe.stack import free_port, in_process_stack, wait_serving
 

@@ -24,7 +24,7 @@ import grpc
 
 import sys
 from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.llm.gemini import make_client
 from vibe.stack import in_process_stack
 

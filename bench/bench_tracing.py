@@ -21,7 +21,7 @@ import asyncpg
 import grpc
 
 from tests.otlp_receiver import otlp_receiver
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.stack import process_stack
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")

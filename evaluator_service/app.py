@@ -12,7 +12,7 @@ from evaluator_service.store import EvaluationStore
 from evaluator_service.worker import EvaluationWorker
 from vibe.config import EvaluatorSettings
 from vibe.db import connect_pool
-from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe.hot_state import Keys, connect_redis
 from vibe.llm import make_provider
 from vibe.llm.median import median_of

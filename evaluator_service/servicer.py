@@ -19,10 +19,10 @@ from evaluator_service.core import (
     TurnStatus,
 )
 from vibe.errors import InvalidArgument, grpc_errors
-from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe.llm.base import Violation
 from vibe.convert import VIOLATION_TO_PB
-from vibe.tutor.v1 import tutor_pb2
+from vibe_api.tutor.v1 import tutor_pb2
 
 DEFAULT_WAIT_S = 60.0  # when the caller set no deadline
 _SOURCES = {

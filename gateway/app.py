@@ -13,7 +13,7 @@ from gateway.servicer import GatewayServicer
 from gateway.store import GatewayStore
 from vibe.config import GatewaySettings
 from vibe.db import connect_pool
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.hot_state import Keys, connect_redis
 from vibe.server import Registration, ServiceBundle
 

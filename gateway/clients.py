@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import grpc
 
-from vibe.evaluator.v1 import evaluator_pb2_grpc
-from vibe.scoring.v1 import scoring_pb2_grpc
-from vibe.tutor.v1 import tutor_pb2_grpc
+from vibe_api.evaluator.v1 import evaluator_pb2_grpc
+from vibe_api.scoring.v1 import scoring_pb2_grpc
+from vibe_api.tutor.v1 import tutor_pb2_grpc
 
 # Client-side load balancing and transparent retries of unary calls when a backend is briefly unavailable (a restart,
 # a rolling deploy). Streams are not listed: a reply already shown must not restart.

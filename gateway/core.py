@@ -35,14 +35,14 @@ from vibe.errors import (
     from_rpc_error,
 )
 from vibe.eval_queue import EvalJob, enqueue
-from vibe.evaluator.v1 import evaluator_pb2
-from vibe.gateway.v1 import gateway_pb2
+from vibe_api.evaluator.v1 import evaluator_pb2
+from vibe_api.gateway.v1 import gateway_pb2
 from vibe.hot_state import Keys, Lock
 from vibe.llm.base import GuardrailVerdict
 from vibe.metrics import SUBMIT_DURATION
-from vibe.scoring.v1 import scoring_pb2
+from vibe_api.scoring.v1 import scoring_pb2
 from vibe.telemetry import bind_session, inject_carrier
-from vibe.tutor.v1 import tutor_pb2
+from vibe_api.tutor.v1 import tutor_pb2
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from typing import Any, Sequence
 from google.protobuf import json_format, timestamp_pb2
 
 from gateway.store import SessionRow
-from vibe.evaluator.v1 import evaluator_pb2
-from vibe.gateway.v1 import gateway_pb2
-from vibe.scoring.v1 import scoring_pb2
-from vibe.tutor.v1 import tutor_pb2
+from vibe_api.evaluator.v1 import evaluator_pb2
+from vibe_api.gateway.v1 import gateway_pb2
+from vibe_api.scoring.v1 import scoring_pb2
+from vibe_api.tutor.v1 import tutor_pb2
 
 
 def build_report(

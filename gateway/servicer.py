@@ -12,9 +12,9 @@ from gateway.core import Gateway, Progress, ReplyDelta, TurnCompleted, TurnStart
 from gateway.store import MessageRow, SessionRow
 from vibe.convert import guardrail_to_pb
 from vibe.errors import grpc_errors
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.scoring.v1 import scoring_pb2
-from vibe.tutor.v1 import tutor_pb2
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.scoring.v1 import scoring_pb2
+from vibe_api.tutor.v1 import tutor_pb2
 
 _STATUS = {
     "active": gateway_pb2.SESSION_STATUS_ACTIVE,

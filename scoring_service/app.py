@@ -13,7 +13,7 @@ from scoring_service.servicer import ScoringServicer
 from scoring_service.store import load_problems, sync_problem_bank
 from vibe.config import ScoringSettings
 from vibe.db import connect_pool
-from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from vibe.server import Registration, ServiceBundle
 
 log = logging.getLogger(__name__)

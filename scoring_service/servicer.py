@@ -10,7 +10,7 @@ from scoring_service.integrity import IntegrityReport
 from scoring_service.judge import CheckResult, Complexity, Verdict
 from scoring_service.languages import LANGUAGES
 from vibe.errors import grpc_errors
-from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 
 def problem_to_pb(p: ProblemSpec) -> scoring_pb2.Problem:

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 
 from tests.fake_gemini import FakeGemini, running
 from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.stack import StackAddrs, in_process_stack
 
 

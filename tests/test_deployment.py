@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import Candidate
 from tests.scratch import DATABASE_URL
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.stack import free_port, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import Stack, StartStack, evaluation_runs, new_candidate
 from vibe.eval_queue import EvalJob, enqueue
-from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe.hot_state import EVAL_GROUP, Keys
 from vibe.stack import free_port, wait_serving
 

@@ -18,7 +18,7 @@ from tests.fake_gemini import FakeGemini, Reply
 from tutor_service.leak import LeakGuard
 from vibe.fingerprint import StreamFingerprinter, text_fingerprints
 from vibe.llm.base import ProblemContext
-from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 
 SPEC = {p.problem_id: p for p in load_problem_bank()}["two-sum"]
 TWO_SUM = ProblemContext(

@@ -11,11 +11,11 @@ import grpc
 import pytest
 
 from tests.conftest import Stack, StartStack, evaluation_runs, new_candidate, reply_text
-from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
-from vibe.gateway.v1 import gateway_pb2
+from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2
 from vibe.llm.base import Intent
 from vibe.llm.rubrics import rubric_for
-from vibe.scoring.v1 import scoring_pb2
+from vibe_api.scoring.v1 import scoring_pb2
 
 PROBLEMS = Path(__file__).resolve().parents[1] / "scoring_service" / "problems"
 REFERENCE = (PROBLEMS / "two-sum" / "reference.py").read_text()

@@ -176,8 +176,8 @@ async def test_median_of_k_over_gemini_records_the_spread(isolated_env: dict[str
 
 def test_the_cli_report_shows_weighted_rubric_rows_holistic_evidence_and_refusals(capsys: pytest.CaptureFixture[str]) -> None:
     from vibe.cli import print_report
-    from vibe.evaluator.v1 import evaluator_pb2
-    from vibe.gateway.v1 import gateway_pb2
+    from vibe_api.evaluator.v1 import evaluator_pb2
+    from vibe_api.gateway.v1 import gateway_pb2
 
     turn = evaluator_pb2.TurnEvaluation(
         turn=1,

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from scoring_service.bank import load_problem_bank
 from scoring_service.integrity import code_blocks, compare
 from tests.conftest import Stack, new_candidate
-from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 TWO_SUM = {p.problem_id: p for p in load_problem_bank()}["two-sum"]
 SHOWN = """\

@@ -12,7 +12,7 @@ import grpc
 
 from tests.conftest import Candidate, StartStack
 from tests.otlp_receiver import otlp_receiver
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.logs import JsonFormatter
 from vibe.stack import process_stack
 

@@ -18,8 +18,8 @@ import pytest
 
 from tests.conftest import Stack, StartStack, gemini_stack, new_candidate
 from tests.fake_gemini import FakeGemini, Reply
-from vibe.gateway.v1 import gateway_pb2
-from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2
+from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 
 QUESTION = "Which data structure would let me avoid checking every pair in two sum?"
 

@@ -15,7 +15,7 @@ from vibe.hot_state import Keys, connect_redis
 from vibe.llm import make_provider
 from vibe.telemetry import TracedLLM
 from vibe.server import Registration, ServiceBundle
-from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 
 SERVICE_NAME = tutor_pb2.DESCRIPTOR.services_by_name["Tutor"].full_name
 

@@ -10,7 +10,7 @@ import grpc
 from tutor_service.core import Tutor
 from vibe.convert import guardrail_to_pb
 from vibe.errors import grpc_errors
-from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 
 _END = object()
 

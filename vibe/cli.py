@@ -17,10 +17,10 @@ from typing import Sequence
 import grpc
 
 from vibe.config import DEFAULT_ADDRS, CommonSettings, ConfigError, _Reader
-from vibe.evaluator.v1 import evaluator_pb2
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.scoring.v1 import scoring_pb2
-from vibe.tutor.v1 import tutor_pb2
+from vibe_api.evaluator.v1 import evaluator_pb2
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.scoring.v1 import scoring_pb2
+from vibe_api.tutor.v1 import tutor_pb2
 from vibe.stack import StackAddrs, free_port, process_stack
 
 DEMO_TURNS = (

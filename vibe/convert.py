@@ -4,7 +4,7 @@ than one service needs."""
 from __future__ import annotations
 
 from vibe.llm.base import GuardrailVerdict, Violation
-from vibe.tutor.v1 import tutor_pb2
+from vibe_api.tutor.v1 import tutor_pb2
 
 VIOLATION_TO_PB = {
     Violation.SOLUTION_REQUEST: tutor_pb2.VIOLATION_TYPE_SOLUTION_REQUEST,
