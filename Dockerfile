@@ -9,10 +9,6 @@ COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY protos ./protos
 COPY vibe ./vibe
 COPY vibe_dev ./vibe_dev
-COPY gateway ./gateway
-COPY tutor_service ./tutor_service
-COPY evaluator_service ./evaluator_service
-COPY scoring_service ./scoring_service
 # The package build generates the gRPC stubs (vibe_api/) from protos/ itself.
 RUN pip install --no-cache-dir . \
  && useradd --system --no-create-home vibe

@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Both set up a
 # virtualenv, generate the protobuf code, and make sure PostgreSQL and Redis answer
-# (starting private instances when they do not; see vibe/devinfra.py).
+# (starting private instances when they do not; see vibe_dev/devinfra.py).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -33,13 +33,13 @@ vibe_api/.stamp: $(PROTOS) vibe_dev/protos.py
 	touch $@
 
 demo: setup
-	$(PY) -m vibe.devinfra run -- $(PY) -m vibe.cli demo
+	$(PY) -m vibe_dev.devinfra run -- $(PY) -m vibe_dev.cli demo
 
 test: setup
-	$(PY) -m vibe.devinfra run -- $(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m vibe_dev.devinfra run -- $(PY) -m pytest -q $(PYTEST_ARGS)
 
 up: setup
-	$(PY) -m vibe.devinfra run -- $(PY) -m vibe.cli up
+	$(PY) -m vibe_dev.devinfra run -- $(PY) -m vibe_dev.cli up
 
 clean:
 	rm -rf $(VENV) vibe_api

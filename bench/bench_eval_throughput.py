@@ -11,7 +11,7 @@ with VIBE_LLM_PROVIDER=gemini against the tests' fake Gemini server at a fixed l
 
     .venv/bin/python -m bench.bench_eval_throughput [--turns 40] [--latency-ms 200]
 
-The evaluator runs as its own process (`python -m evaluator_service`), so that the
+The evaluator runs as its own process (`python -m vibe.services.evaluator`), so that the
 fake server, which runs in this process and counts the requests it receives, does not
 share its event loop. Needs PostgreSQL and Redis at DATABASE_URL / REDIS_URL; uses its
 own schema and key prefix and removes them afterwards.
@@ -34,12 +34,12 @@ import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
-from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from tests.fake_gemini import FakeGemini
-from vibe.eval_queue import EvalJob
+from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
+from vibe_dev.fake_gemini import FakeGemini
+from vibe.shared.eval_queue import EvalJob
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.hot_state import Keys
-from vibe.stack import free_port, in_process_stack, wait_serving
+from vibe.platform.hot_state import Keys
+from vibe_dev.stack import free_port, in_process_stack, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 TURNS_PER_SESSION = 5
@@ -84,7 +84,7 @@ async def create_turns(env: dict[str, str], turns: int) -> list[tuple[str, int]]
 async def evaluator_process(env: dict[str, str], **overrides: str) -> AsyncIterator[None]:
     addr = f"127.0.0.1:{free_port()}"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "evaluator_service", env={**os.environ, **env, "EVALUATOR_ADDR": addr, **overrides}, cwd=ROOT
+        sys.executable, "-m", "vibe.services.evaluator", env={**os.environ, **env, "EVALUATOR_ADDR": addr, **overrides}, cwd=ROOT
     )
     try:
         await wait_serving(addr, 60)

@@ -23,10 +23,10 @@ import asyncpg
 import grpc
 
 import sys
-from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
+from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.llm.gemini import make_client
-from vibe.stack import in_process_stack
+from vibe_dev.stack import in_process_stack
 
 MODEL = "gemini-2.5-flash"
 REFERENCE = "def two_sum(nums, target):\n    seen = {}\n    for i, x in enumerate(nums):\n        if target - x in seen:\n            return [seen[target - x], i]\n        seen[x] = i\n"
@@ -36,7 +36,7 @@ async def fake_gemini(latency_ms: float) -> tuple[asyncio.subprocess.Process, st
     """The tests' fake server in its own process, so that its work does not load the
     event loop the services run on; returns it and its URL."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fake_gemini", "--latency-ms", str(latency_ms), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "vibe_dev.fake_gemini", "--latency-ms", str(latency_ms), stdout=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None
     url = (await proc.stdout.readline()).decode().strip()

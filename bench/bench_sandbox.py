@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from scoring_service.isolation import IsolationMode, detect_mode
-from scoring_service.languages import language
-from scoring_service.programs import Program, build, execute
-from scoring_service.sandbox import RunLimits, Sandbox
-from vibe.config import ScoringSettings
+from vibe.services.scoring.isolation import IsolationMode, detect_mode
+from vibe.services.scoring.languages import language
+from vibe.services.scoring.programs import Program, build, execute
+from vibe.services.scoring.sandbox import RunLimits, Sandbox
+from vibe.platform.config import ScoringSettings
 
 LIMITS = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=256)
 STDIN = b" ".join(str(i).encode() for i in range(1000)) + b"\n"

@@ -13,10 +13,10 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from tests.fake_gemini import FakeGemini, running
-from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
+from vibe_dev.fake_gemini import FakeGemini, running
+from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.stack import StackAddrs, in_process_stack
+from vibe_dev.stack import StackAddrs, in_process_stack
 
 
 
@@ -135,7 +135,7 @@ async def evaluation_runs(stack: Stack, session_id: str) -> dict[int, int]:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeGemini]:
-    """A local Gemini-compatible HTTP server (tests/fake_gemini.py) for this test."""
+    """A local Gemini-compatible HTTP server (vibe_dev/fake_gemini.py) for this test."""
     async with running() as server:
         yield server
 

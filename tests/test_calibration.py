@@ -1,7 +1,7 @@
 """The offline judge against the hand-labelled calibration set (tests/data/calibration/).
 
 The floors are what the offline judge measured when the set was labelled, rounded
-down a little (`python -m evaluator_service.calibrate --provider offline`):
+down a little (`python -m vibe_dev.calibrate --provider offline`):
 intent accuracy 57/61 = 93.4%, score-band agreement 53/61 = 86.9%, holistic band
 agreement 6/6. A change that makes the judge disagree more with the labels fails here;
 a change that agrees more should raise the floors.
@@ -14,7 +14,7 @@ import collections
 
 import pytest
 
-from evaluator_service.calibrate import (
+from vibe_dev.calibrate import (
     BANDS,
     PROBLEMS_DIR,
     CalibrationResult,

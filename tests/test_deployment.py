@@ -14,13 +14,13 @@ import grpc
 import yaml
 
 from tests.conftest import Candidate
-from tests.scratch import DATABASE_URL
+from vibe_dev.scratch import DATABASE_URL
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.stack import free_port, wait_serving
+from vibe_dev.stack import free_port, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = (ROOT / "scoring_service/problems/two-sum/reference.py").read_text()
-SERVICES = {"gateway": "gateway", "tutor": "tutor_service", "evaluator": "evaluator_service", "scoring": "scoring_service"}
+REFERENCE = (ROOT / "vibe/services/scoring/problems/two-sum/reference.py").read_text()
+SERVICES = {"gateway": "vibe.services.gateway", "tutor": "vibe.services.tutor", "evaluator": "vibe.services.evaluator", "scoring": "vibe.services.scoring"}
 
 
 def test_compose_file_describes_a_deployable_stack() -> None:
@@ -34,7 +34,7 @@ def test_compose_file_describes_a_deployable_stack() -> None:
         assert service["command"] == ["python", "-m", module]
         assert service["build"] == ".", "one Dockerfile for all four"
         check = service["healthcheck"]["test"]
-        assert check[:4] == ["CMD", "python", "-m", "vibe.healthcheck"], name
+        assert check[:4] == ["CMD", "python", "-m", "vibe.platform.healthcheck"], name
         port = service["environment"][f"{name.upper()}_ADDR"].rpartition(":")[2]
         assert check[4].endswith(f":{port}"), f"{name} health check probes its own port"
         env = service["environment"]
@@ -56,12 +56,12 @@ async def test_two_gateways_and_two_evaluators_share_the_work(isolated_env: dict
     base = {**os.environ, **isolated_env, "GATEWAY_HTTP_ADDR": "", "VIBE_LOG_LEVEL": "warning",
             "TUTOR_ADDR": addrs["tutor"], "SCORING_ADDR": addrs["scoring"], "DATABASE_URL": DATABASE_URL}
     plan = [
-        ("scoring_service", {}, addrs["scoring"]),
-        ("tutor_service", {}, addrs["tutor"]),
-        ("evaluator_service", {"EVALUATOR_ADDR": addrs["evaluator_a"]}, addrs["evaluator_a"]),
-        ("evaluator_service", {"EVALUATOR_ADDR": addrs["evaluator_b"]}, addrs["evaluator_b"]),
-        ("gateway", {"GATEWAY_ADDR": addrs["gateway_a"], "EVALUATOR_ADDR": addrs["evaluator_a"]}, addrs["gateway_a"]),
-        ("gateway", {"GATEWAY_ADDR": addrs["gateway_b"], "EVALUATOR_ADDR": addrs["evaluator_b"]}, addrs["gateway_b"]),
+        ("vibe.services.scoring", {}, addrs["scoring"]),
+        ("vibe.services.tutor", {}, addrs["tutor"]),
+        ("vibe.services.evaluator", {"EVALUATOR_ADDR": addrs["evaluator_a"]}, addrs["evaluator_a"]),
+        ("vibe.services.evaluator", {"EVALUATOR_ADDR": addrs["evaluator_b"]}, addrs["evaluator_b"]),
+        ("vibe.services.gateway", {"GATEWAY_ADDR": addrs["gateway_a"], "EVALUATOR_ADDR": addrs["evaluator_a"]}, addrs["gateway_a"]),
+        ("vibe.services.gateway", {"GATEWAY_ADDR": addrs["gateway_b"], "EVALUATOR_ADDR": addrs["evaluator_b"]}, addrs["gateway_b"]),
     ]
     procs = [
         await asyncio.create_subprocess_exec(sys.executable, "-m", module, env={**base, **extra}, stdout=subprocess.DEVNULL)

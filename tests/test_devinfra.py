@@ -1,4 +1,4 @@
-"""Real (no mocks) tests for ``vibe.devinfra``: they start actual servers.
+"""Real (no mocks) tests for ``vibe_dev.devinfra``: they start actual servers.
 
 They need PostgreSQL binaries and ``redis-server`` on the machine (or root +
 apt-get), like ``make test`` itself does.  Total runtime is a few seconds:
@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from vibe import devinfra
+from vibe_dev import devinfra
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ def test_unreachable_urls_get_private_servers_that_are_cleaned_up() -> None:
 
 
 def _cli(*command: str) -> list[str]:
-    return [sys.executable, "-m", "vibe.devinfra", "run", "--", *command]
+    return [sys.executable, "-m", "vibe_dev.devinfra", "run", "--", *command]
 
 
 def _cli_env(**overrides: str) -> dict[str, str]:

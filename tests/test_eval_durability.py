@@ -3,7 +3,7 @@ delivered twice, a job that can never succeed (dead-letter stream), a malformed 
 Redis losing every key; and the per-turn status the submit guard reads.
 
 Evaluator workers that must die or misbehave run as their own OS processes (real
-`python -m evaluator_service`); the rest of the stack runs in process. Real
+`python -m vibe.services.evaluator`); the rest of the stack runs in process. Real
 PostgreSQL, Redis and gRPC throughout."""
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ import grpc
 import pytest
 
 from tests.conftest import Stack, StartStack, evaluation_runs, new_candidate
-from vibe.eval_queue import EvalJob, enqueue
+from vibe.shared.eval_queue import EvalJob, enqueue
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
-from vibe.hot_state import EVAL_GROUP, Keys
-from vibe.stack import free_port, wait_serving
+from vibe.platform.hot_state import EVAL_GROUP, Keys
+from vibe_dev.stack import free_port, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = (ROOT / "scoring_service/problems/two-sum/reference.py").read_text()
+REFERENCE = (ROOT / "vibe/services/scoring/problems/two-sum/reference.py").read_text()
 QUESTIONS = [
     "Which data structure helps me avoid checking every pair in two sum?",
     "If I store value -> index while scanning, how do I handle duplicates like [3, 3] with target 6?",
@@ -41,11 +41,11 @@ STATE = evaluator_pb2.TurnEvaluationState
 
 @contextlib.asynccontextmanager
 async def evaluator_process(stack: Stack, **overrides: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`python -m evaluator_service` on the stack's database and Redis prefix, serving."""
+    """`python -m vibe.services.evaluator` on the stack's database and Redis prefix, serving."""
     addr = f"127.0.0.1:{free_port()}"
     env = {**os.environ, **stack.env, "EVALUATOR_ADDR": addr, "VIBE_LOG_LEVEL": "error", **overrides}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "evaluator_service", env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+        sys.executable, "-m", "vibe.services.evaluator", env=env, cwd=ROOT, stdout=subprocess.DEVNULL
     )
     try:
         await wait_serving(addr, 60)

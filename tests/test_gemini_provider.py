@@ -11,8 +11,8 @@ from typing import Any, AsyncIterator, Callable
 
 import pytest
 
-from tests.fake_gemini import FakeGemini, Recorded, Reply, default_turn_judgement, fenced, truncated
-from vibe.config import EvaluatorSettings
+from vibe_dev.fake_gemini import FakeGemini, Recorded, Reply, default_turn_judgement, fenced, truncated
+from vibe.platform.config import EvaluatorSettings
 from vibe.llm import make_provider
 from vibe.llm.base import (
     CRITERIA,

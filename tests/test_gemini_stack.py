@@ -12,10 +12,10 @@ import grpc
 import pytest
 
 from tests.conftest import Stack, StartStack, gemini_stack, new_candidate, reply_text
-from tests.fake_gemini import FakeGemini, Reply
+from vibe_dev.fake_gemini import FakeGemini, Reply
 from vibe_api.gateway.v1 import gateway_pb2
 
-REFERENCE = (Path(__file__).resolve().parents[1] / "scoring_service" / "problems" / "two-sum" / "reference.py").read_text()
+REFERENCE = (Path(__file__).resolve().parents[1] / "vibe" / "services" / "scoring" / "problems" / "two-sum" / "reference.py").read_text()
 QUESTION = "Which data structure would let me avoid checking every pair in two sum?"
 
 

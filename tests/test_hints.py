@@ -1,4 +1,4 @@
-"""Hint escalation (tutor_service.hints): one rung per hint request, never repeated,
+"""Hint escalation (vibe.services.tutor.hints): one rung per hint request, never repeated,
 and after TUTOR_LOW_EFFORT_LIMIT low-effort requests in a row an attempt first."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import StartStack, new_candidate, reply_text
-from tests.redteam_report import problem_context
-from tutor_service.hints import decide_guidance, is_low_effort
+from vibe_dev.redteam_report import problem_context
+from vibe.services.tutor.hints import decide_guidance, is_low_effort
 from vibe.llm.base import Exchange, GuardrailVerdict, TutorGuidance
 from vibe.llm.offline.guardrail import check_guardrail_text
 from vibe.llm.offline.tutor import compose_reply

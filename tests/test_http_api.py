@@ -10,7 +10,7 @@ import aiohttp
 
 from tests.conftest import Stack
 
-REFERENCE = (Path(__file__).resolve().parents[1] / "scoring_service/problems/two-sum/reference.py").read_text()
+REFERENCE = (Path(__file__).resolve().parents[1] / "vibe/services/scoring/problems/two-sum/reference.py").read_text()
 
 
 async def read_sse(response: aiohttp.ClientResponse) -> list[tuple[str, dict[str, Any]]]:

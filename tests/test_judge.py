@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from scoring_service.bank import DEFAULT_PROBLEMS_DIR, ProblemBankError, load_problem_bank
-from scoring_service.checkers import compare_exact, compare_floats, compare_tokens
-from scoring_service.complexity import fit
-from scoring_service.judge import PERFORMANCE_RULE, Judge, Verdict
-from scoring_service.languages import LANGUAGES, UnsupportedLanguage
+from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR, ProblemBankError, load_problem_bank
+from vibe.services.scoring.checkers import compare_exact, compare_floats, compare_tokens
+from vibe.services.scoring.complexity import fit
+from vibe.services.scoring.judge import PERFORMANCE_RULE, Judge, Verdict
+from vibe.services.scoring.languages import LANGUAGES, UnsupportedLanguage
 
 PROBLEMS = {p.problem_id: p for p in load_problem_bank()}
 

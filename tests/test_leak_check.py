@@ -12,11 +12,11 @@ import time
 import grpc
 import pytest
 
-from scoring_service.bank import load_problem_bank
+from vibe.services.scoring.bank import load_problem_bank
 from tests.conftest import Stack, StartStack, gemini_stack, new_candidate, reply_text
-from tests.fake_gemini import FakeGemini, Reply
-from tutor_service.leak import LeakGuard
-from vibe.fingerprint import StreamFingerprinter, text_fingerprints
+from vibe_dev.fake_gemini import FakeGemini, Reply
+from vibe.services.tutor.leak import LeakGuard
+from vibe.shared.fingerprint import StreamFingerprinter, text_fingerprints
 from vibe.llm.base import ProblemContext
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 

@@ -9,8 +9,8 @@ import re
 
 
 from tests.conftest import StartStack, new_candidate
-from tests.fake_gemini import FakeGemini, Recorded
-from tutor_service.memory import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+from vibe_dev.fake_gemini import FakeGemini, Recorded
+from vibe.services.tutor.memory import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from vibe.llm.base import Exchange
 from vibe.llm.offline.memory import MAX_SUMMARY_CHARS, summarize_exchanges
 

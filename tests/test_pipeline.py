@@ -17,7 +17,7 @@ from vibe.llm.base import Intent
 from vibe.llm.rubrics import rubric_for
 from vibe_api.scoring.v1 import scoring_pb2
 
-PROBLEMS = Path(__file__).resolve().parents[1] / "scoring_service" / "problems"
+PROBLEMS = Path(__file__).resolve().parents[1] / "vibe" / "services" / "scoring" / "problems"
 REFERENCE = (PROBLEMS / "two-sum" / "reference.py").read_text()
 QUESTIONS = [
     "I want to solve two sum. Can you give me a hint about which data structure helps avoid checking every pair?",

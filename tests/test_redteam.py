@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 
 from tests.conftest import Stack, StartStack, new_candidate, reply_text
-from tests.redteam_report import Entry, leak_of, load_entries, problem_context
+from vibe_dev.redteam_report import Entry, leak_of, load_entries, problem_context
 
 ENTRIES = load_entries()
 ATTACKS = [e for e in ENTRIES if e.kind == "attack"]

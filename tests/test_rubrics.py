@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
-from tests.fake_gemini import FakeGemini, Reply, default_turn_judgement
-from vibe.config import EvaluatorSettings
+from vibe_dev.fake_gemini import FakeGemini, Reply, default_turn_judgement
+from vibe.platform.config import EvaluatorSettings
 from vibe.llm import make_provider
 from vibe.llm.base import (
     DISCERNMENT,
@@ -175,7 +175,7 @@ async def test_median_of_k_over_gemini_records_the_spread(isolated_env: dict[str
 
 
 def test_the_cli_report_shows_weighted_rubric_rows_holistic_evidence_and_refusals(capsys: pytest.CaptureFixture[str]) -> None:
-    from vibe.cli import print_report
+    from vibe_dev.cli import print_report
     from vibe_api.evaluator.v1 import evaluator_pb2
     from vibe_api.gateway.v1 import gateway_pb2
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from scoring_service.isolation import SANDBOX_UID, IsolationMode, detect_mode
-from scoring_service.judge import Verdict, failure
-from scoring_service.languages import language
-from scoring_service.programs import Program, build, execute
-from scoring_service.sandbox import RunLimits, RunResult, Sandbox
+from vibe.services.scoring.isolation import SANDBOX_UID, IsolationMode, detect_mode
+from vibe.services.scoring.judge import Verdict, failure
+from vibe.services.scoring.languages import language
+from vibe.services.scoring.programs import Program, build, execute
+from vibe.services.scoring.sandbox import RunLimits, RunResult, Sandbox
 
 FAST = RunLimits(cpu_time_s=1, wall_time_s=2, memory_mb=64, output_bytes=64 * 1024)
 #: Slack on top of a limit for the sandbox to notice, kill and clean up.

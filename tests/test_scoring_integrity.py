@@ -10,8 +10,8 @@ import sys
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from scoring_service.bank import load_problem_bank
-from scoring_service.integrity import code_blocks, compare
+from vibe.services.scoring.bank import load_problem_bank
+from vibe.services.scoring.integrity import code_blocks, compare
 from tests.conftest import Stack, new_candidate
 from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
@@ -112,7 +112,7 @@ async def test_hostile_submission_leaves_the_service_healthy(stack: Stack):
 async def test_load_command_loads_the_bank(isolated_env: dict[str, str]):
     env = {**os.environ, **isolated_env}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scoring_service.load", env=env,
+        sys.executable, "-m", "vibe.services.scoring.load", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()

@@ -15,9 +15,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.conftest import Stack
-from vibe.config import ScoringSettings
-from vibe.server import GrpcServer
-from vibe.stack import free_port, wait_serving
+from vibe.platform.config import ScoringSettings
+from vibe.platform.server import GrpcServer
+from vibe_dev.stack import free_port, wait_serving
 
 SERVICE_NAMES = {
     "gateway": "vibe.gateway.v1.Gateway",
@@ -25,7 +25,7 @@ SERVICE_NAMES = {
     "evaluator": "vibe.evaluator.v1.Evaluator",
     "scoring": "vibe.scoring.v1.Scoring",
 }
-MODULES = {"gateway": "gateway", "tutor": "tutor_service", "evaluator": "evaluator_service", "scoring": "scoring_service"}
+MODULES = {"gateway": "vibe.services.gateway", "tutor": "vibe.services.tutor", "evaluator": "vibe.services.evaluator", "scoring": "vibe.services.scoring"}
 
 
 async def test_health_and_reflection_on_every_service(stack: Stack) -> None:
@@ -42,7 +42,7 @@ async def test_health_and_reflection_on_every_service(stack: Stack) -> None:
 
 
 async def test_stopping_flips_health_to_not_serving_first(isolated_env: dict[str, str]) -> None:
-    from scoring_service.app import scoring_app
+    from vibe.services.scoring.app import scoring_app
 
     async with scoring_app(ScoringSettings.from_env(isolated_env)) as bundle:
         server = GrpcServer(bundle)
@@ -75,7 +75,7 @@ async def test_second_instance_on_a_taken_port_fails(stack: Stack, isolated_env:
 async def test_sigterm_stops_a_service_gracefully(isolated_env: dict[str, str]) -> None:
     addr = f"127.0.0.1:{free_port()}"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scoring_service", env=_service_env(isolated_env, SCORING_ADDR=addr),
+        sys.executable, "-m", "vibe.services.scoring", env=_service_env(isolated_env, SCORING_ADDR=addr),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -92,11 +92,11 @@ async def test_sigterm_stops_a_service_gracefully(isolated_env: dict[str, str]) 
 @pytest.mark.parametrize(
     ("module", "env", "needle"),
     [
-        ("gateway", {"GATEWAY_ADDR": "not-an-address"}, "GATEWAY_ADDR='not-an-address' is not host:port"),
-        ("tutor_service", {"VIBE_LLM_PROVIDER": "gpt"}, "VIBE_LLM_PROVIDER='gpt' must be one of: offline, gemini"),
-        ("evaluator_service", {"EVALUATOR_WORKERS": "many"}, "EVALUATOR_WORKERS='many' is not an integer"),
-        ("scoring_service", {"VIBE_WEIGHT_PROMPT": "0.9"}, "must sum to 1"),
-        ("tutor_service", {"VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": ""}, "needs GEMINI_API_KEY"),
+        ("vibe.services.gateway", {"GATEWAY_ADDR": "not-an-address"}, "GATEWAY_ADDR='not-an-address' is not host:port"),
+        ("vibe.services.tutor", {"VIBE_LLM_PROVIDER": "gpt"}, "VIBE_LLM_PROVIDER='gpt' must be one of: offline, gemini"),
+        ("vibe.services.evaluator", {"EVALUATOR_WORKERS": "many"}, "EVALUATOR_WORKERS='many' is not an integer"),
+        ("vibe.services.scoring", {"VIBE_WEIGHT_PROMPT": "0.9"}, "must sum to 1"),
+        ("vibe.services.tutor", {"VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": ""}, "needs GEMINI_API_KEY"),
     ],
 )
 def test_bad_configuration_fails_fast_with_a_readable_message(
@@ -113,8 +113,8 @@ def test_bad_configuration_fails_fast_with_a_readable_message(
 async def test_evaluator_stops_promptly_wherever_the_stop_lands(isolated_env: dict[str, str]) -> None:
     """Workers block on the queue for up to a second at a time; a stop that lands at any
     point of that wait (including as the read times out) must still end them."""
-    from evaluator_service.app import evaluator_app
-    from vibe.config import EvaluatorSettings
+    from vibe.services.evaluator.app import evaluator_app
+    from vibe.platform.config import EvaluatorSettings
 
     settings = EvaluatorSettings.from_env({**isolated_env, "EVALUATOR_WORKERS": "3"})
 

@@ -7,11 +7,11 @@ import asyncio
 import asyncpg
 import pytest
 
-from scoring_service.grading import final_scores
-from tests.scratch import DATABASE_URL
-from vibe.config import ScoringSettings
-from vibe.db import apply_migrations
-from vibe.errors import InvalidArgument
+from vibe.services.scoring.grading import final_scores
+from vibe_dev.scratch import DATABASE_URL
+from vibe.platform.config import ScoringSettings
+from vibe.platform.db import apply_migrations
+from vibe.platform.errors import InvalidArgument
 
 
 async def test_migrations_are_idempotent_and_safe_when_services_start_together(isolated_env: dict[str, str]) -> None:
@@ -72,9 +72,9 @@ def test_out_of_range_components_are_rejected(bad: float) -> None:
 
 
 async def test_problem_bank_round_trips_through_postgres(isolated_env: dict[str, str]) -> None:
-    from scoring_service.bank import load_problem_bank
-    from scoring_service.store import load_problems, sync_problem_bank
-    from vibe.db import connect_pool
+    from vibe.services.scoring.bank import load_problem_bank
+    from vibe.services.scoring.store import load_problems, sync_problem_bank
+    from vibe.platform.db import connect_pool
 
     pool = await connect_pool(DATABASE_URL, isolated_env["VIBE_DB_SCHEMA"])
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vibe.config import CommonSettings
+from vibe.platform.config import CommonSettings
 from vibe.llm.base import LLMProvider
 from vibe.llm.offline import OfflineProvider
 
@@ -15,7 +15,7 @@ def make_provider(settings: CommonSettings) -> LLMProvider:
         return offline
 
     # Imported here so that offline runs never load google-genai (a slow import).
-    from vibe.hot_state import connect_redis
+    from vibe.platform.hot_state import connect_redis
     from vibe.llm.breaker import CircuitBreaker
     from vibe.llm.gemini import GeminiProvider, make_client
     from vibe.llm.ratelimit import SharedRateLimiter

@@ -118,7 +118,7 @@ _FIRST_STEP = {
 
 def _next_hint_index(problem: ProblemContext, history: Sequence[Exchange]) -> int:
     """0-based rung of the hint ladder for the next hint, for callers that give no
-    guidance (the tutor service decides with tutor_service.hints, which also knows
+    guidance (the tutor service decides with vibe.services.tutor.hints, which also knows
     about low-effort streaks).
 
     Counts the earlier hint-like requests, and also the hints already revealed in earlier
