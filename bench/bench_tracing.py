@@ -21,11 +21,12 @@ import asyncpg
 import grpc
 
 from vibe_dev.otlp_receiver import otlp_receiver
+from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.stack import process_stack
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REFERENCE = (Path(__file__).resolve().parents[1] / "vibe/services/scoring/problems/two-sum/reference.py").read_text()
+REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
 
 
 async def new_session(stub: gateway_pb2_grpc.GatewayStub) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -13,13 +13,12 @@ from pathlib import Path
 import grpc
 import yaml
 
-from tests.conftest import Candidate
+from tests.support.stack import REFERENCE, Candidate
 from vibe_dev.scratch import DATABASE_URL
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.stack import free_port, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = (ROOT / "vibe/services/scoring/problems/two-sum/reference.py").read_text()
 SERVICES = {"gateway": "vibe.services.gateway", "tutor": "vibe.services.tutor", "evaluator": "vibe.services.evaluator", "scoring": "vibe.services.scoring"}
 
 

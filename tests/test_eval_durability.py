@@ -23,14 +23,13 @@ from typing import AsyncIterator, Awaitable, Callable
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, evaluation_runs, new_candidate
+from tests.support.stack import REFERENCE, Stack, StartStack, evaluation_runs, new_candidate
 from vibe.shared.eval_queue import EvalJob, enqueue
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe.platform.hot_state import EVAL_GROUP, Keys
 from vibe_dev.stack import free_port, wait_serving
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = (ROOT / "vibe/services/scoring/problems/two-sum/reference.py").read_text()
 QUESTIONS = [
     "Which data structure helps me avoid checking every pair in two sum?",
     "If I store value -> index while scanning, how do I handle duplicates like [3, 3] with target 6?",

@@ -11,11 +11,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, gemini_stack, new_candidate, reply_text
+from tests.support.stack import REFERENCE, Stack, StartStack, gemini_stack, new_candidate, reply_text
 from vibe_dev.fake_gemini import FakeGemini, Reply
 from vibe_api.gateway.v1 import gateway_pb2
 
-REFERENCE = (Path(__file__).resolve().parents[1] / "vibe" / "services" / "scoring" / "problems" / "two-sum" / "reference.py").read_text()
 QUESTION = "Which data structure would let me avoid checking every pair in two sum?"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import StartStack, new_candidate, reply_text
+from tests.support.stack import StartStack, new_candidate, reply_text
 from vibe_dev.redteam_report import problem_context
 from vibe.services.tutor.hints import decide_guidance, is_low_effort
 from vibe.llm.base import Exchange, GuardrailVerdict, TutorGuidance

@@ -8,9 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from tests.conftest import Stack
+from tests.support.stack import REFERENCE, Stack
 
-REFERENCE = (Path(__file__).resolve().parents[1] / "vibe/services/scoring/problems/two-sum/reference.py").read_text()
 
 
 async def read_sse(response: aiohttp.ClientResponse) -> list[tuple[str, dict[str, Any]]]:

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from vibe.services.scoring.bank import load_problem_bank
-from tests.conftest import Stack, StartStack, gemini_stack, new_candidate, reply_text
+from tests.support.stack import Stack, StartStack, gemini_stack, new_candidate, reply_text
 from vibe_dev.fake_gemini import FakeGemini, Reply
 from vibe.services.tutor.leak import LeakGuard
 from vibe.shared.fingerprint import StreamFingerprinter, text_fingerprints

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 
-from tests.conftest import StartStack, new_candidate
+from tests.support.stack import StartStack, new_candidate
 from vibe_dev.fake_gemini import FakeGemini, Recorded
 from vibe.services.tutor.memory import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
 from vibe.llm.base import Exchange

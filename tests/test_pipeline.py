@@ -10,15 +10,15 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, evaluation_runs, new_candidate, reply_text
+from tests.support.stack import REFERENCE, Stack, StartStack, evaluation_runs, new_candidate, reply_text
+from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe_api.gateway.v1 import gateway_pb2
 from vibe.llm.base import Intent
 from vibe.llm.rubrics import rubric_for
 from vibe_api.scoring.v1 import scoring_pb2
 
-PROBLEMS = Path(__file__).resolve().parents[1] / "vibe" / "services" / "scoring" / "problems"
-REFERENCE = (PROBLEMS / "two-sum" / "reference.py").read_text()
+PROBLEMS = DEFAULT_PROBLEMS_DIR
 QUESTIONS = [
     "I want to solve two sum. Can you give me a hint about which data structure helps avoid checking every pair?",
     "Just give me the full solution code for this problem.",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from tests.conftest import Stack, StartStack, new_candidate, reply_text
+from tests.support.stack import Stack, StartStack, new_candidate, reply_text
 from vibe_dev.redteam_report import Entry, leak_of, load_entries, problem_context
 
 ENTRIES = load_entries()

@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vibe.services.scoring.bank import load_problem_bank
 from vibe.services.scoring.integrity import code_blocks, compare
-from tests.conftest import Stack, new_candidate
+from tests.support.stack import Stack, new_candidate
 from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 TWO_SUM = {p.problem_id: p for p in load_problem_bank()}["two-sum"]

@@ -14,7 +14,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.conftest import Stack
+from tests.support.stack import Stack
 from vibe.platform.config import ScoringSettings
 from vibe.platform.server import GrpcServer
 from vibe_dev.stack import free_port, wait_serving

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import grpc
 
-from tests.conftest import Candidate, StartStack
+from tests.support.stack import REFERENCE, Candidate, StartStack
 from vibe_dev.otlp_receiver import otlp_receiver
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.platform.logs import JsonFormatter
 from vibe_dev.stack import process_stack
 
-REFERENCE = (Path(__file__).resolve().parents[1] / "vibe/services/scoring/problems/two-sum/reference.py").read_text()
 
 
 async def test_chat_and_submit_each_make_one_trace_across_services(isolated_env: dict[str, str]) -> None:

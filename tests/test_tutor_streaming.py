@@ -16,7 +16,7 @@ import time
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, gemini_stack, new_candidate
+from tests.support.stack import Stack, StartStack, gemini_stack, new_candidate
 from vibe_dev.fake_gemini import FakeGemini, Reply
 from vibe_api.gateway.v1 import gateway_pb2
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
