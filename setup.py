@@ -33,6 +33,7 @@ class BuildPyWithStubs(build_py):
 
 
 setup(
-    packages=find_packages(include=["vibe", "vibe.*", "vibe_dev", "vibe_dev.*"], exclude=["*.problems", "*.problems.*"]) + protos.packages(ROOT),
+    packages=find_packages(include=["vibe", "vibe.*", "vibe_dev", "vibe_dev.*"], exclude=["*.problems", "*.problems.*"])
+    + protos.packages(ROOT),
     cmdclass={"egg_info": EggInfoWithStubs, "build_py": BuildPyWithStubs},
 )

@@ -19,17 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from vibe.platform.config import ScoringSettings
 from vibe.services.scoring.isolation import IsolationMode, detect_mode
 from vibe.services.scoring.languages import language
 from vibe.services.scoring.programs import Program, build, execute
 from vibe.services.scoring.sandbox import RunLimits, Sandbox
-from vibe.platform.config import ScoringSettings
 
 LIMITS = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=256)
 STDIN = b" ".join(str(i).encode() for i in range(1000)) + b"\n"
 PROGRAMS = {
     "python": "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n",
-    "cpp": "#include <iostream>\nint main(){long a,s=0;while(std::cin>>a)s+=a;std::cout<<s<<\"\\n\";}\n",
+    "cpp": '#include <iostream>\nint main(){long a,s=0;while(std::cin>>a)s+=a;std::cout<<s<<"\\n";}\n',
 }
 
 
@@ -40,8 +40,11 @@ async def bare(program: Program, workdir: Path) -> float:
         path.chmod(0o755)
     start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
-        *program.language.run_argv(LIMITS.memory_mb), cwd=workdir,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *program.language.run_argv(LIMITS.memory_mb),
+        cwd=workdir,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     await proc.communicate(STDIN)
     return (time.perf_counter() - start) * 1000
@@ -79,8 +82,10 @@ async def throughput(pool_runs: int, parallel: int) -> None:
     start = time.perf_counter()
     await asyncio.gather(*(sandboxed(sandbox, program) for _ in range(pool_runs)))
     elapsed = time.perf_counter() - start
-    print(f"throughput ({await sandbox.mode()}, pool of {parallel} on {os.cpu_count()} CPUs): "
-          f"{pool_runs / elapsed:.1f} runs/s ({pool_runs} python runs in {elapsed:.2f} s)")
+    print(
+        f"throughput ({await sandbox.mode()}, pool of {parallel} on {os.cpu_count()} CPUs): "
+        f"{pool_runs / elapsed:.1f} runs/s ({pool_runs} python runs in {elapsed:.2f} s)"
+    )
 
 
 async def main() -> None:

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.stack import Stack, StartStack, isolated_env as isolated_env_for, running_stack
+from tests.support.stack import Stack, StartStack, running_stack
+from tests.support.stack import isolated_env as isolated_env_for
 from vibe_dev.fake_gemini import FakeGemini, running
 from vibe_dev.scratch import drop_scratch
 

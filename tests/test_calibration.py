@@ -14,6 +14,8 @@ import collections
 
 import pytest
 
+from vibe.llm.base import Intent
+from vibe.llm.offline import OfflineProvider
 from vibe_dev.calibrate import (
     BANDS,
     PROBLEMS_DIR,
@@ -24,8 +26,6 @@ from vibe_dev.calibrate import (
     main,
     run_calibration,
 )
-from vibe.llm.base import Intent
-from vibe.llm.offline import OfflineProvider
 
 INTENT_ACCURACY_FLOOR = 0.90
 BAND_AGREEMENT_FLOOR = 0.85
@@ -71,7 +71,13 @@ def test_every_labelled_violation_scores_zero_when_the_guardrail_catches_it(offl
 def test_the_command_prints_the_figures_and_enforces_a_floor(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--provider", "offline", "--min-intent-accuracy", str(INTENT_ACCURACY_FLOOR)]) == 0
     out = capsys.readouterr().out
-    for heading in ("intent accuracy", "score-band agreement", "holistic band agreement", "Intent confusion", "Turn disagreements"):
+    for heading in (
+        "intent accuracy",
+        "score-band agreement",
+        "holistic band agreement",
+        "Intent confusion",
+        "Turn disagreements",
+    ):
         assert heading in out
     assert main(["--provider", "offline", "--min-intent-accuracy", "1.01"]) == 1
     assert "FAILED: intent accuracy" in capsys.readouterr().err

@@ -146,7 +146,11 @@ def test_cli_exports_private_database_url_and_exits_zero() -> None:
     env = _cli_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/test")
     proc = subprocess.run(
         _cli(sys.executable, "-c", "import os,sys; print(os.environ['DATABASE_URL'])"),
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     printed = proc.stdout.strip()
@@ -162,7 +166,11 @@ def test_cli_propagates_nonzero_exit_code_and_still_cleans_up() -> None:
     env = _cli_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/test")
     proc = subprocess.run(
         _cli(sys.executable, "-c", "import sys; sys.exit(7)"),
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 7, proc.stderr
     assert "stopped private PostgreSQL" in proc.stderr
@@ -180,7 +188,11 @@ def test_cli_forwards_sigterm_and_cleans_up() -> None:
     )
     proc = subprocess.Popen(
         _cli(sys.executable, "-c", child),
-        env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None

@@ -17,17 +17,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
 
 import grpc
 import pytest
 
 from tests.support.stack import REFERENCE, Stack, StartStack, evaluation_runs, new_candidate
+from vibe.platform.healthcheck import wait_serving
+from vibe.platform.hot_state import EVAL_GROUP, Keys
 from vibe.shared.eval_queue import EvalJob, enqueue
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
-from vibe.platform.hot_state import EVAL_GROUP, Keys
-from vibe_dev.stack import free_port, wait_serving
+from vibe_dev.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -163,7 +164,9 @@ async def test_job_whose_workers_keep_dying_is_dead_lettered(start_stack: StartS
         candidate = await new_candidate(stack)
         await candidate.chat(QUESTIONS[0])
         await kill_worker_mid_turn_one(stack, candidate.session_id, EVALUATOR_JOB_MAX_ATTEMPTS="1")
-        async with evaluator_process(stack, EVALUATOR_WORKERS="1", VIBE_EVAL_LOCK_TTL_S="2", EVALUATOR_JOB_MAX_ATTEMPTS="1"):
+        async with evaluator_process(
+            stack, EVALUATOR_WORKERS="1", VIBE_EVAL_LOCK_TTL_S="2", EVALUATOR_JOB_MAX_ATTEMPTS="1"
+        ):
             await eventually(lambda: queue_is_empty(stack), 30, "the job left the queue")
         [record] = await dead_records(stack)
         assert record["dead.reason"] == "no answer after 1 delivery: the workers handling it stopped mid-job"
@@ -283,7 +286,9 @@ async def test_report_has_every_turn_after_redis_lost_all_keys(stack: Stack) -> 
     report = (await candidate.submit(REFERENCE))[-1].report
     assert list(report.turns)[:2] == list(before.evaluations), "turns 1 and 2 come back from PostgreSQL"
     assert [(t.turn, t.source) for t in report.turns][2] == (3, evaluator_pb2.EVALUATION_SOURCE_BACKGROUND)
-    assert await evaluation_runs(stack, candidate.session_id) == {3: 1}, "the lost counters restart; 1 and 2 were not redone"
+    assert await evaluation_runs(stack, candidate.session_id) == {3: 1}, (
+        "the lost counters restart; 1 and 2 were not redone"
+    )
 
     db = await stack.db()
     try:
@@ -297,8 +302,18 @@ async def test_report_has_every_turn_after_redis_lost_all_keys(stack: Stack) -> 
         await db.close()
     # Every field of the DESIGN §2 turn log, in the durable copy.
     assert {
-        "turn_number", "user_prompt_summary", "prompt_evaluation_details", "llm_answer_summary",
-        "llm_answer_reasoning", "guardrail", "provider", "model", "degraded", "evaluated_at", "turn_at", "timestamp",
+        "turn_number",
+        "user_prompt_summary",
+        "prompt_evaluation_details",
+        "llm_answer_summary",
+        "llm_answer_reasoning",
+        "guardrail",
+        "provider",
+        "model",
+        "degraded",
+        "evaluated_at",
+        "turn_at",
+        "timestamp",
     } <= details.keys()
     assert details["turn_number"] == 1 and details["turn_at"] < details["evaluated_at"]
     assert set(details["prompt_evaluation_details"]) == {"intent", "score", "rubrics", "final_reasoning"}
@@ -343,7 +358,10 @@ async def test_turn_statuses_report_queued_in_flight_done_and_missing(start_stac
 
         empty = await statuses(stack, (await new_candidate(stack)).session_id)
         assert empty == [], "a session with no turns has nothing to report"
-        for session_id, code in (("", grpc.StatusCode.INVALID_ARGUMENT), ("no-such-session", grpc.StatusCode.NOT_FOUND)):
+        for session_id, code in (
+            ("", grpc.StatusCode.INVALID_ARGUMENT),
+            ("no-such-session", grpc.StatusCode.NOT_FOUND),
+        ):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await statuses(stack, session_id)
             assert err.value.code() == code

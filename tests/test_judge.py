@@ -142,6 +142,7 @@ def test_complexity_fit_recognises_classes():
     assert fit([(n, 20 + n * 1e-3) for n in sizes], 20).label == "O(n)"
     assert fit([(n, 20 + n * n * 1e-6) for n in sizes], 20).label == "O(n^2)"
     import math
+
     nlogn = fit([(n, 20 + n * math.log(n) * 1e-3) for n in sizes], 20)
     assert nlogn.label == "O(n log n)" and 1.0 < nlogn.exponent < 1.2
     assert fit([(n, 20.5) for n in sizes], 20).label.startswith("O(1)")
@@ -167,7 +168,10 @@ async def test_correct_slow_wrong_and_crashing_solutions_are_ordered(judge: Judg
     crash = await judge.check(problem, "python", CRASH)
 
     assert correct.verdict == Verdict.ACCEPTED, [(t.test_id, t.verdict, t.detail) for t in correct.tests]
-    assert correct.correctness_score == 100 and correct.performance_score >= 80, (correct.time_score, correct.complexity)
+    assert correct.correctness_score == 100 and correct.performance_score >= 80, (
+        correct.time_score,
+        correct.complexity,
+    )
     assert correct.performance_rule == PERFORMANCE_RULE and correct.time_limit_ms >= 1000
     assert correct.complexity.credit == 100
 
@@ -237,7 +241,9 @@ async def test_memory_limit_and_signal_are_reported(judge: Judge):
     problem = PROBLEMS["valid-parentheses"]
     result = await judge.check(problem, "python", "x = [0] * (10 ** 9)\n")
     assert all(t.verdict == Verdict.MEMORY_LIMIT_EXCEEDED for t in result.tests)
-    result = await judge.check(problem, "cpp", "#include <vector>\nint main(){ std::vector<int> v(1L << 34); return v[3]; }\n")
+    result = await judge.check(
+        problem, "cpp", "#include <vector>\nint main(){ std::vector<int> v(1L << 34); return v[3]; }\n"
+    )
     assert all(t.verdict == Verdict.MEMORY_LIMIT_EXCEEDED for t in result.tests)
     result = await judge.check(problem, "cpp", "int main(){ volatile int* p = nullptr; return *p; }\n")
     assert result.verdict == Verdict.RUNTIME_ERROR

@@ -12,13 +12,13 @@ import time
 import grpc
 import pytest
 
-from vibe.services.scoring.bank import load_problem_bank
 from tests.support.stack import Stack, StartStack, gemini_stack, new_candidate, reply_text
-from vibe_dev.fake_gemini import FakeGemini, Reply
+from vibe.llm.base import ProblemContext
+from vibe.services.scoring.bank import load_problem_bank
 from vibe.services.tutor.leak import LeakGuard
 from vibe.shared.fingerprint import StreamFingerprinter, text_fingerprints
-from vibe.llm.base import ProblemContext
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe_dev.fake_gemini import FakeGemini, Reply
 
 SPEC = {p.problem_id: p for p in load_problem_bank()}["two-sum"]
 TWO_SUM = ProblemContext(
@@ -156,12 +156,13 @@ async def test_a_reply_streaming_the_reference_is_cut_replaced_by_a_hint_and_fla
 async def _tutor_reply(stack: Stack, session_id: str, message: str) -> list[tutor_pb2.StreamReplyResponse]:
     async with grpc.aio.insecure_channel(stack.addrs.tutor) as channel:
         call = tutor_pb2_grpc.TutorStub(channel).StreamReply(
-            tutor_pb2.StreamReplyRequest(session_id=session_id, turn=1, problem_id="two-sum", message=message), timeout=30
+            tutor_pb2.StreamReplyRequest(session_id=session_id, turn=1, problem_id="two-sum", message=message),
+            timeout=30,
         )
         return [event async for event in call]
 
 
-@pytest.mark.parametrize("threshold, cut", [("0.35", True), ("0.6", False)])
+@pytest.mark.parametrize(("threshold", "cut"), [("0.35", True), ("0.6", False)])
 async def test_the_threshold_setting_moves_the_boundary_in_the_service(
     start_stack: StartStack, fake: FakeGemini, threshold: str, cut: bool
 ) -> None:

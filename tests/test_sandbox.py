@@ -63,7 +63,9 @@ def sandbox(request) -> Sandbox:
     return Sandbox(max_parallel_runs=2, mode=request.param)
 
 
-async def run(sandbox: Sandbox, lang: str, source: str, limits: RunLimits = FAST, stdin: bytes = b"") -> tuple[RunResult, float]:
+async def run(
+    sandbox: Sandbox, lang: str, source: str, limits: RunLimits = FAST, stdin: bytes = b""
+) -> tuple[RunResult, float]:
     program = await build(sandbox, language(lang), source)
     assert isinstance(program, Program), program
     before = _procs_of_uid(SANDBOX_UID) if os.geteuid() == 0 else set()
@@ -90,9 +92,12 @@ def verdict(result: RunResult, lang: str, limits: RunLimits = FAST) -> Verdict |
     ("lang", "source"),
     [
         ("python", "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n"),
-        ("cpp", "#include <iostream>\nint main(){long a,s=0;while(std::cin>>a)s+=a;std::cout<<s<<\"\\n\";}\n"),
-        ("javascript", "const d=require('fs').readFileSync(0,'utf8').split(/\\s+/).filter(Boolean);"
-                       "console.log(d.reduce((s,x)=>s+Number(x),0));\n"),
+        ("cpp", '#include <iostream>\nint main(){long a,s=0;while(std::cin>>a)s+=a;std::cout<<s<<"\\n";}\n'),
+        (
+            "javascript",
+            "const d=require('fs').readFileSync(0,'utf8').split(/\\s+/).filter(Boolean);"
+            "console.log(d.reduce((s,x)=>s+Number(x),0));\n",
+        ),
     ],
 )
 async def test_normal_run_reports_output_cpu_and_memory(sandbox: Sandbox, lang: str, source: str):
@@ -131,7 +136,7 @@ async def test_fork_bomb_is_contained(sandbox: Sandbox, lang: str):
 MEMORY_BOMB = {
     "python": "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 6))\n",
     "cpp": "#include <vector>\n#include <cstring>\nint main(){ std::vector<char*> v; while(true){ char* p = new char[1<<20];"
-           " std::memset(p, 1, 1<<20); v.push_back(p);} }\n",
+    " std::memset(p, 1, 1<<20); v.push_back(p);} }\n",
     "javascript": "const a=[];\nwhile(true){a.push(new Array(1e5).fill(1.5));}\n",
 }
 
@@ -182,7 +187,7 @@ async def test_sleep_forever_hits_wall_limit(sandbox: Sandbox, lang: str):
 GIGABYTE_OF_OUTPUT = {
     "python": "import sys\nblock = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(block)\n",
     "cpp": "#include <cstdio>\n#include <string>\nint main(){ std::string b(1<<20,'x'); for(int i=0;i<1024;i++)"
-           " fwrite(b.data(),1,b.size(),stdout); }\n",
+    " fwrite(b.data(),1,b.size(),stdout); }\n",
     "javascript": "const b='x'.repeat(1<<20);\nfor(let i=0;i<1024;i++) process.stdout.write(b);\n",
 }
 
@@ -206,9 +211,9 @@ async def test_endless_stderr_is_capped_keeping_the_tail(sandbox: Sandbox):
 SECRET = "s3cr3t-" + uuid.uuid4().hex
 READ_SECRETS = {
     "python": "import os\nprint(dict(os.environ))\n"
-              "try:\n    print(open('/proc/1/environ', 'rb').read())\nexcept OSError as e:\n    print('denied', e)\n",
+    "try:\n    print(open('/proc/1/environ', 'rb').read())\nexcept OSError as e:\n    print('denied', e)\n",
     "javascript": "const fs=require('fs');\nconsole.log(JSON.stringify(process.env));\n"
-                  "try{console.log(fs.readFileSync('/proc/1/environ','latin1'))}catch(e){console.log('denied',e.code)}\n",
+    "try{console.log(fs.readFileSync('/proc/1/environ','latin1'))}catch(e){console.log('denied',e.code)}\n",
 }
 
 
@@ -226,8 +231,11 @@ async def test_writing_outside_the_temp_dir_fails(sandbox: Sandbox):
     targets = [f"{Path.cwd()}/{marker}", f"/{marker}", f"/usr/{marker}", f"/etc/{marker}", f"/root/{marker}"]
     if await sandbox.mode() is IsolationMode.BUBBLEWRAP:  # the fallback can write world-writable dirs
         targets.append(f"{tempfile.gettempdir()}/{marker}")
-    code = "import os\nfor p in %r:\n    try:\n        open(p, 'w').write('x'); print('wrote', p)\n" \
-           "    except OSError as e:\n        print('no', p)\nopen('inside.txt', 'w').write('fine')\nprint(os.getcwd())\n" % targets
+    code = (
+        "import os\nfor p in %r:\n    try:\n        open(p, 'w').write('x'); print('wrote', p)\n"
+        "    except OSError as e:\n        print('no', p)\nopen('inside.txt', 'w').write('fine')\nprint(os.getcwd())\n"
+        % targets
+    )
     r, _ = await run(sandbox, "python", code)
     assert r.ok and b"wrote" not in r.stdout, r.stdout
     for p in targets:
@@ -236,7 +244,9 @@ async def test_writing_outside_the_temp_dir_fails(sandbox: Sandbox):
 
 async def test_file_size_limit(sandbox: Sandbox):
     code = "open('big.bin', 'wb').write(b'x' * (4 << 20))\n"
-    r, _ = await run(sandbox, "python", code, RunLimits(cpu_time_s=1, wall_time_s=3, memory_mb=64, file_size_bytes=1 << 20))
+    r, _ = await run(
+        sandbox, "python", code, RunLimits(cpu_time_s=1, wall_time_s=3, memory_mb=64, file_size_bytes=1 << 20)
+    )
     assert not r.ok and (b"File too large" in r.stderr or r.signal is not None)
 
 
@@ -250,9 +260,9 @@ async def test_no_network_not_even_loopback(lang: str):
     port = server.getsockname()[1]
     code = {
         "python": f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=1); print('CONNECTED')\n"
-                  "except OSError as e:\n    print('refused', e)\n",
+        "except OSError as e:\n    print('refused', e)\n",
         "javascript": f"const s=require('net').connect({port},'127.0.0.1',()=>{{console.log('CONNECTED');s.end()}});"
-                      "s.on('error',e=>console.log('refused',e.code));\n",
+        "s.on('error',e=>console.log('refused',e.code));\n",
     }[lang]
     try:
         r, _ = await run(Sandbox(2, IsolationMode.BUBBLEWRAP), lang, code)
@@ -286,12 +296,12 @@ async def test_killing_the_parent_leaves_nothing_behind(sandbox: Sandbox):
 
 BACKGROUND = {
     "python": "import os, sys\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(100)', 'MARK'])\n"
-              "    os._exit(0)\nos.wait()\nprint('started')\n",
+    "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(100)', 'MARK'])\n"
+    "    os._exit(0)\nos.wait()\nprint('started')\n",
     "cpp": "#include <unistd.h>\n#include <cstdio>\nint main(){ if(fork()==0){ setsid(); if(fork()==0){"
-           " execl(\"/bin/sleep\",\"sleep\",\"100\",\"MARK\",(char*)0);} _exit(0);} sleep(0); puts(\"started\"); }\n",
+    ' execl("/bin/sleep","sleep","100","MARK",(char*)0);} _exit(0);} sleep(0); puts("started"); }\n',
     "javascript": "const cp=require('child_process');\n"
-                  "cp.spawn('/bin/sleep',['100','MARK'],{detached:true,stdio:'ignore'}).unref();\nconsole.log('started');\n",
+    "cp.spawn('/bin/sleep',['100','MARK'],{detached:true,stdio:'ignore'}).unref();\nconsole.log('started');\n",
 }
 
 
@@ -307,7 +317,9 @@ async def test_background_process_is_killed(sandbox: Sandbox, lang: str):
 async def test_temp_dir_is_removed_and_program_that_closes_stdin_is_fine(sandbox: Sandbox):
     before = set(Path(tempfile.gettempdir()).glob("vibe-run-*"))
     big = b"1 " * (2 << 20)  # 4 MiB, more than a pipe buffer
-    r, _ = await run(sandbox, "python", "import os\nos.close(0)\nopen('scratch', 'w').write('x')\nprint('done')\n", stdin=big)
+    r, _ = await run(
+        sandbox, "python", "import os\nos.close(0)\nopen('scratch', 'w').write('x')\nprint('done')\n", stdin=big
+    )
     assert r.exit_code == 0 and r.stdout == b"done\n"
     assert set(Path(tempfile.gettempdir()).glob("vibe-run-*")) == before
 

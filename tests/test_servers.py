@@ -16,8 +16,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tests.support.stack import Stack
 from vibe.platform.config import ScoringSettings
+from vibe.platform.healthcheck import wait_serving
 from vibe.platform.server import GrpcServer
-from vibe_dev.stack import free_port, wait_serving
+from vibe_dev.stack import free_port
 
 SERVICE_NAMES = {
     "gateway": "vibe.gateway.v1.Gateway",
@@ -25,7 +26,12 @@ SERVICE_NAMES = {
     "evaluator": "vibe.evaluator.v1.Evaluator",
     "scoring": "vibe.scoring.v1.Scoring",
 }
-MODULES = {"gateway": "vibe.services.gateway", "tutor": "vibe.services.tutor", "evaluator": "vibe.services.evaluator", "scoring": "vibe.services.scoring"}
+MODULES = {
+    "gateway": "vibe.services.gateway",
+    "tutor": "vibe.services.tutor",
+    "evaluator": "vibe.services.evaluator",
+    "scoring": "vibe.services.scoring",
+}
 
 
 async def test_health_and_reflection_on_every_service(stack: Stack) -> None:
@@ -36,7 +42,9 @@ async def test_health_and_reflection_on_every_service(stack: Stack) -> None:
                 reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING, (name, service)
             reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-            responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            responses = reflection.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            )
             listed = {s.name async for r in responses for s in r.list_services_response.service}
             assert {full_name, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= listed, name
 
@@ -64,7 +72,12 @@ async def test_second_instance_on_a_taken_port_fails(stack: Stack, isolated_env:
     taken = getattr(stack.addrs, service)
     env = _service_env(isolated_env, **{f"{service.upper()}_ADDR": taken})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", MODULES[service], env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL
+        sys.executable,
+        "-m",
+        MODULES[service],
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
@@ -75,8 +88,12 @@ async def test_second_instance_on_a_taken_port_fails(stack: Stack, isolated_env:
 async def test_sigterm_stops_a_service_gracefully(isolated_env: dict[str, str]) -> None:
     addr = f"127.0.0.1:{free_port()}"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vibe.services.scoring", env=_service_env(isolated_env, SCORING_ADDR=addr),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "vibe.services.scoring",
+        env=_service_env(isolated_env, SCORING_ADDR=addr),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         await wait_serving(addr, 60)
@@ -93,17 +110,32 @@ async def test_sigterm_stops_a_service_gracefully(isolated_env: dict[str, str]) 
     ("module", "env", "needle"),
     [
         ("vibe.services.gateway", {"GATEWAY_ADDR": "not-an-address"}, "GATEWAY_ADDR='not-an-address' is not host:port"),
-        ("vibe.services.tutor", {"VIBE_LLM_PROVIDER": "gpt"}, "VIBE_LLM_PROVIDER='gpt' must be one of: offline, gemini"),
+        (
+            "vibe.services.tutor",
+            {"VIBE_LLM_PROVIDER": "gpt"},
+            "VIBE_LLM_PROVIDER='gpt' must be one of: offline, gemini",
+        ),
         ("vibe.services.evaluator", {"EVALUATOR_WORKERS": "many"}, "EVALUATOR_WORKERS='many' is not an integer"),
         ("vibe.services.scoring", {"VIBE_WEIGHT_PROMPT": "0.9"}, "must sum to 1"),
         ("vibe.services.tutor", {"VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": ""}, "needs GEMINI_API_KEY"),
+        # Read before logging and telemetry are set up, so they too stop with the message.
+        (
+            "vibe.services.evaluator",
+            {"VIBE_LOG_LEVEL": "verbose"},
+            "VIBE_LOG_LEVEL='verbose' must be one of: debug, info, warning, error",
+        ),
+        ("vibe.services.scoring", {"VIBE_METRICS_ADDR": "nonsense"}, "VIBE_METRICS_ADDR='nonsense' is not host:port"),
     ],
 )
 def test_bad_configuration_fails_fast_with_a_readable_message(
     isolated_env: dict[str, str], module: str, env: dict[str, str], needle: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", module], env=_service_env(isolated_env, **env), capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", module],
+        env=_service_env(isolated_env, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert needle in result.stderr
@@ -113,8 +145,8 @@ def test_bad_configuration_fails_fast_with_a_readable_message(
 async def test_evaluator_stops_promptly_wherever_the_stop_lands(isolated_env: dict[str, str]) -> None:
     """Workers block on the queue for up to a second at a time; a stop that lands at any
     point of that wait (including as the read times out) must still end them."""
-    from vibe.services.evaluator.app import evaluator_app
     from vibe.platform.config import EvaluatorSettings
+    from vibe.services.evaluator.app import evaluator_app
 
     settings = EvaluatorSettings.from_env({**isolated_env, "EVALUATOR_WORKERS": "3"})
 

@@ -18,9 +18,10 @@ import json
 import os
 import statistics
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from vibe.llm.base import (
     EvaluatedTurn,
@@ -136,7 +137,9 @@ def load_conversation_cases(data_dir: Path = DEFAULT_DATA_DIR) -> list[Conversat
     for raw in _load_json(data_dir / "conversations.json"):
         where = f"conversations.json {raw.get('id', '?')}"
         try:
-            case = ConversationCase(raw["id"], raw["problem_id"], _exchanges(raw["turns"], where), raw["expected_band"], raw["rationale"])
+            case = ConversationCase(
+                raw["id"], raw["problem_id"], _exchanges(raw["turns"], where), raw["expected_band"], raw["rationale"]
+            )
         except KeyError as exc:
             raise CalibrationSetError(f"{where}: missing {exc}") from None
         in_band(0, case.expected_band)
@@ -208,7 +211,7 @@ class CalibrationResult:
         return _share(c.band_ok for c in self.conversations)
 
     def confusion(self) -> dict[Intent, dict[Intent, int]]:
-        matrix = {e: {p: 0 for p in Intent} for e in Intent}
+        matrix = {e: dict.fromkeys(Intent, 0) for e in Intent}
         for t in self.turns:
             matrix[t.case.expected_intent][t.intent] += 1
         return matrix
@@ -236,14 +239,16 @@ async def run_calibration(
     concurrency: int = 4,
 ) -> CalibrationResult:
     problems: dict[str, ProblemContext] = {}
-    for pid in {c.problem_id for c in (*turn_cases, *conversation_cases)}:
+    for pid in {c.problem_id for c in turn_cases} | {c.problem_id for c in conversation_cases}:
         problems[pid] = load_problem(pid)
     gate = asyncio.Semaphore(concurrency)
 
     async def turn(case: TurnCase) -> TurnOutcome:
         async with gate:
             exchange = Exchange(len(case.history) + 1, case.prompt, case.reply)
-            violation, score, spread, degraded, intent = await _judge_turn(llm, problems[case.problem_id], case.history, exchange)
+            violation, score, spread, degraded, intent = await _judge_turn(
+                llm, problems[case.problem_id], case.history, exchange
+            )
         return TurnOutcome(case, intent, violation, score, spread, degraded)
 
     async def conversation(case: ConversationCase) -> ConversationOutcome:
@@ -271,11 +276,15 @@ async def run_calibration(
 def format_report(result: CalibrationResult, provider: str, samples: int) -> str:
     n, m = len(result.turns), len(result.conversations)
     lines = [f"Calibration of the {provider} judge ({n} turns, {m} conversations, {samples} sample(s) per turn)", ""]
-    lines.append(f"intent accuracy        {result.intent_accuracy:6.1%}  ({sum(t.intent_ok for t in result.turns)}/{n})")
+    lines.append(
+        f"intent accuracy        {result.intent_accuracy:6.1%}  ({sum(t.intent_ok for t in result.turns)}/{n})"
+    )
     lines.append(f"score-band agreement   {result.band_agreement:6.1%}  ({sum(t.band_ok for t in result.turns)}/{n})")
     guard_ok = sum(t.violation == t.case.expected_violation for t in result.turns)
     lines.append(f"guardrail agreement    {result.guardrail_agreement:6.1%}  ({guard_ok}/{n})")
-    lines.append(f"holistic band agreement{result.holistic_agreement:7.1%}  ({sum(c.band_ok for c in result.conversations)}/{m})")
+    lines.append(
+        f"holistic band agreement{result.holistic_agreement:7.1%}  ({sum(c.band_ok for c in result.conversations)}/{m})"
+    )
     degraded = sum(t.degraded for t in result.turns) + sum(c.degraded for c in result.conversations)
     if degraded:
         lines.append(f"WARNING: {degraded} judgement(s) came from the offline fallback (degraded)")
@@ -311,13 +320,11 @@ def format_report(result: CalibrationResult, provider: str, samples: int) -> str
 
 
 def _make_llm(provider: str, samples: int) -> LLMProvider:
-    from vibe.platform.config import CommonSettings, _Reader
     from vibe.llm import make_provider
     from vibe.llm.median import median_of
+    from vibe.platform.config import CommonSettings
 
-    reader = _Reader({**os.environ, "VIBE_LLM_PROVIDER": provider})
-    settings = CommonSettings.read(reader)
-    reader.done("calibrate")
+    settings = CommonSettings.from_env({**os.environ, "VIBE_LLM_PROVIDER": provider}, who="calibrate")
     return median_of(make_provider(settings), samples)
 
 
@@ -345,8 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m vibe_dev.calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--provider", choices=("offline", "gemini"), default="offline")
-    parser.add_argument("--samples", type=int, default=1, help="score each turn k times and keep the median (reports the spread)")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="folder with turns.json and conversations.json")
+    parser.add_argument(
+        "--samples", type=int, default=1, help="score each turn k times and keep the median (reports the spread)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA_DIR, help="folder with turns.json and conversations.json"
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="turns judged at once")
     parser.add_argument("--min-intent-accuracy", type=float, help="exit 1 below this share (0..1)")
     parser.add_argument("--min-band-agreement", type=float, help="exit 1 below this share (0..1)")

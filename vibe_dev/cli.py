@@ -1,8 +1,8 @@
 """`vibe`: the operators' and backends' command line.
 
-    vibe up                 run all four services until Ctrl-C
-    vibe demo               drive one scripted candidate through the gateway and print the report
-    vibe problems load      load the problem bank files into PostgreSQL
+vibe up                 run all four services until Ctrl-C
+vibe demo               drive one scripted candidate through the gateway and print the report
+vibe problems load      load the problem bank files into PostgreSQL
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ import asyncio
 import os
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 import grpc
+from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
-from vibe.platform.config import DEFAULT_ADDRS, CommonSettings, ConfigError, _Reader
+from vibe.platform.config import ConfigError, GatewaySettings
+from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.evaluator.v1 import evaluator_pb2
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2
@@ -29,7 +32,7 @@ DEMO_TURNS = (
     "You said a dict can remember values I've already seen. If I store value -> index while scanning left to right, "
     "how should I handle duplicates like nums = [3, 3] with target 6?",
 )
-DEMO_SOLUTION = '''import sys
+DEMO_SOLUTION = """import sys
 
 
 def main() -> None:
@@ -47,10 +50,10 @@ def main() -> None:
 
 
 main()
-'''
+"""
 
 
-def _name(enum_type, value: int, prefix: str) -> str:  # type: ignore[no-untyped-def]
+def _name(enum_type: EnumTypeWrapper, value: int, prefix: str) -> str:
     return enum_type.Name(value).removeprefix(prefix).lower()
 
 
@@ -69,7 +72,11 @@ def print_report(report: gateway_pb2.Report) -> None:
     out("Turns\n")
     out(f"  {'turn':>4}  {'intent':<13} {'score':>6}  guardrail\n")
     for t in report.turns:
-        guard = _name(tutor_pb2.ViolationType, t.guardrail.violation_type, "VIOLATION_TYPE_") if t.guardrail.violated else "ok"
+        guard = (
+            _name(tutor_pb2.ViolationType, t.guardrail.violation_type, "VIOLATION_TYPE_")
+            if t.guardrail.violated
+            else "ok"
+        )
         spread = f"  (median of {t.judge_samples}, spread {t.score_spread:.1f})" if t.judge_samples > 1 else ""
         out(f"  {t.turn:>4}  {_name(evaluator_pb2.Intent, t.intent, 'INTENT_'):<13} {t.score:>6.2f}  {guard}{spread}\n")
         for criterion, weight, score, reason in rubric_rows(t):
@@ -81,12 +88,15 @@ def print_report(report: gateway_pb2.Report) -> None:
     for c in h.criteria:
         out(f"  {c.criterion:<26} {c.score:>6.2f}  {c.evidence}\n")
     code = report.code
-    out(f"\nCode ({report.language}): {_name(scoring_pb2.Verdict, code.verdict, 'VERDICT_')}, {code.passed}/{code.total} tests\n")
-    for t in code.tests:
-        kind = "hidden " if t.hidden else "visible"
+    out(
+        f"\nCode ({report.language}): {_name(scoring_pb2.Verdict, code.verdict, 'VERDICT_')}, {code.passed}/{code.total} tests\n"
+    )
+    for test in code.tests:
+        kind = "hidden " if test.hidden else "visible"
         out(
-            f"  test {t.test_id:<4} {kind} {_name(scoring_pb2.Verdict, t.verdict, 'VERDICT_'):<22}"
-            f" cpu {t.cpu_ms:7.1f} ms (reference {t.reference_cpu_ms:6.1f} ms)  peak {t.peak_memory_kb / 1024:6.1f} MiB\n"
+            f"  test {test.test_id:<4} {kind} {_name(scoring_pb2.Verdict, test.verdict, 'VERDICT_'):<22}"
+            f" cpu {test.cpu_ms:7.1f} ms (reference {test.reference_cpu_ms:6.1f} ms)"
+            f"  peak {test.peak_memory_kb / 1024:6.1f} MiB\n"
         )
     out(f"  performance rule: {code.performance_rule}\n")
     s = report.scores
@@ -110,7 +120,9 @@ async def drive_demo(gateway_addr: str, problem_id: str) -> gateway_pb2.Report:
         for message in DEMO_TURNS:
             print(f"candidate> {message}")
             sys.stdout.write("tutor> ")
-            async for event in gateway.Chat(gateway_pb2.ChatRequest(session_id=session_id, message=message), metadata=auth):
+            async for event in gateway.Chat(
+                gateway_pb2.ChatRequest(session_id=session_id, message=message), metadata=auth
+            ):
                 kind = event.WhichOneof("event")
                 if kind == "delta":
                     sys.stdout.write(event.delta)
@@ -119,15 +131,15 @@ async def drive_demo(gateway_addr: str, problem_id: str) -> gateway_pb2.Report:
                     sys.stdout.write(f"\n   [turn {event.turn} refused: {event.completed.guardrail.reason}]")
             sys.stdout.write("\n\n")
         print("candidate submits their code...")
-        report = None
-        async for event in gateway.Submit(
+        report: gateway_pb2.Report | None = None
+        async for submit_event in gateway.Submit(
             gateway_pb2.SubmitRequest(session_id=session_id, language="python", code=DEMO_SOLUTION), metadata=auth
         ):
-            if event.WhichOneof("event") == "progress":
-                p = event.progress
+            if submit_event.WhichOneof("event") == "progress":
+                p = submit_event.progress
                 print(f"  [{p.stage} {p.done}/{p.total}] {p.message}")
             else:
-                report = event.report
+                report = submit_event.report
         assert report is not None
         print_report(report)
         return report
@@ -154,13 +166,14 @@ async def demo(args: argparse.Namespace) -> int:
 
 async def up(args: argparse.Namespace) -> int:
     env = _stack_env()
-    addrs = StackAddrs(**{name: env.get(f"{name.upper()}_ADDR", DEFAULT_ADDRS[name]) for name in DEFAULT_ADDRS})
+    settings = GatewaySettings.from_env(env)  # every address, read and checked as the services will
+    addrs = StackAddrs(settings.addr, settings.tutor_addr, settings.evaluator_addr, settings.scoring_addr)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with process_stack(env, addrs) as addrs:
-        http = env.get("GATEWAY_HTTP_ADDR", "127.0.0.1:8080")
+        http = settings.http_addr
         print(f"gateway   gRPC {addrs.gateway}" + (f"   web page http://{http}/" if http else ""))
         print(f"tutor     gRPC {addrs.tutor}\nevaluator gRPC {addrs.evaluator}\nscoring   gRPC {addrs.scoring}")
         print("Ctrl-C stops all four.", flush=True)
@@ -169,19 +182,9 @@ async def up(args: argparse.Namespace) -> int:
 
 
 async def load_problems(args: argparse.Namespace) -> int:
-    from vibe.services.scoring.store import sync_problem_bank
-    from vibe.platform.db import connect_pool
+    from vibe.services.scoring.load import load
 
-    reader = _Reader(os.environ)
-    common = CommonSettings.read(reader)
-    reader.done("vibe problems load")
-    pool = await connect_pool(common.database_url, common.db_schema)
-    try:
-        changed = await sync_problem_bank(pool)
-    finally:
-        await pool.close()
-    print(f"problem bank loaded; changed: {', '.join(changed) or 'nothing'}")
-    return 0
+    return await load(args.problems_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -195,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_demo.set_defaults(handler=demo)
     p_problems = sub.add_parser("problems", help="problem bank commands")
     p_problems_sub = p_problems.add_subparsers(dest="action", required=True)
-    p_load = p_problems_sub.add_parser("load", help="load vibe/services/scoring/problems into PostgreSQL")
+    p_load = p_problems_sub.add_parser("load", help="validate a problem bank and load it into PostgreSQL")
+    p_load.add_argument("problems_dir", nargs="?", type=Path, default=DEFAULT_PROBLEMS_DIR)
     p_load.set_defaults(handler=load_problems)
     args = parser.parse_args(argv)
     try:

@@ -38,6 +38,8 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from vibe.platform.config import CommonSettings
+
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_REDIS_URL",
@@ -50,8 +52,8 @@ __all__ = [
     "start_private_redis",
 ]
 
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = CommonSettings.database_url  # the services' defaults: one place
+DEFAULT_REDIS_URL = CommonSettings.redis_url
 
 #: Probes must be quick: they run before every ``make test``.
 PROBE_TIMEOUT_S = 2.0
@@ -107,7 +109,7 @@ def _reason(exc: BaseException, url: str) -> str:
 # --------------------------------------------------------------------------
 
 
-async def probe_postgres(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+async def probe_postgres(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:  # noqa: ASYNC109 (per-step timeouts of the driver)
     """Return ``None`` when ``SELECT 1`` works on *url*, else the reason why not.
 
     A real query (not just a TCP connect) is used because a listening server
@@ -121,23 +123,23 @@ async def probe_postgres(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | No
             await asyncio.wait_for(conn.fetchval("SELECT 1"), timeout)
         finally:
             await conn.close(timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+    except Exception as exc:
         return _reason(exc, url)
     return None
 
 
-async def probe_redis(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:
+async def probe_redis(url: str, timeout: float = PROBE_TIMEOUT_S) -> str | None:  # noqa: ASYNC109 (per-step timeouts of the driver)
     """Return ``None`` when Redis at *url* answers ``PING``, else the reason why not."""
     import redis.asyncio as aioredis
 
     try:
         client = aioredis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - e.g. a malformed URL
+    except Exception as exc:
         return _reason(exc, url)
     try:
         # wait_for bounds redis-py's own connection retries as well.
         await asyncio.wait_for(client.ping(), timeout + 1)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return _reason(exc, url)
     finally:
         with contextlib.suppress(Exception):
@@ -301,8 +303,17 @@ def _ensure_postgres_os_user(log: Log) -> pwd.struct_passwd:
         return pwd.getpwnam("postgres")
     log("creating system user postgres (initdb refuses to run as root)")
     if shutil.which("useradd"):
-        cmd = ["useradd", "--system", "--user-group", "--no-create-home",
-               "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", "postgres"]
+        cmd = [
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            "postgres",
+        ]
     elif shutil.which("adduser"):
         cmd = ["adduser", "--system", "--group", "--no-create-home", "postgres"]
     else:
@@ -337,9 +348,11 @@ def _run_checked(cmd: Sequence[str], cwd: str, what: str) -> None:
 
 
 def _postmaster_pid(datadir: str) -> int | None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        with open(os.path.join(datadir, "postmaster.pid"), encoding="ascii") as fh:
-            return int(fh.readline().strip())
+    with (
+        contextlib.suppress(OSError, ValueError, IndexError),
+        open(os.path.join(datadir, "postmaster.pid"), encoding="ascii") as fh,
+    ):
+        return int(fh.readline().strip())
     return None
 
 
@@ -395,10 +408,21 @@ def start_private_postgres(database: str = "test", *, log: Log = _say) -> Iterat
         os.chmod(workdir, 0o700)
         logfile = os.path.join(workdir, "postgres.log")
         _run_checked(
-            _as_postgres_user([
-                os.path.join(bindir, "initdb"), "-D", datadir, "-A", "trust", "-U", "postgres",
-                "--no-sync", "-E", "UTF8", "--locale=C",
-            ]),
+            _as_postgres_user(
+                [
+                    os.path.join(bindir, "initdb"),
+                    "-D",
+                    datadir,
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "--no-sync",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ]
+            ),
             cwd=workdir,
             what="initdb",
         )
@@ -432,11 +456,25 @@ def _start_postmaster(bindir: str, datadir: str, workdir: str, logfile: str) -> 
     last_error = ""
     for _ in range(_START_ATTEMPTS):
         port = _free_port()
-        options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off " \
-                  "-c synchronous_commit=off -c full_page_writes=off"
-        cmd = _as_postgres_user([
-            os.path.join(bindir, "pg_ctl"), "-D", datadir, "-l", logfile, "-o", options, "-w", "-t", "60", "start",
-        ])
+        options = (
+            f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        cmd = _as_postgres_user(
+            [
+                os.path.join(bindir, "pg_ctl"),
+                "-D",
+                datadir,
+                "-l",
+                logfile,
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
         try:
             proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=90)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -508,8 +546,21 @@ def start_private_redis(*, log: Log = _say) -> Iterator[str]:
             url = f"redis://127.0.0.1:{port}/0"
             with open(logfile, "ab") as out:
                 proc = subprocess.Popen(
-                    [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", workdir, "--daemonize", "no"],
+                    [
+                        binary,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        workdir,
+                        "--daemonize",
+                        "no",
+                    ],
                     cwd=workdir,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
@@ -547,9 +598,8 @@ def ensure_infrastructure(env: Mapping[str, str] | None = None, *, log: Log = _s
     variable); unreachable ones are replaced by private instances that live
     until the context exits.  *env* defaults to ``os.environ``.
     """
-    env = os.environ if env is None else env
-    db_url = env.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    redis_url = env.get("REDIS_URL") or DEFAULT_REDIS_URL
+    servers = CommonSettings.from_env(env, who="devinfra")  # read as the services will read them
+    db_url, redis_url = servers.database_url, servers.redis_url
     pg_problem, redis_problem = _run_async(_probe_both(db_url, redis_url))
 
     overrides: dict[str, str] = {}

@@ -20,14 +20,21 @@ import json
 import re
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
 from vibe.llm.base import CRITERIA, HOLISTIC_CRITERIA
 
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 THOUGHTS_TOKENS = 7  # every successful reply "thought" this much, so thinking tokens show up
 
 
@@ -107,7 +114,9 @@ def default_summary(request: Recorded) -> dict[str, Any]:
     """Names the turns it was given, so a test can tell which turns a summary covers."""
     turns = sorted({int(t) for t in re.findall(r"Turn (\d+), candidate", request.prompt)})
     covered = f"turns {turns[0]}-{turns[-1]}" if turns else "no turns"
-    return {"summary": f"Summary of {covered}: the candidate asked about the approach; the tutor asked guiding questions."}
+    return {
+        "summary": f"Summary of {covered}: the candidate asked about the approach; the tutor asked guiding questions."
+    }
 
 
 DEFAULT_REPLY_CHUNKS = ("What do you ", "already know about ", "the inputs? ", "Which step is ", "the hard one?")
@@ -200,7 +209,13 @@ class FakeGemini:
                     return response
                 last = i == len(chunks) - 1
                 # The whole text only for the last chunk: joining every prefix is quadratic on long replies.
-                event = _response(chunk, reply.finish_reason if last else None, rec, final=last, text_so_far="".join(chunks) if last else "")
+                event = _response(
+                    chunk,
+                    reply.finish_reason if last else None,
+                    rec,
+                    final=last,
+                    text_so_far="".join(chunks) if last else "",
+                )
                 await response.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
                 self.chunk_written_at.append(time.monotonic())
                 if i == 0:
@@ -232,7 +247,9 @@ def _tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def _response(text: str, finish_reason: str | None, rec: Recorded, *, final: bool, text_so_far: str = "") -> dict[str, Any]:
+def _response(
+    text: str, finish_reason: str | None, rec: Recorded, *, final: bool, text_so_far: str = ""
+) -> dict[str, Any]:
     candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}
     if finish_reason:
         candidate["finishReason"] = finish_reason
@@ -296,7 +313,9 @@ async def _serve(port: int, latency_s: float, chunk_delay_s: float) -> None:
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="A fake Gemini REST server (default replies), for benchmarks and demos.")
+    parser = argparse.ArgumentParser(
+        description="A fake Gemini REST server (default replies), for benchmarks and demos."
+    )
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import grpc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
@@ -34,7 +35,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer, metrics_service_pb2_
     spans: list[ReceivedSpan] = field(default_factory=list)
     metric_names: set[str] = field(default_factory=set)
 
-    async def Export(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Export(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if isinstance(request, trace_service_pb2.ExportTraceServiceRequest):
             for resource_spans in request.resource_spans:
                 attrs = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
@@ -71,7 +72,7 @@ class _MetricsAdapter(metrics_service_pb2_grpc.MetricsServiceServicer):
     def __init__(self, receiver: Receiver):
         self.receiver = receiver
 
-    async def Export(self, request: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def Export(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         return await self.receiver.Export(request, context)
 
 

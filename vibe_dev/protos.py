@@ -17,6 +17,7 @@ uses nothing but the standard library and grpcio-tools, a build requirement.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -58,6 +59,9 @@ def generate(root: Path = ROOT) -> list[Path]:
     if not protos:
         raise SystemExit(f"no .proto files under {root / 'protos'}")
     well_known = resources.files("grpc_tools") / "_proto"  # google/protobuf/*.proto
+    # Typed stubs of the gRPC services (*_pb2_grpc.pyi) come from mypy-protobuf's plugin;
+    # grpcio-tools types only the messages.
+    grpc_pyi_plugin = _script("protoc-gen-mypy_grpc")
     changed: list[Path] = []
     with tempfile.TemporaryDirectory() as tmp:
         args = [
@@ -67,6 +71,8 @@ def generate(root: Path = ROOT) -> list[Path]:
             f"--python_out={tmp}",
             f"--pyi_out={tmp}",
             f"--grpc_python_out={tmp}",
+            f"--plugin=protoc-gen-mypy_grpc={grpc_pyi_plugin}",
+            f"--mypy_grpc_out={tmp}",
             *map(str, protos),
         ]
         if protoc.main(args) != 0:
@@ -90,6 +96,15 @@ def generate(root: Path = ROOT) -> list[Path]:
             path.unlink()
             changed.append(path)
     return changed
+
+
+def _script(name: str) -> str:
+    """A console script of this interpreter's environment (a build environment's too)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"{name} not found: install mypy-protobuf (a build and dev requirement)")
+    return found
 
 
 def main() -> None:

@@ -15,16 +15,17 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
+from vibe.llm.base import Exchange, LLMProvider, ProblemContext
+from vibe.platform.config import TutorSettings
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR, load_problem
 from vibe.services.tutor.hints import decide_guidance
 from vibe.services.tutor.leak import LeakGuard, LeakOutcome
-from vibe.platform.config import TutorSettings
-from vibe.llm.base import Exchange, LLMProvider, ProblemContext
 
 REDTEAM_PATH = Path(__file__).resolve().parents[1] / "tests" / "data" / "redteam.json"  # the set the tests play
 EXPECTED = ("refuse", "no_leak", "answer")
@@ -193,13 +194,17 @@ async def _report(provider: str, verbose: bool) -> int:
         )
         if missed or o.leak.cut or verbose:
             what = f"refused turns {o.refused_turns}" if o.refused else "answered"
-            print(f"  {o.entry.id:28} {o.entry.kind:10} expected {o.entry.expected:8} {what:22} leak share {o.leak.share:.0%}")
+            print(
+                f"  {o.entry.id:28} {o.entry.kind:10} expected {o.entry.expected:8} {what:22} leak share {o.leak.share:.0%}"
+            )
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--provider", default="offline", help="offline (default) or the configured provider, e.g. gemini")
+    parser.add_argument(
+        "--provider", default="offline", help="offline (default) or the configured provider, e.g. gemini"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="list every entry, not only misses and leaks")
     args = parser.parse_args(argv)
     return asyncio.run(_report(args.provider, args.verbose))

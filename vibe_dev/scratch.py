@@ -3,13 +3,15 @@ prefix on the real servers, dropped when the run ends."""
 
 from __future__ import annotations
 
-import os
-
 import asyncpg
 import redis.asyncio as aioredis
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+from vibe.platform.config import CommonSettings
+
+# The servers the services would use (DATABASE_URL, REDIS_URL or their defaults).
+_SERVERS = CommonSettings.from_env(who="tests and benchmarks")
+DATABASE_URL = _SERVERS.database_url
+REDIS_URL = _SERVERS.redis_url
 
 
 async def drop_scratch(schemas: tuple[str, ...], prefix: str) -> None:

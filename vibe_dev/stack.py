@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import sys
-import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import AsyncIterator, Mapping
-
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vibe.platform.config import EvaluatorSettings, GatewaySettings, ScoringSettings, TutorSettings
-from vibe.platform.server import GrpcServer
+from vibe.platform.healthcheck import wait_serving
+from vibe.platform.server import GrpcServer, ServiceBundle
 
 SERVICES = ("scoring", "tutor", "evaluator", "gateway")
 MODULES = {
@@ -60,12 +57,13 @@ async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
     env = dict(env)
     async with contextlib.AsyncExitStack() as stack:
         bound: dict[str, str] = {}
-        for name, app, settings in (
-            ("scoring", scoring_app, ScoringSettings.from_env(env)),
-            ("tutor", tutor_app, TutorSettings.from_env(env)),
-            ("evaluator", evaluator_app, EvaluatorSettings.from_env(env)),
-        ):
-            bundle = await stack.enter_async_context(app(settings))
+        apps: list[tuple[str, Callable[[], AbstractAsyncContextManager[ServiceBundle]]]] = [
+            ("scoring", lambda: scoring_app(ScoringSettings.from_env(env))),
+            ("tutor", lambda: tutor_app(TutorSettings.from_env(env))),
+            ("evaluator", lambda: evaluator_app(EvaluatorSettings.from_env(env))),
+        ]
+        for name, app in apps:
+            bundle = await stack.enter_async_context(app())
             server = GrpcServer(bundle)
             port = await server.start()
             stack.push_async_callback(server.stop, 0.5)
@@ -82,24 +80,8 @@ async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def wait_serving(addr: str, timeout_s: float) -> None:
-    """Waits until the server at `addr` reports SERVING on grpc.health.v1."""
-    deadline = time.monotonic() + timeout_s
-    async with grpc.aio.insecure_channel(addr) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no SERVING health status from {addr} after {timeout_s:.0f}s")
-            await asyncio.sleep(0.1)
+        port: int = s.getsockname()[1]
+        return port
 
 
 async def _all_serving(addrs: StackAddrs, timeout_s: float) -> None:
@@ -144,10 +126,6 @@ async def process_stack(
         for proc in procs.values():
             try:
                 await asyncio.wait_for(proc.wait(), 15)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.kill()
                 await proc.wait()
-
-
-def service_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, **(overrides or {})}

@@ -40,13 +40,12 @@ def isolated_env(tag: str) -> dict[str, str]:
     }
 
 
-
 @dataclass
 class Stack:
     addrs: StackAddrs
     env: dict[str, str]
     channel: grpc.aio.Channel
-    gateway: gateway_pb2_grpc.GatewayStub
+    gateway: gateway_pb2_grpc.GatewayAsyncStub
 
     async def db(self) -> asyncpg.Connection:
         return await asyncpg.connect(DATABASE_URL, server_settings={"search_path": self.env["VIBE_DB_SCHEMA"]})
@@ -71,7 +70,7 @@ async def running_stack(env: dict[str, str]) -> AsyncIterator[Stack]:
 class Candidate:
     """A backend's view of one session: the gateway stub plus the session token."""
 
-    def __init__(self, gateway: gateway_pb2_grpc.GatewayStub, session: gateway_pb2.Session, token: str):
+    def __init__(self, gateway: gateway_pb2_grpc.GatewayAsyncStub, session: gateway_pb2.Session, token: str):
         self.gateway = gateway
         self.session = session
         self.token = token
@@ -85,7 +84,9 @@ class Candidate:
         return (("authorization", f"Bearer {self.token}"),)
 
     async def chat(self, message: str) -> list[gateway_pb2.ChatEvent]:
-        call = self.gateway.Chat(gateway_pb2.ChatRequest(session_id=self.session_id, message=message), metadata=self.auth)
+        call = self.gateway.Chat(
+            gateway_pb2.ChatRequest(session_id=self.session_id, message=message), metadata=self.auth
+        )
         return [event async for event in call]
 
     async def submit(self, code: str, language: str = "python") -> list[gateway_pb2.SubmitEvent]:
@@ -95,7 +96,9 @@ class Candidate:
         return [event async for event in call]
 
     async def report(self) -> gateway_pb2.Report:
-        return await self.gateway.GetReport(gateway_pb2.GetReportRequest(session_id=self.session_id), metadata=self.auth)
+        return await self.gateway.GetReport(
+            gateway_pb2.GetReportRequest(session_id=self.session_id), metadata=self.auth
+        )
 
 
 async def new_candidate(stack: Stack, problem_id: str = "two-sum", candidate_id: str = "cand-1") -> Candidate:
@@ -119,6 +122,8 @@ async def evaluation_runs(stack: Stack, session_id: str) -> dict[int, int]:
     return {int(turn): int(n) for turn, n in runs.items()}
 
 
-def gemini_stack(start_stack: StartStack, fake: FakeGemini, **overrides: str) -> contextlib.AbstractAsyncContextManager[Stack]:
+def gemini_stack(
+    start_stack: StartStack, fake: FakeGemini, **overrides: str
+) -> contextlib.AbstractAsyncContextManager[Stack]:
     """The four services on the Gemini provider, talking to `fake`."""
     return start_stack(VIBE_LLM_PROVIDER="gemini", GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url, **overrides)

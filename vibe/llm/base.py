@@ -8,8 +8,9 @@ dataclasses so that providers never see protobuf or database rows.
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Mapping, Protocol, Sequence
+from typing import Protocol
 
 
 class Intent(enum.StrEnum):
@@ -54,7 +55,7 @@ class GuardrailVerdict:
     reason: str = ""
 
     @classmethod
-    def ok(cls) -> "GuardrailVerdict":
+    def ok(cls) -> GuardrailVerdict:
         return cls(violated=False)
 
 
@@ -175,8 +176,13 @@ class LLMUnavailable(Exception):
 class LLMProvider(Protocol):
     """An LLM (or a stand-in for one) that can tutor and judge."""
 
-    name: str  # "offline" or "gemini"
-    model: str
+    # Read-only: wrappers (tracing, median of k, fallback) answer with their inner provider's.
+    @property
+    def name(self) -> str:  # "offline" or "gemini"
+        ...
+
+    @property
+    def model(self) -> str: ...
 
     async def check_guardrail(
         self, problem: ProblemContext, history: Sequence[Exchange], message: str
@@ -191,7 +197,7 @@ class LLMProvider(Protocol):
         message: str,
         guardrail: GuardrailVerdict,
         guidance: TutorGuidance | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yields the Socratic reply piece by piece; an educational refusal when
         `guardrail.violated`. `guidance` is the core's plan for the reply."""
         ...
@@ -206,9 +212,7 @@ class LLMProvider(Protocol):
         """Classifies the turn's intent and scores the candidate's prompt."""
         ...
 
-    async def evaluate_holistic(
-        self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]
-    ) -> HolisticJudgement:
+    async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         """Judges the whole conversation as a problem-solving strategy."""
         ...
 

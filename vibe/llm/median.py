@@ -11,8 +11,9 @@ at temperature 0 with a fixed seed the k answers are (nearly) the same.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 from vibe.llm.base import (
     Exchange,

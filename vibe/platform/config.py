@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 DEFAULT_ADDRS = {
     "gateway": "127.0.0.1:50051",
@@ -35,10 +35,10 @@ class _Reader:
         self.env = env
         self.errors: list[str] = []
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         return self.env.get(name, default).strip()
 
-    def int(self, name: str, default: int, lo: int, hi: int) -> int:
+    def integer(self, name: str, default: int, lo: int, hi: int) -> int:
         raw = self.env.get(name)
         if raw is None or raw.strip() == "":
             return default
@@ -51,7 +51,7 @@ class _Reader:
             self.errors.append(f"{name}={value} is out of range [{lo}, {hi}]")
         return value
 
-    def float(self, name: str, default: float, lo: float, hi: float) -> float:
+    def number(self, name: str, default: float, lo: float, hi: float) -> float:
         raw = self.env.get(name)
         if raw is None or raw.strip() == "":
             return default
@@ -65,28 +65,32 @@ class _Reader:
         return value
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default).lower()
+        value = self.text(name, default).lower()
         if value not in choices:
             self.errors.append(f"{name}={value!r} must be one of: {', '.join(choices)}")
             return default
         return value
 
     def addr(self, name: str, default: str) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         match = _ADDR_RE.match(value)
         if not match or int(match.group(2)) > 65535:
             self.errors.append(f"{name}={value!r} is not host:port (e.g. 127.0.0.1:50051)")
             return default
         return value
 
+    def optional_addr(self, name: str) -> str:
+        """host:port, or "" (off) when unset or empty."""
+        return self.addr(name, "") if self.text(name, "") else ""
+
     def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if not value.startswith(tuple(f"{s}://" for s in schemes)):
             self.errors.append(f"{name} must start with {' or '.join(s + '://' for s in schemes)}")
         return value
 
     def ident(self, name: str, default: str) -> str:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if not _IDENT_RE.match(value):
             self.errors.append(f"{name}={value!r} must be a lowercase SQL identifier")
             return default
@@ -132,41 +136,59 @@ class CommonSettings:
     offline_latency_ms: int = 0
     log_level: str = "INFO"
     shutdown_grace_s: float = 5.0
+    # Telemetry (vibe/platform/telemetry.py): traces and metrics over OTLP when an
+    # endpoint is set (the exporter reads the rest of OTEL_EXPORTER_OTLP_* itself), a
+    # Prometheus scrape endpoint on metrics_addr when set; both off by default.
+    otlp_endpoint: str = ""
+    metrics_addr: str = ""
+    otel_service_name: str = ""  # overrides the service's own name in the telemetry
 
     @classmethod
-    def read(cls, r: _Reader) -> "CommonSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None, who: str = "vibe") -> CommonSettings:
+        """For tools that need storage and the LLM but are no service (`vibe problems
+        load`, calibration, the test harness)."""
+        r = _Reader(os.environ if env is None else env)
+        settings = cls.read(r)
+        r.done(who)
+        return settings
+
+    @classmethod
+    def read(cls, r: _Reader) -> CommonSettings:
         provider = r.choice("VIBE_LLM_PROVIDER", "offline", LLM_PROVIDERS)
-        api_key = r.str("GEMINI_API_KEY", "")
+        api_key = r.text("GEMINI_API_KEY", "")
         if provider == "gemini" and not api_key:
             r.errors.append("VIBE_LLM_PROVIDER=gemini needs GEMINI_API_KEY")
-        base_url = r.str("GEMINI_BASE_URL", "")
+        base_url = r.text("GEMINI_BASE_URL", "")
         if base_url:
             r.url("GEMINI_BASE_URL", base_url, ("http", "https"))
         return cls(
             database_url=r.url("DATABASE_URL", cls.database_url, ("postgresql", "postgres")),
             db_schema=r.ident("VIBE_DB_SCHEMA", cls.db_schema),
             redis_url=r.url("REDIS_URL", cls.redis_url, ("redis", "rediss", "unix")),
-            redis_prefix=r.str("VIBE_REDIS_PREFIX", cls.redis_prefix),
+            redis_prefix=r.text("VIBE_REDIS_PREFIX", cls.redis_prefix),
             llm_provider=provider,
             gemini_api_key=api_key,
-            gemini_model=r.str("GEMINI_MODEL", cls.gemini_model),
+            gemini_model=r.text("GEMINI_MODEL", cls.gemini_model),
             gemini_base_url=base_url,
             gemini_api_version=r.choice("GEMINI_API_VERSION", cls.gemini_api_version, ("v1beta", "v1", "v1alpha")),
-            gemini_timeout_s=r.float("GEMINI_TIMEOUT_S", cls.gemini_timeout_s, 0.1, 600.0),
-            llm_rpm=r.int("VIBE_LLM_RPM", cls.llm_rpm, 1, 1_000_000),
-            llm_tpm=r.int("VIBE_LLM_TPM", cls.llm_tpm, 1, 1_000_000_000),
-            llm_rate_window_s=r.float("VIBE_LLM_RATE_WINDOW_S", cls.llm_rate_window_s, 0.1, 3600.0),
-            llm_max_attempts=r.int("VIBE_LLM_MAX_ATTEMPTS", cls.llm_max_attempts, 1, 20),
-            llm_backoff_base_s=r.float("VIBE_LLM_BACKOFF_BASE_S", cls.llm_backoff_base_s, 0.0, 60.0),
-            llm_backoff_max_s=r.float("VIBE_LLM_BACKOFF_MAX_S", cls.llm_backoff_max_s, 0.0, 600.0),
-            llm_call_budget_s=r.float("VIBE_LLM_CALL_BUDGET_S", cls.llm_call_budget_s, 0.1, 600.0),
-            llm_breaker_failures=r.int("VIBE_LLM_BREAKER_FAILURES", cls.llm_breaker_failures, 1, 1000),
-            llm_breaker_reset_s=r.float("VIBE_LLM_BREAKER_RESET_S", cls.llm_breaker_reset_s, 0.1, 3600.0),
-            llm_judge_temperature=r.float("VIBE_LLM_JUDGE_TEMPERATURE", cls.llm_judge_temperature, 0.0, 2.0),
-            llm_seed=r.int("VIBE_LLM_SEED", cls.llm_seed, 0, 2**31 - 1),
-            offline_latency_ms=r.int("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
+            gemini_timeout_s=r.number("GEMINI_TIMEOUT_S", cls.gemini_timeout_s, 0.1, 600.0),
+            llm_rpm=r.integer("VIBE_LLM_RPM", cls.llm_rpm, 1, 1_000_000),
+            llm_tpm=r.integer("VIBE_LLM_TPM", cls.llm_tpm, 1, 1_000_000_000),
+            llm_rate_window_s=r.number("VIBE_LLM_RATE_WINDOW_S", cls.llm_rate_window_s, 0.1, 3600.0),
+            llm_max_attempts=r.integer("VIBE_LLM_MAX_ATTEMPTS", cls.llm_max_attempts, 1, 20),
+            llm_backoff_base_s=r.number("VIBE_LLM_BACKOFF_BASE_S", cls.llm_backoff_base_s, 0.0, 60.0),
+            llm_backoff_max_s=r.number("VIBE_LLM_BACKOFF_MAX_S", cls.llm_backoff_max_s, 0.0, 600.0),
+            llm_call_budget_s=r.number("VIBE_LLM_CALL_BUDGET_S", cls.llm_call_budget_s, 0.1, 600.0),
+            llm_breaker_failures=r.integer("VIBE_LLM_BREAKER_FAILURES", cls.llm_breaker_failures, 1, 1000),
+            llm_breaker_reset_s=r.number("VIBE_LLM_BREAKER_RESET_S", cls.llm_breaker_reset_s, 0.1, 3600.0),
+            llm_judge_temperature=r.number("VIBE_LLM_JUDGE_TEMPERATURE", cls.llm_judge_temperature, 0.0, 2.0),
+            llm_seed=r.integer("VIBE_LLM_SEED", cls.llm_seed, 0, 2**31 - 1),
+            offline_latency_ms=r.integer("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
             log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
-            shutdown_grace_s=r.float("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),
+            shutdown_grace_s=r.number("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),
+            otlp_endpoint=r.text("OTEL_EXPORTER_OTLP_ENDPOINT", "") or r.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
+            metrics_addr=r.optional_addr("VIBE_METRICS_ADDR"),
+            otel_service_name=r.text("OTEL_SERVICE_NAME", ""),
         )
 
 
@@ -184,14 +206,14 @@ class TutorSettings:
     low_effort_limit: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "TutorSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TutorSettings:
         r = _Reader(os.environ if env is None else env)
         s = cls(
             common=CommonSettings.read(r),
             addr=r.addr("TUTOR_ADDR", DEFAULT_ADDRS["tutor"]),
-            leak_threshold=r.float("TUTOR_LEAK_THRESHOLD", 0.35, 0.01, 1.0),
-            history_token_budget=r.int("TUTOR_HISTORY_TOKEN_BUDGET", 3000, 200, 1_000_000),
-            low_effort_limit=r.int("TUTOR_LOW_EFFORT_LIMIT", 3, 1, 100),
+            leak_threshold=r.number("TUTOR_LEAK_THRESHOLD", 0.35, 0.01, 1.0),
+            history_token_budget=r.integer("TUTOR_HISTORY_TOKEN_BUDGET", 3000, 200, 1_000_000),
+            low_effort_limit=r.integer("TUTOR_LOW_EFFORT_LIMIT", 3, 1, 100),
         )
         r.done("tutor")
         return s
@@ -208,16 +230,16 @@ class EvaluatorSettings:
     judge_samples: int  # score each turn k times and keep the median (1 = once)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "EvaluatorSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EvaluatorSettings:
         r = _Reader(os.environ if env is None else env)
         s = cls(
             common=CommonSettings.read(r),
             addr=r.addr("EVALUATOR_ADDR", DEFAULT_ADDRS["evaluator"]),
-            workers=r.int("EVALUATOR_WORKERS", 2, 0, 64),
-            turn_log_ttl_s=r.int("VIBE_TURN_LOG_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
-            eval_lock_ttl_s=r.int("VIBE_EVAL_LOCK_TTL_S", 120, 1, 3600),
-            job_max_attempts=r.int("EVALUATOR_JOB_MAX_ATTEMPTS", 3, 1, 100),
-            judge_samples=r.int("EVALUATOR_JUDGE_SAMPLES", 1, 1, 9),
+            workers=r.integer("EVALUATOR_WORKERS", 2, 0, 64),
+            turn_log_ttl_s=r.integer("VIBE_TURN_LOG_TTL_S", 7 * 24 * 3600, 60, 365 * 24 * 3600),
+            eval_lock_ttl_s=r.integer("VIBE_EVAL_LOCK_TTL_S", 120, 1, 3600),
+            job_max_attempts=r.integer("EVALUATOR_JOB_MAX_ATTEMPTS", 3, 1, 100),
+            judge_samples=r.integer("EVALUATOR_JUDGE_SAMPLES", 1, 1, 9),
         )
         r.done("evaluator")
         return s
@@ -250,23 +272,23 @@ class ScoringSettings:
     bands: GradeBands
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "ScoringSettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ScoringSettings:
         r = _Reader(os.environ if env is None else env)
-        wp = r.float("VIBE_WEIGHT_PROMPT", 0.4, 0.0, 1.0)
-        wperf = r.float("VIBE_WEIGHT_PERFORMANCE", 0.3, 0.0, 1.0)
-        wc = r.float("VIBE_WEIGHT_CORRECTNESS", 0.3, 0.0, 1.0)
+        wp = r.number("VIBE_WEIGHT_PROMPT", 0.4, 0.0, 1.0)
+        wperf = r.number("VIBE_WEIGHT_PERFORMANCE", 0.3, 0.0, 1.0)
+        wc = r.number("VIBE_WEIGHT_CORRECTNESS", 0.3, 0.0, 1.0)
         if abs(wp + wperf + wc - 1.0) > 1e-6:
             r.errors.append(f"VIBE_WEIGHT_PROMPT + _PERFORMANCE + _CORRECTNESS must sum to 1 (got {wp + wperf + wc:g})")
         defaults = GradeBands()
         bands = tuple(
-            (name, r.float(f"VIBE_GRADE_{_band_var(name)}", lowest, 0.0, 100.0)) for name, lowest in defaults.bands
+            (name, r.number(f"VIBE_GRADE_{_band_var(name)}", lowest, 0.0, 100.0)) for name, lowest in defaults.bands
         )
         if any(bands[i][1] < bands[i + 1][1] for i in range(len(bands) - 1)):
             r.errors.append("VIBE_GRADE_* thresholds must not increase from A+ down to D")
         s = cls(
             common=CommonSettings.read(r),
             addr=r.addr("SCORING_ADDR", DEFAULT_ADDRS["scoring"]),
-            max_parallel_runs=r.int("SCORING_MAX_PARALLEL_RUNS", os.cpu_count() or 2, 1, 256),
+            max_parallel_runs=r.integer("SCORING_MAX_PARALLEL_RUNS", os.cpu_count() or 2, 1, 256),
             weight_prompt=wp,
             weight_performance=wperf,
             weight_correctness=wc,
@@ -295,11 +317,9 @@ class GatewaySettings:
     guard_concurrency: int  # missing turns evaluated at once by the guard
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "GatewaySettings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
         r = _Reader(os.environ if env is None else env)
-        http_addr = r.str("GATEWAY_HTTP_ADDR", "127.0.0.1:8080")
-        if http_addr:
-            http_addr = r.addr("GATEWAY_HTTP_ADDR", "127.0.0.1:8080")
+        http_addr = r.optional_addr("GATEWAY_HTTP_ADDR") if "GATEWAY_HTTP_ADDR" in r.env else "127.0.0.1:8080"
         s = cls(
             common=CommonSettings.read(r),
             addr=r.addr("GATEWAY_ADDR", DEFAULT_ADDRS["gateway"]),
@@ -307,11 +327,11 @@ class GatewaySettings:
             tutor_addr=r.addr("TUTOR_ADDR", DEFAULT_ADDRS["tutor"]),
             evaluator_addr=r.addr("EVALUATOR_ADDR", DEFAULT_ADDRS["evaluator"]),
             scoring_addr=r.addr("SCORING_ADDR", DEFAULT_ADDRS["scoring"]),
-            max_message_chars=r.int("VIBE_MAX_MESSAGE_CHARS", 4000, 1, 1_000_000),
-            max_code_bytes=r.int("VIBE_MAX_CODE_BYTES", 64 * 1024, 1, 16 * 1024 * 1024),
-            chat_lock_ttl_s=r.int("VIBE_CHAT_LOCK_TTL_S", 300, 1, 3600),
-            submit_guard_timeout_s=r.float("VIBE_SUBMIT_GUARD_TIMEOUT_S", 60.0, 0.1, 3600.0),
-            guard_concurrency=r.int("VIBE_GUARD_CONCURRENCY", 4, 1, 256),
+            max_message_chars=r.integer("VIBE_MAX_MESSAGE_CHARS", 4000, 1, 1_000_000),
+            max_code_bytes=r.integer("VIBE_MAX_CODE_BYTES", 64 * 1024, 1, 16 * 1024 * 1024),
+            chat_lock_ttl_s=r.integer("VIBE_CHAT_LOCK_TTL_S", 300, 1, 3600),
+            submit_guard_timeout_s=r.number("VIBE_SUBMIT_GUARD_TIMEOUT_S", 60.0, 0.1, 3600.0),
+            guard_concurrency=r.integer("VIBE_GUARD_CONCURRENCY", 4, 1, 256),
         )
         r.done("gateway")
         return s

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator, NoReturn
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
 
 import grpc
 
@@ -76,7 +77,7 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, upstream: str) -> ServiceError:
 
 
 @contextlib.asynccontextmanager
-async def grpc_errors(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+async def grpc_errors(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
     """Wrap a handler body: domain errors become the matching gRPC status."""
     try:
         yield
@@ -89,6 +90,6 @@ async def grpc_errors(context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
         await _abort(context, err.code, err.message)
 
 
-async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, message: str) -> NoReturn:
     await context.abort(code, message)
     raise AssertionError("unreachable")  # context.abort raises

@@ -31,9 +31,13 @@ class JsonFormatter(logging.Formatter):
             event["trace_id"] = format(ctx.trace_id, "032x")
             event["span_id"] = format(ctx.span_id, "016x")
         # Fields passed with `extra={...}` become top-level keys.
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                event[key] = value
+        event.update(
+            {
+                key: value
+                for key, value in vars(record).items()
+                if key not in _STANDARD_ATTRS and not key.startswith("_")
+            }
+        )
         if record.exc_info:
             event["exc"] = self.formatException(record.exc_info)
         return json.dumps(event, ensure_ascii=False, default=str)

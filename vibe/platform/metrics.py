@@ -5,7 +5,8 @@ metrics are off."""
 from __future__ import annotations
 
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
 import grpc
 from opentelemetry import metrics
@@ -14,7 +15,9 @@ meter = metrics.get_meter("vibe")
 
 RPC_DURATION = meter.create_histogram("rpc.server.duration", unit="s", description="gRPC handler time per method")
 LLM_CALLS = meter.create_counter("llm.calls", description="LLM calls by provider, operation and outcome")
-LLM_TOKENS = meter.create_counter("llm.tokens", description="LLM tokens by provider and kind (prompt, output, thinking)")
+LLM_TOKENS = meter.create_counter(
+    "llm.tokens", description="LLM tokens by provider and kind (prompt, output, thinking)"
+)
 LLM_RATE_LIMITED = meter.create_counter("llm.rate_limited", description="LLM answers of 429 / RESOURCE_EXHAUSTED")
 LLM_FALLBACKS = meter.create_counter("llm.fallbacks", description="calls answered by the offline fallback")
 EVALUATION_LAG = meter.create_histogram("evaluation.lag", unit="s", description="turn finished -> evaluation stored")
@@ -44,17 +47,24 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         method = details.method
-        if handler is None or method.startswith("/grpc.health") or method.startswith("/grpc.reflection"):
+        if handler is None or method.startswith(("/grpc.health", "/grpc.reflection")):
             return handler
+        # grpc's handlers are named tuples (typeshed describes only their fields).
+        timed: Any = handler
         if handler.unary_unary:
-            return handler._replace(unary_unary=_timed_unary(handler.unary_unary, method))
+            return cast(
+                "grpc.RpcMethodHandler[Any, Any]", timed._replace(unary_unary=_timed_unary(handler.unary_unary, method))
+            )
         if handler.unary_stream:
-            return handler._replace(unary_stream=_timed_stream(handler.unary_stream, method))
+            return cast(
+                "grpc.RpcMethodHandler[Any, Any]",
+                timed._replace(unary_stream=_timed_stream(handler.unary_stream, method)),
+            )
         return handler
 
 
@@ -63,7 +73,7 @@ def _record(method: str, started: float, outcome: str) -> None:
 
 
 def _timed_unary(behavior: Any, method: str) -> Any:
-    async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started, outcome = time.perf_counter(), "error"
         try:
             response = await behavior(request, context)
@@ -76,7 +86,7 @@ def _timed_unary(behavior: Any, method: str) -> Any:
 
 
 def _timed_stream(behavior: Any, method: str) -> Any:
-    async def timed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         started, outcome = time.perf_counter(), "error"
         try:
             async for response in behavior(request, context):

@@ -11,24 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from vibe.platform.config import ConfigError
+from vibe.platform.config import CommonSettings, ConfigError
 from vibe.platform.logs import setup_logging
 from vibe.platform.metrics import RpcMetricsInterceptor
 from vibe.platform.telemetry import setup_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
-S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -118,17 +117,30 @@ async def serve_until_signalled(app: ServiceApp) -> None:
     log.info("stopped", extra={"service": bundle.name})
 
 
-def run(service: str, load_settings: Callable[[], S], app: Callable[[S], AbstractAsyncContextManager[ServiceBundle]]) -> None:
-    """Entry point of `python -m <service>`: settings, logging, serve until signalled.
+class ServiceSettings(Protocol):
+    """What the runner needs of a service's settings object."""
+
+    @property
+    def common(self) -> CommonSettings: ...
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def run(
+    service: str, load_settings: Callable[[], S], app: Callable[[S], AbstractAsyncContextManager[ServiceBundle]]
+) -> None:
+    """Entry point of `python -m vibe.services.<name>`: settings, logging, telemetry,
+    serve until signalled.
 
     Exits with status 2 and the reason on stderr when the configuration is wrong or
     the port is taken, so a supervisor shows why instead of a traceback.
     """
-    setup_logging(service, os.environ.get("VIBE_LOG_LEVEL", "info").upper())
-    # Before any server or channel exists: the gRPC instrumentors patch their creation.
-    setup_telemetry(service)
     try:
         settings = load_settings()
+        setup_logging(service, settings.common.log_level)
+        # Before any server or channel exists: the gRPC instrumentors patch their creation.
+        setup_telemetry(service, settings.common)
         asyncio.run(serve_until_signalled(lambda: app(settings)))
     except (ConfigError, PortUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)

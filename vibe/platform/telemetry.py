@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-from typing import Any, AsyncIterator, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from vibe.platform.metrics import LLM_CALLS
-from vibe.llm.base import GuardrailVerdict, HolisticJudgement, LLMProvider, TurnJudgement
+from vibe.platform.config import CommonSettings, ConfigError
 
 log = logging.getLogger(__name__)
 SESSION_KEYS = ("session.id", "turn")
@@ -38,7 +37,7 @@ class SessionAttributes(SpanProcessor):
         for key in SESSION_KEYS:
             value = baggage.get_baggage(key, parent_context)
             if value is not None:
-                span.set_attribute(key, int(value) if key == "turn" else str(value))
+                span.set_attribute(key, int(str(value)) if key == "turn" else str(value))
 
     def on_end(self, span: ReadableSpan) -> None:
         pass
@@ -53,22 +52,19 @@ class SessionAttributes(SpanProcessor):
 _installed = False
 
 
-def setup_telemetry(service: str, env: Mapping[str, str] | None = None) -> None:
+def setup_telemetry(service: str, settings: CommonSettings) -> None:
     """Install the SDK and the instrumentors for this process (idempotent)."""
     global _installed
     if _installed:
         return
-    env = os.environ if env is None else env
-    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    metrics_addr = env.get("VIBE_METRICS_ADDR", "")
-    if not endpoint and not metrics_addr:
+    if not settings.otlp_endpoint and not settings.metrics_addr:
         return  # the no-op API: no spans recorded, nothing exported
     from opentelemetry.sdk.resources import Resource
 
-    resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME") or service})
-    if endpoint:
+    resource = Resource.create({"service.name": settings.otel_service_name or service})
+    if settings.otlp_endpoint:
         _install_tracing(resource)
-    _install_metrics(resource, bool(endpoint), metrics_addr)
+    _install_metrics(resource, bool(settings.otlp_endpoint), settings.metrics_addr)
     _installed = True
 
 
@@ -108,7 +104,10 @@ def _install_metrics(resource: Any, otlp: bool, metrics_addr: str) -> None:
         from prometheus_client import start_http_server
 
         host, _, port = metrics_addr.rpartition(":")
-        start_http_server(int(port), addr=host or "0.0.0.0")
+        try:
+            start_http_server(int(port), addr=host or "0.0.0.0")
+        except OSError as exc:
+            raise ConfigError(f"VIBE_METRICS_ADDR={metrics_addr!r}: cannot listen there ({exc.strerror})") from None
         readers.append(PrometheusMetricReader())
     metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
 
@@ -166,82 +165,3 @@ def baggage_only(ctx: Context) -> Context:
     for key, value in baggage.get_all(ctx).items():
         fresh = baggage.set_baggage(key, value, fresh)
     return fresh
-
-
-class TracedLLM:
-    """An `LLMProvider` that wraps every call of another in a span (provider, model,
-    outcome). Providers add their own details (tokens, retries, degraded) to the
-    current span, which is this one."""
-
-    def __init__(self, inner: LLMProvider):
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
-
-    def _span(self, operation: str) -> Any:
-        LLM_CALLS.add(1, {"llm.provider": self.inner.name, "llm.operation": operation})
-        return tracer.start_as_current_span(
-            f"llm.{operation}",
-            kind=trace.SpanKind.CLIENT,
-            attributes={"llm.provider": self.inner.name, "llm.model": self.inner.model, "llm.operation": operation},
-        )
-
-    # Arguments pass through untouched, so the wrapper follows the protocol as it grows.
-    async def check_guardrail(self, *args: Any, **kwargs: Any) -> GuardrailVerdict:
-        with self._span("check_guardrail") as span:
-            verdict = await self.inner.check_guardrail(*args, **kwargs)
-            span.set_attribute("llm.guardrail.violated", verdict.violated)
-            return verdict
-
-    async def stream_tutor_reply(self, *args: Any, **kwargs: Any) -> AsyncIterator[str]:
-        # The span is made current only while the provider computes the next chunk:
-        # a context attached across a `yield` would leak into the consumer.
-        span = tracer.start_span(
-            "llm.stream_tutor_reply",
-            kind=trace.SpanKind.CLIENT,
-            attributes={"llm.provider": self.inner.name, "llm.model": self.inner.model, "llm.operation": "stream_tutor_reply"},
-        )
-        LLM_CALLS.add(1, {"llm.provider": self.inner.name, "llm.operation": "stream_tutor_reply"})
-        stream = self.inner.stream_tutor_reply(*args, **kwargs)
-        chunks = 0
-        try:
-            while True:
-                with trace.use_span(span, end_on_exit=False):
-                    try:
-                        chunk = await anext(stream)
-                    except StopAsyncIteration:
-                        break
-                chunks += 1
-                yield chunk
-        finally:
-            span.set_attribute("llm.chunks", chunks)
-            await stream.aclose()  # type: ignore[attr-defined]
-            span.end()
-
-    async def evaluate_turn(self, *args: Any, **kwargs: Any) -> TurnJudgement:
-        with self._span("evaluate_turn") as span:
-            judgement = await self.inner.evaluate_turn(*args, **kwargs)
-            span.set_attribute("llm.intent", str(judgement.intent))
-            return judgement
-
-    async def evaluate_holistic(self, *args: Any, **kwargs: Any) -> HolisticJudgement:
-        with self._span("evaluate_holistic"):
-            return await self.inner.evaluate_holistic(*args, **kwargs)
-
-    async def summarize_conversation(self, *args: Any, **kwargs: Any) -> str:
-        with self._span("summarize_conversation") as span:
-            summary = await self.inner.summarize_conversation(*args, **kwargs)
-            span.set_attribute("llm.summary.chars", len(summary))
-            return summary
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def __getattr__(self, name: str) -> Any:  # provider-specific extras pass through
-        return getattr(self.inner, name)

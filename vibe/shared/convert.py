@@ -18,7 +18,9 @@ PB_TO_VIOLATION = {v: k for k, v in VIOLATION_TO_PB.items()}
 def guardrail_to_pb(verdict: GuardrailVerdict) -> tutor_pb2.Guardrail:
     return tutor_pb2.Guardrail(
         violated=verdict.violated,
-        violation_type=VIOLATION_TO_PB[verdict.violation] if verdict.violation else 0,
+        violation_type=VIOLATION_TO_PB[verdict.violation]
+        if verdict.violation
+        else tutor_pb2.VIOLATION_TYPE_UNSPECIFIED,
         reason=verdict.reason,
     )
 

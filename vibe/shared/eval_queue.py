@@ -9,10 +9,11 @@ can tell which turns it must evaluate itself."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -46,7 +47,7 @@ class EvalJob:
         }
 
     @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> "EvalJob":
+    def from_fields(cls, fields: dict[str, str]) -> EvalJob:
         """The job, or MalformedJob saying which field is wrong."""
         session_id = (fields.get("session_id") or "").strip()
         if not session_id:
@@ -74,7 +75,8 @@ _CARRIER_KEYS = ("traceparent", "tracestate", "baggage")
 
 
 async def enqueue(redis: aioredis.Redis, keys: Keys, job: EvalJob) -> str:
-    return await redis.xadd(keys.eval_jobs(), job.fields())
+    fields: dict[Any, Any] = job.fields()  # redis-py's annotation wants a dict of its own key/value union
+    return str(await redis.xadd(keys.eval_jobs(), fields))
 
 
 async def ensure_group(redis: aioredis.Redis, keys: Keys) -> None:
@@ -95,7 +97,7 @@ async def delivery_counts(redis: aioredis.Redis, keys: Keys, message_ids: list[s
         replies = await pipe.execute()
     return {
         message_id: int(reply[0]["times_delivered"]) if reply else 0
-        for message_id, reply in zip(message_ids, replies)
+        for message_id, reply in zip(message_ids, replies, strict=True)
     }
 
 
@@ -113,7 +115,7 @@ async def dead_letter(
     """Moves a job to the dead-letter stream, in one transaction: the record (original
     fields plus `dead.*` fields), the session's index of dead turns, and the removal
     from the main stream (ack + delete)."""
-    record = {
+    record: dict[Any, Any] = {  # redis-py's annotation wants a dict of its own key/value union
         **fields,
         "dead.reason": reason[:2000],
         "dead.attempts": str(attempts),
@@ -137,10 +139,23 @@ async def dead_letter(
         await pipe.execute()
 
 
-async def dead_turns(redis: aioredis.Redis, keys: Keys, session_id: str) -> dict[int, dict[str, Any]]:
-    """turn -> {reason, attempts, at} for the session's dead-lettered jobs."""
-    raw = await redis.hgetall(keys.eval_dead_turns(session_id))
-    return {int(turn): json.loads(summary) for turn, summary in raw.items()}
+@dataclass(frozen=True)
+class DeadTurn:
+    """Why a turn's job was dead-lettered (the session's index `eval:dead_turns:{session}`)."""
+
+    reason: str
+    attempts: int
+    at: float  # epoch seconds
+
+
+async def dead_turns(redis: aioredis.Redis, keys: Keys, session_id: str) -> dict[int, DeadTurn]:
+    """turn -> why, for the session's dead-lettered jobs."""
+    raw = cast("dict[str, str]", await redis.hgetall(keys.eval_dead_turns(session_id)))
+    dead = {}
+    for turn, summary in raw.items():
+        data = json.loads(summary)
+        dead[int(turn)] = DeadTurn(str(data.get("reason", "")), int(data.get("attempts", 0)), float(data.get("at", 0)))
+    return dead
 
 
 async def queued_turns(redis: aioredis.Redis, keys: Keys, session_id: str) -> set[int]:
@@ -150,13 +165,15 @@ async def queued_turns(redis: aioredis.Redis, keys: Keys, session_id: str) -> se
     turns: set[int] = set()
     start = "-"
     while True:
-        page = await redis.xrange(keys.eval_jobs(), min=start, max="+", count=_SCAN_PAGE)
+        # decode_responses=True: ids and fields are str (redis-py's annotation cannot say so).
+        page = cast(
+            "list[tuple[str, dict[str, str]]]",
+            await redis.xrange(keys.eval_jobs(), min=start, max="+", count=_SCAN_PAGE),
+        )
         for _message_id, fields in page:
             if fields.get("session_id") == session_id:
-                try:
+                with contextlib.suppress(MalformedJob):  # the workers dead-letter it
                     turns.add(EvalJob.from_fields(fields).turn)
-                except MalformedJob:
-                    pass
         if len(page) < _SCAN_PAGE:
             return turns
         start = "(" + page[-1][0]

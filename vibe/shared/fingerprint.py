@@ -26,10 +26,60 @@ WINDOW = 4
 _COMMENT = re.compile(r"(#|//)[^\n]*")
 # Kept as they are when identifiers are normalised: Python's, plus C++'s and JavaScript's.
 KEYWORDS = frozenset(keyword.kwlist) | frozenset(
-    """auto bool break case catch char class const continue default delete do double else enum extern float for
-    function if int let long namespace new return short signed sizeof static struct switch template this throw
-    try typedef typename unsigned using var void while include vector std string map set unordered_map
-    const_iterator size_t""".split()
+    [
+        "auto",
+        "bool",
+        "break",
+        "case",
+        "catch",
+        "char",
+        "class",
+        "const",
+        "continue",
+        "default",
+        "delete",
+        "do",
+        "double",
+        "else",
+        "enum",
+        "extern",
+        "float",
+        "for",
+        "function",
+        "if",
+        "int",
+        "let",
+        "long",
+        "namespace",
+        "new",
+        "return",
+        "short",
+        "signed",
+        "sizeof",
+        "static",
+        "struct",
+        "switch",
+        "template",
+        "this",
+        "throw",
+        "try",
+        "typedef",
+        "typename",
+        "unsigned",
+        "using",
+        "var",
+        "void",
+        "while",
+        "include",
+        "vector",
+        "std",
+        "string",
+        "map",
+        "set",
+        "unordered_map",
+        "const_iterator",
+        "size_t",
+    ]
 )
 _PLACEHOLDER = "v"
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from vibe.platform.errors import NotFound
 from vibe.llm.base import Exchange, ProblemContext
+from vibe.platform.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -101,4 +101,4 @@ async def session_problem_id(db: asyncpg.Pool, session_id: str) -> str:
     problem_id = await db.fetchval("SELECT problem_id FROM sessions WHERE session_id = $1", session_id)
     if problem_id is None:
         raise NotFound(f"no session {session_id!r}")
-    return problem_id
+    return str(problem_id)

@@ -14,15 +14,20 @@ down (DESIGN §3), so it has to be honest and reasonably good on its own:
   a strategy;
 - `text`: what they share (language, terms, summaries).
 
+What this package exports is its public API. Besides the provider it offers the text
+rules that do not depend on which provider writes a reply, and which the tutor applies
+itself (hint escalation, the leak check's language): code outside the LLM domain
+imports only from here, never from the modules (a contract in pyproject.toml).
+
 Everything is a pure function of the inputs: no network, no randomness, no clock.
 Only the standard library is used.
 """
 
 from vibe.llm.offline.guardrail import check_guardrail_in_context, check_guardrail_text
-from vibe.llm.offline.intent import classify_intent
+from vibe.llm.offline.intent import classify_intent, is_hint_like
 from vibe.llm.offline.judge import judge_holistic, judge_turn
 from vibe.llm.offline.provider import OfflineProvider
-from vibe.llm.offline.text import is_korean
+from vibe.llm.offline.text import contains_code, is_korean
 from vibe.llm.offline.tutor import compose_reply
 
 __all__ = [
@@ -31,6 +36,8 @@ __all__ = [
     "check_guardrail_text",
     "classify_intent",
     "compose_reply",
+    "contains_code",
+    "is_hint_like",
     "is_korean",
     "judge_holistic",
     "judge_turn",

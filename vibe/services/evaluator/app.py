@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
+from vibe.llm import make_provider
+from vibe.llm.median import median_of
+from vibe.llm.traced import TracedLLM
+from vibe.platform.config import EvaluatorSettings
+from vibe.platform.db import connect_pool
+from vibe.platform.hot_state import Keys, connect_redis
+from vibe.platform.server import Registration, ServiceBundle
 from vibe.services.evaluator.core import Evaluator
 from vibe.services.evaluator.servicer import EvaluatorServicer
 from vibe.services.evaluator.store import EvaluationStore
 from vibe.services.evaluator.worker import EvaluationWorker
-from vibe.platform.config import EvaluatorSettings
-from vibe.platform.db import connect_pool
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
-from vibe.platform.hot_state import Keys, connect_redis
-from vibe.llm import make_provider
-from vibe.llm.median import median_of
-from vibe.platform.telemetry import TracedLLM
-from vibe.platform.server import Registration, ServiceBundle
 
 SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["Evaluator"].full_name
 
@@ -47,7 +47,7 @@ async def evaluator_app(settings: EvaluatorSettings) -> AsyncIterator[ServiceBun
     tasks = [asyncio.create_task(worker.run()) for worker in workers]
 
     async def stop_workers() -> None:
-        for worker, task in zip(workers, tasks):
+        for worker, task in zip(workers, tasks, strict=True):
             worker.stop()
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -57,7 +57,9 @@ async def evaluator_app(settings: EvaluatorSettings) -> AsyncIterator[ServiceBun
             name="evaluator",
             addr=settings.addr,
             registrations=[
-                Registration(SERVICE_NAME, evaluator_pb2_grpc.add_EvaluatorServicer_to_server, EvaluatorServicer(evaluator))
+                Registration(
+                    SERVICE_NAME, evaluator_pb2_grpc.add_EvaluatorServicer_to_server, EvaluatorServicer(evaluator)
+                )
             ],
             grace_s=common.shutdown_grace_s,
             on_stopping=[stop_workers],

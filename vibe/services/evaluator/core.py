@@ -9,52 +9,62 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 
-from vibe.services.evaluator.store import EvaluationStore, TurnLog
-from vibe.shared.convert import guardrail_from_columns
-from vibe.platform.errors import DeadlineExceeded, FailedPrecondition
-from vibe.shared.eval_queue import dead_turns, queued_turns
-from vibe.platform.hot_state import Keys, Lock
 from vibe.llm.base import EvaluatedTurn, Intent, LLMProvider, ProblemContext, RubricScore
 from vibe.llm.deadline import deadline_scope
 from vibe.llm.usage import metered
 from vibe.llm.usage_store import PHASE_BACKGROUND, PHASE_SUBMIT, save_calls, session_usage, tally
+from vibe.platform.errors import DeadlineExceeded, FailedPrecondition
+from vibe.platform.hot_state import Keys, Lock
+from vibe.services.evaluator.store import EvaluationStore, GuardrailRecord, TurnLog
+from vibe.shared.convert import guardrail_from_columns
+from vibe.shared.eval_queue import dead_turns, queued_turns
 from vibe.shared.records import load_exchanges, load_problem_context, load_turn, session_problem_id
 
 log = logging.getLogger(__name__)
 
-SOURCE_BACKGROUND = "background"
-SOURCE_SUBMIT_GUARD = "submit_guard"
+
+class EvaluationSource(StrEnum):
+    """Who asked for a turn's evaluation (kept in the turn log as its value)."""
+
+    BACKGROUND = "background"  # a worker, from the queue
+    SUBMIT_GUARD = "submit_guard"  # the gateway's submit guard
+
+
 _WAIT_POLL_S = 0.05
 # LLM calls end this long before the caller's deadline: time to fall back and store.
 _LLM_DEADLINE_MARGIN_S = 0.5
-_PHASES = {SOURCE_BACKGROUND: PHASE_BACKGROUND, SOURCE_SUBMIT_GUARD: PHASE_SUBMIT}
+_PHASES = {EvaluationSource.BACKGROUND: PHASE_BACKGROUND, EvaluationSource.SUBMIT_GUARD: PHASE_SUBMIT}
 
-# Where a turn's evaluation stands, most advanced first: a turn in several (a stored
-# evaluation and a duplicate job still queued) is reported in the first.
-STATE_DONE = "done"  # stored in PostgreSQL
-STATE_IN_FLIGHT = "in_flight"  # someone holds the turn's evaluation lock
-STATE_QUEUED = "queued"  # a job for it is in the stream
-STATE_DEAD = "dead"  # its job is in the dead-letter stream
-STATE_MISSING = "missing"  # none of the above: only the submit guard will evaluate it
+
+class TurnState(StrEnum):
+    """Where a turn's evaluation stands, most advanced first: a turn in several (a
+    stored evaluation and a duplicate job still queued) is reported in the first."""
+
+    DONE = "done"  # stored in PostgreSQL
+    IN_FLIGHT = "in_flight"  # someone holds the turn's evaluation lock
+    QUEUED = "queued"  # a job for it is in the stream
+    DEAD = "dead"  # its job is in the dead-letter stream
+    MISSING = "missing"  # none of the above: only the submit guard will evaluate it
 
 
 @dataclass(frozen=True)
 class TurnStatus:
     turn: int
-    state: str
+    state: TurnState
     # Set whenever a job of the turn was dead-lettered, even if it was evaluated since.
     dead_reason: str = ""
     dead_attempts: int = 0
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+    return datetime.now(UTC).isoformat()
 
 
 class Evaluator:
@@ -80,7 +90,7 @@ class Evaluator:
             self._problems[problem_id] = await load_problem_context(self.db, problem_id)
         return self._problems[problem_id]
 
-    async def ensure_turn(self, session_id: str, turn: int, source: str, timeout_s: float) -> TurnLog:
+    async def ensure_turn(self, session_id: str, turn: int, source: EvaluationSource, timeout_s: float) -> TurnLog:
         """The turn's evaluation: stored -> returned; being evaluated elsewhere -> waited
         for (up to `timeout_s`); otherwise evaluated here, under the turn's lock, so two
         callers never evaluate the same turn at once."""
@@ -105,7 +115,7 @@ class Evaluator:
                 )
             await asyncio.sleep(_WAIT_POLL_S)
 
-    async def _evaluate_turn(self, session_id: str, turn: int, source: str, deadline: float) -> TurnLog:
+    async def _evaluate_turn(self, session_id: str, turn: int, source: EvaluationSource, deadline: float) -> TurnLog:
         stored_turn = await load_turn(self.db, session_id, turn)
         problem = await self._problem(stored_turn.problem_id)
         history = await load_exchanges(self.db, session_id, before_turn=turn)
@@ -120,7 +130,9 @@ class Evaluator:
             # DESIGN §2: a guardrail violation is scored 0, whatever the judge thought.
             score = 0.0
             # The intent's own criteria and weights stay, so the report still shows what was judged.
-            rubrics = [dataclasses.replace(r, score=0.0, reason=f"guardrail violation: {guardrail.violation}") for r in rubrics]
+            rubrics = [
+                dataclasses.replace(r, score=0.0, reason=f"guardrail violation: {guardrail.violation}") for r in rubrics
+            ]
             if "guardrail" not in final_reasoning.lower():
                 final_reasoning = f"Guardrail violation ({guardrail.violation}); scored 0. {final_reasoning}"
         turn_log = build_turn_log(
@@ -176,23 +188,23 @@ class Evaluator:
         async with self.redis.pipeline(transaction=False) as pipe:
             for turn in open_turns:
                 pipe.exists(self.keys.eval_lock(session_id, turn))
-            in_flight = {t for t, held in zip(open_turns, await pipe.execute()) if held}
+            in_flight = {t for t, held in zip(open_turns, await pipe.execute(), strict=True) if held}
         queued = await queued_turns(self.redis, self.keys, session_id) if open_turns else set()
         dead = await dead_turns(self.redis, self.keys, session_id)
         statuses = []
         for turn in turns:
             if turn in done:
-                state = STATE_DONE
+                state = TurnState.DONE
             elif turn in in_flight:
-                state = STATE_IN_FLIGHT
+                state = TurnState.IN_FLIGHT
             elif turn in queued:
-                state = STATE_QUEUED
+                state = TurnState.QUEUED
             elif turn in dead:
-                state = STATE_DEAD
+                state = TurnState.DEAD
             else:
-                state = STATE_MISSING
-            record = dead.get(turn, {})
-            statuses.append(TurnStatus(turn, state, record.get("reason", ""), int(record.get("attempts", 0))))
+                state = TurnState.MISSING
+            record = dead.get(turn)
+            statuses.append(TurnStatus(turn, state, record.reason if record else "", record.attempts if record else 0))
         return statuses
 
     async def turn_logs(self, session_id: str) -> list[TurnLog]:
@@ -252,7 +264,7 @@ def build_turn_log(
     user_prompt_summary: str,
     llm_answer_summary: str,
     llm_answer_reasoning: str,
-    guardrail: dict[str, Any],
+    guardrail: GuardrailRecord,
     interrupted: bool,
     turn_at: datetime | None,
     provider: str,
@@ -261,7 +273,7 @@ def build_turn_log(
     judge_samples: int,
     score_spread: float,
     usage: dict[str, int],
-    source: str,
+    source: EvaluationSource,
 ) -> TurnLog:
     """The turn log of DESIGN §2, plus who produced it and how.
 

@@ -7,39 +7,35 @@ from typing import Any
 import grpc
 from google.protobuf import json_format, timestamp_pb2
 
+from vibe.llm.base import Violation
+from vibe.platform.errors import InvalidArgument, grpc_errors
 from vibe.services.evaluator.core import (
-    SOURCE_BACKGROUND,
-    SOURCE_SUBMIT_GUARD,
-    STATE_DEAD,
-    STATE_DONE,
-    STATE_IN_FLIGHT,
-    STATE_MISSING,
-    STATE_QUEUED,
+    EvaluationSource,
     Evaluator,
+    TurnState,
     TurnStatus,
 )
-from vibe.platform.errors import InvalidArgument, grpc_errors
-from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
-from vibe.llm.base import Violation
+from vibe.services.evaluator.store import TurnLog
 from vibe.shared.convert import VIOLATION_TO_PB
+from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe_api.tutor.v1 import tutor_pb2
 
 DEFAULT_WAIT_S = 60.0  # when the caller set no deadline
 _SOURCES = {
-    evaluator_pb2.EVALUATION_SOURCE_UNSPECIFIED: SOURCE_SUBMIT_GUARD,
-    evaluator_pb2.EVALUATION_SOURCE_BACKGROUND: SOURCE_BACKGROUND,
-    evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD: SOURCE_SUBMIT_GUARD,
+    evaluator_pb2.EVALUATION_SOURCE_UNSPECIFIED: EvaluationSource.SUBMIT_GUARD,
+    evaluator_pb2.EVALUATION_SOURCE_BACKGROUND: EvaluationSource.BACKGROUND,
+    evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD: EvaluationSource.SUBMIT_GUARD,
 }
 _SOURCE_TO_PB = {
-    SOURCE_BACKGROUND: evaluator_pb2.EVALUATION_SOURCE_BACKGROUND,
-    SOURCE_SUBMIT_GUARD: evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD,
+    EvaluationSource.BACKGROUND: evaluator_pb2.EVALUATION_SOURCE_BACKGROUND,
+    EvaluationSource.SUBMIT_GUARD: evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD,
 }
 _STATE_TO_PB = {
-    STATE_DONE: evaluator_pb2.TURN_EVALUATION_STATE_DONE,
-    STATE_IN_FLIGHT: evaluator_pb2.TURN_EVALUATION_STATE_IN_FLIGHT,
-    STATE_QUEUED: evaluator_pb2.TURN_EVALUATION_STATE_QUEUED,
-    STATE_DEAD: evaluator_pb2.TURN_EVALUATION_STATE_DEAD,
-    STATE_MISSING: evaluator_pb2.TURN_EVALUATION_STATE_MISSING,
+    TurnState.DONE: evaluator_pb2.TURN_EVALUATION_STATE_DONE,
+    TurnState.IN_FLIGHT: evaluator_pb2.TURN_EVALUATION_STATE_IN_FLIGHT,
+    TurnState.QUEUED: evaluator_pb2.TURN_EVALUATION_STATE_QUEUED,
+    TurnState.DEAD: evaluator_pb2.TURN_EVALUATION_STATE_DEAD,
+    TurnState.MISSING: evaluator_pb2.TURN_EVALUATION_STATE_MISSING,
 }
 
 
@@ -49,30 +45,33 @@ def _timestamp(iso: str) -> timestamp_pb2.Timestamp:
     return ts
 
 
-def turn_log_to_pb(entry: dict[str, Any]) -> evaluator_pb2.TurnEvaluation:
+def turn_log_to_pb(entry: TurnLog) -> evaluator_pb2.TurnEvaluation:
     details = entry["prompt_evaluation_details"]
     guard = entry["guardrail"]
     return evaluator_pb2.TurnEvaluation(
         session_id=entry["session_id"],
         turn=entry["turn_number"],
         user_prompt_summary=entry["user_prompt_summary"],
-        intent=evaluator_pb2.Intent.Value("INTENT_" + details["intent"].upper()),
+        intent=f"INTENT_{details['intent'].upper()}",
         score=details["score"],
         # Fields the judge adds before the contract has them are kept in the log, not sent.
         rubrics=[
-            json_format.ParseDict(r, evaluator_pb2.RubricScore(), ignore_unknown_fields=True) for r in details["rubrics"]
+            json_format.ParseDict(r, evaluator_pb2.RubricScore(), ignore_unknown_fields=True)
+            for r in details["rubrics"]
         ],
         final_reasoning=details["final_reasoning"],
         llm_answer_summary=entry["llm_answer_summary"],
         llm_answer_reasoning=entry["llm_answer_reasoning"],
         guardrail=tutor_pb2.Guardrail(
             violated=guard["violated"],
-            violation_type=VIOLATION_TO_PB[Violation(guard["violation_type"])] if guard["violation_type"] else 0,
+            violation_type=VIOLATION_TO_PB[Violation(guard["violation_type"])]
+            if guard["violation_type"]
+            else tutor_pb2.VIOLATION_TYPE_UNSPECIFIED,
             reason=guard["reason"],
         ),
         provider=entry["provider"],
         degraded=entry["degraded"],
-        source=_SOURCE_TO_PB.get(entry["source"], 0),
+        source=_SOURCE_TO_PB.get(EvaluationSource(entry["source"]), evaluator_pb2.EVALUATION_SOURCE_UNSPECIFIED),
         evaluated_at=_timestamp(entry.get("evaluated_at") or entry["timestamp"]),
         model=entry.get("model", ""),
         usage=evaluator_pb2.LlmUsage(**entry.get("usage", {})),
@@ -111,7 +110,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         self.evaluator = evaluator
 
     async def EvaluateTurn(
-        self, request: evaluator_pb2.EvaluateTurnRequest, context: grpc.aio.ServicerContext
+        self, request: evaluator_pb2.EvaluateTurnRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> evaluator_pb2.TurnEvaluation:
         async with grpc_errors(context):
             if not request.session_id:
@@ -121,12 +120,12 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
             remaining = context.time_remaining()
             wait_s = DEFAULT_WAIT_S if remaining is None else max(0.0, remaining - 0.05)
             entry = await self.evaluator.ensure_turn(
-                request.session_id, request.turn, _SOURCES.get(request.source, SOURCE_SUBMIT_GUARD), wait_s
+                request.session_id, request.turn, _SOURCES.get(request.source, EvaluationSource.SUBMIT_GUARD), wait_s
             )
             return turn_log_to_pb(entry)
 
     async def EvaluateHolistic(
-        self, request: evaluator_pb2.EvaluateHolisticRequest, context: grpc.aio.ServicerContext
+        self, request: evaluator_pb2.EvaluateHolisticRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> evaluator_pb2.HolisticEvaluation:
         async with grpc_errors(context):
             if not request.session_id:
@@ -134,7 +133,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
             return holistic_to_pb(await self.evaluator.evaluate_holistic(request.session_id))
 
     async def GetTurnEvaluations(
-        self, request: evaluator_pb2.GetTurnEvaluationsRequest, context: grpc.aio.ServicerContext
+        self, request: evaluator_pb2.GetTurnEvaluationsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> evaluator_pb2.GetTurnEvaluationsResponse:
         async with grpc_errors(context):
             if not request.session_id:
@@ -143,7 +142,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
             return evaluator_pb2.GetTurnEvaluationsResponse(evaluations=[turn_log_to_pb(e) for e in logs])
 
     async def GetTurnStatuses(
-        self, request: evaluator_pb2.GetTurnStatusesRequest, context: grpc.aio.ServicerContext
+        self, request: evaluator_pb2.GetTurnStatusesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> evaluator_pb2.GetTurnStatusesResponse:
         async with grpc_errors(context):
             if not request.session_id:

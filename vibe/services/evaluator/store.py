@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, NotRequired, TypedDict, cast
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -14,7 +14,49 @@ import redis.asyncio as aioredis
 from vibe.platform.errors import NotFound
 from vibe.platform.hot_state import Keys
 
-TurnLog = dict[str, Any]  # the DESIGN §2 turn log shape, see core.build_turn_log
+
+class PromptEvaluationDetails(TypedDict):
+    intent: str  # an Intent value
+    score: float
+    # criterion, score, reason, weight, and whatever the judge adds later (kept, not sent)
+    rubrics: list[dict[str, Any]]
+    final_reasoning: str
+
+
+class GuardrailRecord(TypedDict):
+    violated: bool
+    violation_type: str  # a Violation value, "" when none
+    reason: str
+    leak_cut: bool  # the tutor's reply started reproducing a reference solution and was cut
+
+
+class TurnLog(TypedDict):
+    """The turn log of DESIGN §2 (docs/DESIGN.md) plus who produced it and how: a JSON
+    document in Redis and PostgreSQL (see core.build_turn_log). Keys that logs written by
+    earlier versions lack are NotRequired."""
+
+    session_id: str
+    turn_number: int
+    user_prompt_summary: str
+    prompt_evaluation_details: PromptEvaluationDetails
+    llm_answer_summary: str
+    llm_answer_reasoning: str
+    guardrail: GuardrailRecord
+    interrupted: bool
+    provider: str
+    model: NotRequired[str]
+    degraded: bool
+    judge_samples: NotRequired[int]  # times the turn was scored (median of k)
+    score_spread: NotRequired[float]  # max - min of those scores
+    usage: NotRequired[dict[str, int]]  # the LLM requests this evaluation made (vibe.llm.usage_store.tally)
+    source: str  # an EvaluationSource value
+    turn_at: NotRequired[str]  # when the candidate sent the turn's message (ISO 8601)
+    evaluated_at: NotRequired[str]
+    timestamp: str  # the name DESIGN §2 uses; kept for readers of older logs
+
+
+def _turn_log(raw: str | bytes) -> TurnLog:
+    return cast("TurnLog", json.loads(raw))
 
 
 class EvaluationStore:
@@ -27,7 +69,7 @@ class EvaluationStore:
     async def get_turn_log(self, session_id: str, turn: int) -> TurnLog | None:
         cached = await self.redis.get(self.keys.turn_log(session_id, turn))
         if cached is not None:
-            return json.loads(cached)
+            return _turn_log(cached)
         details = await self.db.fetchval(
             "SELECT details FROM prompt_evaluations"
             " WHERE session_id = $1 AND turn = $2 AND evaluation_type = 'TURN_EVAL'",
@@ -37,7 +79,7 @@ class EvaluationStore:
         if details is None:
             return None
         await self.redis.set(self.keys.turn_log(session_id, turn), details, ex=self.ttl_s)
-        return json.loads(details)
+        return _turn_log(details)
 
     async def list_turn_logs(self, session_id: str) -> list[TurnLog]:
         """Every stored turn log of the session, by turn, from the system of record."""
@@ -65,7 +107,7 @@ class EvaluationStore:
 
     async def turn_time(self, session_id: str, turn: int) -> datetime | None:
         """When the candidate sent the turn's message."""
-        return await self.db.fetchval(
+        return await self.db.fetchval(  # type: ignore[no-any-return]  # asyncpg's fetchval is Any
             "SELECT created_at FROM messages WHERE session_id = $1 AND turn = $2 AND role = 'user'",
             session_id,
             turn,

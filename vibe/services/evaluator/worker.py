@@ -19,17 +19,18 @@ import logging
 import os
 import socket
 import time
+from typing import cast
 
 import redis.asyncio as aioredis
 from opentelemetry import trace
 from redis.exceptions import ResponseError
 
-from vibe.services.evaluator.core import SOURCE_BACKGROUND, Evaluator
 from vibe.platform.errors import NotFound
-from vibe.shared.eval_queue import EvalJob, MalformedJob, dead_letter, delivery_counts, ensure_group
 from vibe.platform.hot_state import EVAL_GROUP, Keys
 from vibe.platform.metrics import EVALUATION_LAG, set_queue_depth
 from vibe.platform.telemetry import attached, baggage_only, extract_carrier, tracer
+from vibe.services.evaluator.core import EvaluationSource, Evaluator
+from vibe.shared.eval_queue import EvalJob, MalformedJob, dead_letter, delivery_counts, ensure_group
 
 log = logging.getLogger(__name__)
 QUEUE_OBSERVE_INTERVAL_S = 5.0
@@ -68,17 +69,25 @@ class EvaluationWorker:
             try:
                 await self._observe_queue(stream)
                 # Jobs of crashed workers (or failed attempts) first, then new ones.
-                _, claimed, _ = await self.redis.xautoclaim(
-                    stream, EVAL_GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=10
+                # decode_responses=True: ids and fields are str (redis-py's annotation cannot say so).
+                claimed: list[tuple[str, dict[str, str] | None]]
+                _, claimed, _ = cast(
+                    "tuple[str, list[tuple[str, dict[str, str] | None]], list[str]]",
+                    await self.redis.xautoclaim(
+                        stream, EVAL_GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=10
+                    ),
                 )
                 if claimed:
                     deliveries = await delivery_counts(self.redis, self.keys, [mid for mid, _ in claimed])
                     for message_id, fields in claimed:
                         await self._handle(message_id, fields, deliveries[message_id])
-                batches = await self.redis.xreadgroup(EVAL_GROUP, self.consumer, {stream: ">"}, count=1, block=1000)
+                batches = cast(
+                    "list[tuple[str, list[tuple[str, dict[str, str] | None]]]] | None",
+                    await self.redis.xreadgroup(EVAL_GROUP, self.consumer, {stream: ">"}, count=1, block=1000),
+                )
                 for _, messages in batches or []:
-                    for message_id, fields in messages:
-                        await self._handle(message_id, fields, 1)
+                    for message_id, new_fields in messages:
+                        await self._handle(message_id, new_fields, 1)
             except Exception as exc:
                 # A cancellation that lands as a blocking read times out can surface as a
                 # TimeoutError from the Redis client: never retry through a stop.
@@ -132,20 +141,25 @@ class EvaluationWorker:
         chat_span = trace.get_current_span(chat_context).get_span_context()
         # A trace of its own, linked to the chat that caused it; the chat's baggage
         # (session.id, turn) comes along so every span below carries it.
-        with attached(baggage_only(chat_context)), tracer.start_as_current_span(
-            "evaluation job",
-            kind=trace.SpanKind.CONSUMER,
-            links=[trace.Link(chat_span)] if chat_span.is_valid else [],
-            attributes={
-                "session.id": job.session_id,
-                "turn": job.turn,
-                "messaging.consumer": self.consumer,
-                "messaging.delivery": delivery,
-            },
+        with (
+            attached(baggage_only(chat_context)),
+            tracer.start_as_current_span(
+                "evaluation job",
+                kind=trace.SpanKind.CONSUMER,
+                links=[trace.Link(chat_span)] if chat_span.is_valid else [],
+                attributes={
+                    "session.id": job.session_id,
+                    "turn": job.turn,
+                    "messaging.consumer": self.consumer,
+                    "messaging.delivery": delivery,
+                },
+            ),
         ):
             try:
                 await asyncio.wait_for(
-                    self.evaluator.ensure_turn(job.session_id, job.turn, SOURCE_BACKGROUND, self.job_timeout_s),
+                    self.evaluator.ensure_turn(
+                        job.session_id, job.turn, EvaluationSource.BACKGROUND, self.job_timeout_s
+                    ),
                     self.job_timeout_s,
                 )
             except NotFound as exc:

@@ -4,18 +4,18 @@ the candidates' HTTP API and page."""
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
+from vibe.platform.config import GatewaySettings
+from vibe.platform.db import connect_pool
+from vibe.platform.hot_state import Keys, connect_redis
+from vibe.platform.server import Registration, ServiceBundle
 from vibe.services.gateway.clients import Upstreams
 from vibe.services.gateway.core import Gateway
 from vibe.services.gateway.http_api import serve_http
 from vibe.services.gateway.servicer import GatewayServicer
 from vibe.services.gateway.store import GatewayStore
-from vibe.platform.config import GatewaySettings
-from vibe.platform.db import connect_pool
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.platform.hot_state import Keys, connect_redis
-from vibe.platform.server import Registration, ServiceBundle
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
 

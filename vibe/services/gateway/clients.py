@@ -31,22 +31,24 @@ _RETRY_CONFIG = json.dumps(
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
             }
-        ]
+        ],
     }
 )
 
 
 @dataclass
 class Upstreams:
-    tutor: tutor_pb2_grpc.TutorStub
-    evaluator: evaluator_pb2_grpc.EvaluatorStub
-    scoring: scoring_pb2_grpc.ScoringStub
+    tutor: tutor_pb2_grpc.TutorAsyncStub
+    evaluator: evaluator_pb2_grpc.EvaluatorAsyncStub
+    scoring: scoring_pb2_grpc.ScoringAsyncStub
     channels: list[grpc.aio.Channel]
 
     @classmethod
-    def connect(cls, tutor_addr: str, evaluator_addr: str, scoring_addr: str) -> "Upstreams":
+    def connect(cls, tutor_addr: str, evaluator_addr: str, scoring_addr: str) -> Upstreams:
         options = [("grpc.service_config", _RETRY_CONFIG), ("grpc.enable_retries", 1)]
-        channels = [grpc.aio.insecure_channel(addr, options=options) for addr in (tutor_addr, evaluator_addr, scoring_addr)]
+        channels = [
+            grpc.aio.insecure_channel(addr, options=options) for addr in (tutor_addr, evaluator_addr, scoring_addr)
+        ]
         return cls(
             tutor=tutor_pb2_grpc.TutorStub(channels[0]),
             evaluator=evaluator_pb2_grpc.EvaluatorStub(channels[1]),

@@ -16,17 +16,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from importlib import resources
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from vibe.platform.errors import InvalidArgument, ServiceError
 from vibe.services.gateway.core import Gateway, Progress, ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.servicer import message_to_pb, session_to_pb
 from vibe.shared.convert import guardrail_to_pb
-from vibe.platform.errors import InvalidArgument, ServiceError
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
@@ -73,7 +74,7 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return _error(exc)
 
 
-async def _sse(request: web.Request, events: AsyncIterator[tuple[str, dict[str, Any]]]) -> web.StreamResponse:
+async def _sse(request: web.Request, events: AsyncGenerator[tuple[str, dict[str, Any]], None]) -> web.StreamResponse:
     """Streams `events` as server-sent events. The first event is awaited before the
     response starts, so that bad input still gets a plain JSON error and status."""
     async with contextlib.aclosing(events):
@@ -113,7 +114,9 @@ async def create_session(request: web.Request) -> web.Response:
     body = await _body(request, "candidate_id", "problem_id")
     session, token = await gateway.create_session(body["candidate_id"], body["problem_id"])
     problem = await gateway.problem(session.problem_id)
-    return web.json_response({"session": _pb(session_to_pb(session, problem=problem)), "session_token": token}, status=201)
+    return web.json_response(
+        {"session": _pb(session_to_pb(session, problem=problem)), "session_token": token}, status=201
+    )
 
 
 async def get_session(request: web.Request) -> web.Response:
@@ -127,7 +130,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     body = await _body(request, "message")
 
-    async def events() -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         core_events = gateway.chat(request.match_info["session_id"], _token(request), body["message"])
         async with contextlib.aclosing(core_events):
             async for event in core_events:
@@ -136,14 +139,17 @@ async def chat(request: web.Request) -> web.StreamResponse:
                 elif isinstance(event, ReplyDelta):
                     yield "delta", {"turn": event.turn, "text": event.text}
                 elif isinstance(event, TurnCompleted):
-                    yield "completed", {
-                        "turn": event.turn,
-                        "guardrail": _pb(guardrail_to_pb(event.guardrail)),
-                        "provider": event.provider,
-                        "user_message": _pb(message_to_pb(event.user)),
-                        "assistant_message": _pb(message_to_pb(event.assistant)),
-                        "leak_cut": event.assistant.leak_cut,
-                    }
+                    yield (
+                        "completed",
+                        {
+                            "turn": event.turn,
+                            "guardrail": _pb(guardrail_to_pb(event.guardrail)),
+                            "provider": event.provider,
+                            "user_message": _pb(message_to_pb(event.user)),
+                            "assistant_message": _pb(message_to_pb(event.assistant)),
+                            "leak_cut": event.assistant.leak_cut,
+                        },
+                    )
 
     return await _sse(request, events())
 
@@ -152,12 +158,15 @@ async def submit(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY_KEY]
     body = await _body(request, "language", "code")
 
-    async def events() -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         core_events = gateway.submit(request.match_info["session_id"], _token(request), body["language"], body["code"])
         async with contextlib.aclosing(core_events):
             async for event in core_events:
                 if isinstance(event, Progress):
-                    yield "progress", {"stage": event.stage, "done": event.done, "total": event.total, "message": event.message}
+                    yield (
+                        "progress",
+                        {"stage": event.stage, "done": event.done, "total": event.total, "message": event.message},
+                    )
                 else:
                     yield "report", _pb(event)
 

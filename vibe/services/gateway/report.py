@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from google.protobuf import json_format, timestamp_pb2
 
@@ -25,7 +26,8 @@ def build_report(
 ) -> gateway_pb2.Report:
     refused = [t for t in turns if t.guardrail.violated]
     by_violation = Counter(
-        tutor_pb2.ViolationType.Name(t.guardrail.violation_type).removeprefix("VIOLATION_TYPE_").lower() for t in refused
+        tutor_pb2.ViolationType.Name(t.guardrail.violation_type).removeprefix("VIOLATION_TYPE_").lower()
+        for t in refused
     )
     degraded = [f"turn {t.turn} evaluation" for t in turns if t.degraded]
     if holistic.degraded:
@@ -63,7 +65,7 @@ def build_report(
 
 
 def guardrail_line(summary: gateway_pb2.GuardrailSummary) -> str:
-    """"2 turns refused: solution_request x1, jailbreak x1", most frequent first."""
+    """ "2 turns refused: solution_request x1, jailbreak x1", most frequent first."""
     if summary.refused_turns == 0:
         line = "no turns refused"
     else:

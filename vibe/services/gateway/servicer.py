@@ -4,14 +4,15 @@ requests to the core and its events to protobuf."""
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
+from vibe.platform.errors import grpc_errors
 from vibe.services.gateway.core import Gateway, Progress, ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.store import MessageRow, SessionRow
 from vibe.shared.convert import guardrail_to_pb
-from vibe.platform.errors import grpc_errors
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2
 from vibe_api.tutor.v1 import tutor_pb2
@@ -24,7 +25,7 @@ _STATUS = {
 _ROLE = {"user": tutor_pb2.ROLE_USER, "assistant": tutor_pb2.ROLE_ASSISTANT}
 
 
-def bearer_token(context: grpc.aio.ServicerContext) -> str | None:
+def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization" and isinstance(value, str):
             scheme, _, token = value.partition(" ")
@@ -62,15 +63,17 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self.gateway = gateway
 
     async def CreateSession(
-        self, request: gateway_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext
+        self, request: gateway_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.CreateSessionResponse:
         async with grpc_errors(context):
             session, token = await self.gateway.create_session(request.candidate_id, request.problem_id)
             problem = await self.gateway.problem(session.problem_id)
-            return gateway_pb2.CreateSessionResponse(session=session_to_pb(session, problem=problem), session_token=token)
+            return gateway_pb2.CreateSessionResponse(
+                session=session_to_pb(session, problem=problem), session_token=token
+            )
 
     async def GetSession(
-        self, request: gateway_pb2.GetSessionRequest, context: grpc.aio.ServicerContext
+        self, request: gateway_pb2.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.Session:
         async with grpc_errors(context):
             session, messages = await self.gateway.get_session(request.session_id, bearer_token(context))
@@ -78,7 +81,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             return session_to_pb(session, messages, problem)
 
     async def Chat(
-        self, request: gateway_pb2.ChatRequest, context: grpc.aio.ServicerContext
+        self, request: gateway_pb2.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[gateway_pb2.ChatEvent]:
         async with grpc_errors(context):
             events = self.gateway.chat(request.session_id, bearer_token(context), request.message)
@@ -102,7 +105,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                         )
 
     async def Submit(
-        self, request: gateway_pb2.SubmitRequest, context: grpc.aio.ServicerContext
+        self, request: gateway_pb2.SubmitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[gateway_pb2.SubmitEvent]:
         async with grpc_errors(context):
             events = self.gateway.submit(request.session_id, bearer_token(context), request.language, request.code)
@@ -118,7 +121,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                         yield gateway_pb2.SubmitEvent(report=event)
 
     async def GetReport(
-        self, request: gateway_pb2.GetReportRequest, context: grpc.aio.ServicerContext
+        self, request: gateway_pb2.GetReportRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.Report:
         async with grpc_errors(context):
             return await self.gateway.report(request.session_id, bearer_token(context))

@@ -12,9 +12,9 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from vibe.llm.base import GuardrailVerdict
 from vibe.platform.errors import Aborted, FailedPrecondition, NotFound
 from vibe.platform.hot_state import Keys
-from vibe.llm.base import GuardrailVerdict
 
 SESSION_CACHE_TTL_S = 24 * 3600
 
@@ -46,7 +46,8 @@ class MessageRow:
 _SESSION_COLUMNS = "session_id, candidate_id, problem_id, token_hash, status, turn_count, created_at, submitted_at"
 
 
-def _session(row: asyncpg.Record) -> SessionRow:
+def _session(row: asyncpg.Record | None) -> SessionRow:
+    assert row is not None, "the statement returns the session's row"
     return SessionRow(**dict(row))
 
 

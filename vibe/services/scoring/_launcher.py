@@ -150,7 +150,7 @@ def main() -> int:
 
     timed_out = False
 
-    def on_alarm(signum, frame):  # noqa: ARG001
+    def on_alarm(signum, frame):
         nonlocal timed_out
         timed_out = True
         try:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
+from vibe.platform.config import ScoringSettings
+from vibe.platform.db import connect_pool
+from vibe.platform.server import Registration, ServiceBundle
 from vibe.services.scoring.core import Scoring
 from vibe.services.scoring.judge import Judge
 from vibe.services.scoring.servicer import ScoringServicer
 from vibe.services.scoring.store import load_problems, sync_problem_bank
-from vibe.platform.config import ScoringSettings
-from vibe.platform.db import connect_pool
 from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
-from vibe.platform.server import Registration, ServiceBundle
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,9 @@ async def scoring_app(settings: ScoringSettings) -> AsyncIterator[ServiceBundle]
         yield ServiceBundle(
             name="scoring",
             addr=settings.addr,
-            registrations=[Registration(SERVICE_NAME, scoring_pb2_grpc.add_ScoringServicer_to_server, ScoringServicer(scoring))],
+            registrations=[
+                Registration(SERVICE_NAME, scoring_pb2_grpc.add_ScoringServicer_to_server, ScoringServicer(scoring))
+            ],
             grace_s=common.shutdown_grace_s,
         )
     finally:

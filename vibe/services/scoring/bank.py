@@ -79,8 +79,17 @@ class ProblemSpec:
     # The fields stored as the `problems.spec` JSON column (tests, references, the generator and
     # the checker are stored apart: never shown to candidates).
     SPEC_FIELDS = (
-        "statement", "statement_ko", "input_format", "output_format", "time_limit_ms", "memory_limit_mb",
-        "starter_code", "hints", "checker", "large_input_n", "float_tolerance",
+        "statement",
+        "statement_ko",
+        "input_format",
+        "output_format",
+        "time_limit_ms",
+        "memory_limit_mb",
+        "starter_code",
+        "hints",
+        "checker",
+        "large_input_n",
+        "float_tolerance",
     )
 
     @property
@@ -94,14 +103,28 @@ class ProblemSpec:
 
     @classmethod
     def from_stored(
-        cls, problem_id: str, title: str, difficulty: str, spec: dict[str, Any], reference_solution: str,
-        tests: tuple[TestCase, ...], references: dict[str, str], scale_generator: str, checker_source: str,
-    ) -> "ProblemSpec":
+        cls,
+        problem_id: str,
+        title: str,
+        difficulty: str,
+        spec: dict[str, Any],
+        reference_solution: str,
+        tests: tuple[TestCase, ...],
+        references: dict[str, str],
+        scale_generator: str,
+        checker_source: str,
+    ) -> ProblemSpec:
         fields = {name: spec[name] for name in cls.SPEC_FIELDS if name in spec}
         fields["hints"] = tuple(fields.get("hints", ()))
         return cls(
-            problem_id=problem_id, title=title, difficulty=difficulty, reference_solution=reference_solution,
-            tests=tests, references=references, scale_generator=scale_generator, checker_source=checker_source,
+            problem_id=problem_id,
+            title=title,
+            difficulty=difficulty,
+            reference_solution=reference_solution,
+            tests=tests,
+            references=references,
+            scale_generator=scale_generator,
+            checker_source=checker_source,
             **fields,
         )
 
@@ -184,8 +207,8 @@ def load_problem(folder: Path) -> ProblemSpec:
             raise _fail(pj, f"missing key {key!r}")
         value = spec[key]
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            raise _fail(pj, f"{key!r} must be of type {typ.__name__}, got {type(value).__name__}")
-        if typ is str and key != "starter_code" and not value.strip():
+            raise _fail(pj, f"{key!r} must be of type {getattr(typ, '__name__', typ)}, got {type(value).__name__}")
+        if isinstance(value, str) and key != "starter_code" and not value.strip():
             raise _fail(pj, f"{key!r} must not be empty")
     pid = spec["id"]
     if not _ID_RE.match(pid):
@@ -281,11 +304,7 @@ def load_problem_bank(root: Path = DEFAULT_PROBLEMS_DIR) -> list[ProblemSpec]:
     root = Path(root)
     if not root.is_dir():
         raise _fail(root, "problem bank directory does not exist")
-    problems = [
-        load_problem(d)
-        for d in sorted(root.iterdir())
-        if d.is_dir() and not d.name.startswith(("_", "."))
-    ]
+    problems = [load_problem(d) for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(("_", "."))]
     if not problems:
         raise _fail(root, "no problems found")
     return problems

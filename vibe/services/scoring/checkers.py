@@ -48,7 +48,7 @@ def _first_difference(e: list[bytes], g: list[bytes], same) -> str | None:
         return clip(f"token {k + 1}: expected `{_show([e[k]], 45)}`, got `{_show([g[k]], 45)}`")
     if len(g) < len(e):
         return clip(f"output ended after {len(g)} tokens, expected {len(e)}")
-    return clip(f"extra output after {len(e)} tokens: `{_show(g[len(e):len(e) + 3], 50)}`")
+    return clip(f"extra output after {len(e)} tokens: `{_show(g[len(e) : len(e) + 3], 50)}`")
 
 
 def compare_tokens(expected: bytes, got: bytes) -> str | None:
@@ -87,7 +87,12 @@ def compare_exact(expected: bytes, got: bytes) -> str | None:
 async def run_custom_checker(
     sandbox: Sandbox, checker_source: str, test_input: bytes, expected: bytes, got: bytes
 ) -> str | None:
-    files = {"checker.py": checker_source.encode(), "input.txt": test_input, "output.txt": got, "expected.txt": expected}
+    files = {
+        "checker.py": checker_source.encode(),
+        "input.txt": test_input,
+        "output.txt": got,
+        "expected.txt": expected,
+    }
     run = await sandbox.run(
         files, [PYTHON, "-I", "-S", "checker.py", "input.txt", "output.txt", "expected.txt"], b"", _CUSTOM_LIMITS
     )

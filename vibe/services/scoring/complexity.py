@@ -48,12 +48,12 @@ def fit(points: list[tuple[int, float]], baseline_ms: float) -> Fit:
     xs = [math.log(n) for n, _ in usable]
     ys = [math.log(w) for _, w in usable]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
 
     def error(a: int, b: int) -> float:
         shape = [a * x + b * math.log(x) for x in xs]
-        c = sum(y - s for y, s in zip(ys, shape)) / len(ys)
-        return sum((y - s - c) ** 2 for y, s in zip(ys, shape))
+        c = sum(y - s for y, s in zip(ys, shape, strict=True)) / len(ys)
+        return sum((y - s - c) ** 2 for y, s in zip(ys, shape, strict=True))
 
     label = min(CLASSES, key=lambda cls: error(cls[1], cls[2]))[0]
     return Fit(label, round(slope, 2), len(usable))

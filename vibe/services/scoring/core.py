@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncpg
 
+from vibe.platform.config import ScoringSettings
+from vibe.platform.errors import InvalidArgument, NotFound
 from vibe.services.scoring import store
 from vibe.services.scoring.bank import ProblemSpec
-from vibe.services.scoring.grading import final_scores
+from vibe.services.scoring.grading import FinalScores, final_scores
 from vibe.services.scoring.integrity import code_blocks, compare
 from vibe.services.scoring.judge import CheckResult, Judge, with_integrity
 from vibe.services.scoring.languages import UnsupportedLanguage
 from vibe.services.scoring.programs import MAX_SOURCE_BYTES
-from vibe.platform.config import ScoringSettings
-from vibe.platform.errors import InvalidArgument, NotFound
 
 
 class Scoring:
@@ -51,9 +51,9 @@ class Scoring:
 
     async def grade(
         self, session_id: str, holistic: float, aggregate_turns: float, performance: float, correctness: float
-    ) -> dict:
+    ) -> FinalScores:
         if not session_id.strip():
             raise InvalidArgument("session_id is required")
         scores = final_scores(self.settings, holistic, aggregate_turns, performance, correctness)
         await store.save_final_scores(self.db, session_id, scores)
-        return {"session_id": session_id, **scores}
+        return scores

@@ -35,6 +35,8 @@ import math
 import signal as signal_mod
 from dataclasses import dataclass, replace
 
+from vibe.platform.metrics import SANDBOX_RUNS
+from vibe.platform.telemetry import tracer
 from vibe.services.scoring import complexity
 from vibe.services.scoring.bank import ProblemSpec, TestCase
 from vibe.services.scoring.checkers import (
@@ -49,8 +51,6 @@ from vibe.services.scoring.integrity import NOT_CHECKED, IntegrityReport
 from vibe.services.scoring.languages import LANGUAGES, PYTHON, Language, language
 from vibe.services.scoring.programs import CompileError, Program, build, execute
 from vibe.services.scoring.sandbox import RunLimits, RunResult, Sandbox
-from vibe.platform.metrics import SANDBOX_RUNS
-from vibe.platform.telemetry import tracer
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +211,19 @@ def failure(run: RunResult, lang: Language, limits: RunLimits) -> tuple[Verdict,
     """The verdict of a run that did not finish normally (``None``: its output decides)."""
     if run.output_limit_hit:
         return Verdict.OUTPUT_LIMIT_EXCEEDED, f"more than {limits.output_bytes} bytes of output"
-    if not run.ok and run.looks_out_of_memory(lang.memory_error_markers, limits.memory_mb) and not (
-        run.cpu_limit_hit or run.timed_out
+    if (
+        not run.ok
+        and run.looks_out_of_memory(lang.memory_error_markers, limits.memory_mb)
+        and not (run.cpu_limit_hit or run.timed_out)
     ):
         return Verdict.MEMORY_LIMIT_EXCEEDED, f"memory limit of {limits.memory_mb} MB exceeded"
     if run.cpu_limit_hit:
         return Verdict.TIME_LIMIT_EXCEEDED, f"CPU time limit of {limits.cpu_time_s * 1000:g} ms exceeded"
     if run.timed_out:
-        return Verdict.TIME_LIMIT_EXCEEDED, f"wall-clock limit of {limits.wall_time_s:g} s exceeded (waiting or sleeping?)"
+        return (
+            Verdict.TIME_LIMIT_EXCEEDED,
+            f"wall-clock limit of {limits.wall_time_s:g} s exceeded (waiting or sleeping?)",
+        )
     if run.aborted:
         return Verdict.RUNTIME_ERROR, "the program killed the sandbox's launcher"
     if run.exit_code != 0 or run.signal is not None:
@@ -240,8 +245,7 @@ class Judge:
 
     # ------------------------------------------------------------------ output checking
 
-    async def _output_verdict(self, problem: ProblemSpec, test_input: bytes, expected: bytes,
-                              got: bytes) -> str | None:
+    async def _output_verdict(self, problem: ProblemSpec, test_input: bytes, expected: bytes, got: bytes) -> str | None:
         if problem.checker == "tokens":
             return compare_tokens(expected, got)
         if problem.checker == "float":
@@ -250,9 +254,12 @@ class Judge:
             return compare_exact(expected, got)
         return await run_custom_checker(self.sandbox, problem.checker_source, test_input, expected, got)
 
-    async def _judge_run(self, problem: ProblemSpec, program: Program, test_input: bytes, expected: bytes,
-                         limits: RunLimits) -> tuple[RunResult, Verdict, str]:
-        with tracer.start_as_current_span("sandbox.run", attributes={"sandbox.language": program.language.name}) as span:
+    async def _judge_run(
+        self, problem: ProblemSpec, program: Program, test_input: bytes, expected: bytes, limits: RunLimits
+    ) -> tuple[RunResult, Verdict, str]:
+        with tracer.start_as_current_span(
+            "sandbox.run", attributes={"sandbox.language": program.language.name}
+        ) as span:
             run = await execute(self.sandbox, program, test_input, limits)
             failed = failure(run, program.language, limits)
             if failed is not None:
@@ -325,8 +332,9 @@ class Judge:
 
     # ------------------------------------------------------------------ the submission
 
-    async def _judge_test(self, problem: ProblemSpec, program: Program, test: TestCase,
-                          profile: ReferenceProfile) -> TestOutcome:
+    async def _judge_test(
+        self, problem: ProblemSpec, program: Program, test: TestCase, profile: ReferenceProfile
+    ) -> TestOutcome:
         limits = run_limits(problem, profile.time_limit_ms, test.expected)
         run, verdict, detail = await self._judge_run(problem, program, test.input, test.expected, limits)
         cpu = run.cpu_ms
@@ -344,13 +352,21 @@ class Judge:
             else:
                 detail = f"hidden test: {detail}"
         return TestOutcome(
-            test_id=test.test_id, hidden=test.hidden, verdict=verdict, cpu_ms=cpu, wall_ms=run.wall_ms,
-            peak_memory_kb=run.peak_memory_kb, exit_code=run.exit_code, detail=clip(detail),
-            reference_cpu_ms=profile.test_cpu_ms.get(test.test_id), signal=run.signal,
+            test_id=test.test_id,
+            hidden=test.hidden,
+            verdict=verdict,
+            cpu_ms=cpu,
+            wall_ms=run.wall_ms,
+            peak_memory_kb=run.peak_memory_kb,
+            exit_code=run.exit_code,
+            detail=clip(detail),
+            reference_cpu_ms=profile.test_cpu_ms.get(test.test_id),
+            signal=run.signal,
         )
 
-    async def _scaling(self, problem: ProblemSpec, program: Program, profile: ReferenceProfile,
-                       baseline_ms: float) -> Complexity | None:
+    async def _scaling(
+        self, problem: ProblemSpec, program: Program, profile: ReferenceProfile, baseline_ms: float
+    ) -> Complexity | None:
         if not profile.scaling:
             return None
         points: list[ScalingPoint] = []
@@ -391,8 +407,15 @@ class Judge:
         scaling = await self._scaling(problem, program, profile, min(accepted, default=0.0))
         return await self._result(problem, lang, outcomes, "", profile.time_limit_ms, scaling)
 
-    async def _result(self, problem: ProblemSpec, lang: Language, outcomes: list[TestOutcome],
-                      compile_output: str, time_limit_ms: int, scaling: Complexity | None) -> CheckResult:
+    async def _result(
+        self,
+        problem: ProblemSpec,
+        lang: Language,
+        outcomes: list[TestOutcome],
+        compile_output: str,
+        time_limit_ms: int,
+        scaling: Complexity | None,
+    ) -> CheckResult:
         total = len(outcomes)
         passed = sum(o.verdict is Verdict.ACCEPTED for o in outcomes)
         failing = next((o.verdict for o in outcomes if o.verdict is not Verdict.ACCEPTED), None)

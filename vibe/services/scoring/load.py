@@ -8,10 +8,10 @@ import asyncio
 import sys
 from pathlib import Path
 
+from vibe.platform.config import CommonSettings
+from vibe.platform.db import connect_pool
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR, ProblemBankError, load_problem_bank
 from vibe.services.scoring.store import sync_problem_bank
-from vibe.platform.config import ScoringSettings
-from vibe.platform.db import connect_pool
 
 
 async def load(problems_dir: Path) -> int:
@@ -20,7 +20,7 @@ async def load(problems_dir: Path) -> int:
     except ProblemBankError as exc:
         print(f"problem bank is invalid: {exc}", file=sys.stderr)
         return 2
-    common = ScoringSettings.from_env().common
+    common = CommonSettings.from_env(who="problems load")
     db = await connect_pool(common.database_url, common.db_schema)
     try:
         changed = await sync_problem_bank(db, problems)

@@ -12,8 +12,13 @@ MAX_SOURCE_BYTES = 256 * 1024
 #: The compiler's own limits (g++ -O2 on a contest-sized file needs ~1 s and ~200 MB; it forks
 #: cc1plus, as, collect2 and ld).
 COMPILE_LIMITS = RunLimits(
-    cpu_time_s=20, wall_time_s=30, memory_mb=1024, output_bytes=64 * 1024,
-    file_size_bytes=64 << 20, max_processes=16, address_space_headroom_mb=64,
+    cpu_time_s=20,
+    wall_time_s=30,
+    memory_mb=1024,
+    output_bytes=64 * 1024,
+    file_size_bytes=64 << 20,
+    max_processes=16,
+    address_space_headroom_mb=64,
 )
 
 
@@ -46,13 +51,18 @@ async def build(sandbox: Sandbox, language: Language, source: str) -> Program | 
     return Program(language, {**files, **run.files})
 
 
-async def execute(sandbox: Sandbox, program: Program, stdin: bytes, limits: RunLimits,
-                  args: tuple[str, ...] = ()) -> RunResult:
+async def execute(
+    sandbox: Sandbox, program: Program, stdin: bytes, limits: RunLimits, args: tuple[str, ...] = ()
+) -> RunResult:
     """Run ``program`` once; ``limits.memory_mb`` is the program's, the runtime's headroom is added."""
     lang = program.language
     sized = RunLimits(
-        cpu_time_s=limits.cpu_time_s, wall_time_s=limits.wall_time_s, memory_mb=limits.memory_mb,
-        output_bytes=limits.output_bytes, file_size_bytes=limits.file_size_bytes,
-        max_processes=limits.max_processes, address_space_headroom_mb=lang.address_space_headroom_mb,
+        cpu_time_s=limits.cpu_time_s,
+        wall_time_s=limits.wall_time_s,
+        memory_mb=limits.memory_mb,
+        output_bytes=limits.output_bytes,
+        file_size_bytes=limits.file_size_bytes,
+        max_processes=limits.max_processes,
+        address_space_headroom_mb=lang.address_space_headroom_mb,
     )
     return await sandbox.run(program.files, [*lang.run_argv(limits.memory_mb), *args], stdin, sized)

@@ -28,9 +28,9 @@ import signal
 import stat
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from vibe.services.scoring.isolation import (
     BOX,
@@ -350,7 +350,7 @@ class Sandbox:
             # background children, so it is not the exit signal.
             try:
                 await asyncio.wait_for(asyncio.shield(reports_done), limits.wall_time_s + _BACKSTOP_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 backstop_hit = True
         finally:
             # Whatever happened (including cancellation): leave nothing running.  Under bwrap,
@@ -366,8 +366,9 @@ class Sandbox:
                     t.exception()  # mark retrieved
             transport.close()
         wall_parent = time.monotonic() - started
-        return _result(reports[-1] if reports else None, out, err, limits, mode, wall_parent,
-                       backstop_hit, output_limit_hit)
+        return _result(
+            reports[-1] if reports else None, out, err, limits, mode, wall_parent, backstop_hit, output_limit_hit
+        )
 
 
 def _result(
@@ -386,11 +387,22 @@ def _result(
         timed_out = backstop_hit or wall_parent >= limits.wall_time_s
         aborted = not timed_out and not output_limit_hit
         if aborted:
-            stderr = (stderr + b"\nsandbox: the run was aborted (the program killed its launcher)\n")[-STDERR_KEEP_BYTES:]
+            stderr = (stderr + b"\nsandbox: the run was aborted (the program killed its launcher)\n")[
+                -STDERR_KEEP_BYTES:
+            ]
         return RunResult(
-            exit_code=None, signal=signal.SIGKILL, cpu_ms=0.0, wall_ms=round(wall_parent * 1000, 3),
-            peak_memory_kb=0, stdout=out.data(), stderr=stderr, timed_out=timed_out,
-            cpu_limit_hit=False, output_limit_hit=output_limit_hit, aborted=aborted, isolation=mode,
+            exit_code=None,
+            signal=signal.SIGKILL,
+            cpu_ms=0.0,
+            wall_ms=round(wall_parent * 1000, 3),
+            peak_memory_kb=0,
+            stdout=out.data(),
+            stderr=stderr,
+            timed_out=timed_out,
+            cpu_limit_hit=False,
+            output_limit_hit=output_limit_hit,
+            aborted=aborted,
+            isolation=mode,
         )
     sig = final["signal"]
     cpu_ms = round(float(final["cpu_s"]) * 1000, 3)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import grpc
 
+from vibe.platform.errors import grpc_errors
 from vibe.services.scoring.bank import ProblemSpec
 from vibe.services.scoring.core import Scoring
 from vibe.services.scoring.integrity import IntegrityReport
 from vibe.services.scoring.judge import CheckResult, Complexity, Verdict
 from vibe.services.scoring.languages import LANGUAGES
-from vibe.platform.errors import grpc_errors
 from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 
@@ -35,8 +38,9 @@ def problem_to_pb(p: ProblemSpec) -> scoring_pb2.Problem:
     )
 
 
-def _verdict(v: Verdict) -> int:
-    return scoring_pb2.Verdict.Value("VERDICT_" + str(v).upper())
+def _verdict(v: Verdict) -> str:
+    """The proto enum's name (protobuf takes names as well as numbers)."""
+    return "VERDICT_" + str(v).upper()
 
 
 def complexity_to_pb(c: Complexity | None) -> scoring_pb2.ComplexityEstimate | None:
@@ -49,7 +53,9 @@ def complexity_to_pb(c: Complexity | None) -> scoring_pb2.ComplexityEstimate | N
         reference_class=c.reference_class,
         reference_exponent=c.reference_exponent or 0.0,
         points=[
-            scoring_pb2.ScalingPoint(n=p.n, verdict=_verdict(p.verdict), cpu_ms=p.cpu_ms, reference_cpu_ms=p.reference_cpu_ms)
+            scoring_pb2.ScalingPoint(
+                n=p.n, verdict=_verdict(p.verdict), cpu_ms=p.cpu_ms, reference_cpu_ms=p.reference_cpu_ms
+            )
             for p in c.points
         ],
         sizes=c.sizes,
@@ -111,14 +117,16 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         self.scoring = scoring
 
     async def CheckCode(
-        self, request: scoring_pb2.CheckCodeRequest, context: grpc.aio.ServicerContext
+        self, request: scoring_pb2.CheckCodeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> scoring_pb2.CheckCodeResponse:
         async with grpc_errors(context):
-            result = await self.scoring.check_code(request.problem_id, request.language, request.code, request.session_id)
+            result = await self.scoring.check_code(
+                request.problem_id, request.language, request.code, request.session_id
+            )
             return check_result_to_pb(result)
 
     async def GradeSession(
-        self, request: scoring_pb2.GradeSessionRequest, context: grpc.aio.ServicerContext
+        self, request: scoring_pb2.GradeSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> scoring_pb2.FinalScores:
         async with grpc_errors(context):
             scores = await self.scoring.grade(
@@ -128,16 +136,16 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                 request.performance_score,
                 request.correctness_score,
             )
-            return scoring_pb2.FinalScores(**scores)
+            return scoring_pb2.FinalScores(session_id=request.session_id, **dataclasses.asdict(scores))
 
     async def GetProblem(
-        self, request: scoring_pb2.GetProblemRequest, context: grpc.aio.ServicerContext
+        self, request: scoring_pb2.GetProblemRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> scoring_pb2.Problem:
         async with grpc_errors(context):
             return problem_to_pb(self.scoring.problem(request.problem_id))
 
     async def ListProblems(
-        self, request: scoring_pb2.ListProblemsRequest, context: grpc.aio.ServicerContext
+        self, request: scoring_pb2.ListProblemsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> scoring_pb2.ListProblemsResponse:
         async with grpc_errors(context):
             return scoring_pb2.ListProblemsResponse(problems=[problem_to_pb(p) for p in self.scoring.problems.values()])

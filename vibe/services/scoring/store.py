@@ -9,15 +9,24 @@ import json
 
 import asyncpg
 
-from vibe.services.scoring.bank import ProblemSpec, TestCase, load_problem_bank
-from vibe.services.scoring.judge import CheckResult
 from vibe.platform.errors import FailedPrecondition, NotFound
+from vibe.services.scoring.bank import ProblemSpec, TestCase, load_problem_bank
+from vibe.services.scoring.grading import FinalScores
+from vibe.services.scoring.judge import CheckResult
 
 
 def _content_hash(p: ProblemSpec) -> str:
     h = hashlib.sha256(
         json.dumps(
-            [p.title, p.difficulty, p.spec_json(), p.reference_solution, p.references, p.scale_generator, p.checker_source],
+            [
+                p.title,
+                p.difficulty,
+                p.spec_json(),
+                p.reference_solution,
+                p.references,
+                p.scale_generator,
+                p.checker_source,
+            ],
             sort_keys=True,
         ).encode()
     )
@@ -38,7 +47,10 @@ async def sync_problem_bank(db: asyncpg.Pool, problems: list[ProblemSpec] | None
     changed = []
     async with db.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('vibe-problem-bank'))")
-        current = {r["problem_id"]: r["content_hash"] for r in await conn.fetch("SELECT problem_id, content_hash FROM problems")}
+        current = {
+            r["problem_id"]: r["content_hash"]
+            for r in await conn.fetch("SELECT problem_id, content_hash FROM problems")
+        }
         for p in problems:
             digest = _content_hash(p)
             if current.get(p.problem_id) == digest:
@@ -54,8 +66,15 @@ async def sync_problem_bank(db: asyncpg.Pool, problems: list[ProblemSpec] | None
                     scale_generator = EXCLUDED.scale_generator, checker_source = EXCLUDED.checker_source,
                     updated_at = now()
                 """,
-                p.problem_id, p.title, p.difficulty, json.dumps(p.spec_json(), ensure_ascii=False),
-                p.reference_solution, digest, json.dumps(p.references), p.scale_generator, p.checker_source,
+                p.problem_id,
+                p.title,
+                p.difficulty,
+                json.dumps(p.spec_json(), ensure_ascii=False),
+                p.reference_solution,
+                digest,
+                json.dumps(p.references),
+                p.scale_generator,
+                p.checker_source,
             )
             await conn.execute("DELETE FROM problem_tests WHERE problem_id = $1", p.problem_id)
             await conn.executemany(
@@ -83,8 +102,14 @@ async def load_problems(db: asyncpg.Pool) -> dict[str, ProblemSpec]:
         " checker_source FROM problems ORDER BY problem_id"
     ):
         problems[r["problem_id"]] = ProblemSpec.from_stored(
-            r["problem_id"], r["title"], r["difficulty"], json.loads(r["spec"]), r["reference_solution"],
-            tuple(tests.get(r["problem_id"], ())), json.loads(r["reference_solutions"]), r["scale_generator"],
+            r["problem_id"],
+            r["title"],
+            r["difficulty"],
+            json.loads(r["spec"]),
+            r["reference_solution"],
+            tuple(tests.get(r["problem_id"], ())),
+            json.loads(r["reference_solutions"]),
+            r["scale_generator"],
             r["checker_source"],
         )
     return problems
@@ -99,7 +124,17 @@ async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResu
             "INSERT INTO test_results (session_id, test_id, hidden, verdict, cpu_ms, wall_ms, peak_memory_kb,"
             " exit_code, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             [
-                (session_id, t.test_id, t.hidden, str(t.verdict), t.cpu_ms, t.wall_ms, t.peak_memory_kb, t.exit_code, t.detail)
+                (
+                    session_id,
+                    t.test_id,
+                    t.hidden,
+                    str(t.verdict),
+                    t.cpu_ms,
+                    t.wall_ms,
+                    t.peak_memory_kb,
+                    t.exit_code,
+                    t.detail,
+                )
                 for t in result.tests
             ],
         )
@@ -111,7 +146,10 @@ async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResu
                 time_limit_ms = EXCLUDED.time_limit_ms, complexity = EXCLUDED.complexity,
                 integrity = EXCLUDED.integrity, created_at = now()
             """,
-            session_id, result.language, result.isolation_mode, result.time_limit_ms,
+            session_id,
+            result.language,
+            result.isolation_mode,
+            result.time_limit_ms,
             json.dumps(dataclasses.asdict(result.complexity) if result.complexity else None),
             json.dumps(dataclasses.asdict(result.integrity)),
         )
@@ -125,7 +163,7 @@ async def tutor_replies(db: asyncpg.Pool, session_id: str) -> list[tuple[int, st
     return [(r["turn"], r["content"]) for r in rows]
 
 
-async def save_final_scores(db: asyncpg.Pool, session_id: str, scores: dict) -> None:
+async def save_final_scores(db: asyncpg.Pool, session_id: str, scores: FinalScores) -> None:
     try:
         await db.execute(
             """
@@ -138,9 +176,15 @@ async def save_final_scores(db: asyncpg.Pool, session_id: str, scores: dict) -> 
                 total_score = EXCLUDED.total_score, grade = EXCLUDED.grade, formula = EXCLUDED.formula,
                 created_at = now()
             """,
-            session_id, scores["holistic_flow_score"], scores["aggregate_turn_score"], scores["prompt_score"],
-            scores["performance_score"], scores["correctness_score"], scores["total_score"], scores["grade"],
-            scores["formula"],
+            session_id,
+            scores.holistic_flow_score,
+            scores.aggregate_turn_score,
+            scores.prompt_score,
+            scores.performance_score,
+            scores.correctness_score,
+            scores.total_score,
+            scores.grade,
+            scores.formula,
         )
     except asyncpg.ForeignKeyViolationError:
         raise NotFound(f"no session {session_id!r}") from None

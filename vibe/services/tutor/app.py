@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
+from vibe.llm import make_provider
+from vibe.llm.traced import TracedLLM
+from vibe.platform.config import TutorSettings
+from vibe.platform.db import connect_pool
+from vibe.platform.hot_state import Keys, connect_redis
+from vibe.platform.server import Registration, ServiceBundle
 from vibe.services.tutor.core import Tutor
 from vibe.services.tutor.leak import LeakGuard
 from vibe.services.tutor.memory import ConversationMemory
 from vibe.services.tutor.servicer import TutorServicer
-from vibe.platform.config import TutorSettings
-from vibe.platform.db import connect_pool
-from vibe.platform.hot_state import Keys, connect_redis
-from vibe.llm import make_provider
-from vibe.platform.telemetry import TracedLLM
-from vibe.platform.server import Registration, ServiceBundle
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 
 SERVICE_NAME = tutor_pb2.DESCRIPTOR.services_by_name["Tutor"].full_name

@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, replace
-from typing import AsyncIterator, Sequence
+from typing import Any
 
 import asyncpg
 
-from vibe.services.tutor.hints import DEFAULT_LOW_EFFORT_LIMIT, decide_guidance
-from vibe.services.tutor.leak import LeakCheck, LeakGuard, cut_notice
-from vibe.services.tutor.memory import ConversationMemory
-from vibe.platform.errors import InvalidArgument, Unavailable
 from vibe.llm.base import Exchange, GuardrailVerdict, LLMProvider, LLMUnavailable, ProblemContext, TutorGuidance
 from vibe.llm.usage import UsageMeter, metered
 from vibe.llm.usage_store import PHASE_CHAT, save_calls
+from vibe.platform.errors import InvalidArgument, Unavailable
+from vibe.services.tutor.hints import DEFAULT_LOW_EFFORT_LIMIT, decide_guidance
+from vibe.services.tutor.leak import LeakCheck, LeakGuard, cut_notice
+from vibe.services.tutor.memory import ConversationMemory
 from vibe.shared.records import load_exchanges, load_problem_context
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class Reply:
     `chunks` ends."""
 
     verdict: asyncio.Future[GuardrailVerdict]
-    chunks: AsyncIterator[str]
+    chunks: AsyncGenerator[str, None]
     leak: LeakCheck
 
 
@@ -58,7 +59,7 @@ class Tutor:
         return self._problems[problem_id]
 
     @contextlib.asynccontextmanager
-    async def reply(self, session_id: str, turn: int, problem_id: str, message: str) -> AsyncIterator[Reply]:
+    async def reply(self, session_id: str, turn: int, problem_id: str, message: str) -> AsyncGenerator[Reply, None]:
         """The reply to one turn and its guardrail verdict. On the way out, however the
         reply ended, the LLM requests are closed and the turn's LLM usage is stored."""
         with metered() as meter:
@@ -74,9 +75,7 @@ class Tutor:
                 # Shielded: a candidate leaving must not lose the record of what was spent.
                 await asyncio.shield(self._save_usage(session_id, turn, meter))
 
-    async def start_reply(
-        self, session_id: str, turn: int, problem_id: str, message: str
-    ) -> Reply:
+    async def start_reply(self, session_id: str, turn: int, problem_id: str, message: str) -> Reply:
         """The guardrail check (running) and the reply stream for `message`, leak-checked."""
         if not session_id or not problem_id:
             raise InvalidArgument("session_id and problem_id are required")
@@ -109,7 +108,7 @@ class Tutor:
         history: Sequence[Exchange],
         message: str,
         guidance: TutorGuidance | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """The reply, started on the bet that the message is fine (it almost always is)
         while the guardrail decides, so a model-based guardrail costs no time to first
         chunk.
@@ -120,23 +119,24 @@ class Tutor:
         either way, since the verdict travels with the end of the reply.
         """
         speculative = self.llm.stream_tutor_reply(problem, history, message, GuardrailVerdict.ok(), guidance)
-        first = asyncio.ensure_future(anext(speculative, None))
+        first = asyncio.ensure_future(_next_or_none(speculative))
         try:
-            await asyncio.wait([verdict, first], return_when=asyncio.FIRST_COMPLETED)
+            racing: list[asyncio.Future[Any]] = [verdict, first]
+            await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
             if verdict.done() and verdict.result().violated:
                 await _discard(first, speculative)
                 async with contextlib.aclosing(
-                    self.llm.stream_tutor_reply(problem, history, message, verdict.result(), guidance)  # type: ignore[type-var]
+                    self.llm.stream_tutor_reply(problem, history, message, verdict.result(), guidance)
                 ) as refusal:
-                    async for chunk in refusal:
-                        yield chunk
+                    async for piece in refusal:
+                        yield piece
                 return
             chunk = await first
             while chunk is not None:
                 yield chunk
                 if verdict.done() and verdict.result().violated:
                     break
-                chunk = await anext(speculative, None)
+                chunk = await _next_or_none(speculative)
             if (await verdict).violated:
                 yield _CUT_OFF.format(reason=verdict.result().reason)
         finally:
@@ -159,22 +159,29 @@ async def _settle(task: asyncio.Future[GuardrailVerdict]) -> None:
         task.exception()
 
 
-async def _discard(first_chunk: asyncio.Future[str | None], stream: AsyncIterator[str]) -> None:
+async def _next_or_none(stream: AsyncGenerator[str, None]) -> str | None:
+    try:
+        return await anext(stream)
+    except StopAsyncIteration:
+        return None
+
+
+async def _discard(first_chunk: asyncio.Future[str | None], stream: AsyncGenerator[str, None]) -> None:
     """Drops a speculative reply: its pending first chunk, then the stream itself."""
     first_chunk.cancel()  # a no-op when it is done
     await asyncio.wait([first_chunk])  # unlike awaiting it, lets our own cancellation through
     if not first_chunk.cancelled():
         first_chunk.exception()  # its outcome no longer matters; mark it retrieved
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
 
 async def _leak_checked(
-    chunks: AsyncIterator[str], leak: LeakCheck, cut: str, verdict: asyncio.Future[GuardrailVerdict]
-) -> AsyncIterator[str]:
+    chunks: AsyncGenerator[str, None], leak: LeakCheck, cut: str, verdict: asyncio.Future[GuardrailVerdict]
+) -> AsyncGenerator[str, None]:
     """Each chunk goes out only once the reply so far, it included, is below the leak
     threshold. The chunk that reaches it and the rest of the reply are dropped (the
     model's request is closed at once) and `cut` is sent in their place."""
-    async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+    async with contextlib.aclosing(chunks):
         async for chunk in chunks:
             if leak.feed(chunk):
                 log.warning(
@@ -190,11 +197,11 @@ async def _leak_checked(
     await asyncio.wait([verdict])
 
 
-async def _unavailable_as_service_error(chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+async def _unavailable_as_service_error(chunks: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
     """LLMUnavailable becomes UNAVAILABLE with a message the candidate can act on; the
     gateway then stores nothing for the turn, so sending the message again is the retry."""
     try:
-        async with contextlib.aclosing(chunks):  # type: ignore[type-var]
+        async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 yield chunk
     except LLMUnavailable as exc:

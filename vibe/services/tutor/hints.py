@@ -18,28 +18,154 @@ model, no clock), so it is replayed over the history instead of being stored:
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from vibe.llm.base import Exchange, ProblemContext, TutorGuidance, Violation
-from vibe.llm.offline.guardrail import check_guardrail_text
-from vibe.llm.offline.intent import is_hint_like
-from vibe.llm.offline.text import CODE_BLOCK, INLINE_CODE
+from vibe.llm.offline import check_guardrail_text, contains_code, is_hint_like
 
 DEFAULT_LOW_EFFORT_LIMIT = 3
 
 # Words that carry no work of the candidate's own: a message made only of these is a
 # bare request for more help.
 _FILLER_EN = frozenset(
-    """just tell me give show send the a an another next more one two hint hints clue clues tip tips please pls plz
-    i i'm im dont don't do does not no know idk idea help answer solution code stuck again what what's whats
-    now so and then continue go on keep going still can you could would just some any it lost give up
-    have got am really seriously come dude hmm um uh huh step steps other new
-    explain it that this how why""".split()
+    [
+        "just",
+        "tell",
+        "me",
+        "give",
+        "show",
+        "send",
+        "the",
+        "a",
+        "an",
+        "another",
+        "next",
+        "more",
+        "one",
+        "two",
+        "hint",
+        "hints",
+        "clue",
+        "clues",
+        "tip",
+        "tips",
+        "please",
+        "pls",
+        "plz",
+        "i",
+        "i'm",
+        "im",
+        "dont",
+        "don't",
+        "do",
+        "does",
+        "not",
+        "no",
+        "know",
+        "idk",
+        "idea",
+        "help",
+        "answer",
+        "solution",
+        "code",
+        "stuck",
+        "again",
+        "what",
+        "what's",
+        "whats",
+        "now",
+        "so",
+        "and",
+        "then",
+        "continue",
+        "go",
+        "on",
+        "keep",
+        "going",
+        "still",
+        "can",
+        "you",
+        "could",
+        "would",
+        "just",
+        "some",
+        "any",
+        "it",
+        "lost",
+        "give",
+        "up",
+        "have",
+        "got",
+        "am",
+        "really",
+        "seriously",
+        "come",
+        "dude",
+        "hmm",
+        "um",
+        "uh",
+        "huh",
+        "step",
+        "steps",
+        "other",
+        "new",
+        "explain",
+        "it",
+        "that",
+        "this",
+        "how",
+        "why",
+    ]
 )
 _FILLER_KO = frozenset(
-    """힌트 더 좀 다음 몰라 모르겠어 모르겠다 모르겠어요 모르겠는데 몰라요 그냥 답 정답 뭐야 뭔데 제발 빨리 하나 또 계속
-    포기 포기할래 글쎄 다시 그래서 그럼 추가 하나만 주라 줘 줘요 주세요 알려 알려줘 알려줘요 알려주세요 도와 도와줘 도와주세요
-    어떻게 해 해줘 뭐 진짜 아직 전혀""".split()
+    [
+        "힌트",
+        "더",
+        "좀",
+        "다음",
+        "몰라",
+        "모르겠어",
+        "모르겠다",
+        "모르겠어요",
+        "모르겠는데",
+        "몰라요",
+        "그냥",
+        "답",
+        "정답",
+        "뭐야",
+        "뭔데",
+        "제발",
+        "빨리",
+        "하나",
+        "또",
+        "계속",
+        "포기",
+        "포기할래",
+        "글쎄",
+        "다시",
+        "그래서",
+        "그럼",
+        "추가",
+        "하나만",
+        "주라",
+        "줘",
+        "줘요",
+        "주세요",
+        "알려",
+        "알려줘",
+        "알려줘요",
+        "알려주세요",
+        "도와",
+        "도와줘",
+        "도와주세요",
+        "어떻게",
+        "해",
+        "해줘",
+        "뭐",
+        "진짜",
+        "아직",
+        "전혀",
+    ]
 )
 _KO_VERB_STEMS = ("알려", "몰라", "모르", "도와", "주세", "줘", "줄래", "포기", "가르쳐", "말해")
 _KO_PARTICLE = re.compile(r"(?:으로|에서|에게|까지|부터|은|는|이|가|을|를|에|의|로|와|과|도|만|요)$")
@@ -54,7 +180,7 @@ _MAX_LOW_EFFORT_TOKENS = 12
 
 def is_low_effort(message: str) -> bool:
     """A bare request for more help: no code, no numbers, nothing but filler words."""
-    if CODE_BLOCK.search(message) or INLINE_CODE.search(message):
+    if contains_code(message):
         return False
     tokens = _TOKEN.findall(message.lower())
     if len(tokens) > _MAX_LOW_EFFORT_TOKENS or _ACKNOWLEDGEMENT.match(message):

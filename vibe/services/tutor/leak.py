@@ -17,12 +17,12 @@ the chunk (one hash per character, see `StreamFingerprinter`), never to the repl
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
-from vibe.shared.fingerprint import StreamFingerprinter, text_fingerprints
 from vibe.llm.base import Exchange, ProblemContext, TutorGuidance
-from vibe.llm.offline.text import is_korean
+from vibe.llm.offline import is_korean
+from vibe.shared.fingerprint import StreamFingerprinter, text_fingerprints
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class LeakCheck:
         self.references = references
         self.threshold = threshold
         self._stream = StreamFingerprinter(identifiers=True)
-        self._found = {language: 0 for language in references}
+        self._found = dict.fromkeys(references, 0)
         self._best = NOT_CHECKED
 
     @property

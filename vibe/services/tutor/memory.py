@@ -17,13 +17,14 @@ lost summary is rebuilt from the stored turns, in batches that each fit the budg
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
+from typing import cast
 
 import redis.asyncio as aioredis
 
-from vibe.platform.hot_state import Keys
 from vibe.llm.base import Exchange, LLMProvider, ProblemContext
+from vibe.platform.hot_state import Keys
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class ConversationMemory:
         return [b for b in batches if b]
 
     async def _load(self, session_id: str, exchanges: Sequence[Exchange]) -> tuple[int, str]:
-        stored = await self.redis.hgetall(self.keys.memory_summary(session_id))
+        stored = cast("dict[str, str]", await self.redis.hgetall(self.keys.memory_summary(session_id)))
         try:
             through, summary = int(stored.get("through_turn", 0)), stored.get("summary", "")
         except ValueError:

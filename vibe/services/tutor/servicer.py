@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
+from vibe.platform.errors import grpc_errors
 from vibe.services.tutor.core import Tutor
 from vibe.shared.convert import guardrail_to_pb
-from vibe.platform.errors import grpc_errors
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 
 _END = object()
@@ -20,7 +21,7 @@ class TutorServicer(tutor_pb2_grpc.TutorServicer):
         self.tutor = tutor
 
     async def StreamReply(
-        self, request: tutor_pb2.StreamReplyRequest, context: grpc.aio.ServicerContext
+        self, request: tutor_pb2.StreamReplyRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[tutor_pb2.StreamReplyResponse]:
         """The reply is produced in a task of its own, through a one-slot queue.
 
@@ -34,7 +35,12 @@ class TutorServicer(tutor_pb2_grpc.TutorServicer):
         """
         events: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
         producer = asyncio.create_task(self._produce(request, events))
-        context.add_done_callback(lambda _: producer.cancel())
+
+        def cancel_producer(_: Any) -> None:
+            producer.cancel()
+
+        # typeshed wants its private _DoneCallback class; any callable taking the context works.
+        context.add_done_callback(cancel_producer)  # type: ignore[arg-type]
         try:
             async with grpc_errors(context):
                 while (event := await events.get()) is not _END:

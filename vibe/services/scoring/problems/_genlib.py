@@ -10,9 +10,9 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 MAX_TEST_BYTES = 2 * 1024 * 1024
 
@@ -38,7 +38,9 @@ def build(problem_dir: Path, tests: list[Test], brute: Callable[[str], str], bru
         start = time.perf_counter()
         out = subprocess.run(
             [sys.executable, str(problem_dir / "reference.py")],
-            input=data.encode(), capture_output=True, check=True,
+            input=data.encode(),
+            capture_output=True,
+            check=True,
         ).stdout
         elapsed = time.perf_counter() - start
         (tdir / f"{tid}.out").write_bytes(out)

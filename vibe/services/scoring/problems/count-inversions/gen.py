@@ -6,7 +6,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from _genlib import Test, build  # noqa: E402
+from _genlib import Test, build
 
 LARGE_N = 100_000
 
@@ -14,7 +14,7 @@ LARGE_N = 100_000
 def brute(data: str) -> str:
     tok = data.split()
     n = int(tok[0])
-    a = list(map(int, tok[1:1 + n]))
+    a = list(map(int, tok[1 : 1 + n]))
     return str(sum(1 for i in range(n) for j in range(i + 1, n) if a[i] > a[j]))
 
 
@@ -24,7 +24,7 @@ def fmt(nums):
 
 def main():
     rng = random.Random(99)
-    big_random = [rng.randint(-10**9, 10**9) for _ in range(LARGE_N)]
+    big_random = [rng.randint(-(10**9), 10**9) for _ in range(LARGE_N)]
     # large 2: descending with many duplicates -> close to n^2/2 inversions (needs > 32 bits)
     big_desc = sorted((rng.randint(0, 5000) for _ in range(LARGE_N)), reverse=True)
     tests = [
@@ -33,7 +33,7 @@ def main():
         Test(fmt([7]), hidden=True),  # n = 1
         Test(fmt([3, 3, 3, 3]), hidden=True),  # equal values are not inversions
         Test(fmt([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), hidden=True),
-        Test(fmt([rng.randint(-10**9, 10**9) for _ in range(300)]), hidden=True),
+        Test(fmt([rng.randint(-(10**9), 10**9) for _ in range(300)]), hidden=True),
         Test(fmt([rng.randint(-5, 5) for _ in range(2500)]), hidden=True),  # medium, duplicates
         Test(fmt(big_random), hidden=True, large=True),
         Test(fmt(big_desc), hidden=True, large=True),

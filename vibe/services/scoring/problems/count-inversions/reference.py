@@ -34,7 +34,7 @@ def count_inversions(a):
 def main():
     data = sys.stdin.buffer.read().split()
     n = int(data[0])
-    a = list(map(int, data[1:1 + n]))
+    a = list(map(int, data[1 : 1 + n]))
     sys.stdout.write(f"{count_inversions(a)}\n")
 
 

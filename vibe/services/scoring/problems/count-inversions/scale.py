@@ -6,7 +6,7 @@ import sys
 
 def generate(n: int) -> str:
     rng = random.Random(n)
-    return f"{n}\n{' '.join(str(rng.randint(-10**9, 10**9)) for _ in range(n))}\n"
+    return f"{n}\n{' '.join(str(rng.randint(-(10**9), 10**9)) for _ in range(n))}\n"
 
 
 if __name__ == "__main__":

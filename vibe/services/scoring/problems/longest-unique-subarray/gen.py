@@ -6,7 +6,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from _genlib import Test, build  # noqa: E402
+from _genlib import Test, build
 
 LARGE_N = 200_000
 
@@ -14,11 +14,11 @@ LARGE_N = 200_000
 def brute(data: str) -> str:
     tok = data.split()
     n = int(tok[0])
-    a = list(map(int, tok[1:1 + n]))
+    a = list(map(int, tok[1 : 1 + n]))
     best = 0
     for i in range(n):
         for j in range(i, n):
-            if len(set(a[i:j + 1])) != j - i + 1:
+            if len(set(a[i : j + 1])) != j - i + 1:
                 break
             best = max(best, j - i + 1)
     return str(best)

@@ -18,7 +18,7 @@ def longest_unique(nums):
 def main():
     data = sys.stdin.buffer.read().split()
     n = int(data[0])
-    nums = data[1:1 + n]  # equal values <=> equal tokens (no leading zeros in the input)
+    nums = data[1 : 1 + n]  # equal values <=> equal tokens (no leading zeros in the input)
     sys.stdout.write(f"{longest_unique(nums)}\n")
 
 

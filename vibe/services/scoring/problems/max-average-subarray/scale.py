@@ -6,7 +6,7 @@ import sys
 
 def generate(n: int) -> str:
     rng = random.Random(n)
-    return f"{n} {max(1, n // 2)}\n{' '.join(str(rng.randint(-10**4, 10**4)) for _ in range(n))}\n"
+    return f"{n} {max(1, n // 2)}\n{' '.join(str(rng.randint(-(10**4), 10**4)) for _ in range(n))}\n"
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ import sys
 
 
 def main() -> int:
-    data = open(sys.argv[1], "rb").read().split()
+    with open(sys.argv[1], "rb") as f:
+        data = f.read().split()
     n, m = int(data[0]), int(data[1])
-    got = open(sys.argv[2], "rb").read().split()
+    with open(sys.argv[2], "rb") as f:
+        got = f.read().split()
     if len(got) != n:
         print(f"expected {n} vertices, got {len(got)}")
         return 1

@@ -1,13 +1,13 @@
 """Regenerate the tests of two-sum (deterministic): ``python gen.py``."""
 
 import random
-from collections import Counter
 import sys
+from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from _genlib import Test, build  # noqa: E402
+from _genlib import Test, build
 
 LARGE_N = 200_000
 
@@ -19,7 +19,7 @@ def fmt(nums, target):
 def brute(data: str) -> str:
     tok = data.split()
     n = int(tok[0])
-    a = list(map(int, tok[1:1 + n]))
+    a = list(map(int, tok[1 : 1 + n]))
     t = int(tok[1 + n])
     pairs = [(i, j) for i in range(n) for j in range(i + 1, n) if a[i] + a[j] == t]
     assert len(pairs) == 1, pairs[:5]
@@ -29,9 +29,9 @@ def brute(data: str) -> str:
 def planted(rng, n, target, i, j):
     """n values with exactly one pair (i, j) summing to target: every other value is > target/2
     (so two of them sum to more than target) and differs from the planted pair."""
-    a_val = rng.randint(max(-10**9, target - 10**9), target // 2 - 1)
+    a_val = rng.randint(max(-(10**9), target - 10**9), target // 2 - 1)
     b_val = target - a_val
-    assert -10**9 <= b_val <= 10**9
+    assert -(10**9) <= b_val <= 10**9
     lo = target // 2 + 1
     nums = []
     used = {a_val, b_val}
@@ -74,7 +74,7 @@ def main():
         Test("2\n3 3\n6\n", hidden=True),  # minimum n, duplicate values
         Test("6\n-5 0 1000000000 -1000000000 4 9\n0\n", hidden=True),  # negatives, extremes
         Test(fmt(*random_unique(rng, 40, -50, 50)), hidden=True),
-        Test(fmt(*random_unique(rng, 300, -10**6, 10**6)), hidden=True),
+        Test(fmt(*random_unique(rng, 300, -(10**6), 10**6)), hidden=True),
         Test(fmt(planted(rng, 3000, 123_456, 2990, 2999), 123_456), hidden=True),  # medium
         Test(fmt(planted(rng, LARGE_N, 777_777_777, LARGE_N - 2, LARGE_N - 1), 777_777_777), hidden=True, large=True),
         Test(fmt(planted(rng, LARGE_N, -400_000_001, 150_000, LARGE_N - 1), -400_000_001), hidden=True, large=True),

@@ -15,7 +15,7 @@ def two_sum(nums, target):
 def main():
     data = sys.stdin.buffer.read().split()
     n = int(data[0])
-    nums = list(map(int, data[1:1 + n]))
+    nums = list(map(int, data[1 : 1 + n]))
     target = int(data[1 + n])
     i, j = two_sum(nums, target)
     sys.stdout.write(f"{i} {j}\n")

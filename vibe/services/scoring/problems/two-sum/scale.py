@@ -9,7 +9,7 @@ def generate(n: int) -> str:
     target = 777_777_777
     low = target // 2 + 1  # any two of these sum to more than target
     nums = rng.sample(range(low, 10**9), n - 2)
-    a = rng.randint(-10**8, target // 2 - 1)
+    a = rng.randint(-(10**8), target // 2 - 1)
     nums += [a, target - a]
     return f"{n}\n{' '.join(map(str, nums))}\n{target}\n"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from _genlib import Test, build  # noqa: E402
+from _genlib import Test, build
 
 LARGE_N = 200_000
 OPEN, CLOSE = "([{", ")]}"
@@ -15,7 +15,7 @@ OPEN, CLOSE = "([{", ")]}"
 def brute(data: str) -> str:
     tok = data.split()
     res = []
-    for s in tok[1:1 + int(tok[0])]:
+    for s in tok[1 : 1 + int(tok[0])]:
         prev = None
         while prev != s:  # repeatedly delete adjacent matching pairs
             prev = s

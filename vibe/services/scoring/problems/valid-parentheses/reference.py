@@ -18,7 +18,7 @@ def is_valid(s):
 def main():
     lines = sys.stdin.read().split()
     t = int(lines[0])
-    out = ["true" if is_valid(s) else "false" for s in lines[1:1 + t]]
+    out = ["true" if is_valid(s) else "false" for s in lines[1 : 1 + t]]
     sys.stdout.write("\n".join(out) + "\n")
 
 

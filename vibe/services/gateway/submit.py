@@ -12,17 +12,14 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 import grpc
 import redis.asyncio as aioredis
 
-from vibe.services.gateway.clients import Upstreams
-from vibe.services.gateway.report import build_report, report_from_json, report_to_json
-from vibe.services.gateway.store import GatewayStore, MessageRow, SessionRow
+from vibe.llm.base import GuardrailVerdict
 from vibe.platform.config import GatewaySettings
-from vibe.shared.convert import guardrail_from_pb
 from vibe.platform.errors import (
     Aborted,
     DeadlineExceeded,
@@ -34,14 +31,17 @@ from vibe.platform.errors import (
     Unavailable,
     from_rpc_error,
 )
+from vibe.platform.hot_state import Keys, Lock
+from vibe.platform.metrics import SUBMIT_DURATION
+from vibe.platform.telemetry import bind_session, inject_carrier
+from vibe.services.gateway.clients import Upstreams
+from vibe.services.gateway.report import build_report, report_from_json, report_to_json
+from vibe.services.gateway.store import GatewayStore, MessageRow, SessionRow
+from vibe.shared.convert import guardrail_from_pb
 from vibe.shared.eval_queue import EvalJob, enqueue
 from vibe_api.evaluator.v1 import evaluator_pb2
 from vibe_api.gateway.v1 import gateway_pb2
-from vibe.platform.hot_state import Keys, Lock
-from vibe.llm.base import GuardrailVerdict
-from vibe.platform.metrics import SUBMIT_DURATION
 from vibe_api.scoring.v1 import scoring_pb2
-from vibe.platform.telemetry import bind_session, inject_carrier
 from vibe_api.tutor.v1 import tutor_pb2
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class Gateway:
             )
         return message
 
-    async def chat(self, session_id: str, token: str | None, message: str) -> AsyncIterator[ChatEvent]:
+    async def chat(self, session_id: str, token: str | None, message: str) -> AsyncGenerator[ChatEvent, None]:
         """One turn: fix its number, stream the tutor's reply, store both messages with
         the turn in one transaction, queue the turn's evaluation.
 
@@ -256,7 +256,9 @@ class Gateway:
 
     # ----- submit -----------------------------------------------------------------
 
-    async def submit(self, session_id: str, token: str | None, language: str, code: str) -> AsyncIterator[SubmitEvent]:
+    async def submit(
+        self, session_id: str, token: str | None, language: str, code: str
+    ) -> AsyncGenerator[SubmitEvent, None]:
         """The submit guard (DESIGN §5). Yields progress, then the stored report."""
         language = language.strip().lower() or "python"
         if not code.strip():
@@ -296,10 +298,17 @@ class Gateway:
             yield Progress("holistic", 0, 1, "judging the conversation as a whole")
             yield Progress("tests", 0, 1, "running the code against the tests")
             holistic, code_result = await asyncio.gather(
-                self._call(self.up.evaluator.EvaluateHolistic, evaluator_pb2.EvaluateHolisticRequest(session_id=session_id), "evaluator", deadline),
+                self._call(
+                    self.up.evaluator.EvaluateHolistic,
+                    evaluator_pb2.EvaluateHolisticRequest(session_id=session_id),
+                    "evaluator",
+                    deadline,
+                ),
                 self._call(
                     self.up.scoring.CheckCode,
-                    scoring_pb2.CheckCodeRequest(problem_id=session.problem_id, language=language, code=code, session_id=session_id),
+                    scoring_pb2.CheckCodeRequest(
+                        problem_id=session.problem_id, language=language, code=code, session_id=session_id
+                    ),
                     "scoring",
                     deadline,
                 ),
@@ -358,7 +367,9 @@ class Gateway:
             deadline,
         )
         states = {s.turn: s.state for s in statuses.turns}
-        yield Progress("turns", 0, turn_count, f"checking the evaluations of {turn_count} turns: {_describe_states(states)}")
+        yield Progress(
+            "turns", 0, turn_count, f"checking the evaluations of {turn_count} turns: {_describe_states(states)}"
+        )
         dead = {s.turn for s in statuses.turns if s.state == evaluator_pb2.TURN_EVALUATION_STATE_DEAD}
         bound = asyncio.Semaphore(self.settings.guard_concurrency)
 
@@ -378,7 +389,9 @@ class Gateway:
             for finished in asyncio.as_completed(tasks):
                 evaluation = await finished
                 into[evaluation.turn] = evaluation
-                note = " (its background job was dead-lettered; evaluated by the guard)" if evaluation.turn in dead else ""
+                note = (
+                    " (its background job was dead-lettered; evaluated by the guard)" if evaluation.turn in dead else ""
+                )
                 yield Progress("turns", len(into), turn_count, f"turn {evaluation.turn} evaluated{note}")
         finally:
             for task in tasks:

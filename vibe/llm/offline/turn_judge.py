@@ -3,9 +3,10 @@ the holistic judgement of the whole conversation as a strategy."""
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from vibe.llm.base import (
     DISCERNMENT,
@@ -24,7 +25,7 @@ from vibe.llm.offline.intent import FOLLOW_UP, classify_intent
 from vibe.llm.offline.text import (
     CODE_BLOCK,
     HANGUL_CHAR,
-    INLINE_CODE,
+    contains_code,
     content_terms,
     leaks_reference,
     problem_terms,
@@ -111,7 +112,7 @@ class PromptFeatures:
     directives: int  # "only ...", "never ...", "don't ...", "first ...": instructions to the AI
 
     @classmethod
-    def of(cls, problem: ProblemContext, history: Sequence[Exchange], message: str) -> "PromptFeatures":
+    def of(cls, problem: ProblemContext, history: Sequence[Exchange], message: str) -> PromptFeatures:
         tokens = message.split()
         words = sum(1.5 if HANGUL_CHAR.search(t) else 1.0 for t in tokens)
         questions = len(re.findall(r"[?？]", prose(message)))
@@ -122,7 +123,7 @@ class PromptFeatures:
             expected=bool(_EXPECTED.search(message)),
             observed=bool(_OBSERVED.search(message)),
             code=bool(_CODE_LIKE.search(message)),
-            formatted_code=bool(CODE_BLOCK.search(message) or INLINE_CODE.search(message)),
+            formatted_code=contains_code(message),
             numbers=bool(_NUMBERS.search(message)),
             complexity=bool(_COMPLEXITY.search(message)),
             problem_terms=tuple(sorted(content_terms(message) & problem_terms(problem))),
@@ -264,7 +265,7 @@ def _score_context(f: PromptFeatures, intent: Intent, has_history: bool) -> tupl
 
 def _score_efficiency(f: PromptFeatures, intent: Intent) -> tuple[float, str]:
     if f.low_effort:
-        return 15.0, "a low-effort request (\"next hint\" / \"just tell me\") that hands the work to the AI"
+        return 15.0, 'a low-effort request ("next hint" / "just tell me") that hands the work to the AI'
     if f.words < 3:
         return 20.0, "too short to move the work forward"
     score = 60.0
@@ -330,8 +331,9 @@ def score_criterion(criterion: str, f: PromptFeatures, intent: Intent, has_histo
     return clamp(score), why
 
 
-
-_REFUSAL_MARKERS = rx(r"\bcan'?t\s+(?:give|share|ignore|hand|help\s+with\s+that)|\bwon'?t\s+(?:give|hand)|드릴\s*수\s*없|할\s*수\s*없|넘어가겠|따를\s*수\s*없")
+_REFUSAL_MARKERS = rx(
+    r"\bcan'?t\s+(?:give|share|ignore|hand|help\s+with\s+that)|\bwon'?t\s+(?:give|hand)|드릴\s*수\s*없|할\s*수\s*없|넘어가겠|따를\s*수\s*없"
+)
 
 
 def _describe_answer(problem: ProblemContext, answer: str) -> str:
@@ -350,7 +352,6 @@ def _describe_answer(problem: ProblemContext, answer: str) -> str:
         return sentence + " but leaked part of the reference solution."
     has_code = bool(CODE_BLOCK.search(answer))
     return sentence + (" with a code block." if has_code else " without code.")
-
 
 
 # The expected order of work; follow_up continues whatever stage came before.
@@ -398,12 +399,14 @@ def _judge_decomposition(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionSco
 def _judge_feedback(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
     if len(turns) < 2:
         return HolisticCriterionScore(
-            "feedback_integration", 30.0, f"{_turn_list([t.turn for t in turns])}: a single turn, no earlier answer to build on"
+            "feedback_integration",
+            30.0,
+            f"{_turn_list([t.turn for t in turns])}: a single turn, no earlier answer to build on",
         )
     building = [t.turn for t in turns[1:] if not t.violated and t.intent in (Intent.FOLLOW_UP, Intent.DEBUGGING)]
     score = 25.0 + 25.0 * len(building)
     # Recovering after a weak turn shows the candidate used the feedback.
-    recoveries = [b.turn for a, b in zip(turns, turns[1:]) if a.score < _LOW_SCORE and b.score >= a.score + 20]
+    recoveries = [b.turn for a, b in itertools.pairwise(turns) if a.score < _LOW_SCORE and b.score >= a.score + 20]
     if recoveries:
         score += 10
     if building:
@@ -436,7 +439,7 @@ def _judge_coherence(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
     if backward:
         score -= 15.0 * len(backward)
         notes.append(f"{_turn_list(backward)}: jumped back to an earlier stage")
-    low_runs = [b.turn for a, b in zip(turns, turns[1:]) if a.score < _LOW_SCORE and b.score < _LOW_SCORE]
+    low_runs = [b.turn for a, b in itertools.pairwise(turns) if a.score < _LOW_SCORE and b.score < _LOW_SCORE]
     if low_runs:
         score -= 10.0 * len(low_runs)
         notes.append(f"{_turn_list(low_runs)}: repeated low-score turns")
@@ -463,7 +466,9 @@ def _judge_verification(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScor
     score = 15.0 + 30.0 * len(checking)
     if len(turns) < 2:
         return HolisticCriterionScore(
-            "verification_of_ai_output", 15.0, f"{_turn_list([t.turn for t in turns])}: a single turn, no AI output to check yet"
+            "verification_of_ai_output",
+            15.0,
+            f"{_turn_list([t.turn for t in turns])}: a single turn, no AI output to check yet",
         )
     if checking:
         evidence = f"{_turn_list(checking)}: checked, tested or questioned what the AI said"
