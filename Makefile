@@ -7,9 +7,9 @@ PY := $(VENV)/bin/python
 PROTOS := $(wildcard protos/vibe/*/v1/*.proto)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps protos demo test up bench clean
+.PHONY: setup system-deps tools protos demo test up bench check format clean
 
-setup: system-deps $(STAMP) protos
+setup: system-deps $(STAMP) protos tools
 
 # Debian packages the sandbox uses (bubblewrap); installed when missing and we are
 # root, otherwise the sandbox says it runs with rlimits only.
@@ -18,11 +18,22 @@ system-deps:
 	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null; } \
 	  || echo "note: bubblewrap is not installed; the code sandbox falls back to rlimits + process groups"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# buf (protobuf lint, scripts/check), pinned in tools/buf/package-lock.json and installed
+# there, not globally; it comes from the npm registry, so without npm it is left out
+# (scripts/check then says buf lint did not run).
+BUF := tools/buf/node_modules/.bin/buf
+tools: $(BUF)
+
+$(BUF): tools/buf/package.json tools/buf/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --prefix tools/buf --no-audit --no-fund --silent && touch $@; \
+	else echo "note: npm is not installed; buf (protobuf lint) is not available to scripts/check"; fi
 
 # Generated stubs go to vibe_api/<service>/v1/ (never committed or edited); the
 # package build runs the same generator (setup.py), so `pip install .` ships them.
@@ -41,5 +52,20 @@ test: setup
 up: setup
 	$(PY) -m vibe_dev.devinfra run -- $(PY) -m vibe_dev.cli up
 
+# The benchmarks one after another (each prints its own medians and ratios); BENCH_ARGS
+# is passed to each, e.g. `make bench BENCHES=bench_llm BENCH_ARGS="--turns 5"`.
+BENCHES ?= bench_llm bench_eval_throughput bench_tracing bench_sandbox
+bench: setup
+	$(PY) -m vibe_dev.devinfra run -- sh -c 'set -e; for b in $(BENCHES); do echo "== $$b"; $(PY) -m bench.$$b $(BENCH_ARGS); done'
+
+# The static checks CI runs before the tests (scripts/check); `make format` applies
+# ruff's formatting and its safe fixes.
+check: setup
+	scripts/check
+
+format: setup
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
 clean:
-	rm -rf $(VENV) vibe_api
+	rm -rf $(VENV) vibe_api tools/buf/node_modules

@@ -7,7 +7,7 @@ The generator is loaded by path: at build time the project is not importable yet
 import importlib.util
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 from setuptools.command.build_py import build_py
 from setuptools.command.egg_info import egg_info
 
@@ -33,7 +33,7 @@ class BuildPyWithStubs(build_py):
 
 
 setup(
-    packages=find_packages(include=["vibe", "vibe.*", "vibe_dev", "vibe_dev.*"], exclude=["*.problems", "*.problems.*"])
-    + protos.packages(ROOT),
+    # Namespace packages too: migrations/, web/ and the problem bank are data folders.
+    packages=find_namespace_packages(include=["vibe", "vibe.*", "vibe_dev", "vibe_dev.*"]) + protos.packages(ROOT),
     cmdclass={"egg_info": EggInfoWithStubs, "build_py": BuildPyWithStubs},
 )

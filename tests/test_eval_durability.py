@@ -300,7 +300,7 @@ async def test_report_has_every_turn_after_redis_lost_all_keys(stack: Stack) -> 
         )
     finally:
         await db.close()
-    # Every field of the DESIGN §2 turn log, in the durable copy.
+    # Every field of the docs/DESIGN.md §2 turn log, in the durable copy.
     assert {
         "turn_number",
         "user_prompt_summary",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -17,7 +18,7 @@ from vibe_dev.fake_gemini import FakeGemini, Reply
 QUESTION = "Which data structure would let me avoid checking every pair in two sum?"
 
 
-async def stored_turn_logs(stack: Stack, session_id: str) -> list[dict]:
+async def stored_turn_logs(stack: Stack, session_id: str) -> list[dict[str, Any]]:
     db = await stack.db()
     try:
         rows = await db.fetch(
@@ -29,7 +30,7 @@ async def stored_turn_logs(stack: Stack, session_id: str) -> list[dict]:
         await db.close()
 
 
-async def usage_rows(stack: Stack, session_id: str) -> list[tuple]:
+async def usage_rows(stack: Stack, session_id: str) -> list[tuple[Any, ...]]:
     db = await stack.db()
     try:
         rows = await db.fetch(

@@ -12,7 +12,8 @@ from tests.support.stack import REFERENCE, Stack
 
 async def read_sse(response: aiohttp.ClientResponse) -> list[tuple[str, dict[str, Any]]]:
     assert response.headers["Content-Type"].startswith("text/event-stream")
-    events, name = [], None
+    events: list[tuple[str, dict[str, Any]]] = []
+    name = ""
     async for raw in response.content:
         line = raw.decode().rstrip("\n")
         if line.startswith("event: "):

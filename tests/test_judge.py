@@ -91,7 +91,7 @@ CRASH = "import sys\nsys.stdin.read()\nraise ValueError('boom-marker 42')\n"
 # ----------------------------------------------------------------------------- bank
 
 
-def test_bank_loads_and_is_well_formed():
+def test_bank_loads_and_is_well_formed() -> None:
     assert len(PROBLEMS) >= 6
     assert {p.checker for p in PROBLEMS.values()} >= {"tokens", "float", "custom"}
     for p in PROBLEMS.values():
@@ -105,7 +105,7 @@ def test_bank_loads_and_is_well_formed():
         assert "TODO" in p.starter_code
 
 
-def test_bank_reports_path_and_problem(tmp_path: Path):
+def test_bank_reports_path_and_problem(tmp_path: Path) -> None:
     shutil.copytree(DEFAULT_PROBLEMS_DIR / "two-sum", tmp_path / "two-sum")
     load_problem_bank(tmp_path)  # a valid copy loads
     pj = tmp_path / "two-sum" / "problem.json"
@@ -124,7 +124,7 @@ def test_bank_reports_path_and_problem(tmp_path: Path):
 # ----------------------------------------------------------------------------- checkers, fit
 
 
-def test_checkers():
+def test_checkers() -> None:
     assert compare_tokens(b"3 5\n", b"  3\n5  ") is None
     assert compare_tokens(b"3 5", b"3 4") == "expected `3 5`, got `3 4`"
     long = b" ".join(str(i).encode() for i in range(1000))
@@ -137,7 +137,7 @@ def test_checkers():
     assert compare_exact(b"a b\n", b"a  b\n").startswith("line 1")
 
 
-def test_complexity_fit_recognises_classes():
+def test_complexity_fit_recognises_classes() -> None:
     sizes = [1000 * 2**k for k in range(8)]
     assert fit([(n, 20 + n * 1e-3) for n in sizes], 20).label == "O(n)"
     assert fit([(n, 20 + n * n * 1e-6) for n in sizes], 20).label == "O(n^2)"
@@ -160,7 +160,7 @@ def judge() -> Judge:
 
 
 @pytest.mark.parametrize("problem_id", sorted(PROBLEMS))
-async def test_correct_slow_wrong_and_crashing_solutions_are_ordered(judge: Judge, problem_id: str):
+async def test_correct_slow_wrong_and_crashing_solutions_are_ordered(judge: Judge, problem_id: str) -> None:
     problem = PROBLEMS[problem_id]
     correct = await judge.check(problem, "python", problem.reference_solution)
     slow = await judge.check(problem, "python", SLOW[problem_id])
@@ -191,14 +191,14 @@ async def test_correct_slow_wrong_and_crashing_solutions_are_ordered(judge: Judg
 
 @pytest.mark.parametrize("lang", ["cpp", "javascript"])
 @pytest.mark.parametrize("problem_id", ["two-sum", "topological-order", "max-average-subarray"])
-async def test_references_in_other_languages_are_accepted(judge: Judge, lang: str, problem_id: str):
+async def test_references_in_other_languages_are_accepted(judge: Judge, lang: str, problem_id: str) -> None:
     problem = PROBLEMS[problem_id]
     result = await judge.check(problem, lang, problem.references[lang])
     assert result.verdict == Verdict.ACCEPTED, [(t.test_id, t.verdict, t.detail) for t in result.tests]
     assert result.language == lang and result.performance_score >= 80
 
 
-async def test_quadratic_cpp_is_held_to_cpp_speed(judge: Judge):
+async def test_quadratic_cpp_is_held_to_cpp_speed(judge: Judge) -> None:
     problem = PROBLEMS["two-sum"]
     quad = """#include <cstdio>
 #include <vector>
@@ -211,7 +211,7 @@ for(int i=0;i<n;i++)for(int j=i+1;j<n;j++)if(a[i]+a[j]==t){printf("%d %d\\n",i,j
     assert result.performance_score < ref.performance_score - 20, (result.time_score, result.complexity)
 
 
-async def test_hidden_tests_reveal_no_data(judge: Judge):
+async def test_hidden_tests_reveal_no_data(judge: Judge) -> None:
     problem = PROBLEMS["two-sum"]
     wrong = await judge.check(problem, "python", WRONG["two-sum"])
     by_id = {t.test_id: t for t in wrong.tests}
@@ -228,7 +228,7 @@ async def test_hidden_tests_reveal_no_data(judge: Judge):
             assert t.detail == "exit code 1: ValueError: boom-marker 42"
 
 
-async def test_compile_errors_in_every_language(judge: Judge):
+async def test_compile_errors_in_every_language(judge: Judge) -> None:
     problem = PROBLEMS["two-sum"]
     for lang, bad in [("python", "def f(:\n"), ("cpp", "int main() { return }\n"), ("javascript", "let = ;\n")]:
         result = await judge.check(problem, lang, bad)
@@ -237,7 +237,7 @@ async def test_compile_errors_in_every_language(judge: Judge):
         assert result.correctness_score == 0 and result.performance_score == 0
 
 
-async def test_memory_limit_and_signal_are_reported(judge: Judge):
+async def test_memory_limit_and_signal_are_reported(judge: Judge) -> None:
     problem = PROBLEMS["valid-parentheses"]
     result = await judge.check(problem, "python", "x = [0] * (10 ** 9)\n")
     assert all(t.verdict == Verdict.MEMORY_LIMIT_EXCEEDED for t in result.tests)
@@ -250,12 +250,12 @@ async def test_memory_limit_and_signal_are_reported(judge: Judge):
     assert all(t.signal == 11 and "SIGSEGV" in t.detail for t in result.tests)
 
 
-async def test_unsupported_language_raises(judge: Judge):
+async def test_unsupported_language_raises(judge: Judge) -> None:
     with pytest.raises(UnsupportedLanguage, match="python, cpp, javascript"):
         await judge.check(PROBLEMS["two-sum"], "cobol", "DISPLAY 'HI'.")
 
 
-async def test_reference_is_measured_once_per_language(judge: Judge):
+async def test_reference_is_measured_once_per_language(judge: Judge) -> None:
     problem = PROBLEMS["valid-parentheses"]
     a = await judge.profile(problem, LANGUAGES["python"])
     b = await judge.profile(problem, LANGUAGES["python"])

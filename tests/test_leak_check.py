@@ -49,7 +49,7 @@ def _share(text: str) -> float:
 # ----- the check itself -----------------------------------------------------------------
 
 
-def test_every_reference_language_reproduced_is_cut_even_renamed_and_reindented():
+def test_every_reference_language_reproduced_is_cut_even_renamed_and_reindented() -> None:
     for language, source in SPEC.references.items():
         check = LeakGuard(0.35).check(TWO_SUM)
         assert check.feed(source), language
@@ -58,20 +58,20 @@ def test_every_reference_language_reproduced_is_cut_even_renamed_and_reindented(
     assert _share(renamed) == 1.0
 
 
-def test_snippets_explanations_and_the_starter_code_pass():
+def test_snippets_explanations_and_the_starter_code_pass() -> None:
     assert _share(EXPLANATION) < 0.05
     assert _share(SPEC.starter_code) == 0.0, "the candidate has the starter code already"
     assert _share("".join(REFERENCE_LINES[4:7])) < 0.2, "two lines of the solution are a snippet"
 
 
-def test_the_threshold_moves_the_boundary():
+def test_the_threshold_moves_the_boundary() -> None:
     share = _share(FUNCTION)
     assert 0.35 <= share < 0.6
     assert LeakGuard(0.35).check(TWO_SUM).feed(FUNCTION)
     assert not LeakGuard(0.6).check(TWO_SUM).feed(FUNCTION)
 
 
-def test_streamed_fingerprints_equal_the_whole_texts():
+def test_streamed_fingerprints_equal_the_whole_texts() -> None:
     for source in [*SPEC.references.values(), "a/b // c\nx = 1 # y\n/#/ // q\nz = a / b\n"]:
         for size in (1, 7, 64):
             for identifiers in (False, True):
@@ -82,7 +82,7 @@ def test_streamed_fingerprints_equal_the_whole_texts():
                 assert stream.seen == text_fingerprints(source, identifiers)
 
 
-def test_the_cost_per_chunk_does_not_grow_with_the_reply():
+def test_the_cost_per_chunk_does_not_grow_with_the_reply() -> None:
     """Measured: 40-character chunks cost the same after 1 KB as after 200 KB of reply."""
     chunk = "Consider each element once; which value would complete the pair? " * 10
     chunk = chunk[:40]

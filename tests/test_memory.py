@@ -25,7 +25,7 @@ def _question(turn: int) -> str:
     )
 
 
-def test_the_offline_summary_is_extractive_bilingual_and_bounded():
+def test_the_offline_summary_is_extractive_bilingual_and_bounded() -> None:
     exchanges = [
         Exchange(
             t,
@@ -96,7 +96,7 @@ async def test_a_60_turn_session_stays_under_the_history_budget(start_stack: Sta
     assert 1 <= through < TURNS
     # The last request carries the stored summary and only the turns after it.
     last = replies[TURNS - 1]
-    assert stored["summary"] in last.system
+    assert str(stored["summary"]) in last.system
     first_history_message = last.body["contents"][0]["parts"][0]["text"]
     assert first_history_message == _question(through + 1)
     # The rebuild summarised in batches that each fit the budget, up to at least where it was.

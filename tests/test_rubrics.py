@@ -22,7 +22,7 @@ from vibe.llm.base import (
 from vibe.llm.judge_output import InvalidModelOutput, parse_turn
 from vibe.llm.median import MedianOfK, median_judgement, median_of
 from vibe.llm.offline import OfflineProvider
-from vibe.llm.offline.judge import judge_turn
+from vibe.llm.offline.turn_judge import judge_turn
 from vibe.llm.prompts import turn_prompt
 from vibe.llm.rubrics import RUBRICS, rubric_for, weighted_score
 from vibe.platform.config import EvaluatorSettings

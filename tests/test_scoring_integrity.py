@@ -32,7 +32,7 @@ def two_sum(nums, target):
 """
 
 
-def test_copied_code_is_flagged_with_fragments_side_by_side():
+def test_copied_code_is_flagged_with_fragments_side_by_side() -> None:
     shown = code_blocks(3, SHOWN)
     assert len(shown) == 1 and shown[0].turn == 3
     # Re-indented, re-spaced and commented: still the same code.
@@ -47,7 +47,7 @@ def test_copied_code_is_flagged_with_fragments_side_by_side():
     assert any("enumerate(nums)" in f.submitted and "enumerate(nums)" in f.shown for f in report.fragments)
 
 
-def test_own_code_and_starter_code_are_not_flagged():
+def test_own_code_and_starter_code_are_not_flagged() -> None:
     shown = code_blocks(1, SHOWN)
     assert not compare(TWO_SUM.starter_code, shown, TWO_SUM.starter_code).flagged
     own = TWO_SUM.reference_solution
@@ -72,7 +72,7 @@ async def _seed_submission(stack: Stack, session_id: str, code: str) -> None:
         await conn.close()
 
 
-async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stack):
+async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stack) -> None:
     candidate = await new_candidate(stack)
     code = TWO_SUM.reference_solution + "\n" + SHOWN.split("```python\n")[1].split("```")[0]
     await _seed_submission(stack, candidate.session_id, code)
@@ -104,7 +104,7 @@ async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stac
     assert row["isolation"] == reply.isolation_mode and '"flagged"' in row["integrity"]
 
 
-async def test_hostile_submission_leaves_the_service_healthy(stack: Stack):
+async def test_hostile_submission_leaves_the_service_healthy(stack: Stack) -> None:
     fork_bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     async with grpc.aio.insecure_channel(stack.addrs.scoring) as channel:
         scoring = scoring_pb2_grpc.ScoringStub(channel)
@@ -118,7 +118,7 @@ async def test_hostile_submission_leaves_the_service_healthy(stack: Stack):
         assert len(listed.problems) >= 6
 
 
-async def test_load_command_loads_the_bank(isolated_env: dict[str, str]):
+async def test_load_command_loads_the_bank(isolated_env: dict[str, str]) -> None:
     env = {**os.environ, **isolated_env}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

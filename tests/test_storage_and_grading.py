@@ -1,4 +1,4 @@
-"""Migrations under concurrent start-up, and the grading formula of DESIGN §2."""
+"""Migrations under concurrent start-up, and the grading formula of docs/DESIGN.md §2."""
 
 from __future__ import annotations
 

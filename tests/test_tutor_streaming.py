@@ -57,7 +57,7 @@ async def test_a_client_that_stops_reading_holds_the_upstream_back(start_stack: 
         async with grpc.aio.insecure_channel(stack.addrs.tutor) as channel:
             call = tutor_pb2_grpc.TutorStub(channel).StreamReply(_request(candidate.session_id), timeout=60)
             first = await call.read()
-            assert first.WhichOneof("event") == "delta"
+            assert isinstance(first, tutor_pb2.StreamReplyResponse) and first.WhichOneof("event") == "delta"
             await asyncio.sleep(1.0)  # the client stalls
             pulled_1s = len(fake.chunk_written_at)
             await asyncio.sleep(1.0)

@@ -227,7 +227,7 @@ async def _judge_turn(
 ) -> tuple[Violation | None, float, float, bool, Intent]:
     verdict = await llm.check_guardrail(problem, history, exchange.user)
     judgement = await llm.evaluate_turn(problem, history, exchange, verdict)
-    # As the evaluator does (DESIGN §2): a violation scores 0 whatever the judge thought.
+    # As the evaluator does (docs/DESIGN.md §2): a violation scores 0 whatever the judge thought.
     score = 0.0 if verdict.violated else judgement.score
     return verdict.violation, score, judgement.score_spread, judgement.degraded, judgement.intent
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 
 class Intent(enum.StrEnum):
-    """The 7 turn intents of DESIGN §2 (per-turn evaluation, node 4.0)."""
+    """The 7 turn intents of docs/DESIGN.md §2 (per-turn evaluation, node 4.0)."""
 
     GENERATION = "generation"  # write code
     OPTIMIZATION = "optimization"
@@ -225,3 +225,51 @@ class LLMProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class DelegatingProvider:
+    """An `LLMProvider` that hands every call to `inner`: the base of wrappers that
+    change one or two calls (tracing, median of k) and must follow the interface as it
+    grows, typed, without `__getattr__` pass-through."""
+
+    def __init__(self, inner: LLMProvider):
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    async def check_guardrail(
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+    ) -> GuardrailVerdict:
+        return await self.inner.check_guardrail(problem, history, message)
+
+    def stream_tutor_reply(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        message: str,
+        guardrail: GuardrailVerdict,
+        guidance: TutorGuidance | None = None,
+    ) -> AsyncGenerator[str, None]:
+        return self.inner.stream_tutor_reply(problem, history, message, guardrail, guidance)
+
+    async def evaluate_turn(
+        self, problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
+    ) -> TurnJudgement:
+        return await self.inner.evaluate_turn(problem, history, exchange, guardrail)
+
+    async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
+        return await self.inner.evaluate_holistic(problem, turns)
+
+    async def summarize_conversation(
+        self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
+    ) -> str:
+        return await self.inner.summarize_conversation(problem, exchanges, previous_summary)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from vibe.llm.base import (
+    DelegatingProvider,
     Exchange,
     GuardrailVerdict,
     LLMProvider,
@@ -38,23 +38,15 @@ def median_judgement(samples: Sequence[TurnJudgement]) -> TurnJudgement:
     return replace(chosen, samples=len(usable), score_spread=spread)
 
 
-class MedianOfK:
+class MedianOfK(DelegatingProvider):
     """An LLMProvider that scores each turn `k` times (concurrently; the shared rate
     limiter paces them) and keeps the median judgement."""
 
     def __init__(self, inner: LLMProvider, k: int):
         if k < 1:
             raise ValueError(f"judge samples must be >= 1, got {k}")
-        self.inner = inner
+        super().__init__(inner)
         self.k = k
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
 
     async def evaluate_turn(
         self,
@@ -70,11 +62,6 @@ class MedianOfK:
             *(self.inner.evaluate_turn(problem, history, exchange, guardrail) for _ in range(self.k))
         )
         return median_judgement(samples)
-
-    def __getattr__(self, attr: str) -> Any:
-        # The rest of the provider interface (guardrail, tutor, holistic, aclose, and
-        # whatever it grows) is the inner provider's.
-        return getattr(self.inner, attr)
 
 
 def median_of(provider: LLMProvider, k: int) -> LLMProvider:

@@ -7,26 +7,15 @@ from typing import Any
 
 from opentelemetry import trace
 
-from vibe.llm.base import GuardrailVerdict, HolisticJudgement, LLMProvider, TurnJudgement
+from vibe.llm.base import DelegatingProvider, GuardrailVerdict, HolisticJudgement, TurnJudgement
 from vibe.platform.metrics import LLM_CALLS
 from vibe.platform.telemetry import tracer
 
 
-class TracedLLM:
+class TracedLLM(DelegatingProvider):
     """An `LLMProvider` that wraps every call of another in a span (provider, model,
     outcome). Providers add their own details (tokens, retries, degraded) to the
     current span, which is this one."""
-
-    def __init__(self, inner: LLMProvider):
-        self.inner = inner
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
 
     def _span(self, operation: str) -> Any:
         LLM_CALLS.add(1, {"llm.provider": self.inner.name, "llm.operation": operation})
@@ -87,9 +76,3 @@ class TracedLLM:
             summary = await self.inner.summarize_conversation(*args, **kwargs)
             span.set_attribute("llm.summary.chars", len(summary))
             return summary
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    def __getattr__(self, name: str) -> Any:  # provider-specific extras pass through
-        return getattr(self.inner, name)

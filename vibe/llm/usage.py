@@ -33,10 +33,6 @@ class CallUsage:
 class UsageMeter:
     calls: list[CallUsage] = field(default_factory=list)
 
-    @property
-    def total_tokens(self) -> int:
-        return sum(c.prompt_tokens + c.output_tokens + c.thinking_tokens for c in self.calls)
-
 
 _current: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar("vibe_llm_usage", default=None)
 

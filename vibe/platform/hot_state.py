@@ -26,7 +26,7 @@ class Keys:
     prefix: str
 
     def turn_log(self, session_id: str, turn: int) -> str:
-        """The turn log of DESIGN §2 (JSON, with a TTL; PostgreSQL holds the durable copy)."""
+        """The turn log of docs/DESIGN.md §2 (JSON, with a TTL; PostgreSQL holds the durable copy)."""
         return f"{self.prefix}turn_logs:{session_id}:{turn}"
 
     def turn_scores(self, session_id: str) -> str:

@@ -14,12 +14,7 @@ from opentelemetry import metrics
 meter = metrics.get_meter("vibe")
 
 RPC_DURATION = meter.create_histogram("rpc.server.duration", unit="s", description="gRPC handler time per method")
-LLM_CALLS = meter.create_counter("llm.calls", description="LLM calls by provider, operation and outcome")
-LLM_TOKENS = meter.create_counter(
-    "llm.tokens", description="LLM tokens by provider and kind (prompt, output, thinking)"
-)
-LLM_RATE_LIMITED = meter.create_counter("llm.rate_limited", description="LLM answers of 429 / RESOURCE_EXHAUSTED")
-LLM_FALLBACKS = meter.create_counter("llm.fallbacks", description="calls answered by the offline fallback")
+LLM_CALLS = meter.create_counter("llm.calls", description="LLM calls by provider and operation")
 EVALUATION_LAG = meter.create_histogram("evaluation.lag", unit="s", description="turn finished -> evaluation stored")
 SANDBOX_RUNS = meter.create_counter("sandbox.runs", description="code runs by language and verdict")
 SUBMIT_DURATION = meter.create_histogram("submit.duration", unit="s", description="submit guard, end to end")

@@ -51,6 +51,18 @@ class ServiceBundle:
     endpoints: dict[str, str] = field(default_factory=dict)  # other listeners, e.g. {"http": "127.0.0.1:8080"}
 
 
+def serving(name: str, settings: ServiceSettings, registration: Registration, **extra: Any) -> ServiceBundle:
+    """The bundle of a service that serves one gRPC service on its configured address,
+    with the configured shutdown grace (`extra`: on_stopping, endpoints)."""
+    return ServiceBundle(
+        name=name,
+        addr=settings.addr,
+        registrations=[registration],
+        grace_s=settings.common.shutdown_grace_s,
+        **extra,
+    )
+
+
 class PortUnavailable(RuntimeError):
     """The listening address cannot be bound (usually: another instance has it)."""
 
@@ -122,6 +134,9 @@ class ServiceSettings(Protocol):
 
     @property
     def common(self) -> CommonSettings: ...
+
+    @property
+    def addr(self) -> str: ...
 
 
 S = TypeVar("S", bound=ServiceSettings)

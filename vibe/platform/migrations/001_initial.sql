@@ -35,7 +35,7 @@ CREATE TABLE sessions (
 );
 
 -- Every message carries its turn, assigned once when the turn is stored
--- (the prototype lost turn numbers in serialisation; DESIGN §2, item 1).
+-- (the prototype lost turn numbers in serialisation; docs/DESIGN.md §2, item 1).
 CREATE TABLE messages (
     session_id          TEXT NOT NULL REFERENCES sessions (session_id) ON DELETE CASCADE,
     turn                INTEGER NOT NULL CHECK (turn >= 1),

@@ -1,5 +1,5 @@
 """The evaluator's decisions: make sure a turn is evaluated exactly once in effect,
-build the turn log of DESIGN §2, say where each turn's evaluation stands, and judge
+build the turn log of docs/DESIGN.md §2, say where each turn's evaluation stands, and judge
 the conversation as a whole."""
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class Evaluator:
         score, rubrics = judgement.score, list(judgement.rubrics)
         final_reasoning = judgement.final_reasoning
         if guardrail.violated:
-            # DESIGN §2: a guardrail violation is scored 0, whatever the judge thought.
+            # docs/DESIGN.md §2: a guardrail violation is scored 0, whatever the judge thought.
             score = 0.0
             # The intent's own criteria and weights stay, so the report still shows what was judged.
             rubrics = [
@@ -275,7 +275,7 @@ def build_turn_log(
     usage: dict[str, int],
     source: EvaluationSource,
 ) -> TurnLog:
-    """The turn log of DESIGN §2, plus who produced it and how.
+    """The turn log of docs/DESIGN.md §2, plus who produced it and how.
 
     Rubric entries keep every field the judge gives (criterion, score, reason, and any
     the judge adds later, e.g. a weight); only the score is clamped and rounded."""
@@ -303,7 +303,7 @@ def build_turn_log(
         "source": source,
         "turn_at": turn_at.isoformat() if turn_at else "",  # when the candidate sent the turn's message
         "evaluated_at": evaluated_at,
-        "timestamp": evaluated_at,  # the name DESIGN §2 uses; kept for readers of older logs
+        "timestamp": evaluated_at,  # the name docs/DESIGN.md §2 uses; kept for readers of older logs
     }
 
 

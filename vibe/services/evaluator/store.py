@@ -31,7 +31,7 @@ class GuardrailRecord(TypedDict):
 
 
 class TurnLog(TypedDict):
-    """The turn log of DESIGN §2 (docs/DESIGN.md) plus who produced it and how: a JSON
+    """The turn log of docs/DESIGN.md §2 plus who produced it and how: a JSON
     document in Redis and PostgreSQL (see core.build_turn_log). Keys that logs written by
     earlier versions lack are NotRequired."""
 
@@ -52,7 +52,7 @@ class TurnLog(TypedDict):
     source: str  # an EvaluationSource value
     turn_at: NotRequired[str]  # when the candidate sent the turn's message (ISO 8601)
     evaluated_at: NotRequired[str]
-    timestamp: str  # the name DESIGN §2 uses; kept for readers of older logs
+    timestamp: str  # the name docs/DESIGN.md §2 uses; kept for readers of older logs
 
 
 def _turn_log(raw: str | bytes) -> TurnLog:

@@ -7,9 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from vibe.platform.config import GatewaySettings
-from vibe.platform.db import connect_pool
-from vibe.platform.hot_state import Keys, connect_redis
-from vibe.platform.server import Registration, ServiceBundle
+from vibe.platform.server import Registration, ServiceBundle, serving
+from vibe.platform.storage import open_storage
 from vibe.services.gateway.clients import Upstreams
 from vibe.services.gateway.core import Gateway
 from vibe.services.gateway.http_api import serve_http
@@ -22,28 +21,20 @@ SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
 
 @contextlib.asynccontextmanager
 async def gateway_app(settings: GatewaySettings) -> AsyncIterator[ServiceBundle]:
-    common = settings.common
-    db = await connect_pool(common.database_url, common.db_schema)
-    redis = connect_redis(common.redis_url)
-    keys = Keys(common.redis_prefix)
     upstreams = Upstreams.connect(settings.tutor_addr, settings.evaluator_addr, settings.scoring_addr)
-    gateway = Gateway(settings, GatewayStore(db, redis, keys), redis, keys, upstreams)
     try:
-        endpoints = {}
-        async with contextlib.AsyncExitStack() as http:
+        async with open_storage(settings.common) as storage, contextlib.AsyncExitStack() as http:
+            store = GatewayStore(storage.db, storage.redis, storage.keys)
+            gateway = Gateway.create(settings, store, storage.redis, storage.keys, upstreams)
+            endpoints = {}
             if settings.http_addr:
                 port = await http.enter_async_context(serve_http(gateway, settings.http_addr))
                 endpoints["http"] = f"{settings.http_addr.rpartition(':')[0]}:{port}"
-            yield ServiceBundle(
-                name="gateway",
-                addr=settings.addr,
-                registrations=[
-                    Registration(SERVICE_NAME, gateway_pb2_grpc.add_GatewayServicer_to_server, GatewayServicer(gateway))
-                ],
-                grace_s=common.shutdown_grace_s,
+            yield serving(
+                "gateway",
+                settings,
+                Registration(SERVICE_NAME, gateway_pb2_grpc.add_GatewayServicer_to_server, GatewayServicer(gateway)),
                 endpoints=endpoints,
             )
     finally:
         await upstreams.close()
-        await redis.aclose()
-        await db.close()

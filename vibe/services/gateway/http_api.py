@@ -1,5 +1,5 @@
 """The candidates' HTTP API and web page: JSON requests, server-sent events for the
-streamed chat reply and the submit progress. A thin translation of vibe.services.gateway.core,
+streamed chat reply and the submit progress. A thin translation of the gateway core (core.py),
 like the gRPC servicer.
 
     GET  /                                   the page
@@ -25,8 +25,10 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from vibe.platform.errors import InvalidArgument, ServiceError
-from vibe.services.gateway.core import Gateway, Progress, ReplyDelta, TurnCompleted, TurnStarted
+from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
+from vibe.services.gateway.core import Gateway
 from vibe.services.gateway.servicer import message_to_pb, session_to_pb
+from vibe.services.gateway.submit import Progress
 from vibe.shared.convert import guardrail_to_pb
 
 log = logging.getLogger(__name__)
@@ -105,15 +107,15 @@ async def page(request: web.Request) -> web.Response:
 
 
 async def list_problems(request: web.Request) -> web.Response:
-    problems = await request.app[GATEWAY_KEY].list_problems()
+    problems = await request.app[GATEWAY_KEY].sessions.list_problems()
     return web.json_response({"problems": [_pb(p) for p in problems]})
 
 
 async def create_session(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     body = await _body(request, "candidate_id", "problem_id")
-    session, token = await gateway.create_session(body["candidate_id"], body["problem_id"])
-    problem = await gateway.problem(session.problem_id)
+    session, token = await gateway.sessions.create(body["candidate_id"], body["problem_id"])
+    problem = await gateway.sessions.problem(session.problem_id)
     return web.json_response(
         {"session": _pb(session_to_pb(session, problem=problem)), "session_token": token}, status=201
     )
@@ -121,8 +123,8 @@ async def create_session(request: web.Request) -> web.Response:
 
 async def get_session(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
-    session, messages = await gateway.get_session(request.match_info["session_id"], _token(request))
-    problem = await gateway.problem(session.problem_id)
+    session, messages = await gateway.sessions.get(request.match_info["session_id"], _token(request))
+    problem = await gateway.sessions.problem(session.problem_id)
     return web.json_response(_pb(session_to_pb(session, messages, problem)))
 
 
@@ -131,7 +133,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     body = await _body(request, "message")
 
     async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        core_events = gateway.chat(request.match_info["session_id"], _token(request), body["message"])
+        core_events = gateway.chat.turn(request.match_info["session_id"], _token(request), body["message"])
         async with contextlib.aclosing(core_events):
             async for event in core_events:
                 if isinstance(event, TurnStarted):
@@ -159,7 +161,9 @@ async def submit(request: web.Request) -> web.StreamResponse:
     body = await _body(request, "language", "code")
 
     async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        core_events = gateway.submit(request.match_info["session_id"], _token(request), body["language"], body["code"])
+        core_events = gateway.submit.submit(
+            request.match_info["session_id"], _token(request), body["language"], body["code"]
+        )
         async with contextlib.aclosing(core_events):
             async for event in core_events:
                 if isinstance(event, Progress):
@@ -175,7 +179,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
 
 async def report(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
-    return web.json_response(_pb(await gateway.report(request.match_info["session_id"], _token(request))))
+    return web.json_response(_pb(await gateway.submit.report(request.match_info["session_id"], _token(request))))
 
 
 async def healthz(request: web.Request) -> web.Response:

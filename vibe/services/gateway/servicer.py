@@ -10,19 +10,21 @@ from typing import Any
 import grpc
 
 from vibe.platform.errors import grpc_errors
-from vibe.services.gateway.core import Gateway, Progress, ReplyDelta, TurnCompleted, TurnStarted
-from vibe.services.gateway.store import MessageRow, SessionRow
+from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
+from vibe.services.gateway.core import Gateway
+from vibe.services.gateway.store import MessageRow, Role, SessionRow, SessionStatus
+from vibe.services.gateway.submit import Progress
 from vibe.shared.convert import guardrail_to_pb
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2
 from vibe_api.tutor.v1 import tutor_pb2
 
 _STATUS = {
-    "active": gateway_pb2.SESSION_STATUS_ACTIVE,
-    "submitted": gateway_pb2.SESSION_STATUS_SUBMITTED,
-    "graded": gateway_pb2.SESSION_STATUS_GRADED,
+    SessionStatus.ACTIVE: gateway_pb2.SESSION_STATUS_ACTIVE,
+    SessionStatus.SUBMITTED: gateway_pb2.SESSION_STATUS_SUBMITTED,
+    SessionStatus.GRADED: gateway_pb2.SESSION_STATUS_GRADED,
 }
-_ROLE = {"user": tutor_pb2.ROLE_USER, "assistant": tutor_pb2.ROLE_ASSISTANT}
+_ROLE = {Role.USER: tutor_pb2.ROLE_USER, Role.ASSISTANT: tutor_pb2.ROLE_ASSISTANT}
 
 
 def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
@@ -66,8 +68,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.CreateSessionResponse:
         async with grpc_errors(context):
-            session, token = await self.gateway.create_session(request.candidate_id, request.problem_id)
-            problem = await self.gateway.problem(session.problem_id)
+            session, token = await self.gateway.sessions.create(request.candidate_id, request.problem_id)
+            problem = await self.gateway.sessions.problem(session.problem_id)
             return gateway_pb2.CreateSessionResponse(
                 session=session_to_pb(session, problem=problem), session_token=token
             )
@@ -76,15 +78,15 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.Session:
         async with grpc_errors(context):
-            session, messages = await self.gateway.get_session(request.session_id, bearer_token(context))
-            problem = await self.gateway.problem(session.problem_id)
+            session, messages = await self.gateway.sessions.get(request.session_id, bearer_token(context))
+            problem = await self.gateway.sessions.problem(session.problem_id)
             return session_to_pb(session, messages, problem)
 
     async def Chat(
         self, request: gateway_pb2.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[gateway_pb2.ChatEvent]:
         async with grpc_errors(context):
-            events = self.gateway.chat(request.session_id, bearer_token(context), request.message)
+            events = self.gateway.chat.turn(request.session_id, bearer_token(context), request.message)
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, TurnStarted):
@@ -108,7 +110,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.SubmitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[gateway_pb2.SubmitEvent]:
         async with grpc_errors(context):
-            events = self.gateway.submit(request.session_id, bearer_token(context), request.language, request.code)
+            events = self.gateway.submit.submit(
+                request.session_id, bearer_token(context), request.language, request.code
+            )
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, Progress):
@@ -124,4 +128,4 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.GetReportRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.Report:
         async with grpc_errors(context):
-            return await self.gateway.report(request.session_id, bearer_token(context))
+            return await self.gateway.submit.report(request.session_id, bearer_token(context))

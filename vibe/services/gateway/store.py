@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import asyncpg
@@ -19,13 +20,24 @@ from vibe.platform.hot_state import Keys
 SESSION_CACHE_TTL_S = 24 * 3600
 
 
+class SessionStatus(StrEnum):
+    ACTIVE = "active"  # chatting
+    SUBMITTED = "submitted"  # frozen by a submit, not graded yet
+    GRADED = "graded"  # the report is stored
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
 @dataclass(frozen=True)
 class SessionRow:
     session_id: str
     candidate_id: str
     problem_id: str
     token_hash: bytes
-    status: str  # active | submitted | graded
+    status: SessionStatus
     turn_count: int
     created_at: datetime
     submitted_at: datetime | None
@@ -35,7 +47,7 @@ class SessionRow:
 class MessageRow:
     session_id: str
     turn: int
-    role: str  # user | assistant
+    role: Role
     content: str
     created_at: datetime
     guardrail_violation: str | None = None
@@ -48,7 +60,11 @@ _SESSION_COLUMNS = "session_id, candidate_id, problem_id, token_hash, status, tu
 
 def _session(row: asyncpg.Record | None) -> SessionRow:
     assert row is not None, "the statement returns the session's row"
-    return SessionRow(**dict(row))
+    return SessionRow(**{**dict(row), "status": SessionStatus(row["status"])})
+
+
+def _message(row: asyncpg.Record) -> MessageRow:
+    return MessageRow(**{**dict(row), "role": Role(row["role"])})
 
 
 class GatewayStore:
@@ -104,7 +120,7 @@ class GatewayStore:
             " FROM messages WHERE session_id = $1 ORDER BY turn, role DESC",  # user before assistant
             session_id,
         )
-        return [MessageRow(**dict(r)) for r in rows]
+        return [_message(r) for r in rows]
 
     async def store_turn(
         self,
@@ -156,7 +172,7 @@ class GatewayStore:
                 leak_cut,
                 leak_share,
             )
-        user, assistant = sorted((MessageRow(**dict(r)) for r in rows), key=lambda m: m.role != "user")
+        user, assistant = sorted((_message(r) for r in rows), key=lambda m: m.role is not Role.USER)
         return user, assistant
 
     async def freeze(self, session_id: str, language: str, code: str) -> SessionRow:

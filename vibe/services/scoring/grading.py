@@ -1,4 +1,4 @@
-"""The final grade of DESIGN §2 (node 7), with weights and bands from settings:
+"""The final grade of docs/DESIGN.md §2 (node 7), with weights and bands from settings:
 
 prompt_score = (holistic_flow_score + aggregate_turn_score) / 2
 total_score  = w_prompt * prompt_score + w_performance * performance_score
