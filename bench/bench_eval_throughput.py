@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import grpc
@@ -120,7 +121,8 @@ async def one_round(
     started = time.perf_counter()
     async with redis.pipeline(transaction=False) as pipe:
         for session_id, turn in turns:
-            pipe.xadd(keys.eval_jobs(), EvalJob(session_id, turn).fields())
+            fields: dict[Any, Any] = EvalJob(session_id, turn).fields()  # redis-py wants its own key/value union
+            pipe.xadd(keys.eval_jobs(), fields)
         await pipe.execute()
     stored = "SELECT count(*) FROM prompt_evaluations WHERE evaluation_type = 'TURN_EVAL'"
     while await db.fetchval(stored) < len(turns):  # noqa: ASYNC110 (polling another process's writes)

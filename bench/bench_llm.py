@@ -19,6 +19,8 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import asyncpg
 import grpc
@@ -56,7 +58,7 @@ async def sdk_first_chunk_s(url: str, samples: int) -> list[float]:
             async for _chunk in stream:
                 times.append(time.perf_counter() - started)
                 break
-            await stream.aclose()
+            await cast("AsyncGenerator[object, None]", stream).aclose()  # the SDK annotates an AsyncIterator
     finally:
         await client.aio.aclose()
     return times

@@ -33,7 +33,9 @@ async def new_session(stub: gateway_pb2_grpc.GatewayAsyncStub) -> tuple[str, tup
     return created.session.session_id, (("authorization", f"Bearer {created.session_token}"),)
 
 
-async def timed_chat(stub: gateway_pb2_grpc.GatewayStub, sid: str, auth, message: str) -> float:  # type: ignore[no-untyped-def]
+async def timed_chat(
+    stub: gateway_pb2_grpc.GatewayAsyncStub, sid: str, auth: tuple[tuple[str, str], ...], message: str
+) -> float:
     started = time.perf_counter()
     async for _ in stub.Chat(gateway_pb2.ChatRequest(session_id=sid, message=message), metadata=auth):
         pass

@@ -63,7 +63,7 @@ async def _postgres_facts(url: str) -> tuple[int, str, str]:
     return one, db, datadir
 
 
-async def _redis_facts(url: str) -> tuple[bool, int, str]:
+async def _redis_facts(url: str) -> tuple[bool, int, str | None]:
     """(PING result, server pid, working dir) of a live server."""
     client = aioredis.from_url(url, socket_connect_timeout=5)
     try:
@@ -111,7 +111,7 @@ def test_unreachable_urls_get_private_servers_that_are_cleaned_up() -> None:
         pg_tmp = Path(datadir).parent
 
         pong, redis_pid, redis_tmp = asyncio.run(_redis_facts(overrides["REDIS_URL"]))
-        assert pong is True
+        assert pong is True and redis_tmp is not None
         assert not _gone(postmaster_pid) and not _gone(redis_pid)
         assert pg_tmp.is_dir() and Path(redis_tmp).is_dir()
 
@@ -204,7 +204,9 @@ def test_cli_forwards_sigterm_and_cleans_up() -> None:
             proc.kill()
     assert proc.returncode == 42, stderr
     assert "stopped private Redis" in stderr
-    pid = int(re.search(r"started private Redis on \S+ \(pid (\d+)", stderr).group(1))
+    started = re.search(r"started private Redis on \S+ \(pid (\d+)", stderr)
+    assert started, stderr
+    pid = int(started.group(1))
     assert _wait_gone(pid)
 
 

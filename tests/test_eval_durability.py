@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import cast
 
 import grpc
 import pytest
@@ -108,7 +109,9 @@ async def statuses(stack: Stack, session_id: str) -> list[tuple[int, int]]:
 async def dead_records(stack: Stack) -> list[dict[str, str]]:
     redis = stack.redis()
     try:
-        return [fields for _, fields in await redis.xrange(stack.key("eval:dead"))]
+        # decode_responses=True: fields are str (redis-py's annotation cannot say so)
+        entries = cast("list[tuple[str, dict[str, str]]]", await redis.xrange(stack.key("eval:dead")))
+        return [fields for _, fields in entries]
     finally:
         await redis.aclose()
 
@@ -343,13 +346,17 @@ async def test_turn_statuses_report_queued_in_flight_done_and_missing(start_stac
         # Turn 3's job is lost (as when queueing fails after the turn is stored).
         redis = stack.redis()
         try:
-            entries = await redis.xrange(stack.key("eval:jobs"))
+            entries = cast("list[tuple[str, dict[str, str]]]", await redis.xrange(stack.key("eval:jobs")))
             await redis.xdel(stack.key("eval:jobs"), *[mid for mid, f in entries if f["turn"] == "3"])
             evaluating = asyncio.create_task(
                 evaluator_call(stack, "EvaluateTurn", evaluator_pb2.EvaluateTurnRequest(session_id=sid, turn=1))
             )
             lock = stack.key(f"lock:eval:{sid}:1")
-            await eventually(lambda: redis.exists(lock), 10, "turn 1 is being evaluated")
+
+            async def locked() -> bool:
+                return bool(await redis.exists(lock))
+
+            await eventually(locked, 10, "turn 1 is being evaluated")
             assert await statuses(stack, sid) == [(1, in_flight), (2, queued), (3, missing)]
             await evaluating
         finally:

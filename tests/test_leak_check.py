@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import grpc
 import pytest
@@ -108,7 +109,7 @@ def _reference_reply(lines: list[str]) -> Reply:
     return Reply(chunks=("Sure, here it is:\n```python\n", *lines, "```\nThat is the whole program."))
 
 
-async def _assistant_row(stack: Stack, session_id: str, turn: int) -> dict:
+async def _assistant_row(stack: Stack, session_id: str, turn: int) -> dict[str, Any]:
     db = await stack.db()
     try:
         row = await db.fetchrow(
@@ -116,6 +117,7 @@ async def _assistant_row(stack: Stack, session_id: str, turn: int) -> dict:
             session_id,
             turn,
         )
+        assert row is not None
         return dict(row)
     finally:
         await db.close()
@@ -189,6 +191,7 @@ async def test_the_gemini_request_has_the_problem_and_hints_but_no_reference_lin
             row = await db.fetchrow("SELECT spec, reference_solutions FROM problems WHERE problem_id = 'two-sum'")
         finally:
             await db.close()
+    assert row is not None
     spec, references = json.loads(row["spec"]), json.loads(row["reference_solutions"])
     [request] = fake.of("tutor_reply")
     sent = json.dumps(request.body, ensure_ascii=False) + request.system + request.prompt

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -101,6 +102,7 @@ async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stac
         )
     finally:
         await conn.close()
+    assert row is not None
     assert row["isolation"] == reply.isolation_mode and '"flagged"' in row["integrity"]
 
 
@@ -112,7 +114,8 @@ async def test_hostile_submission_leaves_the_service_healthy(stack: Stack) -> No
             scoring_pb2.CheckCodeRequest(problem_id="valid-parentheses", language="python", code=fork_bomb), timeout=120
         )
         assert reply.verdict in (scoring_pb2.VERDICT_TIME_LIMIT_EXCEEDED, scoring_pb2.VERDICT_RUNTIME_ERROR)
-        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        health_stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
+        health = await health_stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         listed = await scoring.ListProblems(scoring_pb2.ListProblemsRequest(), timeout=5)
         assert len(listed.problems) >= 6

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import grpc
 import pytest
@@ -37,11 +38,11 @@ MODULES = {
 async def test_health_and_reflection_on_every_service(stack: Stack) -> None:
     for name, full_name in SERVICE_NAMES.items():
         async with grpc.aio.insecure_channel(getattr(stack.addrs, name)) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+            health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
             for service in ("", full_name):
                 reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING, (name, service)
-            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+            reflection: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]  # typeshed: sync channels only
             responses = reflection.ServerReflectionInfo(
                 iter([reflection_pb2.ServerReflectionRequest(list_services="")])
             )
@@ -56,7 +57,8 @@ async def test_stopping_flips_health_to_not_serving_first(isolated_env: dict[str
         server = GrpcServer(bundle)
         port = await server.start()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
             assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
             stopping = asyncio.create_task(server.stop(grace_s=1.0))
             assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING

@@ -1,7 +1,7 @@
 -- The system of record. Every table is created in the schema named by
 -- VIBE_DB_SCHEMA (the connection's search_path), so tests can isolate themselves.
 
--- The problem bank, loaded from scoring_service/problems by the scoring service.
+-- The problem bank, loaded from vibe/services/scoring/problems by the scoring service.
 CREATE TABLE problems (
     problem_id          TEXT PRIMARY KEY,
     title               TEXT NOT NULL,

@@ -22,7 +22,7 @@ from vibe.llm.usage import metered
 from vibe.llm.usage_store import PHASE_BACKGROUND, PHASE_SUBMIT, save_calls, session_usage, tally
 from vibe.platform.errors import DeadlineExceeded, FailedPrecondition
 from vibe.platform.hot_state import Keys, Lock
-from vibe.services.evaluator.store import EvaluationStore, GuardrailRecord, TurnLog
+from vibe.services.evaluator.store import EvaluationStore, GuardrailRecord, HolisticRecord, TurnLog
 from vibe.shared.convert import guardrail_from_columns
 from vibe.shared.eval_queue import dead_turns, queued_turns
 from vibe.shared.records import load_exchanges, load_problem_context, load_turn, session_problem_id
@@ -211,7 +211,7 @@ class Evaluator:
         await session_problem_id(self.db, session_id)  # NOT_FOUND for an unknown session
         return await self.store.list_turn_logs(session_id)
 
-    async def evaluate_holistic(self, session_id: str) -> dict[str, Any]:
+    async def evaluate_holistic(self, session_id: str) -> HolisticRecord:
         """Judges the conversation over its stored turn logs and stores the result."""
         problem = await self._problem(await session_problem_id(self.db, session_id))
         logs = await self.store.list_turn_logs(session_id)
@@ -233,7 +233,7 @@ class Evaluator:
         with metered() as meter:
             judgement = await self.llm.evaluate_holistic(problem, turns)
         await save_calls(self.db, session_id, None, PHASE_SUBMIT, meter.calls)
-        details = {
+        details: HolisticRecord = {
             "session_id": session_id,
             "score": round(judgement.score, 2),
             "criteria": [

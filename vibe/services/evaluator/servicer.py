@@ -15,7 +15,7 @@ from vibe.services.evaluator.core import (
     TurnState,
     TurnStatus,
 )
-from vibe.services.evaluator.store import TurnLog
+from vibe.services.evaluator.store import HolisticRecord, TurnLog
 from vibe.shared.convert import VIOLATION_TO_PB
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 from vibe_api.tutor.v1 import tutor_pb2
@@ -90,7 +90,7 @@ def turn_status_to_pb(status: TurnStatus) -> evaluator_pb2.TurnStatus:
     )
 
 
-def holistic_to_pb(details: dict[str, Any]) -> evaluator_pb2.HolisticEvaluation:
+def holistic_to_pb(details: HolisticRecord) -> evaluator_pb2.HolisticEvaluation:
     return evaluator_pb2.HolisticEvaluation(
         session_id=details["session_id"],
         score=details["score"],

@@ -55,6 +55,27 @@ class TurnLog(TypedDict):
     timestamp: str  # the name docs/DESIGN.md §2 uses; kept for readers of older logs
 
 
+class HolisticCriterionRecord(TypedDict):
+    criterion: str
+    score: float
+    evidence: str
+
+
+class HolisticRecord(TypedDict):
+    """The holistic evaluation of a session (the `HOLISTIC_FLOW` row's details)."""
+
+    session_id: str
+    score: float
+    criteria: list[HolisticCriterionRecord]
+    summary: str
+    provider: str
+    model: NotRequired[str]
+    degraded: bool
+    usage: NotRequired[dict[str, int]]  # this call's LLM requests
+    session_usage: NotRequired[dict[str, Any]]  # the whole session's, as the report shows it
+    timestamp: str
+
+
 def _turn_log(raw: str | bytes) -> TurnLog:
     return cast("TurnLog", json.loads(raw))
 
@@ -134,7 +155,7 @@ class EvaluationStore:
             pipe.expire(self.keys.turn_scores(session_id), self.ttl_s)
             await pipe.execute()
 
-    async def save_holistic(self, session_id: str, details: dict[str, Any]) -> None:
+    async def save_holistic(self, session_id: str, details: HolisticRecord) -> None:
         await self.db.execute(
             """
             INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details)
