@@ -72,6 +72,7 @@ def generate(root: Path = ROOT) -> list[Path]:
             f"--pyi_out={tmp}",
             f"--grpc_python_out={tmp}",
             f"--plugin=protoc-gen-mypy_grpc={grpc_pyi_plugin}",
+            "--mypy_grpc_opt=quiet",  # no "Writing mypy to ..." line per file
             f"--mypy_grpc_out={tmp}",
             *map(str, protos),
         ]
