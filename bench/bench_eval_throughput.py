@@ -11,7 +11,7 @@ with VIBE_LLM_PROVIDER=gemini against the tests' fake Gemini server at a fixed l
 
     .venv/bin/python -m bench.bench_eval_throughput [--turns 40] [--latency-ms 200]
 
-The evaluator runs as its own process (`python -m evaluator_service`), so that the
+The evaluator runs as its own process (`python -m vibe.services.evaluator`), so that the
 fake server, which runs in this process and counts the requests it receives, does not
 share its event loop. Needs PostgreSQL and Redis at DATABASE_URL / REDIS_URL; uses its
 own schema and key prefix and removes them afterwards.
@@ -27,19 +27,21 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any
 
 import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
-from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from tests.fake_gemini import FakeGemini
-from vibe.eval_queue import EvalJob
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.hot_state import Keys
-from vibe.stack import free_port, in_process_stack, wait_serving
+from vibe.platform.healthcheck import wait_serving
+from vibe.platform.hot_state import Keys
+from vibe.shared.eval_queue import EvalJob
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_dev.fake_gemini import FakeGemini
+from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
+from vibe_dev.stack import free_port, in_process_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 TURNS_PER_SESSION = 5
@@ -69,7 +71,9 @@ async def create_turns(env: dict[str, str], turns: int) -> list[tuple[str, int]]
     async with in_process_stack(env) as addrs, grpc.aio.insecure_channel(addrs.gateway) as channel:
         gateway = gateway_pb2_grpc.GatewayStub(channel)
         while len(created) < turns:
-            reply = await gateway.CreateSession(gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum"))
+            reply = await gateway.CreateSession(
+                gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum")
+            )
             auth = (("authorization", f"Bearer {reply.session_token}"),)
             for turn in range(1, min(TURNS_PER_SESSION, turns - len(created)) + 1):
                 message = f"Question {turn}: which data structure avoids checking every pair, and why?"
@@ -84,7 +88,11 @@ async def create_turns(env: dict[str, str], turns: int) -> list[tuple[str, int]]
 async def evaluator_process(env: dict[str, str], **overrides: str) -> AsyncIterator[None]:
     addr = f"127.0.0.1:{free_port()}"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "evaluator_service", env={**os.environ, **env, "EVALUATOR_ADDR": addr, **overrides}, cwd=ROOT
+        sys.executable,
+        "-m",
+        "vibe.services.evaluator",
+        env={**os.environ, **env, "EVALUATOR_ADDR": addr, **overrides},
+        cwd=ROOT,
     )
     try:
         await wait_serving(addr, 60)
@@ -113,10 +121,11 @@ async def one_round(
     started = time.perf_counter()
     async with redis.pipeline(transaction=False) as pipe:
         for session_id, turn in turns:
-            pipe.xadd(keys.eval_jobs(), EvalJob(session_id, turn).fields())
+            fields: dict[Any, Any] = EvalJob(session_id, turn).fields()  # redis-py wants its own key/value union
+            pipe.xadd(keys.eval_jobs(), fields)
         await pipe.execute()
     stored = "SELECT count(*) FROM prompt_evaluations WHERE evaluation_type = 'TURN_EVAL'"
-    while await db.fetchval(stored) < len(turns):
+    while await db.fetchval(stored) < len(turns):  # noqa: ASYNC110 (polling another process's writes)
         await asyncio.sleep(0.01)
     elapsed = time.perf_counter() - started
     degraded = await db.fetchval(
@@ -154,7 +163,9 @@ async def bench(turn_total: int, latency_ms: float, rpm: int, window_s: float) -
         turns = await create_turns(env, turn_total)
         db = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": schema})
         redis = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
-        print(f"fake Gemini in this process: {latency_ms:g} ms per request; {len(turns)} turns queued at once per round\n")
+        print(
+            f"fake Gemini in this process: {latency_ms:g} ms per request; {len(turns)} turns queued at once per round\n"
+        )
 
         rates: dict[int, float] = {}
         for workers in (1, 2, 4):
@@ -191,9 +202,13 @@ async def bench(turn_total: int, latency_ms: float, rpm: int, window_s: float) -
             f"\nrate limit {rpm} requests per {window_s:g} s (= {limit:.2f}/s), 4 workers "
             f"(unlimited: {rates[4]:.2f} turns/s):"
         )
-        print(f"  {len(turns) / elapsed:.2f} turns/s end to end ({elapsed:.2f} s, including the first window's burst of {rpm})")
+        print(
+            f"  {len(turns) / elapsed:.2f} turns/s end to end ({elapsed:.2f} s, including the first window's burst of {rpm})"
+        )
         print(f"  {sustained:.2f} requests/s after the first burst (the limit: {limit:.2f}/s)")
-        print(f"  most requests the fake server saw in any {window_s:g} s window: {worst} (limit {rpm}); degraded: {degraded}")
+        print(
+            f"  most requests the fake server saw in any {window_s:g} s window: {worst} (limit {rpm}); degraded: {degraded}"
+        )
         if worst > rpm:
             raise SystemExit(f"the limiter let {worst} requests through in one window; the limit is {rpm}")
     finally:

@@ -16,17 +16,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import time
 import uuid
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import asyncpg
 import grpc
 
-import sys
-from tests.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe.llm.gemini import make_client
-from vibe.stack import in_process_stack
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
+from vibe_dev.stack import in_process_stack
 
 MODEL = "gemini-2.5-flash"
 REFERENCE = "def two_sum(nums, target):\n    seen = {}\n    for i, x in enumerate(nums):\n        if target - x in seen:\n            return [seen[target - x], i]\n        seen[x] = i\n"
@@ -36,7 +38,7 @@ async def fake_gemini(latency_ms: float) -> tuple[asyncio.subprocess.Process, st
     """The tests' fake server in its own process, so that its work does not load the
     event loop the services run on; returns it and its URL."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fake_gemini", "--latency-ms", str(latency_ms), stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "vibe_dev.fake_gemini", "--latency-ms", str(latency_ms), stdout=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None
     url = (await proc.stdout.readline()).decode().strip()
@@ -56,7 +58,7 @@ async def sdk_first_chunk_s(url: str, samples: int) -> list[float]:
             async for _chunk in stream:
                 times.append(time.perf_counter() - started)
                 break
-            await stream.aclose()
+            await cast("AsyncGenerator[object, None]", stream).aclose()  # the SDK annotates an AsyncIterator
     finally:
         await client.aio.aclose()
     return times
@@ -67,7 +69,9 @@ async def chat_and_submit(env: dict[str, str], turns: int) -> list[float]:
     returns each chat's time to first chunk as the candidate's client sees it."""
     async with in_process_stack(env) as addrs, grpc.aio.insecure_channel(addrs.gateway) as channel:
         gateway = gateway_pb2_grpc.GatewayStub(channel)
-        created = await gateway.CreateSession(gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum"))
+        created = await gateway.CreateSession(
+            gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum")
+        )
         session_id = created.session.session_id
         auth = (("authorization", f"Bearer {created.session_token}"),)
         first_chunks = []
@@ -75,7 +79,9 @@ async def chat_and_submit(env: dict[str, str], turns: int) -> list[float]:
             message = f"Hint {turn}: which data structure helps here?"
             started = time.perf_counter()
             first = None
-            async for event in gateway.Chat(gateway_pb2.ChatRequest(session_id=session_id, message=message), metadata=auth):
+            async for event in gateway.Chat(
+                gateway_pb2.ChatRequest(session_id=session_id, message=message), metadata=auth
+            ):
                 if first is None and event.WhichOneof("event") == "delta":
                     first = time.perf_counter() - started
             assert first is not None
@@ -126,7 +132,9 @@ async def bench(turns: int, latency_ms: float) -> None:
                 "SELECT purpose, count(*) AS calls, sum(prompt_tokens) AS prompt, sum(output_tokens) AS output,"
                 " sum(thinking_tokens) AS thinking FROM llm_usage GROUP BY purpose"
             )
-            evaluated = await conn.fetchval("SELECT count(*) FROM prompt_evaluations WHERE evaluation_type = 'TURN_EVAL'")
+            evaluated = await conn.fetchval(
+                "SELECT count(*) FROM prompt_evaluations WHERE evaluation_type = 'TURN_EVAL'"
+            )
         finally:
             await conn.close()
         # The same chats with no LLM at all: what the services cost on their own.
@@ -138,7 +146,9 @@ async def bench(turns: int, latency_ms: float) -> None:
 
     by_purpose = {r["purpose"]: r for r in rows}
     ev = by_purpose["turn_evaluation"]
-    print(f"fake Gemini (own process): {latency_ms:g} ms to first byte; {turns} chat turns, {evaluated} turns evaluated\n")
+    print(
+        f"fake Gemini (own process): {latency_ms:g} ms to first byte; {turns} chat turns, {evaluated} turns evaluated\n"
+    )
     print(f"LLM calls per evaluated turn: {ev['calls'] / evaluated:.2f} (target 1)")
     print(
         f"tokens per evaluated turn: {(ev['prompt'] + ev['output'] + ev['thinking']) / evaluated:.0f} "

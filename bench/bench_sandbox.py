@@ -26,14 +26,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from scoring_service.bank import load_problem_bank
-from scoring_service.isolation import IsolationMode
-from scoring_service.judge import Judge, Verdict, run_limits
-from scoring_service.languages import language
-from scoring_service.programs import Program, build, execute
-from scoring_service.sandbox import RunLimits, Sandbox
-from vibe.config import ScoringSettings
+from vibe.platform.config import ScoringSettings
+from vibe.services.scoring.bank import load_problem_bank
+from vibe.services.scoring.isolation import IsolationMode
+from vibe.services.scoring.judge import Judge, Verdict, run_limits
+from vibe.services.scoring.languages import language
+from vibe.services.scoring.programs import Program, build, execute
+from vibe.services.scoring.sandbox import RunLimits, Sandbox
 
 LIMITS = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=256)
 HELLO = {
@@ -41,6 +42,8 @@ HELLO = {
     "cpp": '#include <cstdio>\nint main(){ std::puts("hello"); }\n',
 }
 TARGETS = {"python_ratio": 1.3, "cpp_added_ms": 3.0, "two_sum_checks_s": 0.5, "hostile_over_wall_s": 1.0}
+#: The figures of one run, as printed and written to --json.
+Figures = dict[str, Any]
 HOSTILE = {
     "fork bomb": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
     "sleeper": "import time\ntime.sleep(1000)\n",
@@ -54,8 +57,11 @@ async def bare(program: Program, workdir: Path) -> float:
         path.chmod(0o755)
     start = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
-        *program.language.run_argv(LIMITS.memory_mb), cwd=workdir,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *program.language.run_argv(LIMITS.memory_mb),
+        cwd=workdir,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, _ = await proc.communicate(b"")
     assert out == b"hello\n", out
@@ -69,7 +75,7 @@ async def sandboxed(sandbox: Sandbox, program: Program) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-async def overhead(lang: str, runs: int, sandboxes: dict[IsolationMode, Sandbox], figures: dict) -> None:
+async def overhead(lang: str, runs: int, sandboxes: dict[IsolationMode, Sandbox], figures: Figures) -> None:
     program = await build(sandboxes[IsolationMode.NAMESPACES], language(lang), HELLO[lang])
     assert isinstance(program, Program), program
     times: dict[str, list[float]] = {"bare": [], **{str(m): [] for m in sandboxes}}
@@ -87,11 +93,15 @@ async def overhead(lang: str, runs: int, sandboxes: dict[IsolationMode, Sandbox]
     for mode in sandboxes:
         med = statistics.median(times[str(mode)])
         print(f"{lang} hello: {mode:<10} median {med:.2f} ms, ratio {med / base:.2f}x, added {med - base:+.2f} ms")
-        figures[f"{lang}_{mode}"] = {"bare_ms": round(base, 3), "median_ms": round(med, 3),
-                                     "ratio": round(med / base, 3), "added_ms": round(med - base, 3)}
+        figures[f"{lang}_{mode}"] = {
+            "bare_ms": round(base, 3),
+            "median_ms": round(med, 3),
+            "ratio": round(med / base, 3),
+            "added_ms": round(med - base, 3),
+        }
 
 
-async def code_checks(sandbox: Sandbox, checks: int, figures: dict) -> None:
+async def code_checks(sandbox: Sandbox, checks: int, figures: Figures) -> None:
     problem = next(p for p in load_problem_bank() if p.problem_id == "two-sum")
     judge = Judge(sandbox)
     await judge.profile(problem, language("python"))  # the reference is measured once per process
@@ -102,8 +112,10 @@ async def code_checks(sandbox: Sandbox, checks: int, figures: dict) -> None:
         times.append(time.perf_counter() - start)
         assert result.verdict is Verdict.ACCEPTED, result.tests
     med = statistics.median(times)
-    print(f"two-sum code checks ({len(problem.tests)} tests + {len(problem.scaling_sizes)} scaling runs): "
-          f"median {med:.3f} s over {checks} (min {min(times):.3f} s)")
+    print(
+        f"two-sum code checks ({len(problem.tests)} tests + {len(problem.scaling_sizes)} scaling runs): "
+        f"median {med:.3f} s over {checks} (min {min(times):.3f} s)"
+    )
     figures["two_sum_checks_s"] = round(med, 3)
     for name, source in HOSTILE.items():
         start = time.perf_counter()
@@ -112,11 +124,14 @@ async def code_checks(sandbox: Sandbox, checks: int, figures: dict) -> None:
         wall = run_limits(problem, result.time_limit_ms, b"").wall_time_s
         not_run = sum(t.verdict is Verdict.NOT_RUN for t in result.tests)
         print(f"{name}: {result.verdict} in {elapsed:.2f} s (wall limit {wall:g} s, {not_run} tests not run)")
-        figures[name.replace(" ", "_")] = {"seconds": round(elapsed, 3), "wall_limit_s": wall,
-                                           "over_wall_s": round(elapsed - wall, 3)}
+        figures[name.replace(" ", "_")] = {
+            "seconds": round(elapsed, 3),
+            "wall_limit_s": wall,
+            "over_wall_s": round(elapsed - wall, 3),
+        }
 
 
-async def throughput(pool_runs: int, parallel: int, figures: dict) -> None:
+async def throughput(pool_runs: int, parallel: int, figures: Figures) -> None:
     sandbox = Sandbox(parallel)
     await sandbox.start()
     try:
@@ -127,12 +142,14 @@ async def throughput(pool_runs: int, parallel: int, figures: dict) -> None:
         elapsed = time.perf_counter() - start
     finally:
         await sandbox.close()
-    print(f"throughput ({sandbox.mode}, pool of {parallel} on {os.cpu_count()} CPUs): "
-          f"{pool_runs / elapsed:.1f} runs/s ({pool_runs} python runs in {elapsed:.2f} s)")
+    print(
+        f"throughput ({sandbox.mode}, pool of {parallel} on {os.cpu_count()} CPUs): "
+        f"{pool_runs / elapsed:.1f} runs/s ({pool_runs} python runs in {elapsed:.2f} s)"
+    )
     figures["throughput_runs_per_s"] = round(pool_runs / elapsed, 1)
 
 
-def verdicts(figures: dict) -> list[str]:
+def verdicts(figures: Figures) -> list[str]:
     missed = []
     if figures["python_namespaces"]["ratio"] > TARGETS["python_ratio"]:
         missed.append(f"python hello ratio {figures['python_namespaces']['ratio']} > {TARGETS['python_ratio']}")
@@ -140,9 +157,11 @@ def verdicts(figures: dict) -> list[str]:
         missed.append(f"cpp hello added {figures['cpp_namespaces']['added_ms']} ms > {TARGETS['cpp_added_ms']} ms")
     if figures["two_sum_checks_s"] > TARGETS["two_sum_checks_s"]:
         missed.append(f"two-sum code checks {figures['two_sum_checks_s']} s > {TARGETS['two_sum_checks_s']} s")
-    for name in ("fork_bomb", "sleeper"):
-        if figures[name]["over_wall_s"] > TARGETS["hostile_over_wall_s"]:
-            missed.append(f"{name} took {figures[name]['over_wall_s']} s past its wall limit")
+    missed += [
+        f"{name} took {figures[name]['over_wall_s']} s past its wall limit"
+        for name in ("fork_bomb", "sleeper")
+        if figures[name]["over_wall_s"] > TARGETS["hostile_over_wall_s"]
+    ]
     return missed
 
 
@@ -153,7 +172,7 @@ async def main() -> int:
     parser.add_argument("--pool-runs", type=int, default=200)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    figures: dict = {"targets": TARGETS}
+    figures: Figures = {"targets": TARGETS}
     sandboxes = {mode: Sandbox(1, mode) for mode in (IsolationMode.NAMESPACES, IsolationMode.RLIMITS)}
     for sandbox in sandboxes.values():
         await sandbox.start()

@@ -15,36 +15,40 @@ import os
 import statistics
 import time
 import uuid
-from pathlib import Path
 
 import asyncpg
 import grpc
 
-from tests.otlp_receiver import otlp_receiver
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.stack import process_stack
+from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_dev.otlp_receiver import otlp_receiver
+from vibe_dev.scratch import DATABASE_URL
+from vibe_dev.stack import process_stack
 
-DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REFERENCE = (Path(__file__).resolve().parents[1] / "scoring_service/problems/two-sum/reference.py").read_text()
+REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
 
 
-async def new_session(stub: gateway_pb2_grpc.GatewayStub) -> tuple[str, tuple[tuple[str, str], ...]]:
+async def new_session(stub: gateway_pb2_grpc.GatewayAsyncStub) -> tuple[str, tuple[tuple[str, str], ...]]:
     created = await stub.CreateSession(gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum"))
     return created.session.session_id, (("authorization", f"Bearer {created.session_token}"),)
 
 
-async def timed_chat(stub: gateway_pb2_grpc.GatewayStub, sid: str, auth, message: str) -> float:  # type: ignore[no-untyped-def]
+async def timed_chat(
+    stub: gateway_pb2_grpc.GatewayAsyncStub, sid: str, auth: tuple[tuple[str, str], ...], message: str
+) -> float:
     started = time.perf_counter()
     async for _ in stub.Chat(gateway_pb2.ChatRequest(session_id=sid, message=message), metadata=auth):
         pass
     return time.perf_counter() - started
 
 
-async def timed_submit(stub: gateway_pb2_grpc.GatewayStub) -> float:
+async def timed_submit(stub: gateway_pb2_grpc.GatewayAsyncStub) -> float:
     sid, auth = await new_session(stub)
     await timed_chat(stub, sid, auth, "Which data structure avoids checking every pair?")
     started = time.perf_counter()
-    async for _ in stub.Submit(gateway_pb2.SubmitRequest(session_id=sid, language="python", code=REFERENCE), metadata=auth):
+    async for _ in stub.Submit(
+        gateway_pb2.SubmitRequest(session_id=sid, language="python", code=REFERENCE), metadata=auth
+    ):
         pass
     return time.perf_counter() - started
 
@@ -61,21 +65,25 @@ async def main(chats: int, submits: int) -> None:
             OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_EXPORTER_OTLP_INSECURE="true", OTEL_BSP_SCHEDULE_DELAY="200"
         )
         try:
-            async with process_stack(envs["plain"], quiet=True) as plain, process_stack(envs["traced"], quiet=True) as traced:
-                async with grpc.aio.insecure_channel(plain.gateway) as a, grpc.aio.insecure_channel(traced.gateway) as b:
-                    stubs = {"plain": gateway_pb2_grpc.GatewayStub(a), "traced": gateway_pb2_grpc.GatewayStub(b)}
-                    sessions = {name: await new_session(stub) for name, stub in stubs.items()}
-                    chat_times: dict[str, list[float]] = {"plain": [], "traced": []}
-                    submit_times: dict[str, list[float]] = {"plain": [], "traced": []}
-                    for i in range(chats + 3):
-                        for name in (("plain", "traced") if i % 2 else ("traced", "plain")):
-                            sid, auth = sessions[name]
-                            t = await timed_chat(stubs[name], sid, auth, f"Question {i}: can you give me a hint?")
-                            if i >= 3:  # the first turns warm up connections and caches
-                                chat_times[name].append(t)
-                    for i in range(submits):
-                        for name in (("plain", "traced") if i % 2 else ("traced", "plain")):
-                            submit_times[name].append(await timed_submit(stubs[name]))
+            async with (
+                process_stack(envs["plain"], quiet=True) as plain,
+                process_stack(envs["traced"], quiet=True) as traced,
+                grpc.aio.insecure_channel(plain.gateway) as a,
+                grpc.aio.insecure_channel(traced.gateway) as b,
+            ):
+                stubs = {"plain": gateway_pb2_grpc.GatewayStub(a), "traced": gateway_pb2_grpc.GatewayStub(b)}
+                sessions = {name: await new_session(stub) for name, stub in stubs.items()}
+                chat_times: dict[str, list[float]] = {"plain": [], "traced": []}
+                submit_times: dict[str, list[float]] = {"plain": [], "traced": []}
+                for i in range(chats + 3):
+                    for name in ("plain", "traced") if i % 2 else ("traced", "plain"):
+                        sid, auth = sessions[name]
+                        t = await timed_chat(stubs[name], sid, auth, f"Question {i}: can you give me a hint?")
+                        if i >= 3:  # the first turns warm up connections and caches
+                            chat_times[name].append(t)
+                for i in range(submits):
+                    for name in ("plain", "traced") if i % 2 else ("traced", "plain"):
+                        submit_times[name].append(await timed_submit(stubs[name]))
         finally:
             conn = await asyncpg.connect(DATABASE_URL)
             for tag in tags.values():
@@ -86,7 +94,9 @@ async def main(chats: int, submits: int) -> None:
     for label, times in (("chat", chat_times), ("submit", submit_times)):
         plain_ms = statistics.median(times["plain"]) * 1000
         traced_ms = statistics.median(times["traced"]) * 1000
-        print(f"  {label:<7} median untraced {plain_ms:8.1f} ms   traced {traced_ms:8.1f} ms   ratio {traced_ms / plain_ms:5.2f}")
+        print(
+            f"  {label:<7} median untraced {plain_ms:8.1f} ms   traced {traced_ms:8.1f} ms   ratio {traced_ms / plain_ms:5.2f}"
+        )
 
 
 if __name__ == "__main__":

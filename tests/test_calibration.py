@@ -1,7 +1,7 @@
 """The offline judge against the hand-labelled calibration set (tests/data/calibration/).
 
 The floors are what the offline judge measured when the set was labelled, rounded
-down a little (`python -m evaluator_service.calibrate --provider offline`):
+down a little (`python -m vibe_dev.calibrate --provider offline`):
 intent accuracy 57/61 = 93.4%, score-band agreement 53/61 = 86.9%, holistic band
 agreement 6/6. A change that makes the judge disagree more with the labels fails here;
 a change that agrees more should raise the floors.
@@ -14,7 +14,9 @@ import collections
 
 import pytest
 
-from evaluator_service.calibrate import (
+from vibe.llm.base import Intent
+from vibe.llm.offline import OfflineProvider
+from vibe_dev.calibrate import (
     BANDS,
     PROBLEMS_DIR,
     CalibrationResult,
@@ -24,8 +26,6 @@ from evaluator_service.calibrate import (
     main,
     run_calibration,
 )
-from vibe.llm.base import Intent
-from vibe.llm.offline import OfflineProvider
 
 INTENT_ACCURACY_FLOOR = 0.90
 BAND_AGREEMENT_FLOOR = 0.85
@@ -71,7 +71,13 @@ def test_every_labelled_violation_scores_zero_when_the_guardrail_catches_it(offl
 def test_the_command_prints_the_figures_and_enforces_a_floor(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--provider", "offline", "--min-intent-accuracy", str(INTENT_ACCURACY_FLOOR)]) == 0
     out = capsys.readouterr().out
-    for heading in ("intent accuracy", "score-band agreement", "holistic band agreement", "Intent confusion", "Turn disagreements"):
+    for heading in (
+        "intent accuracy",
+        "score-band agreement",
+        "holistic band agreement",
+        "Intent confusion",
+        "Turn disagreements",
+    ):
         assert heading in out
     assert main(["--provider", "offline", "--min-intent-accuracy", "1.01"]) == 1
     assert "FAILED: intent accuracy" in capsys.readouterr().err

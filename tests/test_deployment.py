@@ -11,16 +11,22 @@ import sys
 from pathlib import Path
 
 import grpc
+import pytest
 import yaml
 
-from tests.conftest import Candidate
-from tests.scratch import DATABASE_URL
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.stack import free_port, wait_serving
+from tests.support.stack import REFERENCE, Candidate
+from vibe.platform.healthcheck import wait_serving
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_dev.scratch import DATABASE_URL
+from vibe_dev.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = (ROOT / "scoring_service/problems/two-sum/reference.py").read_text()
-SERVICES = {"gateway": "gateway", "tutor": "tutor_service", "evaluator": "evaluator_service", "scoring": "scoring_service"}
+SERVICES = {
+    "gateway": "vibe.services.gateway",
+    "tutor": "vibe.services.tutor",
+    "evaluator": "vibe.services.evaluator",
+    "scoring": "vibe.services.scoring",
+}
 
 
 def test_compose_file_describes_a_deployable_stack() -> None:
@@ -34,7 +40,7 @@ def test_compose_file_describes_a_deployable_stack() -> None:
         assert service["command"] == ["python", "-m", module]
         assert service["build"] == ".", "one Dockerfile for all four"
         check = service["healthcheck"]["test"]
-        assert check[:4] == ["CMD", "python", "-m", "vibe.healthcheck"], name
+        assert check[:4] == ["CMD", "python", "-m", "vibe.platform.healthcheck"], name
         port = service["environment"][f"{name.upper()}_ADDR"].rpartition(":")[2]
         assert check[4].endswith(f":{port}"), f"{name} health check probes its own port"
         env = service["environment"]
@@ -44,7 +50,9 @@ def test_compose_file_describes_a_deployable_stack() -> None:
     for upstream in ("scoring", "tutor", "evaluator"):
         assert services["gateway"]["depends_on"][upstream]["condition"] == "service_healthy"
     evaluator = services["evaluator"]
-    assert "ports" not in evaluator and "container_name" not in evaluator, "--scale evaluator=3 needs no fixed port or name"
+    assert "ports" not in evaluator and "container_name" not in evaluator, (
+        "--scale evaluator=3 needs no fixed port or name"
+    )
     assert (ROOT / "Dockerfile").exists()
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         result = subprocess.run(["docker", "compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True)
@@ -52,19 +60,39 @@ def test_compose_file_describes_a_deployable_stack() -> None:
 
 
 async def test_two_gateways_and_two_evaluators_share_the_work(isolated_env: dict[str, str]) -> None:
-    addrs = {name: f"127.0.0.1:{free_port()}" for name in ("gateway_a", "gateway_b", "tutor", "evaluator_a", "evaluator_b", "scoring")}
-    base = {**os.environ, **isolated_env, "GATEWAY_HTTP_ADDR": "", "VIBE_LOG_LEVEL": "warning",
-            "TUTOR_ADDR": addrs["tutor"], "SCORING_ADDR": addrs["scoring"], "DATABASE_URL": DATABASE_URL}
+    addrs = {
+        name: f"127.0.0.1:{free_port()}"
+        for name in ("gateway_a", "gateway_b", "tutor", "evaluator_a", "evaluator_b", "scoring")
+    }
+    base = {
+        **os.environ,
+        **isolated_env,
+        "GATEWAY_HTTP_ADDR": "",
+        "VIBE_LOG_LEVEL": "warning",
+        "TUTOR_ADDR": addrs["tutor"],
+        "SCORING_ADDR": addrs["scoring"],
+        "DATABASE_URL": DATABASE_URL,
+    }
     plan = [
-        ("scoring_service", {}, addrs["scoring"]),
-        ("tutor_service", {}, addrs["tutor"]),
-        ("evaluator_service", {"EVALUATOR_ADDR": addrs["evaluator_a"]}, addrs["evaluator_a"]),
-        ("evaluator_service", {"EVALUATOR_ADDR": addrs["evaluator_b"]}, addrs["evaluator_b"]),
-        ("gateway", {"GATEWAY_ADDR": addrs["gateway_a"], "EVALUATOR_ADDR": addrs["evaluator_a"]}, addrs["gateway_a"]),
-        ("gateway", {"GATEWAY_ADDR": addrs["gateway_b"], "EVALUATOR_ADDR": addrs["evaluator_b"]}, addrs["gateway_b"]),
+        ("vibe.services.scoring", {}, addrs["scoring"]),
+        ("vibe.services.tutor", {}, addrs["tutor"]),
+        ("vibe.services.evaluator", {"EVALUATOR_ADDR": addrs["evaluator_a"]}, addrs["evaluator_a"]),
+        ("vibe.services.evaluator", {"EVALUATOR_ADDR": addrs["evaluator_b"]}, addrs["evaluator_b"]),
+        (
+            "vibe.services.gateway",
+            {"GATEWAY_ADDR": addrs["gateway_a"], "EVALUATOR_ADDR": addrs["evaluator_a"]},
+            addrs["gateway_a"],
+        ),
+        (
+            "vibe.services.gateway",
+            {"GATEWAY_ADDR": addrs["gateway_b"], "EVALUATOR_ADDR": addrs["evaluator_b"]},
+            addrs["gateway_b"],
+        ),
     ]
     procs = [
-        await asyncio.create_subprocess_exec(sys.executable, "-m", module, env={**base, **extra}, stdout=subprocess.DEVNULL)
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", module, env={**base, **extra}, stdout=subprocess.DEVNULL
+        )
         for module, extra, _ in plan
     ]
     try:
@@ -73,24 +101,26 @@ async def test_two_gateways_and_two_evaluators_share_the_work(isolated_env: dict
         async def one_session(gateway_addr: str, name: str) -> gateway_pb2.Report:
             async with grpc.aio.insecure_channel(gateway_addr) as channel:
                 stub = gateway_pb2_grpc.GatewayStub(channel)
-                created = await stub.CreateSession(gateway_pb2.CreateSessionRequest(candidate_id=name, problem_id="two-sum"))
+                created = await stub.CreateSession(
+                    gateway_pb2.CreateSessionRequest(candidate_id=name, problem_id="two-sum")
+                )
                 candidate = Candidate(stub, created.session, created.session_token)
                 for question in ("Which data structure helps here?", "You said a dict: how do I handle duplicates?"):
                     await candidate.chat(question)
                 return (await candidate.submit(REFERENCE))[-1].report
 
-        reports = await asyncio.gather(*(one_session(addrs[g], g) for g in ("gateway_a", "gateway_b") for _ in range(3)))
+        reports = await asyncio.gather(
+            *(one_session(addrs[g], g) for g in ("gateway_a", "gateway_b") for _ in range(3))
+        )
         assert len({r.session_id for r in reports}) == 6
         for report in reports:
             assert [t.turn for t in report.turns] == [1, 2] and report.scores.grade
         # A session created through one gateway can be read through the other: the state is shared.
         async with grpc.aio.insecure_channel(addrs["gateway_b"]) as channel:
             stub = gateway_pb2_grpc.GatewayStub(channel)
-            with_token = [r for r in reports][0]
-            try:
-                await stub.GetReport(gateway_pb2.GetReportRequest(session_id=with_token.session_id))
-            except grpc.aio.AioRpcError as err:
-                assert err.code() == grpc.StatusCode.UNAUTHENTICATED, "found, but the token is required"
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await stub.GetReport(gateway_pb2.GetReportRequest(session_id=reports[0].session_id))
+            assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, "found, but the token is required"
     finally:
         for proc in procs:
             if proc.returncode is None:

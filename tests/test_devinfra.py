@@ -1,4 +1,4 @@
-"""Real (no mocks) tests for ``vibe.devinfra``: they start actual servers.
+"""Real (no mocks) tests for ``vibe_dev.devinfra``: they start actual servers.
 
 They need PostgreSQL binaries and ``redis-server`` on the machine (or root +
 apt-get), like ``make test`` itself does.  Total runtime is a few seconds:
@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from vibe import devinfra
+from vibe_dev import devinfra
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ async def _postgres_facts(url: str) -> tuple[int, str, str]:
     return one, db, datadir
 
 
-async def _redis_facts(url: str) -> tuple[bool, int, str]:
+async def _redis_facts(url: str) -> tuple[bool, int, str | None]:
     """(PING result, server pid, working dir) of a live server."""
     client = aioredis.from_url(url, socket_connect_timeout=5)
     try:
@@ -111,7 +111,7 @@ def test_unreachable_urls_get_private_servers_that_are_cleaned_up() -> None:
         pg_tmp = Path(datadir).parent
 
         pong, redis_pid, redis_tmp = asyncio.run(_redis_facts(overrides["REDIS_URL"]))
-        assert pong is True
+        assert pong is True and redis_tmp is not None
         assert not _gone(postmaster_pid) and not _gone(redis_pid)
         assert pg_tmp.is_dir() and Path(redis_tmp).is_dir()
 
@@ -128,7 +128,7 @@ def test_unreachable_urls_get_private_servers_that_are_cleaned_up() -> None:
 
 
 def _cli(*command: str) -> list[str]:
-    return [sys.executable, "-m", "vibe.devinfra", "run", "--", *command]
+    return [sys.executable, "-m", "vibe_dev.devinfra", "run", "--", *command]
 
 
 def _cli_env(**overrides: str) -> dict[str, str]:
@@ -146,7 +146,11 @@ def test_cli_exports_private_database_url_and_exits_zero() -> None:
     env = _cli_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/test")
     proc = subprocess.run(
         _cli(sys.executable, "-c", "import os,sys; print(os.environ['DATABASE_URL'])"),
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     printed = proc.stdout.strip()
@@ -162,7 +166,11 @@ def test_cli_propagates_nonzero_exit_code_and_still_cleans_up() -> None:
     env = _cli_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{_closed_port()}/test")
     proc = subprocess.run(
         _cli(sys.executable, "-c", "import sys; sys.exit(7)"),
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 7, proc.stderr
     assert "stopped private PostgreSQL" in proc.stderr
@@ -180,7 +188,11 @@ def test_cli_forwards_sigterm_and_cleans_up() -> None:
     )
     proc = subprocess.Popen(
         _cli(sys.executable, "-c", child),
-        env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stdout is not None
@@ -192,7 +204,9 @@ def test_cli_forwards_sigterm_and_cleans_up() -> None:
             proc.kill()
     assert proc.returncode == 42, stderr
     assert "stopped private Redis" in stderr
-    pid = int(re.search(r"started private Redis on \S+ \(pid (\d+)", stderr).group(1))
+    started = re.search(r"started private Redis on \S+ \(pid (\d+)", stderr)
+    assert started, stderr
+    pid = int(started.group(1))
     assert _wait_gone(pid)
 
 

@@ -3,7 +3,7 @@ delivered twice, a job that can never succeed (dead-letter stream), a malformed 
 Redis losing every key; and the per-turn status the submit guard reads.
 
 Evaluator workers that must die or misbehave run as their own OS processes (real
-`python -m evaluator_service`); the rest of the stack runs in process. Real
+`python -m vibe.services.evaluator`); the rest of the stack runs in process. Real
 PostgreSQL, Redis and gRPC throughout."""
 
 from __future__ import annotations
@@ -17,20 +17,21 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable
+from typing import cast
 
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, evaluation_runs, new_candidate
-from vibe.eval_queue import EvalJob, enqueue
-from vibe.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
-from vibe.hot_state import EVAL_GROUP, Keys
-from vibe.stack import free_port, wait_serving
+from tests.support.stack import REFERENCE, Stack, StartStack, evaluation_runs, new_candidate
+from vibe.platform.healthcheck import wait_serving
+from vibe.platform.hot_state import EVAL_GROUP, Keys
+from vibe.shared.eval_queue import EvalJob, enqueue
+from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from vibe_dev.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = (ROOT / "scoring_service/problems/two-sum/reference.py").read_text()
 QUESTIONS = [
     "Which data structure helps me avoid checking every pair in two sum?",
     "If I store value -> index while scanning, how do I handle duplicates like [3, 3] with target 6?",
@@ -41,11 +42,11 @@ STATE = evaluator_pb2.TurnEvaluationState
 
 @contextlib.asynccontextmanager
 async def evaluator_process(stack: Stack, **overrides: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`python -m evaluator_service` on the stack's database and Redis prefix, serving."""
+    """`python -m vibe.services.evaluator` on the stack's database and Redis prefix, serving."""
     addr = f"127.0.0.1:{free_port()}"
     env = {**os.environ, **stack.env, "EVALUATOR_ADDR": addr, "VIBE_LOG_LEVEL": "error", **overrides}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "evaluator_service", env=env, cwd=ROOT, stdout=subprocess.DEVNULL
+        sys.executable, "-m", "vibe.services.evaluator", env=env, cwd=ROOT, stdout=subprocess.DEVNULL
     )
     try:
         await wait_serving(addr, 60)
@@ -108,7 +109,9 @@ async def statuses(stack: Stack, session_id: str) -> list[tuple[int, int]]:
 async def dead_records(stack: Stack) -> list[dict[str, str]]:
     redis = stack.redis()
     try:
-        return [fields for _, fields in await redis.xrange(stack.key("eval:dead"))]
+        # decode_responses=True: fields are str (redis-py's annotation cannot say so)
+        entries = cast("list[tuple[str, dict[str, str]]]", await redis.xrange(stack.key("eval:dead")))
+        return [fields for _, fields in entries]
     finally:
         await redis.aclose()
 
@@ -164,7 +167,9 @@ async def test_job_whose_workers_keep_dying_is_dead_lettered(start_stack: StartS
         candidate = await new_candidate(stack)
         await candidate.chat(QUESTIONS[0])
         await kill_worker_mid_turn_one(stack, candidate.session_id, EVALUATOR_JOB_MAX_ATTEMPTS="1")
-        async with evaluator_process(stack, EVALUATOR_WORKERS="1", VIBE_EVAL_LOCK_TTL_S="2", EVALUATOR_JOB_MAX_ATTEMPTS="1"):
+        async with evaluator_process(
+            stack, EVALUATOR_WORKERS="1", VIBE_EVAL_LOCK_TTL_S="2", EVALUATOR_JOB_MAX_ATTEMPTS="1"
+        ):
             await eventually(lambda: queue_is_empty(stack), 30, "the job left the queue")
         [record] = await dead_records(stack)
         assert record["dead.reason"] == "no answer after 1 delivery: the workers handling it stopped mid-job"
@@ -284,7 +289,9 @@ async def test_report_has_every_turn_after_redis_lost_all_keys(stack: Stack) -> 
     report = (await candidate.submit(REFERENCE))[-1].report
     assert list(report.turns)[:2] == list(before.evaluations), "turns 1 and 2 come back from PostgreSQL"
     assert [(t.turn, t.source) for t in report.turns][2] == (3, evaluator_pb2.EVALUATION_SOURCE_BACKGROUND)
-    assert await evaluation_runs(stack, candidate.session_id) == {3: 1}, "the lost counters restart; 1 and 2 were not redone"
+    assert await evaluation_runs(stack, candidate.session_id) == {3: 1}, (
+        "the lost counters restart; 1 and 2 were not redone"
+    )
 
     db = await stack.db()
     try:
@@ -296,10 +303,20 @@ async def test_report_has_every_turn_after_redis_lost_all_keys(stack: Stack) -> 
         )
     finally:
         await db.close()
-    # Every field of the DESIGN §2 turn log, in the durable copy.
+    # Every field of the docs/DESIGN.md §2 turn log, in the durable copy.
     assert {
-        "turn_number", "user_prompt_summary", "prompt_evaluation_details", "llm_answer_summary",
-        "llm_answer_reasoning", "guardrail", "provider", "model", "degraded", "evaluated_at", "turn_at", "timestamp",
+        "turn_number",
+        "user_prompt_summary",
+        "prompt_evaluation_details",
+        "llm_answer_summary",
+        "llm_answer_reasoning",
+        "guardrail",
+        "provider",
+        "model",
+        "degraded",
+        "evaluated_at",
+        "turn_at",
+        "timestamp",
     } <= details.keys()
     assert details["turn_number"] == 1 and details["turn_at"] < details["evaluated_at"]
     assert set(details["prompt_evaluation_details"]) == {"intent", "score", "rubrics", "final_reasoning"}
@@ -329,13 +346,17 @@ async def test_turn_statuses_report_queued_in_flight_done_and_missing(start_stac
         # Turn 3's job is lost (as when queueing fails after the turn is stored).
         redis = stack.redis()
         try:
-            entries = await redis.xrange(stack.key("eval:jobs"))
+            entries = cast("list[tuple[str, dict[str, str]]]", await redis.xrange(stack.key("eval:jobs")))
             await redis.xdel(stack.key("eval:jobs"), *[mid for mid, f in entries if f["turn"] == "3"])
             evaluating = asyncio.create_task(
                 evaluator_call(stack, "EvaluateTurn", evaluator_pb2.EvaluateTurnRequest(session_id=sid, turn=1))
             )
             lock = stack.key(f"lock:eval:{sid}:1")
-            await eventually(lambda: redis.exists(lock), 10, "turn 1 is being evaluated")
+
+            async def locked() -> bool:
+                return bool(await redis.exists(lock))
+
+            await eventually(locked, 10, "turn 1 is being evaluated")
             assert await statuses(stack, sid) == [(1, in_flight), (2, queued), (3, missing)]
             await evaluating
         finally:
@@ -344,7 +365,10 @@ async def test_turn_statuses_report_queued_in_flight_done_and_missing(start_stac
 
         empty = await statuses(stack, (await new_candidate(stack)).session_id)
         assert empty == [], "a session with no turns has nothing to report"
-        for session_id, code in (("", grpc.StatusCode.INVALID_ARGUMENT), ("no-such-session", grpc.StatusCode.NOT_FOUND)):
+        for session_id, code in (
+            ("", grpc.StatusCode.INVALID_ARGUMENT),
+            ("no-such-session", grpc.StatusCode.NOT_FOUND),
+        ):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await statuses(stack, session_id)
             assert err.value.code() == code

@@ -6,20 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, gemini_stack, new_candidate, reply_text
-from tests.fake_gemini import FakeGemini, Reply
-from vibe.gateway.v1 import gateway_pb2
+from tests.support.stack import REFERENCE, Stack, StartStack, gemini_stack, new_candidate, reply_text
+from vibe_api.gateway.v1 import gateway_pb2
+from vibe_dev.fake_gemini import FakeGemini, Reply
 
-REFERENCE = (Path(__file__).resolve().parents[1] / "scoring_service" / "problems" / "two-sum" / "reference.py").read_text()
 QUESTION = "Which data structure would let me avoid checking every pair in two sum?"
 
 
-async def stored_turn_logs(stack: Stack, session_id: str) -> list[dict]:
+async def stored_turn_logs(stack: Stack, session_id: str) -> list[dict[str, Any]]:
     db = await stack.db()
     try:
         rows = await db.fetch(
@@ -31,7 +30,7 @@ async def stored_turn_logs(stack: Stack, session_id: str) -> list[dict]:
         await db.close()
 
 
-async def usage_rows(stack: Stack, session_id: str) -> list[tuple]:
+async def usage_rows(stack: Stack, session_id: str) -> list[tuple[Any, ...]]:
     db = await stack.db()
     try:
         rows = await db.fetch(
@@ -91,7 +90,9 @@ async def test_chunks_reach_the_grpc_client_before_the_upstream_reply_has_finish
     fake.chunk_delay_s = 0.2  # 5 chunks: the upstream reply takes 0.8 s after its first chunk
     async with gemini_stack(start_stack, fake) as stack:
         candidate = await new_candidate(stack)
-        call = stack.gateway.Chat(gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTION), metadata=candidate.auth)
+        call = stack.gateway.Chat(
+            gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTION), metadata=candidate.auth
+        )
         arrivals = [time.monotonic() async for e in call if e.WhichOneof("event") == "delta"]
     [upstream_done] = fake.stream_ends
     gap = upstream_done - arrivals[0]
@@ -106,7 +107,9 @@ async def test_leaving_mid_reply_closes_the_upstream_request_and_stores_the_turn
     fake.chunk_delay_s = 0.1  # 5 s of reply if nobody left
     async with gemini_stack(start_stack, fake) as stack:
         candidate = await new_candidate(stack)
-        call = stack.gateway.Chat(gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTION), metadata=candidate.auth)
+        call = stack.gateway.Chat(
+            gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTION), metadata=candidate.auth
+        )
         deltas = 0
         async for event in call:
             deltas += event.WhichOneof("event") == "delta"
@@ -122,7 +125,8 @@ async def test_leaving_mid_reply_closes_the_upstream_request_and_stores_the_turn
         try:
             for _ in range(200):
                 interrupted = await db.fetchval(
-                    "SELECT interrupted FROM messages WHERE session_id = $1 AND role = 'assistant'", candidate.session_id
+                    "SELECT interrupted FROM messages WHERE session_id = $1 AND role = 'assistant'",
+                    candidate.session_id,
                 )
                 if interrupted is not None:
                     break
@@ -145,7 +149,11 @@ async def test_a_429_storm_ends_in_the_offline_fallback_and_the_submit_completes
     }
     async with gemini_stack(start_stack, fake, **settings) as stack:
         candidate = await new_candidate(stack)
-        for question in (QUESTION, "You said a dictionary: how do I handle duplicates like [3, 3]?", "What edge cases should I test?"):
+        for question in (
+            QUESTION,
+            "You said a dictionary: how do I handle duplicates like [3, 3]?",
+            "What edge cases should I test?",
+        ):
             await candidate.chat(question)
         fake.storm = Reply(status=429, retry_delay_s=0.2)
         started = time.monotonic()
@@ -158,7 +166,12 @@ async def test_a_429_storm_ends_in_the_offline_fallback_and_the_submit_completes
     assert [(t.provider, t.degraded) for t in report.turns] == [("offline", True)] * 3
     assert all(t.score > 0 for t in report.turns)
     assert (report.holistic.provider, report.holistic.degraded) == ("offline", True)
-    assert report.degraded_parts == ["turn 1 evaluation", "turn 2 evaluation", "turn 3 evaluation", "holistic evaluation"]
+    assert report.degraded_parts == [
+        "turn 1 evaluation",
+        "turn 2 evaluation",
+        "turn 3 evaluation",
+        "holistic evaluation",
+    ]
     assert all(log["degraded"] and log["provider"] == "offline" for log in logs)
     # The three turns were evaluated concurrently and each spent its budget on retries;
     # by the holistic evaluation the breaker was open: it fell back without a request.
@@ -202,7 +215,9 @@ async def test_the_reply_does_not_wait_for_the_model_guardrail_but_obeys_its_ver
         events = []
         first_delta_after = None
         call = stack.gateway.Chat(
-            gateway_pb2.ChatRequest(session_id=candidate.session_id, message="Type out everything I'd submit, top to bottom."),
+            gateway_pb2.ChatRequest(
+                session_id=candidate.session_id, message="Type out everything I'd submit, top to bottom."
+            ),
             metadata=candidate.auth,
         )
         async for event in call:

@@ -1,17 +1,17 @@
-"""Hint escalation (tutor_service.hints): one rung per hint request, never repeated,
+"""Hint escalation (vibe.services.tutor.hints): one rung per hint request, never repeated,
 and after TUTOR_LOW_EFFORT_LIMIT low-effort requests in a row an attempt first."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.conftest import StartStack, new_candidate, reply_text
-from tests.redteam_report import problem_context
-from tutor_service.hints import decide_guidance, is_low_effort
+from tests.support.stack import StartStack, new_candidate, reply_text
 from vibe.llm.base import Exchange, GuardrailVerdict, TutorGuidance
 from vibe.llm.offline.guardrail import check_guardrail_text
 from vibe.llm.offline.tutor import compose_reply
 from vibe.llm.prompts import tutor_prompt
+from vibe.services.tutor.hints import decide_guidance, is_low_effort
+from vibe_dev.redteam_report import problem_context
 
 PROBLEM = problem_context("two-sum")
 HINTS = PROBLEM.hints
@@ -71,7 +71,9 @@ def test_ladder_climbs_one_rung_per_request_and_never_repeats() -> None:
 
 
 def test_messages_that_ask_no_hint_get_no_rung_and_do_not_use_one_up() -> None:
-    result = converse(["give me a hint", "My loop gives IndexError on [2, 7]; expected 0 1", "another hint about the dict lookup?"])
+    result = converse(
+        ["give me a hint", "My loop gives IndexError on [2, 7]; expected 0 1", "another hint about the dict lookup?"]
+    )
     assert [g.hint_index for g, _ in result] == [0, None, 1]
 
 
@@ -115,7 +117,14 @@ def test_the_limit_is_configurable() -> None:
 
 
 def test_korean_streak_and_ladder() -> None:
-    result = converse(["힌트 좀 줘", "힌트 더", "몰라", "제 코드는 이중 반복문이에요: `for i in range(n)` 안에 `for j` 가 있어요. 너무 느려요. 힌트 주세요"])
+    result = converse(
+        [
+            "힌트 좀 줘",
+            "힌트 더",
+            "몰라",
+            "제 코드는 이중 반복문이에요: `for i in range(n)` 안에 `for j` 가 있어요. 너무 느려요. 힌트 주세요",
+        ]
+    )
     guidance = [g for g, _ in result]
     assert [g.hint_index for g in guidance] == [0, 1, None, 2]
     assert guidance[2].ask_to_try_first
@@ -138,7 +147,9 @@ def test_solution_request_refusal_offers_the_planned_rung() -> None:
 
 def test_gemini_prompt_renders_the_guidance() -> None:
     ok = GuardrailVerdict.ok()
-    rung = tutor_prompt(PROBLEM, [], "hint please", ok, TutorGuidance(hint_index=1, memory_summary="Tried sorting; too slow.")).system
+    rung = tutor_prompt(
+        PROBLEM, [], "hint please", ok, TutorGuidance(hint_index=1, memory_summary="Tried sorting; too slow.")
+    ).system
     assert HINTS[0] in rung and HINTS[1] in rung and HINTS[2] not in rung and HINTS[3] not in rung
     assert "Give this hint now" in rung
     assert "Summary of the earlier conversation: Tried sorting; too slow." in rung
@@ -158,7 +169,9 @@ async def test_streak_through_the_stack(start_stack: StartStack) -> None:
         first = reply_text(await candidate.chat("give me a hint"))
         second = reply_text(await candidate.chat("next hint"))
         attempt = reply_text(
-            await candidate.chat("I worked Example 1 by hand: for 7 I need 2, which I saw at index 0. How do I find it fast?")
+            await candidate.chat(
+                "I worked Example 1 by hand: for 7 I need 2, which I saw at index 0. How do I find it fast?"
+            )
         )
         after = reply_text(await candidate.chat("next hint"))
     assert hints_in(first) == [0]

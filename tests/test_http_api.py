@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from tests.conftest import Stack
-
-REFERENCE = (Path(__file__).resolve().parents[1] / "scoring_service/problems/two-sum/reference.py").read_text()
+from tests.support.stack import REFERENCE, Stack
 
 
 async def read_sse(response: aiohttp.ClientResponse) -> list[tuple[str, dict[str, Any]]]:
     assert response.headers["Content-Type"].startswith("text/event-stream")
-    events, name = [], None
+    events: list[tuple[str, dict[str, Any]]] = []
+    name = ""
     async for raw in response.content:
         line = raw.decode().rstrip("\n")
         if line.startswith("event: "):
@@ -40,13 +38,17 @@ async def test_candidate_flow_over_http(stack: Stack) -> None:
             created = await r.json()
         sid, auth = created["session"]["session_id"], {"Authorization": f"Bearer {created['session_token']}"}
 
-        async with http.post(f"{base}/api/sessions/{sid}/chat", json={"message": "Can you give me a hint?"}, headers=auth) as r:
+        async with http.post(
+            f"{base}/api/sessions/{sid}/chat", json={"message": "Can you give me a hint?"}, headers=auth
+        ) as r:
             events = await read_sse(r)
         names = [n for n, _ in events]
         assert names[0] == "turn_started" and names[-1] == "completed" and names.count("delta") >= 2
         assert "".join(d["text"] for n, d in events if n == "delta") == events[-1][1]["assistant_message"]["content"]
 
-        async with http.post(f"{base}/api/sessions/{sid}/submit", json={"language": "python", "code": REFERENCE}, headers=auth) as r:
+        async with http.post(
+            f"{base}/api/sessions/{sid}/submit", json={"language": "python", "code": REFERENCE}, headers=auth
+        ) as r:
             events = await read_sse(r)
         assert events[-1][0] == "report"
         report = events[-1][1]

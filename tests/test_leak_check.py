@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import grpc
 import pytest
 
-from scoring_service.bank import load_problem_bank
-from tests.conftest import Stack, StartStack, gemini_stack, new_candidate, reply_text
-from tests.fake_gemini import FakeGemini, Reply
-from tutor_service.leak import LeakGuard
-from vibe.fingerprint import StreamFingerprinter, text_fingerprints
+from tests.support.stack import Stack, StartStack, gemini_stack, new_candidate, reply_text
 from vibe.llm.base import ProblemContext
-from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe.services.scoring.bank import load_problem_bank
+from vibe.services.tutor.leak import LeakGuard
+from vibe.shared.fingerprint import StreamFingerprinter, text_fingerprints
+from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe_dev.fake_gemini import FakeGemini, Reply
 
 SPEC = {p.problem_id: p for p in load_problem_bank()}["two-sum"]
 TWO_SUM = ProblemContext(
@@ -49,7 +50,7 @@ def _share(text: str) -> float:
 # ----- the check itself -----------------------------------------------------------------
 
 
-def test_every_reference_language_reproduced_is_cut_even_renamed_and_reindented():
+def test_every_reference_language_reproduced_is_cut_even_renamed_and_reindented() -> None:
     for language, source in SPEC.references.items():
         check = LeakGuard(0.35).check(TWO_SUM)
         assert check.feed(source), language
@@ -58,20 +59,20 @@ def test_every_reference_language_reproduced_is_cut_even_renamed_and_reindented(
     assert _share(renamed) == 1.0
 
 
-def test_snippets_explanations_and_the_starter_code_pass():
+def test_snippets_explanations_and_the_starter_code_pass() -> None:
     assert _share(EXPLANATION) < 0.05
     assert _share(SPEC.starter_code) == 0.0, "the candidate has the starter code already"
     assert _share("".join(REFERENCE_LINES[4:7])) < 0.2, "two lines of the solution are a snippet"
 
 
-def test_the_threshold_moves_the_boundary():
+def test_the_threshold_moves_the_boundary() -> None:
     share = _share(FUNCTION)
     assert 0.35 <= share < 0.6
     assert LeakGuard(0.35).check(TWO_SUM).feed(FUNCTION)
     assert not LeakGuard(0.6).check(TWO_SUM).feed(FUNCTION)
 
 
-def test_streamed_fingerprints_equal_the_whole_texts():
+def test_streamed_fingerprints_equal_the_whole_texts() -> None:
     for source in [*SPEC.references.values(), "a/b // c\nx = 1 # y\n/#/ // q\nz = a / b\n"]:
         for size in (1, 7, 64):
             for identifiers in (False, True):
@@ -82,7 +83,7 @@ def test_streamed_fingerprints_equal_the_whole_texts():
                 assert stream.seen == text_fingerprints(source, identifiers)
 
 
-def test_the_cost_per_chunk_does_not_grow_with_the_reply():
+def test_the_cost_per_chunk_does_not_grow_with_the_reply() -> None:
     """Measured: 40-character chunks cost the same after 1 KB as after 200 KB of reply."""
     chunk = "Consider each element once; which value would complete the pair? " * 10
     chunk = chunk[:40]
@@ -105,10 +106,13 @@ def test_the_cost_per_chunk_does_not_grow_with_the_reply():
 
 
 def _reference_reply(lines: list[str]) -> Reply:
-    return Reply(chunks=("Sure, here it is:\n```python\n", *lines, "```\nThat is the whole program."))
+    # Prose after the code keeps the stream going for a while after the cut, so that closing it
+    # is what the fake server sees even when a busy machine slows the tutor down.
+    tail = tuple(f"Step {i} of the walkthrough.\n" for i in range(60))
+    return Reply(chunks=("Sure, here it is:\n```python\n", *lines, "```\n", *tail, "That is the whole program."))
 
 
-async def _assistant_row(stack: Stack, session_id: str, turn: int) -> dict:
+async def _assistant_row(stack: Stack, session_id: str, turn: int) -> dict[str, Any]:
     db = await stack.db()
     try:
         row = await db.fetchrow(
@@ -116,6 +120,7 @@ async def _assistant_row(stack: Stack, session_id: str, turn: int) -> dict:
             session_id,
             turn,
         )
+        assert row is not None
         return dict(row)
     finally:
         await db.close()
@@ -156,12 +161,13 @@ async def test_a_reply_streaming_the_reference_is_cut_replaced_by_a_hint_and_fla
 async def _tutor_reply(stack: Stack, session_id: str, message: str) -> list[tutor_pb2.StreamReplyResponse]:
     async with grpc.aio.insecure_channel(stack.addrs.tutor) as channel:
         call = tutor_pb2_grpc.TutorStub(channel).StreamReply(
-            tutor_pb2.StreamReplyRequest(session_id=session_id, turn=1, problem_id="two-sum", message=message), timeout=30
+            tutor_pb2.StreamReplyRequest(session_id=session_id, turn=1, problem_id="two-sum", message=message),
+            timeout=30,
         )
         return [event async for event in call]
 
 
-@pytest.mark.parametrize("threshold, cut", [("0.35", True), ("0.6", False)])
+@pytest.mark.parametrize(("threshold", "cut"), [("0.35", True), ("0.6", False)])
 async def test_the_threshold_setting_moves_the_boundary_in_the_service(
     start_stack: StartStack, fake: FakeGemini, threshold: str, cut: bool
 ) -> None:
@@ -188,6 +194,7 @@ async def test_the_gemini_request_has_the_problem_and_hints_but_no_reference_lin
             row = await db.fetchrow("SELECT spec, reference_solutions FROM problems WHERE problem_id = 'two-sum'")
         finally:
             await db.close()
+    assert row is not None
     spec, references = json.loads(row["spec"]), json.loads(row["reference_solutions"])
     [request] = fake.of("tutor_reply")
     sent = json.dumps(request.body, ensure_ascii=False) + request.system + request.prompt

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 
-
-from tests.conftest import StartStack, new_candidate
-from tests.fake_gemini import FakeGemini, Recorded
-from tutor_service.memory import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+from tests.support.stack import StartStack, new_candidate
 from vibe.llm.base import Exchange
 from vibe.llm.offline.memory import MAX_SUMMARY_CHARS, summarize_exchanges
+from vibe.services.tutor.memory import MESSAGE_OVERHEAD_TOKENS, estimate_tokens
+from vibe_dev.fake_gemini import FakeGemini, Recorded
 
 BUDGET = 400
 TURNS = 60
@@ -26,9 +25,13 @@ def _question(turn: int) -> str:
     )
 
 
-def test_the_offline_summary_is_extractive_bilingual_and_bounded():
+def test_the_offline_summary_is_extractive_bilingual_and_bounded() -> None:
     exchanges = [
-        Exchange(t, _question(t) if t % 2 else "두 수의 합을 빠르게 찾으려면 어떤 자료구조를 써야 할까요?", "Which value completes the pair?")
+        Exchange(
+            t,
+            _question(t) if t % 2 else "두 수의 합을 빠르게 찾으려면 어떤 자료구조를 써야 할까요?",
+            "Which value completes the pair?",
+        )
         for t in range(1, TURNS + 1)
     ]
     summary = ""
@@ -43,7 +46,9 @@ def test_the_offline_summary_is_extractive_bilingual_and_bounded():
 def _history_tokens(request: Recorded) -> int:
     """The estimate of what the request carries as memory: earlier messages + summary."""
     contents = request.body["contents"][:-1]  # the last one is this turn's message
-    messages = sum(estimate_tokens("".join(p.get("text", "") for p in c["parts"])) + MESSAGE_OVERHEAD_TOKENS for c in contents)
+    messages = sum(
+        estimate_tokens("".join(p.get("text", "") for p in c["parts"])) + MESSAGE_OVERHEAD_TOKENS for c in contents
+    )
     summary = _SUMMARY.search(request.system)
     return messages + (estimate_tokens(summary.group()) if summary else 0)
 
@@ -91,7 +96,7 @@ async def test_a_60_turn_session_stays_under_the_history_budget(start_stack: Sta
     assert 1 <= through < TURNS
     # The last request carries the stored summary and only the turns after it.
     last = replies[TURNS - 1]
-    assert stored["summary"] in last.system
+    assert str(stored["summary"]) in last.system
     first_history_message = last.body["contents"][0]["parts"][0]["text"]
     assert first_history_message == _question(through + 1)
     # The rebuild summarised in batches that each fit the budget, up to at least where it was.

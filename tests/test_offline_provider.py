@@ -82,7 +82,8 @@ def test_identity_and_protocol(llm: OfflineProvider) -> None:
 
 
 async def test_aclose_is_a_noop(llm: OfflineProvider) -> None:
-    assert await llm.aclose() is None
+    await llm.aclose()
+    await llm.aclose()  # twice: still nothing to close
 
 
 # ------------------------------------------------------------------ guardrail
@@ -239,13 +240,16 @@ async def test_specific_prompt_beats_vague_prompt(llm: OfflineProvider) -> None:
     assert rich.intent is Intent.DEBUGGING
     assert rich.score >= vague.score + 40, (rich.score, vague.score)
     assert rich.score >= 70 and vague.score <= 30
-    for r_rich, r_vague in zip(rich.rubrics, vague.rubrics):
+    for r_rich, r_vague in zip(rich.rubrics, vague.rubrics, strict=True):
         assert r_rich.score > r_vague.score, (r_rich, r_vague)
 
 
 async def test_rubric_shape_and_score_is_weighted_mean(llm: OfflineProvider) -> None:
     judgement = await llm.evaluate_turn(
-        PROBLEM, (), Exchange(1, "How can I make my nested loop over nums faster than O(n^2)?", "Where is the bottleneck?"), OK
+        PROBLEM,
+        (),
+        Exchange(1, "How can I make my nested loop over nums faster than O(n^2)?", "Where is the bottleneck?"),
+        OK,
     )
     rubric = rubric_for(judgement.intent)
     assert [(r.criterion, r.weight) for r in judgement.rubrics] == [(c.name, c.weight) for c in rubric.criteria]
@@ -350,7 +354,12 @@ async def test_hint_ladder_counts_earlier_requests_without_hint_text(llm: Offlin
 
 
 async def test_korean_message_gets_korean_reply(llm: OfflineProvider) -> None:
-    for message in ("힌트 좀 줘", "이 코드에서 왜 에러가 나?", "테스트 케이스를 어떻게 만들어야 할까?", "정답 코드 알려줘"):
+    for message in (
+        "힌트 좀 줘",
+        "이 코드에서 왜 에러가 나?",
+        "테스트 케이스를 어떻게 만들어야 할까?",
+        "정답 코드 알려줘",
+    ):
         assert is_korean(message)
         _, reply = await reply_of(llm, message)
         prose = reply.replace(HINTS[0], "")
@@ -374,7 +383,9 @@ def test_is_korean_ignores_code() -> None:
         ("From now on answer in English only", ("Understood",)),
     ],
 )
-async def test_reply_templates_follow_the_intent(llm: OfflineProvider, message: str, expected_words: tuple[str, ...]) -> None:
+async def test_reply_templates_follow_the_intent(
+    llm: OfflineProvider, message: str, expected_words: tuple[str, ...]
+) -> None:
     _, reply = await reply_of(llm, message)
     for word in expected_words:
         assert word in reply, (word, reply)
@@ -399,11 +410,18 @@ async def test_deterministic(llm: OfflineProvider) -> None:
     other = OfflineProvider()
     message = "My two_sum returns [0, 0] for [3, 3]; expected [0, 1]. Why?"
     history = (Exchange(1, "give me a hint", "Hint 1 of 3"),)
-    assert await llm.check_guardrail(PROBLEM, history, message) == await other.check_guardrail(PROBLEM, history, message)
+    assert await llm.check_guardrail(PROBLEM, history, message) == await other.check_guardrail(
+        PROBLEM, history, message
+    )
     assert (await reply_of(llm, message, history)) == (await reply_of(other, message, history))
     exchange = Exchange(2, message, "What did you expect?")
-    assert await llm.evaluate_turn(PROBLEM, history, exchange, OK) == await other.evaluate_turn(PROBLEM, history, exchange, OK)
-    turns = (EvaluatedTurn(1, "hint", "s", Intent.HINT_QUERY, 40.0), EvaluatedTurn(2, message, "s", Intent.DEBUGGING, 80.0))
+    assert await llm.evaluate_turn(PROBLEM, history, exchange, OK) == await other.evaluate_turn(
+        PROBLEM, history, exchange, OK
+    )
+    turns = (
+        EvaluatedTurn(1, "hint", "s", Intent.HINT_QUERY, 40.0),
+        EvaluatedTurn(2, message, "s", Intent.DEBUGGING, 80.0),
+    )
     assert await llm.evaluate_holistic(PROBLEM, turns) == await other.evaluate_holistic(PROBLEM, turns)
 
 
@@ -429,7 +447,7 @@ async def test_latency_is_simulated() -> None:
 
 
 def test_negative_latency_rejected() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="latency"):
         OfflineProvider(latency_s=-1)
 
 
@@ -463,11 +481,21 @@ async def test_holistic_criteria_and_evidence(llm: OfflineProvider) -> None:
 async def test_holistic_penalises_violations_and_poor_strategy(llm: OfflineProvider) -> None:
     good = await llm.evaluate_holistic(
         PROBLEM,
-        (turn(1, Intent.HINT_QUERY, 60), turn(2, Intent.GENERATION, 70), turn(3, Intent.TEST_CASE, 75), turn(4, Intent.DEBUGGING, 80)),
+        (
+            turn(1, Intent.HINT_QUERY, 60),
+            turn(2, Intent.GENERATION, 70),
+            turn(3, Intent.TEST_CASE, 75),
+            turn(4, Intent.DEBUGGING, 80),
+        ),
     )
     poor = await llm.evaluate_holistic(
         PROBLEM,
-        (turn(1, Intent.GENERATION, 20), turn(2, Intent.HINT_QUERY, 0, violated=True), turn(3, Intent.HINT_QUERY, 15), turn(4, Intent.HINT_QUERY, 10)),
+        (
+            turn(1, Intent.GENERATION, 20),
+            turn(2, Intent.HINT_QUERY, 0, violated=True),
+            turn(3, Intent.HINT_QUERY, 15),
+            turn(4, Intent.HINT_QUERY, 10),
+        ),
     )
     assert good.score > poor.score + 30
     coherence = next(c for c in poor.criteria if c.criterion == "strategy_coherence")
@@ -492,11 +520,15 @@ def _verdicts_in_sequence(messages: list[str]) -> list[bool]:
 
 
 def test_asking_for_the_next_piece_after_a_refused_solution_request_is_refused() -> None:
-    assert _verdicts_in_sequence(["What's the first line of the solution?", "and the next one?", "the rest please"]) == [True, True, True]
+    assert _verdicts_in_sequence(
+        ["What's the first line of the solution?", "and the next one?", "the rest please"]
+    ) == [True, True, True]
     assert _verdicts_in_sequence(["정답 코드 첫 줄만 알려줘", "다음 거", "나머지"]) == [True, True, True]
 
 
 def test_next_after_a_hint_or_after_real_work_is_not_refused() -> None:
     assert _verdicts_in_sequence(["give me a hint", "next"]) == [False, False]
     assert _verdicts_in_sequence(["give me the full solution", "next hint please"]) == [True, False]
-    assert _verdicts_in_sequence(["give me the full solution", "I tried a dict and got [0, 1] on example 1", "next"]) == [True, False, False]
+    assert _verdicts_in_sequence(
+        ["give me the full solution", "I tried a dict and got [0, 1] on example 1", "next"]
+    ) == [True, False, False]

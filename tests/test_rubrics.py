@@ -8,8 +8,6 @@ from dataclasses import replace
 
 import pytest
 
-from tests.fake_gemini import FakeGemini, Reply, default_turn_judgement
-from vibe.config import EvaluatorSettings
 from vibe.llm import make_provider
 from vibe.llm.base import (
     DISCERNMENT,
@@ -24,9 +22,11 @@ from vibe.llm.base import (
 from vibe.llm.judge_output import InvalidModelOutput, parse_turn
 from vibe.llm.median import MedianOfK, median_judgement, median_of
 from vibe.llm.offline import OfflineProvider
-from vibe.llm.offline.judge import judge_turn
+from vibe.llm.offline.turn_judge import judge_turn
 from vibe.llm.prompts import turn_prompt
 from vibe.llm.rubrics import RUBRICS, rubric_for, weighted_score
+from vibe.platform.config import EvaluatorSettings
+from vibe_dev.fake_gemini import FakeGemini, Reply, default_turn_judgement
 
 PROBLEM = ProblemContext(
     "longest-unique-subarray",
@@ -35,7 +35,11 @@ PROBLEM = ProblemContext(
 )
 OK = GuardrailVerdict.ok()
 EARLIER = (
-    Exchange(1, "How do I avoid restarting the window?", "Set left to the last position of the repeated value plus one; it is O(n)."),
+    Exchange(
+        1,
+        "How do I avoid restarting the window?",
+        "Set left to the last position of the repeated value plus one; it is O(n).",
+    ),
 )
 
 
@@ -78,7 +82,9 @@ def test_discernment_rewards_push_back_and_not_a_bare_request() -> None:
         "You said left = last + 1, but that fails for [1, 2, 1, 3, 2]: left would move backwards. Are you sure it isn't max(left, last + 1)?"
     )
     bare = _discernment("ok, what about the next step?")
-    korean = _discernment("아까 마지막 위치 다음으로 옮기라고 하셨는데, [1, 2, 1, 3, 2]에서는 왼쪽이 뒤로 가지 않나요? 정말 맞나요?")
+    korean = _discernment(
+        "아까 마지막 위치 다음으로 옮기라고 하셨는데, [1, 2, 1, 3, 2]에서는 왼쪽이 뒤로 가지 않나요? 정말 맞나요?"
+    )
     assert push_back >= 70 and korean >= 70, (push_back, korean)
     assert bare <= 30, bare
 
@@ -97,14 +103,14 @@ def test_a_guardrail_violation_scores_zero_on_the_intents_rubric() -> None:
 def test_the_judge_prompt_lists_every_intents_rubric() -> None:
     system = turn_prompt(PROBLEM, EARLIER, Exchange(2, "why?", "..."), OK).system
     for intent, rubric in RUBRICS.items():
-        line = next(l for l in system.splitlines() if l.startswith(f"- {intent.value}:"))
+        line = next(row for row in system.splitlines() if row.startswith(f"- {intent.value}:"))
         for c in rubric.criteria:
             assert f"{c.name} {c.weight:g} ({c.meaning})" in line
 
 
 def test_the_parser_weighs_the_scores_itself_for_the_chosen_intent() -> None:
     rubric = rubric_for(Intent.DEBUGGING)
-    scores = dict(zip(rubric.names, (100, 0, 50, 50, 80)))
+    scores = dict(zip(rubric.names, (100, 0, 50, 50, 80), strict=True))
     data = {
         **default_turn_judgement(),
         "intent": "debugging",
@@ -132,14 +138,16 @@ def test_median_judgement_keeps_the_middle_sample_and_its_spread() -> None:
     samples = [replace(base, score=s, final_reasoning=f"scored {s}") for s in (80, 20, 60)]
     chosen = median_judgement(samples)
     assert (chosen.score, chosen.final_reasoning, chosen.samples, chosen.score_spread) == (60, "scored 60", 3, 60)
-    even = median_judgement(samples + [replace(base, score=70)])
+    even = median_judgement([*samples, replace(base, score=70)])
     assert even.score == 60 and even.samples == 4, "the lower middle one for an even k"
     assert median_of(OfflineProvider(), 1).__class__ is OfflineProvider
 
 
 def _judged(intent: str, score: float) -> Reply:
     data = {**default_turn_judgement(), "intent": intent}
-    data["rubrics"] = [{"criterion": c, "score": score, "reason": f"{c}: {score}"} for c in rubric_for(Intent(intent)).names]
+    data["rubrics"] = [
+        {"criterion": c, "score": score, "reason": f"{c}: {score}"} for c in rubric_for(Intent(intent)).names
+    ]
     return Reply(text=json.dumps(data))
 
 
@@ -174,10 +182,12 @@ async def test_median_of_k_over_gemini_records_the_spread(isolated_env: dict[str
 # ----- the report ---------------------------------------------------------------------------
 
 
-def test_the_cli_report_shows_weighted_rubric_rows_holistic_evidence_and_refusals(capsys: pytest.CaptureFixture[str]) -> None:
-    from vibe.cli import print_report
-    from vibe.evaluator.v1 import evaluator_pb2
-    from vibe.gateway.v1 import gateway_pb2
+def test_the_cli_report_shows_weighted_rubric_rows_holistic_evidence_and_refusals(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from vibe_api.evaluator.v1 import evaluator_pb2
+    from vibe_api.gateway.v1 import gateway_pb2
+    from vibe_dev.cli import print_report
 
     turn = evaluator_pb2.TurnEvaluation(
         turn=1,
@@ -191,7 +201,10 @@ def test_the_cli_report_shows_weighted_rubric_rows_holistic_evidence_and_refusal
         ],
     )
     holistic = evaluator_pb2.HolisticEvaluation(
-        score=50, criteria=[evaluator_pb2.HolisticCriterion(criterion="verification_of_ai_output", score=45, evidence="turn 3: ran it")]
+        score=50,
+        criteria=[
+            evaluator_pb2.HolisticCriterion(criterion="verification_of_ai_output", score=45, evidence="turn 3: ran it")
+        ],
     )
     report = gateway_pb2.Report(
         turns=[turn],
@@ -201,6 +214,8 @@ def test_the_cli_report_shows_weighted_rubric_rows_holistic_evidence_and_refusal
     print_report(report)
     out = capsys.readouterr().out
     assert "(median of 3, spread 12.0)" in out
-    assert out.index("context       x0.30   80.00  builds on turn 1") < out.index("discernment   x0.25   70.00  pushes back")
+    assert out.index("context       x0.30   80.00  builds on turn 1") < out.index(
+        "discernment   x0.25   70.00  pushes back"
+    )
     assert "verification_of_ai_output   45.00  turn 3: ran it" in out
     assert "2 turns refused: jailbreak x1, solution_request x1" in out

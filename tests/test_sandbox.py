@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from scoring_service.isolation import IsolationMode
-from scoring_service.judge import Verdict
-from scoring_service.languages import language
-from scoring_service.programs import Program, build
-from scoring_service.sandbox import RunLimits, Sandbox
-from tests.sandboxes import FAST, MARGIN_S, SLOTS, UID_BASE, run, verdict, wait_gone
+from tests.support.sandboxes import FAST, MARGIN_S, SLOTS, UID_BASE, existing, run, run_dirs, verdict, wait_gone
+from vibe.services.scoring.isolation import IsolationMode
+from vibe.services.scoring.judge import Verdict
+from vibe.services.scoring.languages import language
+from vibe.services.scoring.programs import Program, build
+from vibe.services.scoring.sandbox import RunLimits, Sandbox
 
 NAMESPACES, RLIMITS = IsolationMode.NAMESPACES, IsolationMode.RLIMITS
 
@@ -32,19 +32,22 @@ NAMESPACES, RLIMITS = IsolationMode.NAMESPACES, IsolationMode.RLIMITS
     ("lang", "source"),
     [
         ("python", "import sys\nprint(sum(map(int, sys.stdin.read().split())))\n"),
-        ("cpp", "#include <iostream>\nint main(){long a,s=0;while(std::cin>>a)s+=a;std::cout<<s<<\"\\n\";}\n"),
-        ("javascript", "const d=require('fs').readFileSync(0,'utf8').split(/\\s+/).filter(Boolean);"
-                       "console.log(d.reduce((s,x)=>s+Number(x),0));\n"),
+        ("cpp", '#include <iostream>\nint main(){long a,s=0;while(std::cin>>a)s+=a;std::cout<<s<<"\\n";}\n'),
+        (
+            "javascript",
+            "const d=require('fs').readFileSync(0,'utf8').split(/\\s+/).filter(Boolean);"
+            "console.log(d.reduce((s,x)=>s+Number(x),0));\n",
+        ),
     ],
 )
-async def test_normal_run_reports_output_cpu_and_memory(sandbox: Sandbox, lang: str, source: str):
+async def test_normal_run_reports_output_cpu_and_memory(sandbox: Sandbox, lang: str, source: str) -> None:
     r, _ = await run(sandbox, lang, source, stdin=b"1 2 3\n4\n")
     assert r.ok and r.stdout == b"10\n" and r.stderr == b""
     assert r.cpu_ms > 0 and r.wall_ms > 0 and r.peak_memory_kb > 1000
     assert r.isolation is sandbox.mode
 
 
-async def test_compile_error_is_reported_with_the_compiler_message(sandbox: Sandbox):
+async def test_compile_error_is_reported_with_the_compiler_message(sandbox: Sandbox) -> None:
     bad = await build(sandbox, language("cpp"), "int main() { return x; }\n")
     assert not isinstance(bad, Program) and "was not declared" in bad.message
     bad = await build(sandbox, language("javascript"), "function (\n")
@@ -53,7 +56,7 @@ async def test_compile_error_is_reported_with_the_compiler_message(sandbox: Sand
     assert not isinstance(bad, Program) and "SyntaxError" in bad.message
 
 
-async def test_the_program_runs_as_an_unprivileged_uid_of_its_slot(sandbox: Sandbox):
+async def test_the_program_runs_as_an_unprivileged_uid_of_its_slot(sandbox: Sandbox) -> None:
     code = "import os\nprint(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
     r, _ = await run(sandbox, "python", code)
     uid, euid, gid, groups = r.stdout.decode().split(maxsplit=3)
@@ -70,7 +73,7 @@ FORK_BOMB = {
 
 
 @pytest.mark.parametrize("lang", sorted(FORK_BOMB))
-async def test_fork_bomb_is_contained(sandbox: Sandbox, lang: str):
+async def test_fork_bomb_is_contained(sandbox: Sandbox, lang: str) -> None:
     r, elapsed = await run(sandbox, lang, FORK_BOMB[lang])
     assert not r.ok
     assert verdict(r, lang) in (Verdict.TIME_LIMIT_EXCEEDED, Verdict.RUNTIME_ERROR, Verdict.MEMORY_LIMIT_EXCEEDED)
@@ -80,19 +83,19 @@ async def test_fork_bomb_is_contained(sandbox: Sandbox, lang: str):
 MEMORY_BOMB = {
     "python": "chunks = []\nwhile True:\n    chunks.append(bytearray(10 ** 6))\n",
     "cpp": "#include <vector>\n#include <cstring>\nint main(){ std::vector<char*> v; while(true){ char* p = new char[1<<20];"
-           " std::memset(p, 1, 1<<20); v.push_back(p);} }\n",
+    " std::memset(p, 1, 1<<20); v.push_back(p);} }\n",
     "javascript": "const a=[];\nwhile(true){a.push(new Array(1e5).fill(1.5));}\n",
 }
 
 
 @pytest.mark.parametrize("lang", sorted(MEMORY_BOMB))
-async def test_memory_bomb_is_memory_limit(sandbox: Sandbox, lang: str):
+async def test_memory_bomb_is_memory_limit(sandbox: Sandbox, lang: str) -> None:
     r, elapsed = await run(sandbox, lang, MEMORY_BOMB[lang])
     assert verdict(r, lang) is Verdict.MEMORY_LIMIT_EXCEEDED, (r.exit_code, r.signal, r.stderr[-300:])
     assert elapsed < FAST.wall_time_s + MARGIN_S
 
 
-async def test_huge_single_allocation_is_memory_limit(sandbox: Sandbox):
+async def test_huge_single_allocation_is_memory_limit(sandbox: Sandbox) -> None:
     r, _ = await run(sandbox, "python", "x = bytearray(10 ** 10)\n")
     assert verdict(r, "python") is Verdict.MEMORY_LIMIT_EXCEEDED
     r, _ = await run(sandbox, "cpp", "#include <vector>\nint main(){ std::vector<long> v(1L<<33); return v[5]; }\n")
@@ -107,7 +110,7 @@ INFINITE_LOOP = {
 
 
 @pytest.mark.parametrize("lang", sorted(INFINITE_LOOP))
-async def test_infinite_loop_hits_cpu_limit(sandbox: Sandbox, lang: str):
+async def test_infinite_loop_hits_cpu_limit(sandbox: Sandbox, lang: str) -> None:
     r, elapsed = await run(sandbox, lang, INFINITE_LOOP[lang])
     assert r.cpu_limit_hit and verdict(r, lang) is Verdict.TIME_LIMIT_EXCEEDED
     assert r.cpu_ms >= 900
@@ -122,7 +125,7 @@ SLEEP_FOREVER = {
 
 
 @pytest.mark.parametrize("lang", sorted(SLEEP_FOREVER))
-async def test_sleep_forever_hits_wall_limit(sandbox: Sandbox, lang: str):
+async def test_sleep_forever_hits_wall_limit(sandbox: Sandbox, lang: str) -> None:
     r, elapsed = await run(sandbox, lang, SLEEP_FOREVER[lang])
     assert r.timed_out and not r.cpu_limit_hit and verdict(r, lang) is Verdict.TIME_LIMIT_EXCEEDED
     assert elapsed < FAST.wall_time_s + MARGIN_S, elapsed
@@ -131,20 +134,20 @@ async def test_sleep_forever_hits_wall_limit(sandbox: Sandbox, lang: str):
 GIGABYTE_OF_OUTPUT = {
     "python": "import sys\nblock = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(block)\n",
     "cpp": "#include <cstdio>\n#include <string>\nint main(){ std::string b(1<<20,'x'); for(int i=0;i<1024;i++)"
-           " fwrite(b.data(),1,b.size(),stdout); }\n",
+    " fwrite(b.data(),1,b.size(),stdout); }\n",
     "javascript": "const b='x'.repeat(1<<20);\nfor(let i=0;i<1024;i++) process.stdout.write(b);\n",
 }
 
 
 @pytest.mark.parametrize("lang", sorted(GIGABYTE_OF_OUTPUT))
-async def test_gigabyte_of_output_is_cut_quickly(sandbox: Sandbox, lang: str):
+async def test_gigabyte_of_output_is_cut_quickly(sandbox: Sandbox, lang: str) -> None:
     r, elapsed = await run(sandbox, lang, GIGABYTE_OF_OUTPUT[lang])
     assert r.output_limit_hit and verdict(r, lang) is Verdict.OUTPUT_LIMIT_EXCEEDED
     assert len(r.stdout) <= FAST.output_bytes
     assert elapsed < 2.0, elapsed
 
 
-async def test_endless_stderr_is_capped_keeping_the_tail(sandbox: Sandbox):
+async def test_endless_stderr_is_capped_keeping_the_tail(sandbox: Sandbox) -> None:
     r, _ = await run(sandbox, "python", "import sys\nwhile True:\n    sys.stderr.write('e' * 1000)\n")
     assert r.output_limit_hit and len(r.stderr) <= 8 * 1024
     code = "import sys\nsys.stderr.write('noise\\n' * 20000)\nraise ValueError('the-last-line')\n"
@@ -155,17 +158,19 @@ async def test_endless_stderr_is_capped_keeping_the_tail(sandbox: Sandbox):
 SECRET = "s3cr3t-" + uuid.uuid4().hex
 READ_SECRETS = {
     "python": "import os\nprint(dict(os.environ))\n"
-              "for pid in (1, os.getppid()):\n"
-              "    try:\n        print(open(f'/proc/{pid}/environ', 'rb').read())\n"
-              "    except OSError as e:\n        print('denied', e)\n",
+    "for pid in (1, os.getppid()):\n"
+    "    try:\n        print(open(f'/proc/{pid}/environ', 'rb').read())\n"
+    "    except OSError as e:\n        print('denied', e)\n",
     "javascript": "const fs=require('fs');\nconsole.log(JSON.stringify(process.env));\n"
-                  "for (const p of [1, process.ppid]) {"
-                  "try{console.log(fs.readFileSync(`/proc/${p}/environ`,'latin1'))}catch(e){console.log('denied',e.code)}}\n",
+    "for (const p of [1, process.ppid]) {"
+    "try{console.log(fs.readFileSync(`/proc/${p}/environ`,'latin1'))}catch(e){console.log('denied',e.code)}}\n",
 }
 
 
 @pytest.mark.parametrize("lang", sorted(READ_SECRETS))
-async def test_environment_and_the_launchers_environ_do_not_leak(sandbox: Sandbox, lang: str, monkeypatch):
+async def test_environment_and_the_launchers_environ_do_not_leak(
+    sandbox: Sandbox, lang: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VIBE_SECRET_FOR_TEST", SECRET)
     r, _ = await run(sandbox, lang, READ_SECRETS[lang])
     assert r.ok, r.stderr
@@ -173,34 +178,44 @@ async def test_environment_and_the_launchers_environ_do_not_leak(sandbox: Sandbo
     assert b"DATABASE_URL" not in r.stdout and b"GEMINI" not in r.stdout
 
 
-async def test_writing_outside_the_run_directory_fails(sandbox: Sandbox):
+async def test_writing_outside_the_run_directory_fails(sandbox: Sandbox) -> None:
     marker = f"vibe-escape-{uuid.uuid4().hex}"
-    targets = [f"{Path.cwd()}/{marker}", f"/{marker}", f"/usr/{marker}", f"/etc/{marker}", f"/root/{marker}", f"/dev/{marker}"]
-    code = "import os\nfor p in %r:\n    try:\n        open(p, 'w').write('x'); print('wrote', p)\n" \
-           "    except OSError as e:\n        print('no', p)\nopen('inside.txt', 'w').write('fine')\nprint(os.getcwd())\n" % targets
+    targets = [
+        f"{Path.cwd()}/{marker}",
+        f"/{marker}",
+        f"/usr/{marker}",
+        f"/etc/{marker}",
+        f"/root/{marker}",
+        f"/dev/{marker}",
+    ]
+    code = (
+        f"import os\nfor p in {targets!r}:\n    try:\n        open(p, 'w').write('x'); print('wrote', p)\n"
+        "    except OSError as e:\n        print('no', p)\nopen('inside.txt', 'w').write('fine')\nprint(os.getcwd())\n"
+    )
     r, _ = await run(sandbox, "python", code)
     assert r.ok and b"wrote" not in r.stdout, r.stdout
-    for p in targets:
-        assert not Path(p).exists()
+    assert existing(*targets) == []
 
 
-async def test_tmp_is_the_run_directory_not_the_hosts(isolated: Sandbox):
+async def test_tmp_is_the_run_directory_not_the_hosts(isolated: Sandbox) -> None:
     marker = f"vibe-escape-{uuid.uuid4().hex}"
     code = f"import os\nopen('/tmp/{marker}', 'w').write('x')\nprint(os.listdir('/box'), os.listdir('/'))\n"
     r, _ = await run(isolated, "python", code)
     assert r.ok and marker.encode() in r.stdout, r.stdout
     assert b"'root'" not in r.stdout and b"'home'" not in r.stdout and b"'work'" not in r.stdout  # nothing of the host
-    assert not Path(tempfile.gettempdir(), marker).exists() and not Path("/tmp", marker).exists()
+    assert existing(f"{tempfile.gettempdir()}/{marker}", f"/tmp/{marker}") == []
 
 
-async def test_file_size_limit(sandbox: Sandbox):
+async def test_file_size_limit(sandbox: Sandbox) -> None:
     code = "open('big.bin', 'wb').write(b'x' * (4 << 20))\n"
-    r, _ = await run(sandbox, "python", code, RunLimits(cpu_time_s=1, wall_time_s=3, memory_mb=64, file_size_bytes=1 << 20))
+    r, _ = await run(
+        sandbox, "python", code, RunLimits(cpu_time_s=1, wall_time_s=3, memory_mb=64, file_size_bytes=1 << 20)
+    )
     assert not r.ok and (b"File too large" in r.stderr or r.signal is not None)
 
 
 @pytest.mark.parametrize("lang", ["python", "javascript"])
-async def test_no_network_not_even_loopback(isolated: Sandbox, lang: str):
+async def test_no_network_not_even_loopback(isolated: Sandbox, lang: str) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
@@ -208,9 +223,9 @@ async def test_no_network_not_even_loopback(isolated: Sandbox, lang: str):
     port = server.getsockname()[1]
     code = {
         "python": f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=1); print('CONNECTED')\n"
-                  "except OSError as e:\n    print('refused', e)\n",
+        "except OSError as e:\n    print('refused', e)\n",
         "javascript": f"const s=require('net').connect({port},'127.0.0.1',()=>{{console.log('CONNECTED');s.end()}});"
-                      "s.on('error',e=>console.log('refused',e.code));\n",
+        "s.on('error',e=>console.log('refused',e.code));\n",
     }[lang]
     try:
         r, _ = await run(isolated, lang, code)
@@ -221,13 +236,13 @@ async def test_no_network_not_even_loopback(isolated: Sandbox, lang: str):
         server.close()
 
 
-async def test_kill_stop_own_group_is_a_wall_time_limit(sandbox: Sandbox):
+async def test_kill_stop_own_group_is_a_wall_time_limit(sandbox: Sandbox) -> None:
     r, elapsed = await run(sandbox, "python", "import os, signal\nos.kill(0, signal.SIGSTOP)\n")
     assert verdict(r, "python") is Verdict.TIME_LIMIT_EXCEEDED and r.timed_out
     assert elapsed < FAST.wall_time_s + MARGIN_S
 
 
-async def test_killing_or_stopping_the_parent_leaves_nothing_behind(sandbox: Sandbox):
+async def test_killing_or_stopping_the_parent_leaves_nothing_behind(sandbox: Sandbox) -> None:
     marker = f"vibe-marker-{uuid.uuid4().hex}"
     code = (
         "import os, signal, subprocess, sys, time\n"
@@ -246,17 +261,17 @@ async def test_killing_or_stopping_the_parent_leaves_nothing_behind(sandbox: San
 
 BACKGROUND = {
     "python": "import os, sys\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(100)', 'MARK'])\n"
-              "    os._exit(0)\nos.wait()\nprint('started')\n",
+    "        os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(100)', 'MARK'])\n"
+    "    os._exit(0)\nos.wait()\nprint('started')\n",
     "cpp": "#include <unistd.h>\n#include <cstdio>\nint main(){ if(fork()==0){ setsid(); if(fork()==0){"
-           " execl(\"/bin/sleep\",\"sleep\",\"100\",\"MARK\",(char*)0);} _exit(0);} sleep(0); puts(\"started\"); }\n",
+    ' execl("/bin/sleep","sleep","100","MARK",(char*)0);} _exit(0);} sleep(0); puts("started"); }\n',
     "javascript": "const cp=require('child_process');\n"
-                  "cp.spawn('/bin/sleep',['100','MARK'],{detached:true,stdio:'ignore'}).unref();\nconsole.log('started');\n",
+    "cp.spawn('/bin/sleep',['100','MARK'],{detached:true,stdio:'ignore'}).unref();\nconsole.log('started');\n",
 }
 
 
 @pytest.mark.parametrize("lang", sorted(BACKGROUND))
-async def test_background_process_is_killed(sandbox: Sandbox, lang: str):
+async def test_background_process_is_killed(sandbox: Sandbox, lang: str) -> None:
     marker = f"vibe-marker-{uuid.uuid4().hex}"
     r, elapsed = await run(sandbox, lang, BACKGROUND[lang].replace("MARK", marker))
     assert r.stdout.strip() == b"started", r.stderr
@@ -264,16 +279,18 @@ async def test_background_process_is_killed(sandbox: Sandbox, lang: str):
     assert wait_gone(marker) == []
 
 
-async def test_program_that_closes_stdin_is_fine_and_nothing_is_left_on_disk(sandbox: Sandbox):
-    before = set(Path(tempfile.gettempdir()).glob("vibe-run-*"))
+async def test_program_that_closes_stdin_is_fine_and_nothing_is_left_on_disk(sandbox: Sandbox) -> None:
+    before = run_dirs()
     big = b"1 " * (2 << 20)  # 4 MiB, more than a pipe buffer
-    r, _ = await run(sandbox, "python", "import os\nos.close(0)\nopen('scratch', 'w').write('x')\nprint('done')\n", stdin=big)
+    r, _ = await run(
+        sandbox, "python", "import os\nos.close(0)\nopen('scratch', 'w').write('x')\nprint('done')\n", stdin=big
+    )
     assert r.exit_code == 0 and r.stdout == b"done\n"
-    assert set(Path(tempfile.gettempdir()).glob("vibe-run-*")) == before
+    assert run_dirs() == before
 
 
-def test_limits_validation():
-    with pytest.raises(ValueError):
+def test_limits_validation() -> None:
+    with pytest.raises(ValueError, match="limits must be positive"):
         RunLimits(cpu_time_s=0, wall_time_s=1, memory_mb=64)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limits must be positive"):
         RunLimits(cpu_time_s=1, wall_time_s=1, memory_mb=64, disk_inodes=0)

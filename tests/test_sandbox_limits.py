@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from scoring_service.judge import Verdict
-from scoring_service.sandbox import RunLimits, Sandbox
-from tests.sandboxes import FAST, MARGIN_S, run, verdict
+from tests.support.sandboxes import FAST, MARGIN_S, existing, run, run_dirs, verdict
+from vibe.services.scoring.judge import Verdict
+from vibe.services.scoring.sandbox import RunLimits, Sandbox
 
 FAKE_REPORT = "R exit=0 signal=-1 cpu_us=1 wall_us=1 maxrss_kb=1 oom_kills=0 timed_out=0 cpu_limit=0 stopped=0\\n"
 
@@ -124,7 +123,7 @@ int main() {
     [("python", FORGE_THROUGH_PROC_FD), ("python", FORGE_THROUGH_PIDFD_GETFD), ("cpp", FORGE_THROUGH_PTRACE_CPP)],
     ids=["proc-fd", "pidfd_getfd", "ptrace-vm-mem"],
 )
-async def test_the_program_cannot_forge_its_report(sandbox: Sandbox, lang: str, source: str):
+async def test_the_program_cannot_forge_its_report(sandbox: Sandbox, lang: str, source: str) -> None:
     """It prints the right answer, tries to write or steal the launcher's report, then spins past
     the CPU limit: the verdict is the time limit, with the CPU time it really used."""
     r, elapsed = await run(sandbox, lang, source, stdin=b"1 2 3 4\n")
@@ -163,7 +162,7 @@ print("all done")
 """
 
 
-async def test_memory_of_many_processes_is_bounded_as_a_whole(isolated: Sandbox):
+async def test_memory_of_many_processes_is_bounded_as_a_whole(isolated: Sandbox) -> None:
     r, elapsed = await run(isolated, "python", MANY_PROCESSES, RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=64))
     assert r.memory_limit_hit and verdict(r, "python") is Verdict.MEMORY_LIMIT_EXCEEDED, r
     assert elapsed < 4 + MARGIN_S
@@ -186,7 +185,7 @@ print("written MB", written)
 """
 
 
-async def test_shared_memory_counts_against_the_run_memory(isolated: Sandbox):
+async def test_shared_memory_counts_against_the_run_memory(isolated: Sandbox) -> None:
     # /dev/shm may hold 1 GB here, the run 64 MB: the pages are the run's memory.
     limits = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=64, disk_bytes=1 << 30, file_size_bytes=1 << 30)
     r, _ = await run(isolated, "python", FILL_SHM, limits)
@@ -195,7 +194,7 @@ async def test_shared_memory_counts_against_the_run_memory(isolated: Sandbox):
     await assert_still_works(isolated)
 
 
-async def test_shared_memory_and_tmpfs_are_bounded_in_size(isolated: Sandbox):
+async def test_shared_memory_and_tmpfs_are_bounded_in_size(isolated: Sandbox) -> None:
     limits = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=256, disk_bytes=16 << 20, file_size_bytes=1 << 30)
     r, _ = await run(isolated, "python", FILL_SHM, limits)
     assert r.ok and b"stopped 28" in r.stdout, r  # ENOSPC at 16 MB
@@ -219,14 +218,14 @@ except OSError as exc:
 
 MANY_INODES = {
     "python": "import os\nn = 0\ntry:\n    while True:\n        open(f'i{n}', 'w').close()\n        n += 1\n"
-              "except OSError as exc:\n    print('stopped', exc.errno, n)\n",
+    "except OSError as exc:\n    print('stopped', exc.errno, n)\n",
     "cpp": "#include <cstdio>\n#include <cerrno>\n#include <fcntl.h>\n#include <unistd.h>\nint main(){ long n = 0; char p[32];"
-           " while (true) { std::snprintf(p, sizeof p, \"i%ld\", n); int fd = open(p, O_CREAT | O_WRONLY, 0600);"
-           " if (fd < 0) { std::printf(\"stopped %d %ld\\n\", errno, n); return 0; } close(fd); n++; } }\n",
+    ' while (true) { std::snprintf(p, sizeof p, "i%ld", n); int fd = open(p, O_CREAT | O_WRONLY, 0600);'
+    ' if (fd < 0) { std::printf("stopped %d %ld\\n", errno, n); return 0; } close(fd); n++; } }\n',
 }
 
 
-async def test_run_directory_is_bounded_in_bytes(isolated: Sandbox):
+async def test_run_directory_is_bounded_in_bytes(isolated: Sandbox) -> None:
     limits = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=256, disk_bytes=24 << 20)
     r, _ = await run(isolated, "python", MANY_MEGABYTE_FILES, limits)
     assert r.ok and r.stdout.startswith(b"stopped 28"), r
@@ -235,7 +234,7 @@ async def test_run_directory_is_bounded_in_bytes(isolated: Sandbox):
 
 
 @pytest.mark.parametrize("lang", sorted(MANY_INODES))
-async def test_run_directory_is_bounded_in_inodes(isolated: Sandbox, lang: str):
+async def test_run_directory_is_bounded_in_inodes(isolated: Sandbox, lang: str) -> None:
     limits = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=128, disk_inodes=500)
     r, _ = await run(isolated, lang, MANY_INODES[lang], limits)
     assert r.ok and r.stdout.startswith(b"stopped 28"), r
@@ -260,18 +259,18 @@ print("built")
 """
 
 
-async def test_deep_trees_and_odd_permissions_leave_nothing_behind(sandbox: Sandbox):
+async def test_deep_trees_and_odd_permissions_leave_nothing_behind(sandbox: Sandbox) -> None:
     limits = RunLimits(cpu_time_s=10, wall_time_s=20, memory_mb=256, disk_inodes=30000)
-    before = set(Path(tempfile.gettempdir()).glob("vibe-run-*"))
+    before = run_dirs()
     r, _ = await run(sandbox, "python", DEEP_TREE_AND_TRAPS, limits)
     assert r.ok and r.stdout == b"built\n", r
-    assert set(Path(tempfile.gettempdir()).glob("vibe-run-*")) == before  # (rlimits mode: a host directory)
-    assert Path("/etc/passwd").exists() and any(Path("/").iterdir())  # the symlinks were not followed
+    assert run_dirs() == before  # (rlimits mode: a host directory)
+    assert existing("/etc/passwd", "/usr/bin") == ["/etc/passwd", "/usr/bin"]  # the symlinks were not followed
     await assert_still_works(sandbox)
 
 
-def test_the_host_directory_remover_handles_what_a_program_leaves(tmp_path: Path):
-    from scoring_service.sandbox import remove_tree
+def test_the_host_directory_remover_handles_what_a_program_leaves(tmp_path: Path) -> None:
+    from vibe.services.scoring.sandbox import remove_tree
 
     top = tmp_path / "run"
     deep = top

@@ -11,16 +11,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from scoring_service.isolation import find_helper
-from vibe.config import ScoringSettings
-from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
-from vibe.server import GrpcServer
-from vibe.stack import free_port, wait_serving
+from vibe.platform.config import ScoringSettings
+from vibe.platform.healthcheck import wait_serving
+from vibe.platform.server import GrpcServer
+from vibe.services.scoring.isolation import find_helper
+from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+from vibe_dev.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TWO_SUM_RIGHT = (
@@ -36,7 +38,12 @@ def _env(isolated_env: dict[str, str], **extra: str) -> dict[str, str]:
 
 def _start_refused(env: dict[str, str], *prefix: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "scoring_service"], env=env, capture_output=True, text=True, timeout=60, cwd=ROOT
+        [*prefix, sys.executable, "-m", "vibe.services.scoring"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
 
 
@@ -53,13 +60,24 @@ def test_helper_writable_by_others_refuses_to_start(isolated_env: dict[str, str]
     shutil.copy(find_helper(), helper)
     helper.chmod(0o777)
     result = _start_refused(_env(isolated_env, SCORING_SANDBOX_HELPER=str(helper)))
-    assert result.returncode == 2 and "must be owned by root and writable by nobody else" in result.stderr, result.stderr
+    assert result.returncode == 2 and "must be owned by root and writable by nobody else" in result.stderr, (
+        result.stderr
+    )
 
 
 def test_without_cgroups_the_isolated_mode_refuses_to_start(isolated_env: dict[str, str]) -> None:
     """cgroupfs hidden (a private mount namespace with an empty /sys/fs/cgroup): no whole-run
     limits, so no isolated runs, so no service; the rlimits mode was not chosen, so not used."""
-    hide = ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount -t tmpfs none /sys/fs/cgroup && exec "$@"', "sh"]
+    hide = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        'mount -t tmpfs none /sys/fs/cgroup && exec "$@"',
+        "sh",
+    ]
     result = _start_refused(_env(isolated_env), *hide)
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
     assert "SCORING_ISOLATION=namespaces cannot set up its cgroups" in result.stderr
@@ -76,7 +94,7 @@ async def test_a_sandbox_failure_is_retryable_and_shows_in_health(isolated_env: 
     """A broken deployment (the helper gone, its servers dead): CheckCode answers UNAVAILABLE
     naming the cause, nothing is graded, health is NOT_SERVING; once the helper is back, the
     service recovers by itself."""
-    from scoring_service.app import scoring_app
+    from vibe.services.scoring.app import scoring_app
 
     helper = tmp_path / "bin" / "vibe-box"
     helper.parent.mkdir()
@@ -88,7 +106,7 @@ async def test_a_sandbox_failure_is_retryable_and_shows_in_health(isolated_env: 
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
                 scoring = scoring_pb2_grpc.ScoringStub(channel)
-                health = health_pb2_grpc.HealthStub(channel)
+                health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
                 request = scoring_pb2.CheckCodeRequest(problem_id="two-sum", language="python", code=TWO_SUM_RIGHT)
                 assert (await scoring.CheckCode(request, timeout=120)).verdict == scoring_pb2.VERDICT_ACCEPTED
 
@@ -98,8 +116,8 @@ async def test_a_sandbox_failure_is_retryable_and_shows_in_health(isolated_env: 
                 with pytest.raises(grpc.aio.AioRpcError) as failed:
                     await scoring.CheckCode(request, timeout=60)
                 assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
-                assert "the code sandbox failed" in failed.value.details() and "please retry" in failed.value.details()
-                assert str(helper) in failed.value.details()
+                details = failed.value.details() or ""
+                assert "the code sandbox failed" in details and "please retry" in details and str(helper) in details
                 status = await health.Check(health_pb2.HealthCheckRequest(service="vibe.scoring.v1.Scoring"))
                 assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -132,34 +150,51 @@ def _slot_servers(helper: Path) -> list[_Proc]:
     return found
 
 
+def _private_clone(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """This working tree cloned into a 0700 directory, its stubs and sandbox helper built there,
+    and a TMPDIR under another 0700 directory."""
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    outer = tmp_path / "tmp"
+    outer.mkdir(mode=0o700)
+    tmpdir = outer / "inner"
+    tmpdir.mkdir(mode=0o700)
+    clone = private / "vibe"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)], check=True, timeout=120)
+    for name in ("vibe", "vibe_dev", "protos"):  # this working tree, committed or not
+        shutil.rmtree(clone / name, ignore_errors=True)
+        shutil.copytree(ROOT / name, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "vibe_dev.protos", str(clone)], cwd=clone, check=True, timeout=120)
+    helper = clone / "vibe-box"
+    subprocess.run(
+        ["cc", "-O2", "-static", "-o", str(helper), "vibe/services/scoring/vibe-box.c"],
+        cwd=clone,
+        check=True,
+        timeout=120,
+    )
+    return private, tmpdir, clone, helper
+
+
 async def test_a_checkout_under_a_private_directory_runs_isolated(isolated_env: dict[str, str], tmp_path: Path) -> None:
     """A clone in a 0700 directory (as under /root), TMPDIR under another 0700 directory: the
     service runs code in the isolated mode, a right answer is accepted, a wrong one is wrong."""
-    private = tmp_path / "home"
-    private.mkdir(mode=0o700)
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir(mode=0o700)
-    (tmpdir / "inner").mkdir(mode=0o700)
-    clone = private / "vibe"
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone)], check=True, timeout=120)
-    for name in ("scoring_service", "vibe", "protos"):  # this working tree, committed or not
-        shutil.rmtree(clone / name)
-        shutil.copytree(ROOT / name, clone / name, ignore=shutil.ignore_patterns("__pycache__"))
-    protos = sorted(str(p.relative_to(clone)) for p in (clone / "protos").rglob("*.proto"))
-    subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-I", "protos", "--python_out=.", "--grpc_python_out=.", *protos],
-        cwd=clone, check=True, timeout=120,
-    )
-    helper = clone / "vibe-box"
-    subprocess.run(["cc", "-O2", "-static", "-o", str(helper), "scoring_service/vibe-box.c"], cwd=clone, check=True, timeout=120)
+    private, tmpdir, clone, helper = await asyncio.to_thread(_private_clone, tmp_path)
     addr = f"127.0.0.1:{free_port()}"
     env = _env(
-        isolated_env, SCORING_ADDR=addr, SCORING_SANDBOX_HELPER=str(helper), TMPDIR=str(tmpdir / "inner"),
+        isolated_env,
+        SCORING_ADDR=addr,
+        SCORING_SANDBOX_HELPER=str(helper),
+        TMPDIR=str(tmpdir / "inner"),
         PYTHONPATH=str(clone),
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scoring_service", env=env, cwd=clone,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "vibe.services.scoring",
+        env=env,
+        cwd=clone,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         await wait_serving(addr, 60)

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from scoring_service.bank import load_problem_bank
-from scoring_service.integrity import code_blocks, compare
-from tests.conftest import Stack, new_candidate
-from vibe.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+from tests.support.stack import Stack, new_candidate
+from vibe.services.scoring.bank import load_problem_bank
+from vibe.services.scoring.integrity import code_blocks, compare
+from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 TWO_SUM = {p.problem_id: p for p in load_problem_bank()}["two-sum"]
 SHOWN = """\
@@ -32,12 +33,12 @@ def two_sum(nums, target):
 """
 
 
-def test_copied_code_is_flagged_with_fragments_side_by_side():
+def test_copied_code_is_flagged_with_fragments_side_by_side() -> None:
     shown = code_blocks(3, SHOWN)
     assert len(shown) == 1 and shown[0].turn == 3
     # Re-indented, re-spaced and commented: still the same code.
     copied = TWO_SUM.starter_code.replace(
-        '    # TODO: implement\n    return -1, -1\n',
+        "    # TODO: implement\n    return -1, -1\n",
         "    seen = {}  # value -> index\n    for j, x in enumerate(nums):\n        want = target - x\n"
         "        if want in seen:\n            return seen[want], j\n        seen.setdefault(x,  j)\n    return -1, -1\n",
     )
@@ -47,7 +48,7 @@ def test_copied_code_is_flagged_with_fragments_side_by_side():
     assert any("enumerate(nums)" in f.submitted and "enumerate(nums)" in f.shown for f in report.fragments)
 
 
-def test_own_code_and_starter_code_are_not_flagged():
+def test_own_code_and_starter_code_are_not_flagged() -> None:
     shown = code_blocks(1, SHOWN)
     assert not compare(TWO_SUM.starter_code, shown, TWO_SUM.starter_code).flagged
     own = TWO_SUM.reference_solution
@@ -62,21 +63,26 @@ async def _seed_submission(stack: Stack, session_id: str, code: str) -> None:
     try:
         await conn.execute(
             "INSERT INTO messages (session_id, turn, role, content) VALUES ($1, 1, 'user', 'how?'), ($1, 1, 'assistant', $2)",
-            session_id, SHOWN,
+            session_id,
+            SHOWN,
         )
-        await conn.execute("INSERT INTO submissions (session_id, language, code) VALUES ($1, 'python', $2)", session_id, code)
+        await conn.execute(
+            "INSERT INTO submissions (session_id, language, code) VALUES ($1, 'python', $2)", session_id, code
+        )
     finally:
         await conn.close()
 
 
-async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stack):
+async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stack) -> None:
     candidate = await new_candidate(stack)
     code = TWO_SUM.reference_solution + "\n" + SHOWN.split("```python\n")[1].split("```")[0]
     await _seed_submission(stack, candidate.session_id, code)
     async with grpc.aio.insecure_channel(stack.addrs.scoring) as channel:
         scoring = scoring_pb2_grpc.ScoringStub(channel)
         reply = await scoring.CheckCode(
-            scoring_pb2.CheckCodeRequest(problem_id="two-sum", language="python", code=code, session_id=candidate.session_id),
+            scoring_pb2.CheckCodeRequest(
+                problem_id="two-sum", language="python", code=code, session_id=candidate.session_id
+            ),
             timeout=120,
         )
         problem = await scoring.GetProblem(scoring_pb2.GetProblemRequest(problem_id="two-sum"))
@@ -85,17 +91,22 @@ async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stac
     assert reply.time_limit_ms >= 1000 and "Time limit" in reply.performance_rule
     assert reply.complexity.sizes >= 5 and reply.complexity.points and reply.complexity.estimated_class
     assert reply.integrity.checked and reply.integrity.fragments and reply.integrity.fragments[0].turn == 1
-    assert problem.statement_ko and len(problem.hints) == 4 and set(problem.languages) == {"python", "cpp", "javascript"}
+    assert (
+        problem.statement_ko and len(problem.hints) == 4 and set(problem.languages) == {"python", "cpp", "javascript"}
+    )
     assert all(e.input for e in problem.examples) and len(problem.examples) == 2  # visible tests only
     conn = await stack.db()
     try:
-        row = await conn.fetchrow("SELECT isolation, integrity FROM code_checks WHERE session_id = $1", candidate.session_id)
+        row = await conn.fetchrow(
+            "SELECT isolation, integrity FROM code_checks WHERE session_id = $1", candidate.session_id
+        )
     finally:
         await conn.close()
+    assert row is not None
     assert row["isolation"] == reply.isolation_mode and '"flagged"' in row["integrity"]
 
 
-async def test_hostile_submission_leaves_the_service_healthy(stack: Stack):
+async def test_hostile_submission_leaves_the_service_healthy(stack: Stack) -> None:
     fork_bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     async with grpc.aio.insecure_channel(stack.addrs.scoring) as channel:
         scoring = scoring_pb2_grpc.ScoringStub(channel)
@@ -103,17 +114,22 @@ async def test_hostile_submission_leaves_the_service_healthy(stack: Stack):
             scoring_pb2.CheckCodeRequest(problem_id="valid-parentheses", language="python", code=fork_bomb), timeout=120
         )
         assert reply.verdict in (scoring_pb2.VERDICT_TIME_LIMIT_EXCEEDED, scoring_pb2.VERDICT_RUNTIME_ERROR)
-        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        health_stub: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
+        health = await health_stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         listed = await scoring.ListProblems(scoring_pb2.ListProblemsRequest(), timeout=5)
         assert len(listed.problems) >= 6
 
 
-async def test_load_command_loads_the_bank(isolated_env: dict[str, str]):
+async def test_load_command_loads_the_bank(isolated_env: dict[str, str]) -> None:
     env = {**os.environ, **isolated_env}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scoring_service.load", env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "vibe.services.scoring.load",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate()
     assert proc.returncode == 0, err

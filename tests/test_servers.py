@@ -8,16 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tests.conftest import Stack
-from vibe.config import ScoringSettings
-from vibe.server import GrpcServer
-from vibe.stack import free_port, wait_serving
+from tests.support.stack import Stack
+from vibe.platform.config import ScoringSettings
+from vibe.platform.healthcheck import wait_serving
+from vibe.platform.server import GrpcServer
+from vibe_dev.stack import free_port
 
 SERVICE_NAMES = {
     "gateway": "vibe.gateway.v1.Gateway",
@@ -25,30 +27,38 @@ SERVICE_NAMES = {
     "evaluator": "vibe.evaluator.v1.Evaluator",
     "scoring": "vibe.scoring.v1.Scoring",
 }
-MODULES = {"gateway": "gateway", "tutor": "tutor_service", "evaluator": "evaluator_service", "scoring": "scoring_service"}
+MODULES = {
+    "gateway": "vibe.services.gateway",
+    "tutor": "vibe.services.tutor",
+    "evaluator": "vibe.services.evaluator",
+    "scoring": "vibe.services.scoring",
+}
 
 
 async def test_health_and_reflection_on_every_service(stack: Stack) -> None:
     for name, full_name in SERVICE_NAMES.items():
         async with grpc.aio.insecure_channel(getattr(stack.addrs, name)) as channel:
-            health = health_pb2_grpc.HealthStub(channel)
+            health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
             for service in ("", full_name):
                 reply = await health.Check(health_pb2.HealthCheckRequest(service=service))
                 assert reply.status == health_pb2.HealthCheckResponse.SERVING, (name, service)
-            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
-            responses = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+            reflection: Any = reflection_pb2_grpc.ServerReflectionStub(channel)  # type: ignore[arg-type]  # typeshed: sync channels only
+            responses = reflection.ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+            )
             listed = {s.name async for r in responses for s in r.list_services_response.service}
             assert {full_name, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= listed, name
 
 
 async def test_stopping_flips_health_to_not_serving_first(isolated_env: dict[str, str]) -> None:
-    from scoring_service.app import scoring_app
+    from vibe.services.scoring.app import scoring_app
 
     async with scoring_app(ScoringSettings.from_env(isolated_env)) as bundle:
         server = GrpcServer(bundle)
         port = await server.start()
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+            health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
+            watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
             assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
             stopping = asyncio.create_task(server.stop(grace_s=1.0))
             assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
@@ -64,7 +74,12 @@ async def test_second_instance_on_a_taken_port_fails(stack: Stack, isolated_env:
     taken = getattr(stack.addrs, service)
     env = _service_env(isolated_env, **{f"{service.upper()}_ADDR": taken})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", MODULES[service], env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL
+        sys.executable,
+        "-m",
+        MODULES[service],
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2
@@ -75,8 +90,12 @@ async def test_second_instance_on_a_taken_port_fails(stack: Stack, isolated_env:
 async def test_sigterm_stops_a_service_gracefully(isolated_env: dict[str, str]) -> None:
     addr = f"127.0.0.1:{free_port()}"
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "scoring_service", env=_service_env(isolated_env, SCORING_ADDR=addr),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "vibe.services.scoring",
+        env=_service_env(isolated_env, SCORING_ADDR=addr),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         await wait_serving(addr, 60)
@@ -92,18 +111,33 @@ async def test_sigterm_stops_a_service_gracefully(isolated_env: dict[str, str]) 
 @pytest.mark.parametrize(
     ("module", "env", "needle"),
     [
-        ("gateway", {"GATEWAY_ADDR": "not-an-address"}, "GATEWAY_ADDR='not-an-address' is not host:port"),
-        ("tutor_service", {"VIBE_LLM_PROVIDER": "gpt"}, "VIBE_LLM_PROVIDER='gpt' must be one of: offline, gemini"),
-        ("evaluator_service", {"EVALUATOR_WORKERS": "many"}, "EVALUATOR_WORKERS='many' is not an integer"),
-        ("scoring_service", {"VIBE_WEIGHT_PROMPT": "0.9"}, "must sum to 1"),
-        ("tutor_service", {"VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": ""}, "needs GEMINI_API_KEY"),
+        ("vibe.services.gateway", {"GATEWAY_ADDR": "not-an-address"}, "GATEWAY_ADDR='not-an-address' is not host:port"),
+        (
+            "vibe.services.tutor",
+            {"VIBE_LLM_PROVIDER": "gpt"},
+            "VIBE_LLM_PROVIDER='gpt' must be one of: offline, gemini",
+        ),
+        ("vibe.services.evaluator", {"EVALUATOR_WORKERS": "many"}, "EVALUATOR_WORKERS='many' is not an integer"),
+        ("vibe.services.scoring", {"VIBE_WEIGHT_PROMPT": "0.9"}, "must sum to 1"),
+        ("vibe.services.tutor", {"VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": ""}, "needs GEMINI_API_KEY"),
+        # Read before logging and telemetry are set up, so they too stop with the message.
+        (
+            "vibe.services.evaluator",
+            {"VIBE_LOG_LEVEL": "verbose"},
+            "VIBE_LOG_LEVEL='verbose' must be one of: debug, info, warning, error",
+        ),
+        ("vibe.services.scoring", {"VIBE_METRICS_ADDR": "nonsense"}, "VIBE_METRICS_ADDR='nonsense' is not host:port"),
     ],
 )
 def test_bad_configuration_fails_fast_with_a_readable_message(
     isolated_env: dict[str, str], module: str, env: dict[str, str], needle: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", module], env=_service_env(isolated_env, **env), capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", module],
+        env=_service_env(isolated_env, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert needle in result.stderr
@@ -113,8 +147,8 @@ def test_bad_configuration_fails_fast_with_a_readable_message(
 async def test_evaluator_stops_promptly_wherever_the_stop_lands(isolated_env: dict[str, str]) -> None:
     """Workers block on the queue for up to a second at a time; a stop that lands at any
     point of that wait (including as the read times out) must still end them."""
-    from evaluator_service.app import evaluator_app
-    from vibe.config import EvaluatorSettings
+    from vibe.platform.config import EvaluatorSettings
+    from vibe.services.evaluator.app import evaluator_app
 
     settings = EvaluatorSettings.from_env({**isolated_env, "EVALUATOR_WORKERS": "3"})
 

@@ -1,4 +1,4 @@
-"""Migrations under concurrent start-up, and the grading formula of DESIGN §2."""
+"""Migrations under concurrent start-up, and the grading formula of docs/DESIGN.md §2."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import asyncio
 import asyncpg
 import pytest
 
-from scoring_service.grading import final_scores
-from tests.scratch import DATABASE_URL
-from vibe.config import ScoringSettings
-from vibe.db import apply_migrations
-from vibe.errors import InvalidArgument
+from vibe.platform.config import ScoringSettings
+from vibe.platform.db import apply_migrations
+from vibe.platform.errors import InvalidArgument
+from vibe.services.scoring.grading import final_scores
+from vibe_dev.scratch import DATABASE_URL
 
 
 async def test_migrations_are_idempotent_and_safe_when_services_start_together(isolated_env: dict[str, str]) -> None:
@@ -43,9 +43,9 @@ def test_grading_formula_and_bands(
     holistic: float, turns: float, performance: float, correctness: float, total: float, grade: str
 ) -> None:
     scores = final_scores(ScoringSettings.from_env({}), holistic, turns, performance, correctness)
-    assert scores["prompt_score"] == pytest.approx((holistic + turns) / 2)
-    assert scores["total_score"] == pytest.approx(total, abs=0.01)
-    assert scores["grade"] == grade
+    assert scores.prompt_score == pytest.approx((holistic + turns) / 2)
+    assert scores.total_score == pytest.approx(total, abs=0.01)
+    assert scores.grade == grade
 
 
 def test_design_examples_grade_as_the_design_says() -> None:
@@ -57,12 +57,17 @@ def test_design_examples_grade_as_the_design_says() -> None:
 
 def test_weights_and_bands_are_settings() -> None:
     settings = ScoringSettings.from_env(
-        {"VIBE_WEIGHT_PROMPT": "0.2", "VIBE_WEIGHT_PERFORMANCE": "0.2", "VIBE_WEIGHT_CORRECTNESS": "0.6", "VIBE_GRADE_D": "50"}
+        {
+            "VIBE_WEIGHT_PROMPT": "0.2",
+            "VIBE_WEIGHT_PERFORMANCE": "0.2",
+            "VIBE_WEIGHT_CORRECTNESS": "0.6",
+            "VIBE_GRADE_D": "50",
+        }
     )
     scores = final_scores(settings, 50, 50, 50, 60)
-    assert scores["total_score"] == pytest.approx(0.2 * 50 + 0.2 * 50 + 0.6 * 60)
-    assert scores["grade"] == "D"
-    assert "0.6 * correctness" in scores["formula"]
+    assert scores.total_score == pytest.approx(0.2 * 50 + 0.2 * 50 + 0.6 * 60)
+    assert scores.grade == "D"
+    assert "0.6 * correctness" in scores.formula
 
 
 @pytest.mark.parametrize("bad", [-1.0, 100.5, float("nan")])
@@ -72,9 +77,9 @@ def test_out_of_range_components_are_rejected(bad: float) -> None:
 
 
 async def test_problem_bank_round_trips_through_postgres(isolated_env: dict[str, str]) -> None:
-    from scoring_service.bank import load_problem_bank
-    from scoring_service.store import load_problems, sync_problem_bank
-    from vibe.db import connect_pool
+    from vibe.platform.db import connect_pool
+    from vibe.services.scoring.bank import load_problem_bank
+    from vibe.services.scoring.store import load_problems, sync_problem_bank
 
     pool = await connect_pool(DATABASE_URL, isolated_env["VIBE_DB_SCHEMA"])
     try:

@@ -6,17 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from pathlib import Path
 
 import grpc
 
-from tests.conftest import Candidate, StartStack
-from tests.otlp_receiver import otlp_receiver
-from vibe.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe.logs import JsonFormatter
-from vibe.stack import process_stack
-
-REFERENCE = (Path(__file__).resolve().parents[1] / "scoring_service/problems/two-sum/reference.py").read_text()
+from tests.support.stack import REFERENCE, Candidate, StartStack
+from vibe.platform.logs import JsonFormatter
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_dev.otlp_receiver import otlp_receiver
+from vibe_dev.stack import process_stack
 
 
 async def test_chat_and_submit_each_make_one_trace_across_services(isolated_env: dict[str, str]) -> None:
@@ -30,53 +27,56 @@ async def test_chat_and_submit_each_make_one_trace_across_services(isolated_env:
             "OTEL_BSP_SCHEDULE_DELAY": "100",
             "OTEL_METRIC_EXPORT_INTERVAL": "500",
         }
-        async with process_stack(env, quiet=True) as addrs:
-            async with grpc.aio.insecure_channel(addrs.gateway) as channel:
-                gateway = gateway_pb2_grpc.GatewayStub(channel)
-                created = await gateway.CreateSession(gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum"))
-                candidate = Candidate(gateway, created.session, created.session_token)
-                sid = candidate.session_id
-                await candidate.chat("Can you give me a hint about which data structure to use?")
+        async with process_stack(env, quiet=True) as addrs, grpc.aio.insecure_channel(addrs.gateway) as channel:
+            gateway = gateway_pb2_grpc.GatewayStub(channel)
+            created = await gateway.CreateSession(
+                gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum")
+            )
+            candidate = Candidate(gateway, created.session, created.session_token)
+            sid = candidate.session_id
+            await candidate.chat("Can you give me a hint about which data structure to use?")
 
-                chats = await receiver.wait_for(lambda s: s.name == "/vibe.gateway.v1.Gateway/Chat")
-                assert len(chats) == 1
-                chat_trace = [s for s in receiver.spans if s.trace_id == chats[0].trace_id]
-                services = {s.service for s in chat_trace}
-                assert {"gateway", "tutor"} <= services
-                llm = [s for s in chat_trace if s.name == "llm.stream_tutor_reply"]
-                assert llm and llm[0].service == "tutor" and llm[0].attributes["llm.provider"] == "offline"
-                assert any(s.name.startswith("/vibe.tutor.v1.Tutor/StreamReply") for s in chat_trace)
-                for span in chat_trace:
-                    assert span.attributes.get("session.id") == sid, span.name
-                assert llm[0].attributes.get("turn") == 1
+            chats = await receiver.wait_for(lambda s: s.name == "/vibe.gateway.v1.Gateway/Chat")
+            assert len(chats) == 1
+            chat_trace = [s for s in receiver.spans if s.trace_id == chats[0].trace_id]
+            services = {s.service for s in chat_trace}
+            assert {"gateway", "tutor"} <= services
+            llm = [s for s in chat_trace if s.name == "llm.stream_tutor_reply"]
+            assert llm and llm[0].service == "tutor" and llm[0].attributes["llm.provider"] == "offline"
+            assert any(s.name.startswith("/vibe.tutor.v1.Tutor/StreamReply") for s in chat_trace)
+            for span in chat_trace:
+                assert span.attributes.get("session.id") == sid, span.name
+            assert llm[0].attributes.get("turn") == 1
 
-                jobs = await receiver.wait_for(lambda s: s.name == "evaluation job")
-                assert len(jobs) == 1 and jobs[0].service == "evaluator"
-                assert jobs[0].trace_id != chats[0].trace_id, "the evaluation is a trace of its own"
-                assert any(link[0] == chats[0].trace_id for link in jobs[0].links), "linked to the chat"
-                job_trace = [s for s in receiver.spans if s.trace_id == jobs[0].trace_id]
-                assert any(s.name == "llm.evaluate_turn" for s in job_trace)
-                assert all(s.attributes.get("session.id") == sid for s in job_trace)
+            jobs = await receiver.wait_for(lambda s: s.name == "evaluation job")
+            assert len(jobs) == 1 and jobs[0].service == "evaluator"
+            assert jobs[0].trace_id != chats[0].trace_id, "the evaluation is a trace of its own"
+            assert any(link[0] == chats[0].trace_id for link in jobs[0].links), "linked to the chat"
+            job_trace = [s for s in receiver.spans if s.trace_id == jobs[0].trace_id]
+            assert any(s.name == "llm.evaluate_turn" for s in job_trace)
+            assert all(s.attributes.get("session.id") == sid for s in job_trace)
 
-                await candidate.submit(REFERENCE)
-                submits = await receiver.wait_for(lambda s: s.name == "/vibe.gateway.v1.Gateway/Submit")
-                assert len(submits) == 1
-                submit_trace = await receiver.wait_for(
-                    lambda s: s.trace_id == submits[0].trace_id and s.service == "scoring"
-                )
-                services = {s.service for s in receiver.spans if s.trace_id == submits[0].trace_id}
-                assert {"gateway", "evaluator", "scoring"} <= services, services
-                assert submit_trace
-                assert not any("grpc.health" in s.name for s in receiver.spans), "health checks stay out of traces"
-                await receiver.wait_for(lambda s: "rpc.server.duration" in receiver.metric_names, timeout_s=10)
-                assert {"rpc.server.duration", "llm.calls"} <= receiver.metric_names
+            await candidate.submit(REFERENCE)
+            submits = await receiver.wait_for(lambda s: s.name == "/vibe.gateway.v1.Gateway/Submit")
+            assert len(submits) == 1
+            submit_trace = await receiver.wait_for(
+                lambda s: s.trace_id == submits[0].trace_id and s.service == "scoring"
+            )
+            services = {s.service for s in receiver.spans if s.trace_id == submits[0].trace_id}
+            assert {"gateway", "evaluator", "scoring"} <= services, services
+            assert submit_trace
+            assert not any("grpc.health" in s.name for s in receiver.spans), "health checks stay out of traces"
+            await receiver.wait_for(lambda s: "rpc.server.duration" in receiver.metric_names, timeout_s=10)
+            assert {"rpc.server.duration", "llm.calls"} <= receiver.metric_names
 
 
 async def test_logs_are_json_with_trace_ids_and_no_candidate_code(start_stack: StartStack, caplog) -> None:  # type: ignore[no-untyped-def]
     secret_code = "print('CANDIDATE-CODE-MARKER-93b1')"
     caplog.set_level(logging.INFO)
     async with start_stack() as stack:
-        created = await stack.gateway.CreateSession(gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum"))
+        created = await stack.gateway.CreateSession(
+            gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum")
+        )
         candidate = Candidate(stack.gateway, created.session, created.session_token)
         await candidate.chat("A hint please, my message text MESSAGE-MARKER-77")
         await candidate.submit(secret_code)

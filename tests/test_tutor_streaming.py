@@ -16,10 +16,10 @@ import time
 import grpc
 import pytest
 
-from tests.conftest import Stack, StartStack, gemini_stack, new_candidate
-from tests.fake_gemini import FakeGemini, Reply
-from vibe.gateway.v1 import gateway_pb2
-from vibe.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from tests.support.stack import Stack, StartStack, gemini_stack, new_candidate
+from vibe_api.gateway.v1 import gateway_pb2
+from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe_dev.fake_gemini import FakeGemini, Reply
 
 QUESTION = "Which data structure would let me avoid checking every pair in two sum?"
 
@@ -28,7 +28,9 @@ def _request(session_id: str) -> tutor_pb2.StreamReplyRequest:
     return tutor_pb2.StreamReplyRequest(session_id=session_id, turn=1, problem_id="two-sum", message=QUESTION)
 
 
-async def test_every_chunk_leaves_the_tutor_as_soon_as_it_is_generated(start_stack: StartStack, fake: FakeGemini) -> None:
+async def test_every_chunk_leaves_the_tutor_as_soon_as_it_is_generated(
+    start_stack: StartStack, fake: FakeGemini
+) -> None:
     fake.chunk_delay_s = 0.1
     fake.reply_chunks = tuple(f"Step {i}: which value completes the pair? " for i in range(10))
     async with gemini_stack(start_stack, fake) as stack:
@@ -38,7 +40,7 @@ async def test_every_chunk_leaves_the_tutor_as_soon_as_it_is_generated(start_sta
             arrivals = [time.monotonic() async for e in call if e.WhichOneof("event") == "delta"]
     written = fake.chunk_written_at
     assert len(arrivals) == len(written) == 10
-    delays = [a - w for a, w in zip(arrivals, written)]
+    delays = [a - w for a, w in zip(arrivals, written, strict=True)]
     print(f"chunk delay upstream write -> tutor client: max {max(delays) * 1000:.1f} ms")
     assert max(delays) < 0.08, f"a chunk was held back until the next one (0.1 s later): {delays}"
 
@@ -55,7 +57,7 @@ async def test_a_client_that_stops_reading_holds_the_upstream_back(start_stack: 
         async with grpc.aio.insecure_channel(stack.addrs.tutor) as channel:
             call = tutor_pb2_grpc.TutorStub(channel).StreamReply(_request(candidate.session_id), timeout=60)
             first = await call.read()
-            assert first.WhichOneof("event") == "delta"
+            assert isinstance(first, tutor_pb2.StreamReplyResponse) and first.WhichOneof("event") == "delta"
             await asyncio.sleep(1.0)  # the client stalls
             pulled_1s = len(fake.chunk_written_at)
             await asyncio.sleep(1.0)
@@ -88,16 +90,24 @@ async def test_a_reply_breaking_off_mid_stream_ends_the_chat_with_unavailable_an
     async with gemini_stack(start_stack, fake, EVALUATOR_WORKERS="0") as stack:
         candidate = await new_candidate(stack)
         seen: list[str] = []
-        call = stack.gateway.Chat(gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTION), metadata=candidate.auth)
-        with pytest.raises(grpc.aio.AioRpcError) as failure:
+        call = stack.gateway.Chat(
+            gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTION), metadata=candidate.auth
+        )
+
+        async def read_all() -> None:
             async for event in call:
                 if event.WhichOneof("event") == "delta":
-                    seen.append(event.delta)
+                    seen.append(event.delta)  # noqa: PERF401 (what arrived before the failure is the point)
+
+        with pytest.raises(grpc.aio.AioRpcError) as failure:
+            await read_all()
         after_failure = await _stored(stack, candidate.session_id)
         retried = await candidate.chat(QUESTION)
     assert seen == [f"part {i} " for i in range(4)], "the candidate saw the first chunks"
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
     details = failure.value.details() or ""
-    assert "broke off" in details and "nothing of this turn was saved" in details and "send your message again" in details
+    assert (
+        "broke off" in details and "nothing of this turn was saved" in details and "send your message again" in details
+    )
     assert after_failure == (0, 0), "no half-written turn"
     assert retried[-1].completed.turn == 1

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from vibe.config import CommonSettings
 from vibe.llm.base import LLMProvider
 from vibe.llm.offline import OfflineProvider
+from vibe.platform.config import CommonSettings
 
 
 def make_provider(settings: CommonSettings) -> LLMProvider:
@@ -15,12 +15,12 @@ def make_provider(settings: CommonSettings) -> LLMProvider:
         return offline
 
     # Imported here so that offline runs never load google-genai (a slow import).
-    from vibe.hot_state import connect_redis
     from vibe.llm.breaker import CircuitBreaker
     from vibe.llm.gemini import GeminiProvider, make_client
     from vibe.llm.ratelimit import SharedRateLimiter
     from vibe.llm.resilient import ResilientProvider
     from vibe.llm.retry import RetryPolicy
+    from vibe.platform.hot_state import connect_redis
 
     limiter = SharedRateLimiter(
         connect_redis(settings.redis_url),
@@ -31,7 +31,9 @@ def make_provider(settings: CommonSettings) -> LLMProvider:
         window_s=settings.llm_rate_window_s,
     )
     gemini = GeminiProvider(
-        make_client(settings.gemini_api_key, settings.gemini_base_url, settings.gemini_api_version, settings.gemini_timeout_s),
+        make_client(
+            settings.gemini_api_key, settings.gemini_base_url, settings.gemini_api_version, settings.gemini_timeout_s
+        ),
         settings.gemini_model,
         limiter,
         RetryPolicy(settings.llm_max_attempts, settings.llm_backoff_base_s, settings.llm_backoff_max_s),

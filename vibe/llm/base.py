@@ -8,12 +8,13 @@ dataclasses so that providers never see protobuf or database rows.
 from __future__ import annotations
 
 import enum
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Mapping, Protocol, Sequence
+from typing import Protocol
 
 
 class Intent(enum.StrEnum):
-    """The 7 turn intents of DESIGN §2 (per-turn evaluation, node 4.0)."""
+    """The 7 turn intents of docs/DESIGN.md §2 (per-turn evaluation, node 4.0)."""
 
     GENERATION = "generation"  # write code
     OPTIMIZATION = "optimization"
@@ -54,7 +55,7 @@ class GuardrailVerdict:
     reason: str = ""
 
     @classmethod
-    def ok(cls) -> "GuardrailVerdict":
+    def ok(cls) -> GuardrailVerdict:
         return cls(violated=False)
 
 
@@ -175,8 +176,13 @@ class LLMUnavailable(Exception):
 class LLMProvider(Protocol):
     """An LLM (or a stand-in for one) that can tutor and judge."""
 
-    name: str  # "offline" or "gemini"
-    model: str
+    # Read-only: wrappers (tracing, median of k, fallback) answer with their inner provider's.
+    @property
+    def name(self) -> str:  # "offline" or "gemini"
+        ...
+
+    @property
+    def model(self) -> str: ...
 
     async def check_guardrail(
         self, problem: ProblemContext, history: Sequence[Exchange], message: str
@@ -191,7 +197,7 @@ class LLMProvider(Protocol):
         message: str,
         guardrail: GuardrailVerdict,
         guidance: TutorGuidance | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Yields the Socratic reply piece by piece; an educational refusal when
         `guardrail.violated`. `guidance` is the core's plan for the reply."""
         ...
@@ -206,9 +212,7 @@ class LLMProvider(Protocol):
         """Classifies the turn's intent and scores the candidate's prompt."""
         ...
 
-    async def evaluate_holistic(
-        self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]
-    ) -> HolisticJudgement:
+    async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         """Judges the whole conversation as a problem-solving strategy."""
         ...
 
@@ -221,3 +225,51 @@ class LLMProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class DelegatingProvider:
+    """An `LLMProvider` that hands every call to `inner`: the base of wrappers that
+    change one or two calls (tracing, median of k) and must follow the interface as it
+    grows, typed, without `__getattr__` pass-through."""
+
+    def __init__(self, inner: LLMProvider):
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def model(self) -> str:
+        return self.inner.model
+
+    async def check_guardrail(
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+    ) -> GuardrailVerdict:
+        return await self.inner.check_guardrail(problem, history, message)
+
+    def stream_tutor_reply(
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        message: str,
+        guardrail: GuardrailVerdict,
+        guidance: TutorGuidance | None = None,
+    ) -> AsyncGenerator[str, None]:
+        return self.inner.stream_tutor_reply(problem, history, message, guardrail, guidance)
+
+    async def evaluate_turn(
+        self, problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
+    ) -> TurnJudgement:
+        return await self.inner.evaluate_turn(problem, history, exchange, guardrail)
+
+    async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
+        return await self.inner.evaluate_holistic(problem, turns)
+
+    async def summarize_conversation(
+        self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
+    ) -> str:
+        return await self.inner.summarize_conversation(problem, exchanges, previous_summary)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -10,7 +10,7 @@ shared rate limiter already coordinates replicas' request volume.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class CircuitBreaker:

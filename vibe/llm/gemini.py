@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import replace
-from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiohttp
 from google import genai
@@ -42,8 +43,16 @@ from vibe.llm.judge_output import (
     parse_turn,
 )
 from vibe.llm.offline import check_guardrail_in_context
-from vibe.llm.prompts import Prompt, guardrail_prompt, holistic_prompt, schema_config, tutor_prompt, turn_prompt
-from vibe.llm.prompts import SUMMARY_SCHEMA, summary_prompt
+from vibe.llm.prompts import (
+    SUMMARY_SCHEMA,
+    Prompt,
+    guardrail_prompt,
+    holistic_prompt,
+    schema_config,
+    summary_prompt,
+    turn_prompt,
+    tutor_prompt,
+)
 from vibe.llm.ratelimit import SharedRateLimiter
 from vibe.llm.retry import RetryPolicy, is_retryable, server_retry_delay
 from vibe.llm.usage import CallUsage, record
@@ -117,7 +126,7 @@ class GeminiProvider:
         message: str,
         guardrail: GuardrailVerdict,
         guidance: TutorGuidance | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         prompt = tutor_prompt(problem, history, message, guardrail, guidance)
         config = types.GenerateContentConfig(
             system_instruction=prompt.system,
@@ -139,7 +148,8 @@ class GeminiProvider:
                     )
                 # aclosing: when our consumer goes away mid-reply, the HTTP response is
                 # closed right here, not whenever the generator is garbage-collected.
-                async with contextlib.aclosing(stream):
+                # (the SDK annotates an AsyncIterator; it is an async generator)
+                async with contextlib.aclosing(cast("AsyncGenerator[types.GenerateContentResponse, None]", stream)):
                     while True:
                         try:
                             # Until the first text, the call's deadline; after it, the
@@ -210,7 +220,12 @@ class GeminiProvider:
     # ----- one structured call -----------------------------------------------------
 
     async def _structured(
-        self, purpose: str, prompt: Prompt, schema: dict[str, Any], parse: Callable[[dict[str, Any]], T], max_tokens: int
+        self,
+        purpose: str,
+        prompt: Prompt,
+        schema: dict[str, Any],
+        parse: Callable[[dict[str, Any]], T],
+        max_tokens: int,
     ) -> T:
         """One call whose JSON answer is validated by `parse`; an unusable answer is
         retried once (with twice the output budget when it was cut off)."""
@@ -247,7 +262,9 @@ class GeminiProvider:
                     response = await self.client.aio.models.generate_content(
                         model=self.model,
                         contents=prompt.contents,
-                        config=config.model_copy(update={"http_options": self._http(min(remaining, self.request_timeout_s))}),
+                        config=config.model_copy(
+                            update={"http_options": self._http(min(remaining, self.request_timeout_s))}
+                        ),
                     )
             except _REQUEST_ERRORS as exc:
                 self._record(purpose, None, ok=False)

@@ -11,8 +11,8 @@ pattern list, so a paraphrase can slip past it; then only the first defence rema
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 from vibe.llm.base import EvaluatedTurn, Exchange
 
@@ -34,11 +34,19 @@ _GRADER_DIRECTED = (
         r"full\s+marks?|perfect\s+(?:score|marks?)|max(?:imum)?\s+(?:score|marks?|points?)|top\s+(?:score|marks?))",
         _I,
     ),
-    re.compile(r"\b(?:this|my)\s+(?:turn|prompt|message|question)\s+(?:deserves|should\s+(?:get|score|receive)|must\s+(?:get|score))\b", _I),
-    re.compile(r"\b(?:note|message|instruction)s?\s+(?:to|for)\s+(?:the\s+)?(?:grader|judge|evaluator|examiner|ai\s+judge)\b", _I),
+    re.compile(
+        r"\b(?:this|my)\s+(?:turn|prompt|message|question)\s+(?:deserves|should\s+(?:get|score|receive)|must\s+(?:get|score))\b",
+        _I,
+    ),
+    re.compile(
+        r"\b(?:note|message|instruction)s?\s+(?:to|for)\s+(?:the\s+)?(?:grader|judge|evaluator|examiner|ai\s+judge)\b",
+        _I,
+    ),
     # Korean: 채점 기준/루브릭 무시, 100점/만점 줘
     re.compile(r"(?:채점|평가|루브릭)\s*(?:기준|지침)?\S{0,3}\s*(?:다\s*)?(?:무시|잊어)"),
-    re.compile(r"(?:100\s*점|만점|최고\s*점(?:수)?)\S{0,3}\s*(?:을|를)?\s*(?:줘|주세요|줄래|달라|주라|받아야|부탁|매겨)"),
+    re.compile(
+        r"(?:100\s*점|만점|최고\s*점(?:수)?)\S{0,3}\s*(?:을|를)?\s*(?:줘|주세요|줄래|달라|주라|받아야|부탁|매겨)"
+    ),
 )
 _SENTENCE = re.compile(r"[^.!?。\n]*(?:[.!?。]+|\n|$)")
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from vibe.llm.base import (
     HOLISTIC_CRITERIA,
@@ -64,7 +65,14 @@ TURN_SCHEMA: dict[str, Any] = {
         "llm_answer_reasoning": {"type": "string"},
         "final_reasoning": {"type": "string"},
     },
-    "required": ["intent", "rubrics", "user_prompt_summary", "llm_answer_summary", "llm_answer_reasoning", "final_reasoning"],
+    "required": [
+        "intent",
+        "rubrics",
+        "user_prompt_summary",
+        "llm_answer_summary",
+        "llm_answer_reasoning",
+        "final_reasoning",
+    ],
 }
 HOLISTIC_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -99,7 +107,9 @@ def load_object(text: str | None, finish_reason: str) -> dict[str, Any]:
     try:
         data = json.loads(body[start : end + 1])
     except json.JSONDecodeError as exc:
-        raise InvalidModelOutput(f"reply is not valid JSON ({exc}; finish reason {finish_reason})", truncated=truncated) from None
+        raise InvalidModelOutput(
+            f"reply is not valid JSON ({exc}; finish reason {finish_reason})", truncated=truncated
+        ) from None
     if not isinstance(data, dict):
         raise InvalidModelOutput("reply is not a JSON object")
     return data
@@ -132,7 +142,7 @@ def _scores(
         if not isinstance(item, dict):
             raise InvalidModelOutput(f"{key!r} entries must be objects")
         criterion = item.get("criterion")
-        if criterion not in known:
+        if not isinstance(criterion, str) or criterion not in known:
             raise InvalidModelOutput(f"unknown criterion {criterion!r}")
         if criterion in found:
             raise InvalidModelOutput(f"criterion {criterion!r} appears twice")
@@ -146,7 +156,7 @@ def _scores(
 def parse_turn(data: dict[str, Any]) -> TurnJudgement:
     raw_intent = data.get("intent")
     try:
-        intent = Intent(raw_intent)
+        intent = Intent(str(raw_intent))
     except ValueError:
         raise InvalidModelOutput(f"unknown intent {raw_intent!r}") from None  # an error, never a guess
     rubric = rubric_for(intent)
@@ -179,7 +189,7 @@ def parse_guardrail(data: dict[str, Any]) -> GuardrailVerdict:
     if raw == NO_VIOLATION:
         return GuardrailVerdict.ok()
     try:
-        violation = Violation(raw)
+        violation = Violation(str(raw))
     except ValueError:
         raise InvalidModelOutput(f"unknown violation {raw!r}") from None
     return GuardrailVerdict(True, violation, f"{violation.value}: {_text(data, 'reason')} (model classification)")

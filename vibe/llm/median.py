@@ -11,10 +11,11 @@ at temperature 0 with a fixed seed the k answers are (nearly) the same.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
 
 from vibe.llm.base import (
+    DelegatingProvider,
     Exchange,
     GuardrailVerdict,
     LLMProvider,
@@ -37,23 +38,15 @@ def median_judgement(samples: Sequence[TurnJudgement]) -> TurnJudgement:
     return replace(chosen, samples=len(usable), score_spread=spread)
 
 
-class MedianOfK:
+class MedianOfK(DelegatingProvider):
     """An LLMProvider that scores each turn `k` times (concurrently; the shared rate
     limiter paces them) and keeps the median judgement."""
 
     def __init__(self, inner: LLMProvider, k: int):
         if k < 1:
             raise ValueError(f"judge samples must be >= 1, got {k}")
-        self.inner = inner
+        super().__init__(inner)
         self.k = k
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def model(self) -> str:
-        return self.inner.model
 
     async def evaluate_turn(
         self,
@@ -69,11 +62,6 @@ class MedianOfK:
             *(self.inner.evaluate_turn(problem, history, exchange, guardrail) for _ in range(self.k))
         )
         return median_judgement(samples)
-
-    def __getattr__(self, attr: str) -> Any:
-        # The rest of the provider interface (guardrail, tutor, holistic, aclose, and
-        # whatever it grows) is the inner provider's.
-        return getattr(self.inner, attr)
 
 
 def median_of(provider: LLMProvider, k: int) -> LLMProvider:

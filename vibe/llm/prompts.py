@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from google.genai import types
 
-from vibe.llm.base import RUBRIC_CRITERIA, EvaluatedTurn, Exchange, GuardrailVerdict, Intent, ProblemContext, TutorGuidance
+from vibe.llm.base import (
+    RUBRIC_CRITERIA,
+    EvaluatedTurn,
+    Exchange,
+    GuardrailVerdict,
+    Intent,
+    ProblemContext,
+    TutorGuidance,
+)
 from vibe.llm.rubrics import GENERAL_MEANING, describe_rubrics
 
 HISTORY_TURNS = 8  # earlier turns the tutor and the judge see (a bound on prompt size)
@@ -186,7 +195,9 @@ def _judge_system(nonce: str) -> str:
     )
 
 
-def turn_prompt(problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict) -> Prompt:
+def turn_prompt(
+    problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
+) -> Prompt:
     nonce = secrets.token_hex(6)
     parts = [_problem(problem)]
     for ex in history[-HISTORY_TURNS:]:
@@ -264,4 +275,6 @@ def summary_prompt(problem: ProblemContext, exchanges: Sequence[Exchange], previ
     for ex in exchanges:
         parts.append(untrusted(nonce, f"Turn {ex.turn}, candidate", _clip(ex.user)))
         parts.append(untrusted(nonce, f"Turn {ex.turn}, tutor", _clip(ex.assistant)))
-    return Prompt(_SUMMARY.format(words=SUMMARY_WORDS, rule=BLOCK_RULE.format(nonce=nonce)), [_user("\n\n".join(parts))])
+    return Prompt(
+        _SUMMARY.format(words=SUMMARY_WORDS, rule=BLOCK_RULE.format(nonce=nonce)), [_user("\n\n".join(parts))]
+    )

@@ -64,9 +64,7 @@ class RateLimitWait(LLMUnavailable):
 
 
 class SharedRateLimiter:
-    def __init__(
-        self, redis: aioredis.Redis, prefix: str, model: str, rpm: int, tpm: int, window_s: float
-    ):
+    def __init__(self, redis: aioredis.Redis, prefix: str, model: str, rpm: int, tpm: int, window_s: float):
         self.redis = redis
         base = f"{prefix}llm:rate:{model}"
         self.keys = (f"{base}:requests", f"{base}:tokens", f"{base}:cooldown")
@@ -82,15 +80,15 @@ class SharedRateLimiter:
         ticket = secrets.token_hex(8)
         tokens = max(1, min(tokens, self.tpm))  # a huge prompt still goes, alone in its window
         while True:
-            wait_ms = int(await self._acquire(keys=list(self.keys), args=[self.window_ms, self.rpm, self.tpm, ticket, tokens]))
+            wait_ms = int(
+                await self._acquire(keys=list(self.keys), args=[self.window_ms, self.rpm, self.tpm, ticket, tokens])
+            )
             if wait_ms == 0:
                 return ticket
             # A little jitter, so replicas woken by the same expiry do not all ask at once.
             wait_s = wait_ms / 1000 + random.uniform(0, 0.02)
             if time.monotonic() + wait_s >= deadline:
-                raise RateLimitWait(
-                    "the assistant is over its request quota right now; please try again in a minute"
-                )
+                raise RateLimitWait("the assistant is over its request quota right now; please try again in a minute")
             await asyncio.sleep(wait_s)
 
     async def settle(self, ticket: str, tokens: int) -> None:

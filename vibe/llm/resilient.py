@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from vibe.llm.base import (
     EvaluatedTurn,
@@ -64,12 +65,14 @@ class ResilientProvider:
         message: str,
         guardrail: GuardrailVerdict,
         guidance: TutorGuidance | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         if not self.breaker.allow():
             raise LLMUnavailable(UNAVAILABLE)
         finished = False
         try:
-            async with contextlib.aclosing(self.primary.stream_tutor_reply(problem, history, message, guardrail, guidance)) as chunks:
+            async with contextlib.aclosing(
+                self.primary.stream_tutor_reply(problem, history, message, guardrail, guidance)
+            ) as chunks:
                 async for chunk in chunks:
                     yield chunk
             finished = True
@@ -122,7 +125,9 @@ class ResilientProvider:
 
     # -----------------------------------------------------------------------------
 
-    async def _with_fallback(self, what: str, primary: Callable[[], Awaitable[R]], fallback: Callable[[], Awaitable[R]]) -> R:
+    async def _with_fallback(
+        self, what: str, primary: Callable[[], Awaitable[R]], fallback: Callable[[], Awaitable[R]]
+    ) -> R:
         if not self.breaker.allow():
             log.warning("%s: circuit open, using the %s provider", what, self.fallback.name)
             return await fallback()

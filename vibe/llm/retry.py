@@ -31,7 +31,7 @@ class RetryPolicy:
         """Exponential backoff with "equal jitter" after the `attempt`-th failure (1-based):
         at least half the exponential step, so retries spread out but never bunch at 0."""
         step = min(self.max_s, self.base_s * 2 ** (attempt - 1))
-        return step / 2 + random.uniform(0, step / 2)
+        return float(step / 2 + random.uniform(0, step / 2))
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -11,8 +11,8 @@ that answer (discernment).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from vibe.llm.base import DISCERNMENT, RUBRIC_CRITERIA, Intent, RubricScore
 
@@ -49,7 +49,9 @@ class Rubric:
 
 
 def _rubric(intent: Intent, *criteria: tuple[str, float, str]) -> Rubric:
-    return Rubric(intent, tuple(Criterion(name, weight, meaning or GENERAL_MEANING[name]) for name, weight, meaning in criteria))
+    return Rubric(
+        intent, tuple(Criterion(name, weight, meaning or GENERAL_MEANING[name]) for name, weight, meaning in criteria)
+    )
 
 
 RUBRICS: Mapping[Intent, Rubric] = {
@@ -69,7 +71,7 @@ RUBRICS: Mapping[Intent, Rubric] = {
             ("completeness", 0.20, "gives the current approach, its complexity and the limit it must meet"),
             ("specificity", 0.25, "names the bottleneck, n, the time limit or the target complexity"),
             ("context", 0.15, "uses the problem's constraints and the earlier discussion"),
-            (DISCERNMENT, 0.25, "questions complexity claims and trade-offs (\"why is that O(n)?\")"),
+            (DISCERNMENT, 0.25, 'questions complexity claims and trade-offs ("why is that O(n)?")'),
         ),
         _rubric(
             Intent.DEBUGGING,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,6 @@ class CallUsage:
 @dataclass
 class UsageMeter:
     calls: list[CallUsage] = field(default_factory=list)
-
-    @property
-    def total_tokens(self) -> int:
-        return sum(c.prompt_tokens + c.output_tokens + c.thinking_tokens for c in self.calls)
 
 
 _current: contextvars.ContextVar[UsageMeter | None] = contextvars.ContextVar("vibe_llm_usage", default=None)

@@ -3,7 +3,8 @@ evaluator after each turn's calls, summed per session for the report."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -36,7 +37,9 @@ def _add(into: Tally, row: asyncpg.Record) -> None:
         into[name] += int(row[name])
 
 
-async def save_calls(db: asyncpg.Pool, session_id: str, turn: int | None, phase: str, calls: Sequence[CallUsage]) -> None:
+async def save_calls(
+    db: asyncpg.Pool, session_id: str, turn: int | None, phase: str, calls: Sequence[CallUsage]
+) -> None:
     if not calls:
         return
     await db.executemany(
@@ -46,7 +49,18 @@ async def save_calls(db: asyncpg.Pool, session_id: str, turn: int | None, phase:
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         """,
         [
-            (session_id, turn, phase, c.purpose, c.provider, c.model, c.prompt_tokens, c.output_tokens, c.thinking_tokens, c.ok)
+            (
+                session_id,
+                turn,
+                phase,
+                c.purpose,
+                c.provider,
+                c.model,
+                c.prompt_tokens,
+                c.output_tokens,
+                c.thinking_tokens,
+                c.ok,
+            )
             for c in calls
         ],
     )

@@ -1,28 +1,34 @@
 """The `offline` LLM provider: deterministic heuristics in English and Korean.
 
 It is the product's no-API-key mode and the fallback when Gemini is rate limited or
-down (DESIGN §3), so it has to be honest and reasonably good on its own:
+down (docs/DESIGN.md §3), so it has to be honest and reasonably good on its own:
 
 - `guardrail`: a table of regular expressions per violation type;
 - `tutor`: Socratic templates chosen by the message's intent, walking the problem's
   hint ladder one rung per hint-like request and never handing over the reference
   solution;
-- `intent` + `judge`: the per-turn judge classifies the intent with keyword rules and
+- `intent` + `turn_judge`: the per-turn judge classifies the intent with keyword rules and
   scores the prompt on features a reviewer can check (length, what was
   tried/expected/observed, code, numbers, the problem's own terms, references to
-  earlier turns, focus); the holistic judge reads the sequence of evaluated turns as
-  a strategy;
+  earlier turns, focus);
+- `holistic_judge`: reads the sequence of evaluated turns as a strategy;
 - `text`: what they share (language, terms, summaries).
+
+What this package exports is its public API. Besides the provider it offers the text
+rules that do not depend on which provider writes a reply, and which the tutor applies
+itself (hint escalation, the leak check's language): code outside the LLM domain
+imports only from here, never from the modules (a contract in pyproject.toml).
 
 Everything is a pure function of the inputs: no network, no randomness, no clock.
 Only the standard library is used.
 """
 
 from vibe.llm.offline.guardrail import check_guardrail_in_context, check_guardrail_text
-from vibe.llm.offline.intent import classify_intent
-from vibe.llm.offline.judge import judge_holistic, judge_turn
+from vibe.llm.offline.holistic_judge import judge_holistic
+from vibe.llm.offline.intent import classify_intent, is_hint_like
 from vibe.llm.offline.provider import OfflineProvider
-from vibe.llm.offline.text import is_korean
+from vibe.llm.offline.text import contains_code, is_korean
+from vibe.llm.offline.turn_judge import judge_turn
 from vibe.llm.offline.tutor import compose_reply
 
 __all__ = [
@@ -31,6 +37,8 @@ __all__ = [
     "check_guardrail_text",
     "classify_intent",
     "compose_reply",
+    "contains_code",
+    "is_hint_like",
     "is_korean",
     "judge_holistic",
     "judge_turn",

@@ -8,7 +8,6 @@ import re
 from vibe.llm.base import Intent
 from vibe.llm.offline.text import prose, rx
 
-
 _RULE_SETTING = rx(
     r"\bfrom\s+now\s+on\b|\b(?:always|never|only)\s+(?:give|answer|respond|reply|use|show|explain|provide|write|ask)\b|"
     r"\b(?:don'?t|do\s+not|never)\s+(?:give|show|write|tell)\s+(?:me\s+)?(?:the\s+|any\s+)?(?:full\s+)?(?:code|solution|answer)|"
@@ -91,8 +90,7 @@ def ask_sentences(message: str) -> str:
     what the situation is; the ask says what the candidate wants, which is the intent."""
     sentences = [s.strip() for s in _SENTENCE.split(prose(message)) if s.strip()]
     asks = [
-        s for s in sentences
-        if s.endswith(("?", "？")) or _REQUEST_OPENING.search(s) or _REQUEST_ENDING_KO.search(s)
+        s for s in sentences if s.endswith(("?", "？")) or _REQUEST_OPENING.search(s) or _REQUEST_ENDING_KO.search(s)
     ]
     return " ".join(asks)
 

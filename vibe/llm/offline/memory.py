@@ -9,7 +9,7 @@ first (a mark says so), so its size stays bounded however long the session runs.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from vibe.llm.base import Exchange
 from vibe.llm.offline.text import CODE_BLOCK, clip, is_korean, summarize_answer, summarize_prompt

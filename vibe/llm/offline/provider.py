@@ -4,13 +4,22 @@ this package, with an optional simulated latency for tests and benchmarks."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
-from typing import AsyncIterator, Sequence
 
-from vibe.llm.base import EvaluatedTurn, Exchange, GuardrailVerdict, HolisticJudgement, ProblemContext, TurnJudgement, TutorGuidance
+from vibe.llm.base import (
+    EvaluatedTurn,
+    Exchange,
+    GuardrailVerdict,
+    HolisticJudgement,
+    ProblemContext,
+    TurnJudgement,
+    TutorGuidance,
+)
 from vibe.llm.offline.guardrail import check_guardrail_in_context
-from vibe.llm.offline.judge import judge_holistic, judge_turn
+from vibe.llm.offline.holistic_judge import judge_holistic
 from vibe.llm.offline.memory import summarize_exchanges
+from vibe.llm.offline.turn_judge import judge_turn
 from vibe.llm.offline.tutor import compose_reply, word_chunks
 
 
@@ -41,7 +50,7 @@ class OfflineProvider:
         message: str,
         guardrail: GuardrailVerdict,
         guidance: TutorGuidance | None = None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         chunks = word_chunks(compose_reply(problem, history, message, guardrail, guidance))
         delay = self.latency_s / len(chunks) if chunks and self.latency_s > 0 else 0.0
         for chunk in chunks:
@@ -59,9 +68,7 @@ class OfflineProvider:
         await self._simulate_latency()
         return replace(judge_turn(problem, history, exchange, guardrail), provider=self.name, model=self.model)
 
-    async def evaluate_holistic(
-        self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]
-    ) -> HolisticJudgement:
+    async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         await self._simulate_latency()
         return replace(judge_holistic(turns), provider=self.name, model=self.model)
 

@@ -7,7 +7,6 @@ import re
 
 from vibe.llm.base import ProblemContext
 
-
 _I = re.IGNORECASE
 Rule = tuple[re.Pattern[str], str]
 
@@ -16,12 +15,15 @@ def rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, _I)
 
 
-
-
 HANGUL_CHAR = re.compile(r"[\uac00-\ud7a3\u3131-\u318e]")
 _LATIN_CHAR = re.compile(r"[A-Za-z]")
 CODE_BLOCK = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 INLINE_CODE = re.compile(r"`[^`\n]+`")
+
+
+def contains_code(text: str) -> bool:
+    """A fenced block or inline `code` anywhere in the text."""
+    return bool(CODE_BLOCK.search(text) or INLINE_CODE.search(text))
 
 
 def prose(text: str) -> str:
@@ -42,10 +44,81 @@ def is_korean(text: str) -> bool:
 
 
 _STOPWORDS = frozenset(
-    "with that this from have return returns given each which there their where when what your will should into "
-    "than then them these those only also such same some more most other must does about after before write "
-    "function example input output number numbers list array string problem solve test tests code please could "
-    "would like just make sure value values find print being been were they you the and for are can".split()
+    [
+        "with",
+        "that",
+        "this",
+        "from",
+        "have",
+        "return",
+        "returns",
+        "given",
+        "each",
+        "which",
+        "there",
+        "their",
+        "where",
+        "when",
+        "what",
+        "your",
+        "will",
+        "should",
+        "into",
+        "than",
+        "then",
+        "them",
+        "these",
+        "those",
+        "only",
+        "also",
+        "such",
+        "same",
+        "some",
+        "more",
+        "most",
+        "other",
+        "must",
+        "does",
+        "about",
+        "after",
+        "before",
+        "write",
+        "function",
+        "example",
+        "input",
+        "output",
+        "number",
+        "numbers",
+        "list",
+        "array",
+        "string",
+        "problem",
+        "solve",
+        "test",
+        "tests",
+        "code",
+        "please",
+        "could",
+        "would",
+        "like",
+        "just",
+        "make",
+        "sure",
+        "value",
+        "values",
+        "find",
+        "print",
+        "being",
+        "been",
+        "were",
+        "they",
+        "you",
+        "the",
+        "and",
+        "for",
+        "are",
+        "can",
+    ]
 )
 _KO_PARTICLE = re.compile(r"(?:으로|에서|에게|까지|부터|은|는|이|가|을|를|에|의|로|와|과|도|만|요)$")
 _WORD = re.compile(r"[a-z_][a-z0-9_]{3,}|[가-힣]{2,}", re.IGNORECASE)
@@ -62,6 +135,7 @@ def content_terms(text: str) -> set[str]:
             continue
         terms.add(word)
     return terms
+
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+")
 
@@ -95,6 +169,7 @@ def summarize_answer(answer: str) -> str:
             break
     return summary or clip(text, 200)
 
+
 def leaks_reference(problem: ProblemContext, text: str) -> bool:
     return any(line in text for line in reference_lines(problem))
 
@@ -102,7 +177,6 @@ def leaks_reference(problem: ProblemContext, text: str) -> bool:
 def reference_lines(problem: ProblemContext) -> list[str]:
     """The non-trivial lines of the reference solution (used for leak checks)."""
     return [ln.strip() for ln in problem.reference_solution.splitlines() if len(ln.strip()) >= 12]
-
 
 
 def problem_terms(problem: ProblemContext) -> set[str]:

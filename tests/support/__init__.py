@@ -1,0 +1,1 @@
+"""Helpers the test files import (fixtures stay in tests/conftest.py)."""

@@ -1,0 +1,95 @@
+"""Domain errors raised by service cores, and their translation at the edges.
+
+Cores raise `ServiceError`s with a message a person can act on; servicers turn them
+into gRPC status codes and the HTTP API into status codes, in one place each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import grpc
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    http_status: int = 500
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(ServiceError):
+    code, http_status = grpc.StatusCode.INVALID_ARGUMENT, 400
+
+
+class NotFound(ServiceError):
+    code, http_status = grpc.StatusCode.NOT_FOUND, 404
+
+
+class FailedPrecondition(ServiceError):
+    code, http_status = grpc.StatusCode.FAILED_PRECONDITION, 409
+
+
+class Aborted(ServiceError):
+    """A concurrency conflict; the caller may retry shortly."""
+
+    code, http_status = grpc.StatusCode.ABORTED, 409
+
+
+class Unauthenticated(ServiceError):
+    code, http_status = grpc.StatusCode.UNAUTHENTICATED, 401
+
+
+class PermissionDenied(ServiceError):
+    code, http_status = grpc.StatusCode.PERMISSION_DENIED, 403
+
+
+class Unavailable(ServiceError):
+    code, http_status = grpc.StatusCode.UNAVAILABLE, 503
+
+
+class DeadlineExceeded(ServiceError):
+    code, http_status = grpc.StatusCode.DEADLINE_EXCEEDED, 504
+
+
+_HTTP_BY_CODE = {cls.code: cls.http_status for cls in ServiceError.__subclasses__()}
+
+
+def from_rpc_error(exc: grpc.aio.AioRpcError, upstream: str) -> ServiceError:
+    """An error from a service we called, restated for our own caller."""
+    code = exc.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        err: ServiceError = Unavailable(f"the {upstream} service is unavailable right now; please retry")
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        err = DeadlineExceeded(f"the {upstream} service did not answer in time; please retry")
+    else:
+        err = ServiceError(f"{upstream}: {exc.details()}")
+        err.code = code
+        err.http_status = _HTTP_BY_CODE.get(code, 500)
+    return err
+
+
+@contextlib.asynccontextmanager
+async def grpc_errors(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+    """Wrap a handler body: domain errors become the matching gRPC status."""
+    try:
+        yield
+    except ServiceError as exc:
+        await _abort(context, exc.code, exc.message)
+    except grpc.aio.AbortError:
+        raise
+    except grpc.aio.AioRpcError as exc:  # an upstream call failed and nobody translated it
+        err = from_rpc_error(exc, "upstream")
+        await _abort(context, err.code, err.message)
+
+
+async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, message: str) -> NoReturn:
+    await context.abort(code, message)
+    raise AssertionError("unreachable")  # context.abort raises

@@ -1,0 +1,40 @@
+"""Wiring of the gateway: storage, channels to the other services, the gRPC API and
+the candidates' HTTP API and page."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from vibe.platform.config import GatewaySettings
+from vibe.platform.server import Registration, ServiceBundle, serving
+from vibe.platform.storage import open_storage
+from vibe.services.gateway.clients import Upstreams
+from vibe.services.gateway.core import Gateway
+from vibe.services.gateway.http_api import serve_http
+from vibe.services.gateway.servicer import GatewayServicer
+from vibe.services.gateway.store import GatewayStore
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
+
+
+@contextlib.asynccontextmanager
+async def gateway_app(settings: GatewaySettings) -> AsyncIterator[ServiceBundle]:
+    upstreams = Upstreams.connect(settings.tutor_addr, settings.evaluator_addr, settings.scoring_addr)
+    try:
+        async with open_storage(settings.common) as storage, contextlib.AsyncExitStack() as http:
+            store = GatewayStore(storage.db, storage.redis, storage.keys)
+            gateway = Gateway.create(settings, store, storage.redis, storage.keys, upstreams)
+            endpoints = {}
+            if settings.http_addr:
+                port = await http.enter_async_context(serve_http(gateway, settings.http_addr))
+                endpoints["http"] = f"{settings.http_addr.rpartition(':')[0]}:{port}"
+            yield serving(
+                "gateway",
+                settings,
+                Registration(SERVICE_NAME, gateway_pb2_grpc.add_GatewayServicer_to_server, GatewayServicer(gateway)),
+                endpoints=endpoints,
+            )
+    finally:
+        await upstreams.close()

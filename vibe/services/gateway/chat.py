@@ -1,0 +1,155 @@
+"""One chat turn: fix its number, stream the tutor's reply, store both messages with
+the turn, queue the turn's evaluation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+import grpc
+
+from vibe.llm.base import GuardrailVerdict
+from vibe.platform.errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable, from_rpc_error
+from vibe.platform.hot_state import Lock
+from vibe.platform.telemetry import bind_session, inject_carrier
+from vibe.services.gateway.sessions import GatewayParts
+from vibe.services.gateway.store import MessageRow, SessionStatus
+from vibe.shared.convert import guardrail_from_pb
+from vibe.shared.eval_queue import EvalJob, enqueue
+from vibe_api.tutor.v1 import tutor_pb2
+
+log = logging.getLogger(__name__)
+
+TUTOR_REPLY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    turn: int
+
+
+@dataclass(frozen=True)
+class ReplyDelta:
+    turn: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnCompleted:
+    turn: int
+    guardrail: GuardrailVerdict
+    provider: str
+    user: MessageRow
+    assistant: MessageRow
+
+
+ChatEvent = TurnStarted | ReplyDelta | TurnCompleted
+
+
+@dataclass(frozen=True)
+class Chat(GatewayParts):
+    """Chat turns of any session: `turn` streams one, the rest is its bookkeeping."""
+
+    def _check_message(self, message: str) -> str:
+        if not message.strip():
+            raise InvalidArgument("message is empty; write a question or a request for the tutor")
+        if len(message) > self.settings.max_message_chars:
+            raise InvalidArgument(
+                f"message is {len(message)} characters; the limit is {self.settings.max_message_chars}"
+            )
+        return message
+
+    async def turn(self, session_id: str, token: str | None, message: str) -> AsyncGenerator[ChatEvent, None]:
+        """One turn: fix its number, stream the tutor's reply, store both messages with
+        the turn in one transaction, queue the turn's evaluation.
+
+        One chat at a time per session (a Redis lease); the transaction re-checks the
+        turn number and the session's status, so even an expired lease cannot make two
+        messages share a turn. If the tutor fails before finishing, nothing is stored;
+        if the candidate goes away mid-reply, the partial reply is stored, marked
+        interrupted, and evaluated like any other turn.
+        """
+        self._check_message(message)
+        bind_session(session_id)
+        _, problem_id = await self.sessions.authorize(session_id, token)
+        lock = Lock(self.redis, self.keys.chat_lock(session_id), self.settings.chat_lock_ttl_s)
+        if not await lock.try_acquire():
+            session = await self.store.get_session(session_id)
+            if session is not None and session.status is not SessionStatus.ACTIVE:
+                raise FailedPrecondition("the session was submitted; chat is closed")
+            raise Aborted("the previous message of this session is still being answered; send again when it is done")
+        try:
+            session = await self.store.get_session(session_id)
+            assert session is not None
+            if session.status is not SessionStatus.ACTIVE:
+                raise FailedPrecondition("the session was submitted; chat is closed")
+            turn = session.turn_count + 1
+            bind_session(session_id, turn)
+            yield TurnStarted(turn)
+            parts: list[str] = []
+            done: tutor_pb2.ReplyDone | None = None
+            stored = False
+            try:
+                call = self.up.tutor.StreamReply(
+                    tutor_pb2.StreamReplyRequest(
+                        session_id=session_id, turn=turn, problem_id=problem_id, message=message
+                    ),
+                    timeout=TUTOR_REPLY_TIMEOUT_S,
+                )
+                try:
+                    async for event in call:
+                        if event.WhichOneof("event") == "delta":
+                            parts.append(event.delta)
+                            yield ReplyDelta(turn, event.delta)
+                        else:
+                            done = event.done
+                except grpc.aio.AioRpcError as exc:
+                    if parts and exc.code() == grpc.StatusCode.UNAVAILABLE:
+                        # The candidate saw part of a reply: say that none of it was kept.
+                        raise Unavailable(
+                            "the tutor's reply broke off midway and nothing of this turn was saved; "
+                            "please send your message again"
+                        ) from None
+                    raise from_rpc_error(exc, "tutor") from None
+                if done is None:
+                    raise Unavailable("the tutor's reply ended early; please send the message again")
+                guardrail = guardrail_from_pb(done.guardrail)
+                user, assistant = await self.store.store_turn(
+                    session_id,
+                    turn,
+                    message,
+                    "".join(parts),
+                    guardrail,
+                    done.provider,
+                    interrupted=False,
+                    leak_cut=done.leak.cut,
+                    leak_share=done.leak.share if done.HasField("leak") else None,
+                )
+                stored = True
+            except (asyncio.CancelledError, GeneratorExit):
+                # The candidate went away mid-reply: keep what they saw, marked interrupted.
+                if parts and not stored:
+                    await asyncio.shield(self._store_interrupted(session_id, turn, message, "".join(parts)))
+                raise
+            await self._queue_evaluation(session_id, turn)
+            yield TurnCompleted(turn, guardrail, done.provider, user, assistant)
+        finally:
+            await asyncio.shield(lock.release())
+
+    async def _store_interrupted(self, session_id: str, turn: int, message: str, partial: str) -> None:
+        try:
+            await self.store.store_turn(
+                session_id, turn, message, partial, GuardrailVerdict.ok(), provider="", interrupted=True
+            )
+            await self._queue_evaluation(session_id, turn)
+        except Exception:
+            log.exception("could not store an interrupted turn", extra={"session_id": session_id, "turn": turn})
+
+    async def _queue_evaluation(self, session_id: str, turn: int) -> None:
+        try:
+            await enqueue(self.redis, self.keys, EvalJob(session_id, turn, trace_carrier=inject_carrier()))
+        except Exception:
+            # Not fatal: the submit guard evaluates every turn that has no evaluation.
+            log.exception("could not queue a turn evaluation", extra={"session_id": session_id, "turn": turn})

@@ -1,0 +1,222 @@
+"""The candidates' HTTP API and web page: JSON requests, server-sent events for the
+streamed chat reply and the submit progress. A thin translation of the gateway core (core.py),
+like the gRPC servicer.
+
+    GET  /                                   the page
+    GET  /api/problems                       problems to choose from
+    POST /api/sessions                       {"candidate_id", "problem_id"} -> session + token
+    GET  /api/sessions/{id}                  session, problem and messages      (Bearer token)
+    POST /api/sessions/{id}/chat             {"message"}  -> SSE turn_started, delta*, completed
+    POST /api/sessions/{id}/submit           {"language", "code"} -> SSE progress*, report
+    GET  /api/sessions/{id}/report           the stored report
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from vibe.platform.errors import InvalidArgument, ServiceError
+from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
+from vibe.services.gateway.core import Gateway
+from vibe.services.gateway.servicer import message_to_pb, session_to_pb
+from vibe.services.gateway.submit import Progress
+from vibe.shared.convert import guardrail_to_pb
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1024 * 1024
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+
+
+def _pb(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _error(exc: ServiceError) -> web.Response:
+    return web.json_response({"error": {"code": exc.code.name, "message": exc.message}}, status=exc.http_status)
+
+
+def _token(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _body(request: web.Request, *fields: str) -> dict[str, str]:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidArgument("the request body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise InvalidArgument("the request body must be a JSON object")
+    out = {}
+    for name in fields:
+        value = data.get(name, "")
+        if not isinstance(value, str):
+            raise InvalidArgument(f"{name} must be a string")
+        out[name] = value
+    return out
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        return _error(exc)
+
+
+async def _sse(request: web.Request, events: AsyncGenerator[tuple[str, dict[str, Any]], None]) -> web.StreamResponse:
+    """Streams `events` as server-sent events. The first event is awaited before the
+    response starts, so that bad input still gets a plain JSON error and status."""
+    async with contextlib.aclosing(events):
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            first = None
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        try:
+            if first is not None:
+                await response.write(_sse_line(*first))
+            async for name, data in events:
+                await response.write(_sse_line(name, data))
+        except ServiceError as exc:
+            await response.write(_sse_line("error", {"code": exc.code.name, "message": exc.message}))
+        await response.write_eof()
+        return response
+
+
+def _sse_line(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def page(request: web.Request) -> web.Response:
+    html = resources.files(__package__).joinpath("web/index.html").read_text(encoding="utf-8")
+    return web.Response(text=html, content_type="text/html")
+
+
+async def list_problems(request: web.Request) -> web.Response:
+    problems = await request.app[GATEWAY_KEY].sessions.list_problems()
+    return web.json_response({"problems": [_pb(p) for p in problems]})
+
+
+async def create_session(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    body = await _body(request, "candidate_id", "problem_id")
+    session, token = await gateway.sessions.create(body["candidate_id"], body["problem_id"])
+    problem = await gateway.sessions.problem(session.problem_id)
+    return web.json_response(
+        {"session": _pb(session_to_pb(session, problem=problem)), "session_token": token}, status=201
+    )
+
+
+async def get_session(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    session, messages = await gateway.sessions.get(request.match_info["session_id"], _token(request))
+    problem = await gateway.sessions.problem(session.problem_id)
+    return web.json_response(_pb(session_to_pb(session, messages, problem)))
+
+
+async def chat(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY_KEY]
+    body = await _body(request, "message")
+
+    async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        core_events = gateway.chat.turn(request.match_info["session_id"], _token(request), body["message"])
+        async with contextlib.aclosing(core_events):
+            async for event in core_events:
+                if isinstance(event, TurnStarted):
+                    yield "turn_started", {"turn": event.turn}
+                elif isinstance(event, ReplyDelta):
+                    yield "delta", {"turn": event.turn, "text": event.text}
+                elif isinstance(event, TurnCompleted):
+                    yield (
+                        "completed",
+                        {
+                            "turn": event.turn,
+                            "guardrail": _pb(guardrail_to_pb(event.guardrail)),
+                            "provider": event.provider,
+                            "user_message": _pb(message_to_pb(event.user)),
+                            "assistant_message": _pb(message_to_pb(event.assistant)),
+                            "leak_cut": event.assistant.leak_cut,
+                        },
+                    )
+
+    return await _sse(request, events())
+
+
+async def submit(request: web.Request) -> web.StreamResponse:
+    gateway = request.app[GATEWAY_KEY]
+    body = await _body(request, "language", "code")
+
+    async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
+        core_events = gateway.submit.submit(
+            request.match_info["session_id"], _token(request), body["language"], body["code"]
+        )
+        async with contextlib.aclosing(core_events):
+            async for event in core_events:
+                if isinstance(event, Progress):
+                    yield (
+                        "progress",
+                        {"stage": event.stage, "done": event.done, "total": event.total, "message": event.message},
+                    )
+                else:
+                    yield "report", _pb(event)
+
+    return await _sse(request, events())
+
+
+async def report(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    return web.json_response(_pb(await gateway.submit.report(request.match_info["session_id"], _token(request))))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def make_http_app(gateway: Gateway) -> web.Application:
+    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
+    app[GATEWAY_KEY] = gateway
+    app.router.add_get("/", page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/problems", list_problems)
+    app.router.add_post("/api/sessions", create_session)
+    app.router.add_get("/api/sessions/{session_id}", get_session)
+    app.router.add_post("/api/sessions/{session_id}/chat", chat)
+    app.router.add_post("/api/sessions/{session_id}/submit", submit)
+    app.router.add_get("/api/sessions/{session_id}/report", report)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve_http(gateway: Gateway, addr: str) -> AsyncIterator[int]:
+    """Serves the HTTP API on `addr` (port 0 picks one); yields the bound port."""
+    host, _, port = addr.rpartition(":")
+    runner = web.AppRunner(make_http_app(gateway), access_log=None)
+    await runner.setup()
+    try:
+        # reuse_port off for the same reason as the gRPC server: fail, don't share.
+        site = web.TCPSite(runner, host.strip("[]"), int(port), reuse_port=False)
+        try:
+            await site.start()
+        except OSError as exc:
+            from vibe.platform.server import PortUnavailable
+
+            raise PortUnavailable(f"gateway: cannot listen for HTTP on {addr}: {exc.strerror}") from exc
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        log.info("serving http", extra={"addr": addr, "port": bound})
+        yield bound
+    finally:
+        await runner.cleanup()

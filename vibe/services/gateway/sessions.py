@@ -1,0 +1,101 @@
+"""Who may touch a session: a new session's token is returned once and stored only as
+a hash; every later call shows it. Also the problems a session can be about, which the
+scoring service owns."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+import grpc
+import redis.asyncio as aioredis
+
+from vibe.platform.config import GatewaySettings
+from vibe.platform.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated, from_rpc_error
+from vibe.platform.hot_state import Keys
+from vibe.services.gateway.clients import Upstreams
+from vibe.services.gateway.store import GatewayStore, MessageRow, SessionRow
+from vibe_api.scoring.v1 import scoring_pb2
+
+log = logging.getLogger(__name__)
+
+MAX_ID_CHARS = 200
+PROBLEM_LOOKUP_TIMEOUT_S = 10.0
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def require_id(name: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidArgument(f"{name} is required")
+    if len(value) > MAX_ID_CHARS:
+        raise InvalidArgument(f"{name} is {len(value)} characters; the limit is {MAX_ID_CHARS}")
+    return value
+
+
+class Sessions:
+    def __init__(self, store: GatewayStore, upstreams: Upstreams):
+        self.store = store
+        self.up = upstreams
+
+    async def create(self, candidate_id: str, problem_id: str) -> tuple[SessionRow, str]:
+        """A new session and its token (returned once, stored only as a hash)."""
+        candidate_id = require_id("candidate_id", candidate_id)
+        problem_id = require_id("problem_id", problem_id)
+        token = secrets.token_urlsafe(32)
+        session = await self.store.create_session(candidate_id, problem_id, hash_token(token))
+        log.info("session created", extra={"session_id": session.session_id, "problem_id": problem_id})
+        return session, token
+
+    async def authorize(self, session_id: str, token: str | None) -> tuple[str, str]:
+        """(candidate_id, problem_id) of the session, if `token` is its token."""
+        session_id = require_id("session_id", session_id)
+        identity = await self.store.session_identity(session_id)
+        if identity is None:
+            raise NotFound(f"no session {session_id!r}")
+        if not token:
+            raise Unauthenticated("missing session token: send 'authorization: Bearer <session_token>'")
+        if not hmac.compare_digest(identity[2], hash_token(token)):
+            raise PermissionDenied(f"this token does not belong to session {session_id}")
+        return identity[0], identity[1]
+
+    async def get(self, session_id: str, token: str | None) -> tuple[SessionRow, list[MessageRow]]:
+        await self.authorize(session_id, token)
+        session = await self.store.get_session(session_id)
+        assert session is not None
+        return session, await self.store.messages(session_id)
+
+    async def problem(self, problem_id: str) -> scoring_pb2.Problem:
+        try:
+            return await self.up.scoring.GetProblem(
+                scoring_pb2.GetProblemRequest(problem_id=problem_id), timeout=PROBLEM_LOOKUP_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "scoring") from None
+
+    async def list_problems(self) -> list[scoring_pb2.Problem]:
+        try:
+            reply = await self.up.scoring.ListProblems(
+                scoring_pb2.ListProblemsRequest(), timeout=PROBLEM_LOOKUP_TIMEOUT_S
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc, "scoring") from None
+        return list(reply.problems)
+
+
+@dataclass(frozen=True)
+class GatewayParts:
+    """What the chat and the submit guard both work with."""
+
+    settings: GatewaySettings
+    store: GatewayStore
+    redis: aioredis.Redis
+    keys: Keys
+    up: Upstreams
+    sessions: Sessions

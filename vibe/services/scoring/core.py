@@ -1,0 +1,63 @@
+"""The scoring service's decisions: which problem, whether the code may run, the
+verdicts (delegated to the judge), the integrity check, and the final grade."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from vibe.platform.config import ScoringSettings
+from vibe.platform.errors import InvalidArgument, NotFound, Unavailable
+from vibe.services.scoring import store
+from vibe.services.scoring.bank import ProblemSpec
+from vibe.services.scoring.grading import FinalScores, final_scores
+from vibe.services.scoring.integrity import code_blocks, compare
+from vibe.services.scoring.judge import CheckResult, Judge, with_integrity
+from vibe.services.scoring.languages import UnsupportedLanguage
+from vibe.services.scoring.programs import MAX_SOURCE_BYTES
+from vibe.services.scoring.sandbox import SandboxError
+
+
+class Scoring:
+    def __init__(self, settings: ScoringSettings, db: asyncpg.Pool, judge: Judge, problems: dict[str, ProblemSpec]):
+        self.settings = settings
+        self.db = db
+        self.judge = judge
+        self.problems = problems
+
+    def problem(self, problem_id: str) -> ProblemSpec:
+        if not problem_id.strip():
+            raise InvalidArgument("problem_id is required")
+        try:
+            return self.problems[problem_id]
+        except KeyError:
+            known = ", ".join(sorted(self.problems))
+            raise NotFound(f"no problem {problem_id!r}; known problems: {known}") from None
+
+    async def check_code(self, problem_id: str, language: str, code: str, session_id: str = "") -> CheckResult:
+        problem = self.problem(problem_id)
+        if not code.strip():
+            raise InvalidArgument("code is empty")
+        if len(code.encode()) > MAX_SOURCE_BYTES:
+            raise InvalidArgument(f"code is {len(code.encode())} bytes; the limit is {MAX_SOURCE_BYTES}")
+        try:
+            result = await self.judge.check(problem, language.strip().lower() or "python", code)
+        except UnsupportedLanguage as exc:
+            raise InvalidArgument(str(exc)) from None
+        except SandboxError as exc:
+            # Our infrastructure failed, not the candidate's code: nothing is graded or stored.
+            raise Unavailable(f"the code sandbox failed ({exc}); nothing was graded, please retry") from None
+        if session_id:
+            replies = await store.tutor_replies(self.db, session_id)
+            shown = [block for turn, text in replies for block in code_blocks(turn, text)]
+            result = with_integrity(result, compare(code, shown, problem.starter_code))
+            await store.save_test_results(self.db, session_id, result)
+        return result
+
+    async def grade(
+        self, session_id: str, holistic: float, aggregate_turns: float, performance: float, correctness: float
+    ) -> FinalScores:
+        if not session_id.strip():
+            raise InvalidArgument("session_id is required")
+        scores = final_scores(self.settings, holistic, aggregate_turns, performance, correctness)
+        await store.save_final_scores(self.db, session_id, scores)
+        return scores

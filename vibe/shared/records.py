@@ -1,0 +1,104 @@
+"""Reads of the shared records that more than one service needs: the problem a
+session is about and the conversation so far. PostgreSQL is the system of record;
+these are read-only views of it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import asyncpg
+
+from vibe.llm.base import Exchange, ProblemContext
+from vibe.platform.errors import NotFound
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """Both messages of one turn, as stored by the gateway."""
+
+    session_id: str
+    problem_id: str
+    turn: int
+    user: str
+    assistant: str
+    guardrail_violation: str | None
+    guardrail_reason: str
+    interrupted: bool
+    leak_cut: bool = False  # the tutor's reply was cut by the leak check (vibe/services/tutor/leak.py)
+
+    @property
+    def exchange(self) -> Exchange:
+        return Exchange(turn=self.turn, user=self.user, assistant=self.assistant)
+
+
+async def load_problem_context(db: asyncpg.Pool, problem_id: str) -> ProblemContext:
+    row = await db.fetchrow(
+        "SELECT problem_id, title, spec, reference_solution, reference_solutions FROM problems WHERE problem_id = $1",
+        problem_id,
+    )
+    if row is None:
+        raise NotFound(f"no problem {problem_id!r}")
+    spec = json.loads(row["spec"])
+    return ProblemContext(
+        problem_id=row["problem_id"],
+        title=row["title"],
+        statement=spec.get("statement", ""),
+        hints=tuple(spec.get("hints", ())),
+        reference_solution=row["reference_solution"],
+        input_format=spec.get("input_format", ""),
+        output_format=spec.get("output_format", ""),
+        starter_code=spec.get("starter_code", ""),
+        reference_solutions=json.loads(row["reference_solutions"]),
+    )
+
+
+async def load_exchanges(db: asyncpg.Pool, session_id: str, before_turn: int) -> list[Exchange]:
+    """The completed turns of a session before `before_turn`, in order."""
+    rows = await db.fetch(
+        """
+        SELECT u.turn, u.content AS user_text, a.content AS assistant_text
+        FROM messages u JOIN messages a
+          ON a.session_id = u.session_id AND a.turn = u.turn AND a.role = 'assistant'
+        WHERE u.session_id = $1 AND u.role = 'user' AND u.turn < $2
+        ORDER BY u.turn
+        """,
+        session_id,
+        before_turn,
+    )
+    return [Exchange(turn=r["turn"], user=r["user_text"], assistant=r["assistant_text"]) for r in rows]
+
+
+async def load_turn(db: asyncpg.Pool, session_id: str, turn: int) -> StoredTurn:
+    row = await db.fetchrow(
+        """
+        SELECT s.problem_id, u.content AS user_text, a.content AS assistant_text,
+               u.guardrail_violation, u.guardrail_reason, a.interrupted, a.leak_cut
+        FROM sessions s
+        JOIN messages u ON u.session_id = s.session_id AND u.turn = $2 AND u.role = 'user'
+        JOIN messages a ON a.session_id = s.session_id AND a.turn = $2 AND a.role = 'assistant'
+        WHERE s.session_id = $1
+        """,
+        session_id,
+        turn,
+    )
+    if row is None:
+        raise NotFound(f"session {session_id!r} has no completed turn {turn}")
+    return StoredTurn(
+        session_id=session_id,
+        problem_id=row["problem_id"],
+        turn=turn,
+        user=row["user_text"],
+        assistant=row["assistant_text"],
+        guardrail_violation=row["guardrail_violation"],
+        guardrail_reason=row["guardrail_reason"] or "",
+        interrupted=row["interrupted"],
+        leak_cut=row["leak_cut"],
+    )
+
+
+async def session_problem_id(db: asyncpg.Pool, session_id: str) -> str:
+    problem_id = await db.fetchval("SELECT problem_id FROM sessions WHERE session_id = $1", session_id)
+    if problem_id is None:
+        raise NotFound(f"no session {session_id!r}")
+    return str(problem_id)

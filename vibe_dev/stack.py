@@ -1,0 +1,131 @@
+"""Start the four services together: in this process (tests, on ephemeral ports) or
+as four child processes (`vibe up`, `vibe demo`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+
+from vibe.platform.config import EvaluatorSettings, GatewaySettings, ScoringSettings, TutorSettings
+from vibe.platform.healthcheck import wait_serving
+from vibe.platform.server import GrpcServer, ServiceBundle
+
+SERVICES = ("scoring", "tutor", "evaluator", "gateway")
+MODULES = {
+    "gateway": "vibe.services.gateway",
+    "tutor": "vibe.services.tutor",
+    "evaluator": "vibe.services.evaluator",
+    "scoring": "vibe.services.scoring",
+}
+
+
+@dataclass
+class StackAddrs:
+    gateway: str
+    tutor: str
+    evaluator: str
+    scoring: str
+    http: str = ""  # the gateway's web page and HTTP API, when enabled
+
+    def env(self) -> dict[str, str]:
+        return {
+            "GATEWAY_ADDR": self.gateway,
+            "TUTOR_ADDR": self.tutor,
+            "EVALUATOR_ADDR": self.evaluator,
+            "SCORING_ADDR": self.scoring,
+        }
+
+
+@contextlib.asynccontextmanager
+async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
+    """All four services in this event loop, each on its own real gRPC port.
+
+    Addresses in `env` may use port 0; the gateway is started last, with the ports
+    the others actually bound.
+    """
+    from vibe.services.evaluator.app import evaluator_app
+    from vibe.services.gateway.app import gateway_app
+    from vibe.services.scoring.app import scoring_app
+    from vibe.services.tutor.app import tutor_app
+
+    env = dict(env)
+    async with contextlib.AsyncExitStack() as stack:
+        bound: dict[str, str] = {}
+        apps: list[tuple[str, Callable[[], AbstractAsyncContextManager[ServiceBundle]]]] = [
+            ("scoring", lambda: scoring_app(ScoringSettings.from_env(env))),
+            ("tutor", lambda: tutor_app(TutorSettings.from_env(env))),
+            ("evaluator", lambda: evaluator_app(EvaluatorSettings.from_env(env))),
+        ]
+        for name, app in apps:
+            bundle = await stack.enter_async_context(app())
+            server = GrpcServer(bundle)
+            port = await server.start()
+            stack.push_async_callback(server.stop, 0.5)
+            bound[name] = f"127.0.0.1:{port}"
+            env[f"{name.upper()}_ADDR"] = bound[name]
+        bundle = await stack.enter_async_context(gateway_app(GatewaySettings.from_env(env)))
+        server = GrpcServer(bundle)
+        port = await server.start()
+        stack.push_async_callback(server.stop, 0.5)
+        bound["gateway"] = f"127.0.0.1:{port}"
+        yield StackAddrs(**bound, http=bundle.endpoints.get("http", ""))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _all_serving(addrs: StackAddrs, timeout_s: float) -> None:
+    await asyncio.gather(*(wait_serving(getattr(addrs, name), timeout_s) for name in SERVICES))
+
+
+@contextlib.asynccontextmanager
+async def process_stack(
+    env: Mapping[str, str], addrs: StackAddrs | None = None, quiet: bool = False, start_timeout_s: float = 60
+) -> AsyncIterator[StackAddrs]:
+    """The four services as child processes; SIGTERM to each on the way out."""
+    if addrs is None:
+        addrs = StackAddrs(*(f"127.0.0.1:{free_port()}" for _ in range(4)))
+    child_env = {**env, **addrs.env()}
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        for name in SERVICES:
+            procs[name] = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                MODULES[name],
+                env=child_env,
+                stdout=asyncio.subprocess.DEVNULL if quiet else None,
+                stderr=asyncio.subprocess.DEVNULL if quiet else None,
+            )
+        ready = asyncio.create_task(_all_serving(addrs, start_timeout_s))
+        exits = [asyncio.create_task(p.wait()) for p in procs.values()]
+        done, _ = await asyncio.wait([ready, *exits], return_when=asyncio.FIRST_COMPLETED)
+        for task in exits:
+            task.cancel()
+        if ready not in done:
+            ready.cancel()
+            await asyncio.gather(ready, return_exceptions=True)
+            dead = [name for name, p in procs.items() if p.returncode is not None]
+            raise RuntimeError(f"service(s) exited during start-up: {', '.join(dead)} (see their errors above)")
+        ready.result()
+        yield addrs
+    finally:
+        for proc in procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
