@@ -16,6 +16,8 @@ import pytest
 
 from tests.support.sandboxes import FAST, MARGIN_S, existing, run, run_dirs, verdict
 from vibe.services.scoring.judge import Verdict
+from vibe.services.scoring.languages import language
+from vibe.services.scoring.programs import Program, build, execute
 from vibe.services.scoring.sandbox import RunLimits, Sandbox
 
 FAKE_REPORT = "R exit=0 signal=-1 cpu_us=1 wall_us=1 maxrss_kb=1 oom_kills=0 timed_out=0 cpu_limit=0 stopped=0\\n"
@@ -185,13 +187,79 @@ print("written MB", written)
 """
 
 
+SHM_THEN_HEAP = """
+import sys
+if sys.argv[1] == "shm":
+    with open("/dev/shm/parked", "wb") as fh:
+        fh.write(b"x" * (20 << 20))
+heap = bytearray(70 << 20)
+for i in range(0, len(heap), 4096):
+    heap[i] = 1
+print("fits")
+"""
+
+
 async def test_shared_memory_counts_against_the_run_memory(isolated: Sandbox) -> None:
-    # /dev/shm may hold 1 GB here, the run 64 MB: the pages are the run's memory.
-    limits = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=64, disk_bytes=1 << 30, file_size_bytes=1 << 30)
-    r, _ = await run(isolated, "python", FILL_SHM, limits)
-    assert r.memory_limit_hit and verdict(r, "python", limits) is Verdict.MEMORY_LIMIT_EXCEEDED, r
+    """70 MB of heap fits the run's memory (64 MB + the runtime's 16 MB); 20 MB parked in
+    /dev/shm first does not: those pages are the run's memory too."""
+    program = await build(isolated, language("python"), SHM_THEN_HEAP)
+    assert isinstance(program, Program), program
+    limits = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=64, file_size_bytes=1 << 30)
+    heap_only = await execute(isolated, program, b"", limits, args=("heap",))
+    assert heap_only.ok and heap_only.stdout == b"fits\n", heap_only
+    with_shm = await execute(isolated, program, b"", limits, args=("shm",))
+    assert with_shm.memory_limit_hit and verdict(with_shm, "python", limits) is Verdict.MEMORY_LIMIT_EXCEEDED
     assert max(_slot_memory_peaks(isolated)) <= (64 + 16 + 8) << 20
     await assert_still_works(isolated)
+
+
+FILL_EVERYTHING_CPP = r"""
+#include <cstdio>
+#include <cerrno>
+#include <string>
+int main() {
+    std::string block(1 << 16, 'x');
+    long total = 0;
+    for (const char* dir : {"/dev/shm", "/box"}) {
+        for (int i = 0;; i++) {
+            std::string path = std::string(dir) + "/f" + std::to_string(i);
+            FILE* f = std::fopen(path.c_str(), "wb");
+            if (!f) break;
+            size_t wrote = std::fwrite(block.data(), 1, block.size(), f);
+            bool full = std::fclose(f) != 0 || wrote < block.size();
+            total += wrote;
+            if (full) break;
+        }
+    }
+    std::printf("parked %ld MB\n", total >> 20);
+}
+"""
+
+
+async def test_a_run_that_parks_all_it_can_in_tmpfs_still_gets_its_report(isolated: Sandbox) -> None:
+    """/box and /dev/shm filled to the last byte, then a normal exit: the pages stay charged
+    to the run until its namespace goes, and the sandbox still reports (room is kept for it)."""
+    limits = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=64, file_size_bytes=1 << 30, disk_bytes=1 << 30)
+    r, _ = await run(isolated, "cpp", FILL_EVERYTHING_CPP, limits)
+    assert r.exit_code == 0 and r.stdout.startswith(b"parked "), r
+    assert int(r.stdout.split()[1]) <= 64 + 8  # /box and /dev/shm together within the program's memory
+    await assert_still_works(isolated)
+
+
+SYSV_IPC = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+IPC_PRIVATE, IPC_CREAT = 0, 0o1000
+print("shmget", libc.shmget(IPC_PRIVATE, 64 << 20, IPC_CREAT | 0o600), ctypes.get_errno())
+print("msgget", libc.msgget(IPC_PRIVATE, IPC_CREAT | 0o600), ctypes.get_errno())
+print("semget", libc.semget(IPC_PRIVATE, 1, IPC_CREAT | 0o600), ctypes.get_errno())
+"""
+
+
+async def test_system_v_ipc_is_refused(isolated: Sandbox) -> None:
+    """Its objects would outlive the program (and hold memory) until the run's end."""
+    r, _ = await run(isolated, "python", SYSV_IPC)
+    assert r.ok and r.stdout.decode().split("\n")[:3] == ["shmget -1 1", "msgget -1 1", "semget -1 1"], r.stdout
 
 
 async def test_shared_memory_and_tmpfs_are_bounded_in_size(isolated: Sandbox) -> None:

@@ -78,7 +78,8 @@ class RunLimits:
     address_space_headroom_mb: int = 32
     #: Resident memory of the runtime itself (interpreter, VM) on top of ``memory_mb``.
     runtime_memory_mb: int = 16
-    #: Bytes and inodes of the run's directory (/box; also /tmp) and of /dev/shm.
+    #: Bytes and inodes of the run's directory (/box; also /tmp) and of /dev/shm; together they
+    #: also stay within the memory limit (see :func:`tmpfs_sizes`).
     disk_bytes: int = 64 << 20
     disk_inodes: int = 2048
 
@@ -357,6 +358,15 @@ class _Slot:
     server: _SlotServer
 
 
+def tmpfs_sizes(limits: RunLimits) -> tuple[int, int]:
+    """Bytes of /box and of /dev/shm: each at most ``disk_bytes``, and together at most the
+    program's memory (their pages are the run's memory): so once the program's processes are
+    gone, whatever it left in them still leaves the slot's own processes room to report."""
+    budget = (limits.memory_mb + limits.runtime_memory_mb) << 20
+    box = min(limits.disk_bytes, budget * 3 // 4)
+    return box, max(1 << 20, min(limits.disk_bytes, budget - box))
+
+
 class _Lease:
     """A slot taken from the free queue; it goes back exactly once: when the run's teardown is
     over (handed over) or at once if the run never got that far."""
@@ -594,6 +604,7 @@ class Sandbox:
         self, slot: _Slot, argv: list[str], limits: RunLimits, collect: Sequence[str], workdir: str | None
     ) -> bytes:
         box = BOX if self._mode is IsolationMode.NAMESPACES else workdir
+        box_bytes, shm_bytes = tmpfs_sizes(limits)
         env = {**MINIMAL_ENV, "TMPDIR": str(box), "HOME": str(box)}
         options = [
             f"--cpu-ms={max(1, math.ceil(limits.cpu_time_s * 1000))}",
@@ -601,9 +612,9 @@ class Sandbox:
             f"--rlimit-cpu={max(1, math.ceil(limits.cpu_time_s))}",
             f"--rlimit-fsize={limits.file_size_bytes}",
             f"--rlimit-nproc={limits.max_processes}",
-            f"--box-bytes={limits.disk_bytes}",
+            f"--box-bytes={box_bytes}",
             f"--box-inodes={limits.disk_inodes}",
-            f"--shm-bytes={limits.disk_bytes}",
+            f"--shm-bytes={shm_bytes}",
             f"--collect-max={max(limits.file_size_bytes, 1)}",
             *(f"--env={k}={v}" for k, v in env.items()),
             *(f"--collect={name}" for name in collect),

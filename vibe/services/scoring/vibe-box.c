@@ -29,7 +29,7 @@
  * CPU time is the cgroup's (every process and thread of the run) from the moment the program was
  * exec'd, not a number the program's process tree reports about itself.  The seccomp filter is a
  * second wall: no ptrace, process_vm_*, pidfd_getfd, new namespaces, mount, bpf, perf, io_uring,
- * keyctl.  The server, keeper and proxy have oom_score_adj -1000 and the candidate +1000, so an
+ * keyctl, System V IPC or POSIX message queues.  The server, keeper and proxy have oom_score_adj -1000 and the candidate +1000, so an
  * out-of-memory kill in the run's cgroup always hits the candidate.
  *
  * Whole-run limits: memory (including tmpfs and shared memory pages) and the number of
@@ -331,6 +331,13 @@ static int install_seccomp(void) {
         DENY(__NR_fsmount), DENY(__NR_fspick), DENY(__NR_mount_setattr), DENY(__NR_settimeofday),
         DENY(__NR_clock_settime), DENY(__NR_clock_adjtime), DENY(__NR_adjtimex), DENY(__NR_sethostname),
         DENY(__NR_setdomainname), DENY(__NR_vhangup),
+        /* System V IPC and POSIX message queues: their objects outlive the processes that made
+         * them (until the run's IPC namespace goes, with its init), so memory parked there would
+         * still be charged to the run after the program is gone. Programs use /dev/shm instead. */
+        DENY(__NR_shmget), DENY(__NR_shmat), DENY(__NR_shmctl), DENY(__NR_msgget), DENY(__NR_msgsnd),
+        DENY(__NR_msgrcv), DENY(__NR_msgctl), DENY(__NR_semget), DENY(__NR_semop), DENY(__NR_semtimedop),
+        DENY(__NR_semctl), DENY(__NR_mq_open), DENY(__NR_mq_timedsend), DENY(__NR_mq_timedreceive),
+        DENY(__NR_mq_notify), DENY(__NR_mq_getsetattr), DENY(__NR_mq_unlink),
 #if defined(__x86_64__)
         DENY(__NR_iopl), DENY(__NR_ioperm), DENY(__NR_uselib), DENY(__NR_lookup_dcookie),
 #endif
