@@ -361,3 +361,32 @@ def test_the_host_directory_remover_handles_what_a_program_leaves(tmp_path: Path
         assert not top.exists() and keep.read_text() == "keep me"
     finally:  # whatever happened, no 20,000-level tree for pytest's own (recursive) cleanup
         subprocess.run(["rm", "-rf", str(top)], check=False)
+
+
+ESCAPE_SYSCALLS_CPP = r"""
+#include <cstdio>
+#include <cerrno>
+#include <cstring>
+#include <csignal>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main() {
+    std::printf("unshare %d\n", unshare(CLONE_NEWUSER | CLONE_NEWNS) == -1 ? errno : 0);
+    std::printf("mount %d\n", mount("none", "/box", "tmpfs", 0, nullptr) == -1 ? errno : 0);
+    std::printf("chroot %d\n", chroot("/box") == -1 ? errno : 0);
+    std::printf("setuid %d\n", setuid(0) == -1 ? errno : 0);
+    long pid = syscall(SYS_clone, (long)(CLONE_NEWUSER | SIGCHLD), 0L, 0L, 0L, 0L);
+    if (pid == 0) _exit(0);
+    std::printf("clone %d\n", pid == -1 ? errno : 0);
+}
+"""
+
+
+async def test_no_new_namespaces_mounts_or_privileges(isolated: Sandbox) -> None:
+    r, _ = await run(isolated, "cpp", ESCAPE_SYSCALLS_CPP)
+    assert r.ok, r
+    results = dict(line.split() for line in r.stdout.decode().splitlines())
+    assert all(code != "0" for code in results.values()), results  # every one refused
+    assert set(results) == {"unshare", "mount", "chroot", "setuid", "clone"}
