@@ -9,6 +9,7 @@ import sys
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.stack import Stack, new_candidate
@@ -134,3 +135,41 @@ async def test_load_command_loads_the_bank(isolated_env: dict[str, str]) -> None
     out, err = await proc.communicate()
     assert proc.returncode == 0, err
     assert out.decode().count(": loaded") >= 6
+
+
+async def test_visible_tests_run_before_submitting_are_neither_graded_nor_stored(stack: Stack) -> None:
+    async with grpc.aio.insecure_channel(stack.addrs.scoring) as channel:
+        scoring = scoring_pb2_grpc.ScoringStub(channel)
+        right = await scoring.RunVisibleTests(
+            scoring_pb2.RunVisibleTestsRequest(
+                problem_id="two-sum", language="python", code=TWO_SUM.reference_solution
+            ),
+            timeout=120,
+        )
+        wrong = await scoring.RunVisibleTests(
+            scoring_pb2.RunVisibleTestsRequest(problem_id="two-sum", language="py", code="print(0, 1)\n"), timeout=120
+        )
+        broken = await scoring.RunVisibleTests(
+            scoring_pb2.RunVisibleTestsRequest(problem_id="two-sum", language="cpp", code="int main( {"), timeout=120
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await scoring.RunVisibleTests(
+                scoring_pb2.RunVisibleTestsRequest(problem_id="two-sum", language="cobol", code="x"), timeout=30
+            )
+    visible = [t for t in TWO_SUM.tests if not t.hidden]
+    assert right.verdict == scoring_pb2.VERDICT_ACCEPTED and [t.test_id for t in right.tests] == [
+        t.test_id for t in visible
+    ]
+    assert all(not t.hidden for t in right.tests) and right.time_limit_ms >= 1000
+    assert wrong.verdict == scoring_pb2.VERDICT_WRONG_ANSWER and wrong.language == "python"
+    assert any(t.detail.startswith("expected `") for t in wrong.tests), [t.detail for t in wrong.tests]
+    assert broken.verdict == scoring_pb2.VERDICT_COMPILE_ERROR and "error" in broken.compile_output
+    assert unknown.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    conn = await stack.db()
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM code_checks") + await conn.fetchval(
+            "SELECT count(*) FROM test_results"
+        )
+    finally:
+        await conn.close()
+    assert stored == 0, "runs before a submit leave nothing behind"

@@ -40,7 +40,7 @@ import hashlib
 import logging
 import math
 import signal as signal_mod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from vibe.platform.metrics import SANDBOX_RUNS
@@ -159,6 +159,18 @@ class CheckResult:
     complexity: Complexity | None
     integrity: IntegrityReport = NOT_CHECKED
     early_stop: str = ""
+
+
+@dataclass(frozen=True)
+class VisibleResult:
+    """The visible tests of a submission run before it is submitted (never graded, never stored)."""
+
+    problem_id: str
+    language: str
+    verdict: Verdict
+    tests: list[TestOutcome]
+    compile_output: str
+    time_limit_ms: int
 
 
 @dataclass(frozen=True)
@@ -438,20 +450,44 @@ class Judge:
             ]
             return await self._result(problem, lang, outcomes, program.message, 0, None)
         profile = await self.profile(problem, lang)
-        outcomes, points = await self._run_all(problem, program, profile)
+        outcomes, points = await self._run_all(problem, program, profile, problem.tests, profile.scaling)
         accepted = [o.cpu_ms for o in outcomes if o.verdict is Verdict.ACCEPTED]
         scaling = self._complexity(profile, points, min(accepted, default=0.0))
         return await self._result(problem, lang, outcomes, "", profile.time_limit_ms, scaling)
 
+    async def check_visible(self, problem: ProblemSpec, language_name: str, code: str) -> VisibleResult:
+        """The candidate's "run the examples" before submitting: the visible tests only, under
+        the same limits and sandbox, with their diffs; nothing is graded or stored."""
+        lang = language(language_name)
+        visible = problem.visible_tests
+        program = await build(self.sandbox, lang, code)
+        if isinstance(program, CompileError):
+            outcomes = [
+                TestOutcome(t.test_id, t.hidden, Verdict.COMPILE_ERROR, 0.0, 0.0, 0, None, "compile error", None)
+                for t in visible
+            ]
+            return VisibleResult(problem.problem_id, lang.name, Verdict.COMPILE_ERROR, outcomes, program.message, 0)
+        profile = await self.profile(problem, lang)
+        outcomes, _ = await self._run_all(problem, program, profile, visible, ())
+        failing = next((o.verdict for o in outcomes if o.verdict is not Verdict.ACCEPTED), Verdict.ACCEPTED)
+        if failing is Verdict.NOT_RUN:
+            failing = Verdict.TIME_LIMIT_EXCEEDED
+        return VisibleResult(problem.problem_id, lang.name, failing, outcomes, "", profile.time_limit_ms)
+
     async def _run_all(
-        self, problem: ProblemSpec, program: Program, profile: ReferenceProfile
+        self,
+        problem: ProblemSpec,
+        program: Program,
+        profile: ReferenceProfile,
+        tests: Sequence[TestCase],
+        scaling: Sequence[ScalingCase],
     ) -> tuple[list[TestOutcome], list[ScalingPoint]]:
         """Every test and every scaling input as one queue, smallest input first, as many at a
         time as the sandbox has slots (so the machine stays busy to the end).  With the early stop,
         once a run has exceeded the time limit, runs of inputs at least as large that have not
         started yet are not run; a scaling input larger than one that failed is not run either."""
-        jobs: list[tuple[int, int, TestCase | ScalingCase]] = [(len(t.input), 0, t) for t in problem.tests]
-        jobs += [(len(c.input), 1, c) for c in profile.scaling]
+        jobs: list[tuple[int, int, TestCase | ScalingCase]] = [(len(t.input), 0, t) for t in tests]
+        jobs += [(len(c.input), 1, c) for c in scaling]
         pending = sorted(jobs, key=lambda j: (j[0], j[1]), reverse=True)
         outcomes: dict[str, TestOutcome] = {}
         points: list[ScalingPoint] = []
@@ -521,7 +557,7 @@ class Judge:
                         timed_out(size, f"the scaling input n={job.n}")
 
         await asyncio.gather(*(worker() for _ in range(max(1, self.sandbox.slots))))
-        return [outcomes[t.test_id] for t in problem.tests], points
+        return [outcomes[t.test_id] for t in tests], points
 
     async def _result(
         self,

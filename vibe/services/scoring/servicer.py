@@ -11,7 +11,7 @@ from vibe.platform.errors import grpc_errors
 from vibe.services.scoring.bank import ProblemSpec
 from vibe.services.scoring.core import Scoring
 from vibe.services.scoring.integrity import IntegrityReport
-from vibe.services.scoring.judge import CheckResult, Complexity, Verdict
+from vibe.services.scoring.judge import CheckResult, Complexity, TestOutcome, Verdict, VisibleResult
 from vibe.services.scoring.languages import LANGUAGES
 from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
@@ -78,25 +78,29 @@ def integrity_to_pb(i: IntegrityReport) -> scoring_pb2.Integrity:
     )
 
 
+def _tests_to_pb(tests: list[TestOutcome]) -> list[scoring_pb2.TestResult]:
+    return [
+        scoring_pb2.TestResult(
+            test_id=t.test_id,
+            hidden=t.hidden,
+            verdict=_verdict(t.verdict),
+            cpu_ms=t.cpu_ms,
+            wall_ms=t.wall_ms,
+            peak_memory_kb=t.peak_memory_kb,
+            exit_code=t.exit_code if t.exit_code is not None else -(t.signal or 0),
+            detail=t.detail,
+            reference_cpu_ms=t.reference_cpu_ms or 0.0,
+        )
+        for t in tests
+    ]
+
+
 def check_result_to_pb(r: CheckResult) -> scoring_pb2.CheckCodeResponse:
     return scoring_pb2.CheckCodeResponse(
         problem_id=r.problem_id,
         language=r.language,
         verdict=_verdict(r.verdict),
-        tests=[
-            scoring_pb2.TestResult(
-                test_id=t.test_id,
-                hidden=t.hidden,
-                verdict=_verdict(t.verdict),
-                cpu_ms=t.cpu_ms,
-                wall_ms=t.wall_ms,
-                peak_memory_kb=t.peak_memory_kb,
-                exit_code=t.exit_code if t.exit_code is not None else -(t.signal or 0),
-                detail=t.detail,
-                reference_cpu_ms=t.reference_cpu_ms or 0.0,
-            )
-            for t in r.tests
-        ],
+        tests=_tests_to_pb(r.tests),
         passed=r.passed,
         total=r.total,
         correctness_score=r.correctness_score,
@@ -113,6 +117,17 @@ def check_result_to_pb(r: CheckResult) -> scoring_pb2.CheckCodeResponse:
     )
 
 
+def visible_result_to_pb(r: VisibleResult) -> scoring_pb2.RunVisibleTestsResponse:
+    return scoring_pb2.RunVisibleTestsResponse(
+        problem_id=r.problem_id,
+        language=r.language,
+        verdict=_verdict(r.verdict),
+        tests=_tests_to_pb(r.tests),
+        compile_output=r.compile_output,
+        time_limit_ms=r.time_limit_ms,
+    )
+
+
 class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
     def __init__(self, scoring: Scoring):
         self.scoring = scoring
@@ -125,6 +140,13 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                 request.problem_id, request.language, request.code, request.session_id
             )
             return check_result_to_pb(result)
+
+    async def RunVisibleTests(
+        self, request: scoring_pb2.RunVisibleTestsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> scoring_pb2.RunVisibleTestsResponse:
+        async with grpc_errors(context):
+            result = await self.scoring.run_visible(request.problem_id, request.language, request.code)
+            return visible_result_to_pb(result)
 
     async def GradeSession(
         self, request: scoring_pb2.GradeSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
