@@ -14,10 +14,10 @@
 # The base image is pinned by digest: debian:bookworm-20260918-slim, the multi-platform index
 # recorded by the official images' repo-info (repos/debian/remote/bookworm-20260918-slim.md), so
 # a rebuild starts from the same bytes; a dated tag alone could be re-pushed. Debian 12 because
-# its python3 (3.11) is what the project supports and what the development machines and CI run,
-# and because submitted Python runs with the distribution's /usr/bin/python3 (the sandbox mounts
-# /usr only; vibe/services/scoring/languages.py): the python:* images keep theirs under
-# /usr/local and have no /usr/bin/python3. Update the digest and the date together.
+# submitted Python runs with the distribution's /usr/bin/python3 (the sandbox mounts /usr only;
+# vibe/services/scoring/languages.py), which the python:* images lack (theirs is in /usr/local),
+# and it is the Debian of the development machines and CI; its python3 (3.11) is one the project
+# supports, so the services run with it too. Update the digest and the date together.
 ARG BASE_IMAGE=debian:bookworm-20260918-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
 
 FROM ${BASE_IMAGE} AS build
