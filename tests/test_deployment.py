@@ -38,7 +38,7 @@ def test_compose_file_describes_a_deployable_stack() -> None:
     for name, module in SERVICES.items():
         service = services[name]
         assert service["command"] == ["python", "-m", module]
-        assert service["build"] == ".", "one Dockerfile for all four"
+        assert service["build"]["context"] == ".", "one Dockerfile for all four (its stages: test_container_image.py)"
         check = service["healthcheck"]["test"]
         assert check[:4] == ["CMD", "python", "-m", "vibe.platform.healthcheck"], name
         port = service["environment"][f"{name.upper()}_ADDR"].rpartition(":")[2]

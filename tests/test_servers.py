@@ -65,6 +65,40 @@ async def test_stopping_flips_health_to_not_serving_first(isolated_env: dict[str
             await stopping
 
 
+@pytest.mark.parametrize("max_age", ["1", "0"])
+async def test_connections_are_closed_at_their_maximum_age_calls_in_flight_go_on(
+    isolated_env: dict[str, str], max_age: str
+) -> None:
+    """With VIBE_GRPC_MAX_CONNECTION_AGE_S the server ends each connection after that age, so a
+    client reconnects (and resolves the name again, finding replicas added since): its channel
+    leaves READY. A stream open across that moment goes on. Without it (0) the connection stays."""
+    from vibe.platform.config import TutorSettings
+    from vibe.services.tutor.app import tutor_app
+
+    env = {**isolated_env, "TUTOR_ADDR": "127.0.0.1:0", "VIBE_GRPC_MAX_CONNECTION_AGE_S": max_age}
+    async with tutor_app(TutorSettings.from_env(env)) as bundle:
+        server = GrpcServer(bundle)
+        port = await server.start()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
+                watch = health.Watch(health_pb2.HealthCheckRequest(service=""))
+                assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+                states = set()
+                for _ in range(60):  # 3 s: the age, plus its jitter (up to +10%), plus margin
+                    states.add(channel.get_state())
+                    await asyncio.sleep(0.05)
+                await server.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+                update = await asyncio.wait_for(watch.read(), 5)
+                assert update.status == health_pb2.HealthCheckResponse.NOT_SERVING, "the stream outlived the age"
+        finally:
+            await server.stop(grace_s=0)
+    if max_age == "0":
+        assert states == {grpc.ChannelConnectivity.READY}
+    else:
+        assert grpc.ChannelConnectivity.READY in states and len(states) > 1, states
+
+
 def _service_env(isolated_env: dict[str, str], **extra: str) -> dict[str, str]:
     return {**os.environ, **isolated_env, "GATEWAY_HTTP_ADDR": "", **extra}
 
@@ -119,6 +153,11 @@ async def test_sigterm_stops_a_service_gracefully(isolated_env: dict[str, str]) 
         ),
         ("vibe.services.evaluator", {"EVALUATOR_WORKERS": "many"}, "EVALUATOR_WORKERS='many' is not an integer"),
         ("vibe.services.scoring", {"VIBE_WEIGHT_PROMPT": "0.9"}, "must sum to 1"),
+        (
+            "vibe.services.tutor",
+            {"VIBE_GRPC_MAX_CONNECTION_AGE_S": "-1"},
+            "VIBE_GRPC_MAX_CONNECTION_AGE_S=-1.0 is out of range",
+        ),
         ("vibe.services.tutor", {"VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": ""}, "needs GEMINI_API_KEY"),
         # Read before logging and telemetry are set up, so they too stop with the message.
         (

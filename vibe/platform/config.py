@@ -148,6 +148,10 @@ class CommonSettings:
     offline_latency_ms: int = 0
     log_level: str = "INFO"
     shutdown_grace_s: float = 5.0
+    # Servers close a client's connection after this long (GOAWAY; calls in flight finish), so
+    # that clients resolve the name again and spread over replicas added since: a gRPC channel
+    # keeps its connections, and its round-robin only covers the addresses it resolved. 0 = never.
+    grpc_max_connection_age_s: float = 0.0
     # Telemetry (vibe/platform/telemetry.py): traces and metrics over OTLP when an
     # endpoint is set (the exporter reads the rest of OTEL_EXPORTER_OTLP_* itself), a
     # Prometheus scrape endpoint on metrics_addr when set; both off by default.
@@ -198,6 +202,7 @@ class CommonSettings:
             offline_latency_ms=r.integer("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
             log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             shutdown_grace_s=r.number("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),
+            grpc_max_connection_age_s=r.number("VIBE_GRPC_MAX_CONNECTION_AGE_S", 0.0, 0.0, 86400.0),
             otlp_endpoint=r.text("OTEL_EXPORTER_OTLP_ENDPOINT", "") or r.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
             metrics_addr=r.optional_addr("VIBE_METRICS_ADDR"),
             otel_service_name=r.text("OTEL_SERVICE_NAME", ""),

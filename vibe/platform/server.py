@@ -76,6 +76,13 @@ class ServiceBundle:
     on_stopping: list[Callable[[], Any]] = field(default_factory=list)
     endpoints: dict[str, str] = field(default_factory=dict)  # other listeners, e.g. {"http": "127.0.0.1:8080"}
     readiness: Readiness | None = None
+    max_connection_age_s: float = 0.0  # 0: connections are never closed for their age
+
+
+#: After a connection's maximum age, how long calls still running on it may go on: longer than any
+#: call takes (a submit is bounded by VIBE_SUBMIT_GUARD_TIMEOUT_S plus the grading), so no stream
+#: is ever cut for its connection's age.
+MAX_CONNECTION_AGE_GRACE_S = 900.0
 
 
 def serving(name: str, settings: ServiceSettings, registration: Registration, **extra: Any) -> ServiceBundle:
@@ -86,6 +93,7 @@ def serving(name: str, settings: ServiceSettings, registration: Registration, **
         addr=settings.addr,
         registrations=[registration],
         grace_s=settings.common.shutdown_grace_s,
+        max_connection_age_s=settings.common.grpc_max_connection_age_s,
         **extra,
     )
 
@@ -100,7 +108,14 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         # No SO_REUSEPORT: a second instance on the same port must fail, not share
         # the traffic (the prototype's two servers took each other's requests).
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[RpcMetricsInterceptor()])
+        options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+        if bundle.max_connection_age_s > 0:
+            # Clients then reconnect and resolve again: new replicas get their share of the calls.
+            options += [
+                ("grpc.max_connection_age_ms", int(bundle.max_connection_age_s * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(MAX_CONNECTION_AGE_GRACE_S * 1000)),
+            ]
+        self.server = grpc.aio.server(options=options, interceptors=[RpcMetricsInterceptor()])
         self.port = 0
         self._stopping = False
         self._tasks: set[asyncio.Future[None]] = set()
