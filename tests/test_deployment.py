@@ -47,12 +47,16 @@ def test_compose_file_describes_a_deployable_stack() -> None:
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317" and env["OTEL_SERVICE_NAME"] == name
         for dep in ("postgres", "redis"):
             assert service["depends_on"][dep]["condition"] == "service_healthy"
+        # Every service signs and checks internal calls with the compose secret, mounted as a file.
+        assert "vibe_service_secret" in service["secrets"], name
+        assert env["VIBE_SERVICE_SECRET_FILE"] == "/run/secrets/vibe_service_secret", name
     for upstream in ("scoring", "tutor", "evaluator"):
         assert services["gateway"]["depends_on"][upstream]["condition"] == "service_healthy"
     evaluator = services["evaluator"]
     assert "ports" not in evaluator and "container_name" not in evaluator, (
         "--scale evaluator=3 needs no fixed port or name"
     )
+    assert compose["secrets"]["vibe_service_secret"] == {"environment": "VIBE_SERVICE_SECRET"}
     assert (ROOT / "Dockerfile").exists()
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         result = subprocess.run(["docker", "compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 import socket
 import sys
@@ -42,6 +43,16 @@ class StackAddrs:
         }
 
 
+def with_dev_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """`env`, plus what a development stack may generate when it is not set: a random
+    VIBE_SERVICE_SECRET shared by the four services (so `make demo` needs no setup; a
+    deployment sets its own, see the README)."""
+    env = dict(env)
+    if not env.get("VIBE_SERVICE_SECRET") and not env.get("VIBE_SERVICE_SECRET_FILE"):
+        env["VIBE_SERVICE_SECRET"] = secrets.token_hex(32)
+    return env
+
+
 @contextlib.asynccontextmanager
 async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
     """All four services in this event loop, each on its own real gRPC port.
@@ -54,7 +65,7 @@ async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
     from vibe.services.scoring.app import scoring_app
     from vibe.services.tutor.app import tutor_app
 
-    env = dict(env)
+    env = with_dev_secrets(env)
     async with contextlib.AsyncExitStack() as stack:
         bound: dict[str, str] = {}
         apps: list[tuple[str, Callable[[], AbstractAsyncContextManager[ServiceBundle]]]] = [
@@ -95,7 +106,7 @@ async def process_stack(
     """The four services as child processes; SIGTERM to each on the way out."""
     if addrs is None:
         addrs = StackAddrs(*(f"127.0.0.1:{free_port()}" for _ in range(4)))
-    child_env = {**env, **addrs.env()}
+    child_env = {**with_dev_secrets(env), **addrs.env()}
     procs: dict[str, asyncio.subprocess.Process] = {}
     try:
         for name in SERVICES:

@@ -5,13 +5,15 @@ environment that gives a test its own PostgreSQL schema and Redis key prefix."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
+from vibe.platform.service_auth import service_channel
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.fake_gemini import FakeGemini
@@ -37,7 +39,15 @@ def isolated_env(tag: str) -> dict[str, str]:
         "SCORING_ADDR": "127.0.0.1:0",
         "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
         "VIBE_SHUTDOWN_GRACE_S": "0.5",
+        # Known to the test, so that it can call the internal services as the gateway does.
+        "VIBE_SERVICE_SECRET": secrets.token_hex(32),
     }
+
+
+def internal_channel(env: Mapping[str, str], addr: str, service: str, caller: str = "gateway") -> grpc.aio.Channel:
+    """A channel to the internal `service` at `addr` whose calls are signed as `caller`
+    with the environment's VIBE_SERVICE_SECRET (as the gateway signs its own)."""
+    return service_channel(addr, env["VIBE_SERVICE_SECRET"], caller, service)
 
 
 @dataclass
@@ -55,6 +65,10 @@ class Stack:
 
     def key(self, suffix: str) -> str:
         return self.env["VIBE_REDIS_PREFIX"] + suffix
+
+    def internal(self, service: str, caller: str = "gateway") -> grpc.aio.Channel:
+        """A channel to the stack's tutor, evaluator or scoring service, signed as `caller`."""
+        return internal_channel(self.env, getattr(self.addrs, service), service, caller)
 
 
 StartStack = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]

@@ -108,6 +108,28 @@ class _Reader:
             return default
         return value
 
+    def secret(self, name: str, min_bytes: int, why: str) -> str:
+        """A secret from `name`, or from the file named by `name`_FILE (how compose and
+        Kubernetes hand out secrets); required, at least `min_bytes` long."""
+        file_var = f"{name}_FILE"
+        path = self.text(file_var, "")
+        value = self.env.get(name, "")
+        if path and value:
+            self.errors.append(f"{name} and {file_var} are both set; set one")
+            return ""
+        if path:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    value = f.read().strip()
+            except OSError as exc:
+                self.errors.append(f"{file_var}={path!r} cannot be read: {exc.strerror}")
+                return ""
+        if not value:
+            self.errors.append(f"{name} is not set: {why} (at least {min_bytes} bytes, e.g. `openssl rand -hex 32`)")
+        elif len(value.encode()) < min_bytes:
+            self.errors.append(f"{name} is {len(value.encode())} bytes; it must be at least {min_bytes}")
+        return value
+
     def done(self, service: str) -> None:
         if self.errors:
             raise ConfigError(f"{service}: invalid configuration:\n  - " + "\n  - ".join(self.errors))
@@ -216,6 +238,7 @@ class TutorSettings:
     # Low-effort requests in a row ("next hint", "just tell me") before the tutor asks
     # the candidate to try something first.
     low_effort_limit: int
+    service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TutorSettings:
@@ -226,6 +249,7 @@ class TutorSettings:
             leak_threshold=r.number("TUTOR_LEAK_THRESHOLD", 0.35, 0.01, 1.0),
             history_token_budget=r.integer("TUTOR_HISTORY_TOKEN_BUDGET", 3000, 200, 1_000_000),
             low_effort_limit=r.integer("TUTOR_LOW_EFFORT_LIMIT", 3, 1, 100),
+            service_secret=_service_secret(r),
         )
         r.done("tutor")
         return s
@@ -240,6 +264,7 @@ class EvaluatorSettings:
     eval_lock_ttl_s: int  # an evaluation holding its lock longer is presumed dead
     job_max_attempts: int  # deliveries of one queued job before it goes to the dead-letter stream
     judge_samples: int  # score each turn k times and keep the median (1 = once)
+    service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EvaluatorSettings:
@@ -252,6 +277,7 @@ class EvaluatorSettings:
             eval_lock_ttl_s=r.integer("VIBE_EVAL_LOCK_TTL_S", 120, 1, 3600),
             job_max_attempts=r.integer("EVALUATOR_JOB_MAX_ATTEMPTS", 3, 1, 100),
             judge_samples=r.integer("EVALUATOR_JUDGE_SAMPLES", 1, 1, 9),
+            service_secret=_service_secret(r),
         )
         r.done("evaluator")
         return s
@@ -291,6 +317,7 @@ class ScoringSettings:
     weight_performance: float
     weight_correctness: float
     bands: GradeBands
+    service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScoringSettings:
@@ -325,9 +352,20 @@ class ScoringSettings:
             weight_performance=wperf,
             weight_correctness=wc,
             bands=GradeBands(bands),
+            service_secret=_service_secret(r),
         )
         r.done("scoring")
         return s
+
+
+# Service-to-service authentication (vibe/platform/service_auth.py).
+SERVICE_SECRET_VAR = "VIBE_SERVICE_SECRET"
+MIN_SERVICE_SECRET_BYTES = 32
+_SERVICE_SECRET_WHY = "the services sign and check every call between them with it, and it must be the same in all four"
+
+
+def _service_secret(r: _Reader) -> str:
+    return r.secret(SERVICE_SECRET_VAR, MIN_SERVICE_SECRET_BYTES, _SERVICE_SECRET_WHY)
 
 
 def _band_var(grade: str) -> str:
@@ -347,6 +385,7 @@ class GatewaySettings:
     chat_lock_ttl_s: int  # a chat holding the session longer is presumed dead
     submit_guard_timeout_s: float  # bound on waiting for in-flight evaluations
     guard_concurrency: int  # missing turns evaluated at once by the guard
+    service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -364,6 +403,7 @@ class GatewaySettings:
             chat_lock_ttl_s=r.integer("VIBE_CHAT_LOCK_TTL_S", 300, 1, 3600),
             submit_guard_timeout_s=r.number("VIBE_SUBMIT_GUARD_TIMEOUT_S", 60.0, 0.1, 3600.0),
             guard_concurrency=r.integer("VIBE_GUARD_CONCURRENCY", 4, 1, 256),
+            service_secret=_service_secret(r),
         )
         r.done("gateway")
         return s

@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from vibe.platform.config import CommonSettings, ConfigError
 from vibe.platform.logs import setup_logging
 from vibe.platform.metrics import RpcMetricsInterceptor
+from vibe.platform.service_auth import CallPolicy, ServiceAuthServerInterceptor
 from vibe.platform.telemetry import setup_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class ServiceBundle:
     on_stopping: list[Callable[[], Any]] = field(default_factory=list)
     endpoints: dict[str, str] = field(default_factory=dict)  # other listeners, e.g. {"http": "127.0.0.1:8080"}
     readiness: Readiness | None = None
+    # Who may call which method (vibe/platform/service_auth.py); None: anyone (the gateway,
+    # whose callers are authenticated by its own API keys and session tokens).
+    call_policy: CallPolicy | None = None
 
 
 def serving(name: str, settings: ServiceSettings, registration: Registration, **extra: Any) -> ServiceBundle:
@@ -100,7 +104,10 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         # No SO_REUSEPORT: a second instance on the same port must fail, not share
         # the traffic (the prototype's two servers took each other's requests).
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[RpcMetricsInterceptor()])
+        interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetricsInterceptor()]
+        if bundle.call_policy is not None:
+            interceptors.append(ServiceAuthServerInterceptor(bundle.call_policy))
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=interceptors)
         self.port = 0
         self._stopping = False
         self._tasks: set[asyncio.Future[None]] = set()

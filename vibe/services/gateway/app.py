@@ -21,7 +21,9 @@ SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
 
 @contextlib.asynccontextmanager
 async def gateway_app(settings: GatewaySettings) -> AsyncIterator[ServiceBundle]:
-    upstreams = Upstreams.connect(settings.tutor_addr, settings.evaluator_addr, settings.scoring_addr)
+    upstreams = Upstreams.connect(
+        settings.tutor_addr, settings.evaluator_addr, settings.scoring_addr, settings.service_secret
+    )
     try:
         async with open_storage(settings.common) as storage, contextlib.AsyncExitStack() as http:
             store = GatewayStore(storage.db, storage.redis, storage.keys)
