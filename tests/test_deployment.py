@@ -14,7 +14,7 @@ import grpc
 import pytest
 import yaml
 
-from tests.support.stack import REFERENCE, Candidate
+from tests.support.stack import REFERENCE, Candidate, key_auth
 from vibe.platform.healthcheck import wait_serving
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.scratch import DATABASE_URL
@@ -106,7 +106,8 @@ async def test_two_gateways_and_two_evaluators_share_the_work(isolated_env: dict
             async with grpc.aio.insecure_channel(gateway_addr) as channel:
                 stub = gateway_pb2_grpc.GatewayStub(channel)
                 created = await stub.CreateSession(
-                    gateway_pb2.CreateSessionRequest(candidate_id=name, problem_id="two-sum")
+                    gateway_pb2.CreateSessionRequest(candidate_id=name, problem_id="two-sum"),
+                    metadata=key_auth(isolated_env["VIBE_API_KEY"]),
                 )
                 candidate = Candidate(stub, created.session, created.session_token)
                 for question in ("Which data structure helps here?", "You said a dict: how do I handle duplicates?"):

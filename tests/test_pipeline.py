@@ -291,7 +291,7 @@ async def test_create_session_rejects_bad_input(
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.gateway.CreateSession(
-            gateway_pb2.CreateSessionRequest(candidate_id=candidate_id, problem_id=problem_id)
+            gateway_pb2.CreateSessionRequest(candidate_id=candidate_id, problem_id=problem_id), metadata=stack.key_auth
         )
     assert err.value.code() == code
 

@@ -108,11 +108,18 @@ def print_report(report: gateway_pb2.Report) -> None:
     out(f"\nGrade: {s.grade}\n")
 
 
-async def drive_demo(gateway_addr: str, problem_id: str) -> gateway_pb2.Report:
+async def drive_demo(gateway_addr: str, problem_id: str, api_key: str) -> gateway_pb2.Report:
+    """One candidate, end to end; the session is created with the backend key `api_key`
+    (and the report, whatever the candidate's view, is then read with it too)."""
+    if not api_key:
+        raise RuntimeError("no API key to create the session with: set VIBE_API_KEY (see `vibe keys create`)")
+    backend = (("authorization", f"Bearer {api_key}"),)
     async with grpc.aio.insecure_channel(gateway_addr) as channel:
         gateway = gateway_pb2_grpc.GatewayStub(channel)
         created = await gateway.CreateSession(
-            gateway_pb2.CreateSessionRequest(candidate_id="demo-candidate", problem_id=problem_id), timeout=30
+            gateway_pb2.CreateSessionRequest(candidate_id="demo-candidate", problem_id=problem_id),
+            timeout=30,
+            metadata=backend,
         )
         auth = (("authorization", f"Bearer {created.session_token}"),)
         session_id = created.session.session_id
@@ -141,6 +148,9 @@ async def drive_demo(gateway_addr: str, problem_id: str) -> gateway_pb2.Report:
             else:
                 report = submit_event.report
         assert report is not None
+        if report.view != gateway_pb2.REPORT_VIEW_FULL:  # what the candidate saw; the reviewer sees it all
+            print(f"\nThe candidate sees: {report.notice}")
+            report = await gateway.GetReport(gateway_pb2.GetReportRequest(session_id=session_id), metadata=backend)
         print_report(report)
         return report
 
@@ -153,14 +163,14 @@ def _stack_env() -> dict[str, str]:
 
 async def demo(args: argparse.Namespace) -> int:
     if args.gateway:
-        await drive_demo(args.gateway, args.problem)
+        await drive_demo(args.gateway, args.problem, os.environ.get("VIBE_API_KEY", ""))
         return 0
     env = _stack_env()
     env.setdefault("GATEWAY_HTTP_ADDR", f"127.0.0.1:{free_port()}")
     env.setdefault("VIBE_LOG_LEVEL", "warning")
     print("Starting the four services (offline LLM provider unless VIBE_LLM_PROVIDER says otherwise)...")
     async with process_stack(env) as addrs:
-        await drive_demo(addrs.gateway, args.problem)
+        await drive_demo(addrs.gateway, args.problem, addrs.api_key)
     return 0
 
 
@@ -176,6 +186,8 @@ async def up(args: argparse.Namespace) -> int:
         http = settings.http_addr
         print(f"gateway   gRPC {addrs.gateway}" + (f"   web page http://{http}/" if http else ""))
         print(f"tutor     gRPC {addrs.tutor}\nevaluator gRPC {addrs.evaluator}\nscoring   gRPC {addrs.scoring}")
+        if addrs.api_key and not os.environ.get("VIBE_API_KEYS"):
+            print(f"development API key (every scope, valid until Ctrl-C): {addrs.api_key}")
         print("Ctrl-C stops all four.", flush=True)
         await stop.wait()
     return 0

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from vibe.platform.api_keys import ALL_SCOPES, new_key, settings_entry
 from vibe.platform.config import EvaluatorSettings, GatewaySettings, ScoringSettings, TutorSettings
 from vibe.platform.healthcheck import wait_serving
 from vibe.platform.server import GrpcServer, ServiceBundle
@@ -33,6 +34,7 @@ class StackAddrs:
     evaluator: str
     scoring: str
     http: str = ""  # the gateway's web page and HTTP API, when enabled
+    api_key: str = ""  # a key the launcher generated or was given (VIBE_API_KEY), for its clients
 
     def env(self) -> dict[str, str]:
         return {
@@ -44,12 +46,20 @@ class StackAddrs:
 
 
 def with_dev_secrets(env: Mapping[str, str]) -> dict[str, str]:
-    """`env`, plus what a development stack may generate when it is not set: a random
-    VIBE_SERVICE_SECRET shared by the four services (so `make demo` needs no setup; a
-    deployment sets its own, see the README)."""
+    """`env`, plus what a development stack generates when it is not set, so that `make
+    demo` needs no setup (a deployment sets its own, see the README):
+
+    - a random VIBE_SERVICE_SECRET shared by the four services;
+    - without VIBE_API_KEYS, a development API key with every scope: its hash goes to the
+      gateway in VIBE_API_KEYS, the key itself to the launcher's clients in VIBE_API_KEY.
+    """
     env = dict(env)
     if not env.get("VIBE_SERVICE_SECRET") and not env.get("VIBE_SERVICE_SECRET_FILE"):
         env["VIBE_SERVICE_SECRET"] = secrets.token_hex(32)
+    if not env.get("VIBE_API_KEYS", "").strip():
+        key_id, secret, plaintext = new_key()
+        env["VIBE_API_KEYS"] = settings_entry("development", key_id, secret, ALL_SCOPES)
+        env["VIBE_API_KEY"] = plaintext
     return env
 
 
@@ -85,7 +95,7 @@ async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
         port = await server.start()
         stack.push_async_callback(server.stop, 0.5)
         bound["gateway"] = f"127.0.0.1:{port}"
-        yield StackAddrs(**bound, http=bundle.endpoints.get("http", ""))
+        yield StackAddrs(**bound, http=bundle.endpoints.get("http", ""), api_key=env.get("VIBE_API_KEY", ""))
 
 
 def free_port() -> int:
@@ -107,6 +117,7 @@ async def process_stack(
     if addrs is None:
         addrs = StackAddrs(*(f"127.0.0.1:{free_port()}" for _ in range(4)))
     child_env = {**with_dev_secrets(env), **addrs.env()}
+    addrs.api_key = child_env.get("VIBE_API_KEY", "")
     procs: dict[str, asyncio.subprocess.Process] = {}
     try:
         for name in SERVICES:

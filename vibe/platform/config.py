@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from vibe.platform.api_keys import SettingsKey, parse_settings_keys
+
 DEFAULT_ADDRS = {
     "gateway": "127.0.0.1:50051",
     "tutor": "127.0.0.1:50052",
@@ -386,6 +388,7 @@ class GatewaySettings:
     submit_guard_timeout_s: float  # bound on waiting for in-flight evaluations
     guard_concurrency: int  # missing turns evaluated at once by the guard
     service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
+    access: AccessSettings = field(default_factory=lambda: AccessSettings())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -404,6 +407,63 @@ class GatewaySettings:
             submit_guard_timeout_s=r.number("VIBE_SUBMIT_GUARD_TIMEOUT_S", 60.0, 0.1, 3600.0),
             guard_concurrency=r.integer("VIBE_GUARD_CONCURRENCY", 4, 1, 256),
             service_secret=_service_secret(r),
+            access=AccessSettings.read(r),
         )
         r.done("gateway")
         return s
+
+
+CANDIDATE_REPORT_POLICIES = ("full", "scores", "released")
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """The gateway's access rules (issue 13): backend keys from the settings, what a
+    candidate sees of their report, the limits, and the graded-session webhook."""
+
+    api_keys: tuple[SettingsKey, ...] = ()  # VIBE_API_KEYS (see vibe/platform/api_keys.py)
+    # What the candidate sees of their report: everything, the scores only, or a receipt
+    # until a reviewer releases the full report (reviewers always see it whole).
+    candidate_report: str = "released"
+    chats_per_minute: int = 20  # per session
+    turns_per_session: int = 60
+    sessions_per_key_per_hour: int = 500
+    streams_per_key: int = 100  # chats and submits streaming at once, over the key's sessions
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = field(default="", repr=False)
+    webhook_max_attempts: int = 10
+    webhook_backoff_base_s: float = 2.0
+    webhook_backoff_max_s: float = 600.0
+    webhook_timeout_s: float = 10.0
+    webhook_poll_s: float = 1.0
+
+    @classmethod
+    def read(cls, r: _Reader) -> AccessSettings:
+        keys, errors = parse_settings_keys(r.text("VIBE_API_KEYS", ""))
+        r.errors.extend(errors)
+        urls = tuple(u.strip() for u in r.text("VIBE_WEBHOOK_URLS", "").split(",") if u.strip())
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                r.errors.append(f"VIBE_WEBHOOK_URLS: {url!r} must start with http:// or https://")
+        secret = ""
+        if urls:  # signed deliveries only: a webhook without its secret is not sent
+            secret = r.secret(
+                "VIBE_WEBHOOK_SECRET", 32, "VIBE_WEBHOOK_URLS is set, and every delivery is signed with it"
+            )
+        return cls(
+            api_keys=keys,
+            candidate_report=r.choice("VIBE_CANDIDATE_REPORT", cls.candidate_report, CANDIDATE_REPORT_POLICIES),
+            chats_per_minute=r.integer("VIBE_LIMIT_CHATS_PER_MINUTE", cls.chats_per_minute, 1, 100_000),
+            turns_per_session=r.integer("VIBE_LIMIT_TURNS_PER_SESSION", cls.turns_per_session, 1, 100_000),
+            sessions_per_key_per_hour=r.integer(
+                "VIBE_LIMIT_SESSIONS_PER_KEY_PER_HOUR", cls.sessions_per_key_per_hour, 1, 1_000_000
+            ),
+            streams_per_key=r.integer("VIBE_LIMIT_STREAMS_PER_KEY", cls.streams_per_key, 1, 1_000_000),
+            webhook_urls=urls,
+            webhook_secret=secret,
+            webhook_max_attempts=r.integer("VIBE_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts, 1, 100),
+            webhook_backoff_base_s=r.number("VIBE_WEBHOOK_BACKOFF_BASE_S", cls.webhook_backoff_base_s, 0.01, 3600.0),
+            webhook_backoff_max_s=r.number("VIBE_WEBHOOK_BACKOFF_MAX_S", cls.webhook_backoff_max_s, 0.01, 86_400.0),
+            webhook_timeout_s=r.number("VIBE_WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, 0.1, 300.0),
+            webhook_poll_s=r.number("VIBE_WEBHOOK_POLL_S", cls.webhook_poll_s, 0.05, 60.0),
+        )

@@ -82,13 +82,13 @@ class ServiceBundle:
     call_policy: CallPolicy | None = None
 
 
-def serving(name: str, settings: ServiceSettings, registration: Registration, **extra: Any) -> ServiceBundle:
-    """The bundle of a service that serves one gRPC service on its configured address,
-    with the configured shutdown grace (`extra`: on_stopping, endpoints)."""
+def serving(name: str, settings: ServiceSettings, *registrations: Registration, **extra: Any) -> ServiceBundle:
+    """The bundle of a service that serves its gRPC services on its configured address,
+    with the configured shutdown grace (`extra`: on_stopping, endpoints, call_policy)."""
     return ServiceBundle(
         name=name,
         addr=settings.addr,
-        registrations=[registration],
+        registrations=list(registrations),
         grace_s=settings.common.shutdown_grace_s,
         **extra,
     )

@@ -12,11 +12,14 @@ from vibe.platform.storage import open_storage
 from vibe.services.gateway.clients import Upstreams
 from vibe.services.gateway.core import Gateway
 from vibe.services.gateway.http_api import serve_http
+from vibe.services.gateway.review_servicer import ApiKeyServicer, ReviewServicer
 from vibe.services.gateway.servicer import GatewayServicer
 from vibe.services.gateway.store import GatewayStore
-from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc, review_pb2, review_pb2_grpc
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
+REVIEW_NAME = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
+KEYS_NAME = review_pb2.DESCRIPTOR.services_by_name["ApiKeyService"].full_name
 
 
 @contextlib.asynccontextmanager
@@ -36,6 +39,8 @@ async def gateway_app(settings: GatewaySettings) -> AsyncIterator[ServiceBundle]
                 "gateway",
                 settings,
                 Registration(SERVICE_NAME, gateway_pb2_grpc.add_GatewayServicer_to_server, GatewayServicer(gateway)),
+                Registration(REVIEW_NAME, review_pb2_grpc.add_ReviewServiceServicer_to_server, ReviewServicer(gateway)),
+                Registration(KEYS_NAME, review_pb2_grpc.add_ApiKeyServiceServicer_to_server, ApiKeyServicer(gateway)),
                 endpoints=endpoints,
             )
     finally:

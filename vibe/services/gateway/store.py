@@ -73,16 +73,20 @@ class GatewayStore:
         self.redis = redis
         self.keys = keys
 
-    async def create_session(self, candidate_id: str, problem_id: str, token_hash: bytes) -> SessionRow:
+    async def create_session(
+        self, candidate_id: str, problem_id: str, token_hash: bytes, api_key_id: str | None = None
+    ) -> SessionRow:
+        """`api_key_id`: the backend key that created it (its limits count the session)."""
         session_id = str(uuid.uuid4())
         try:
             row = await self.db.fetchrow(
-                f"INSERT INTO sessions (session_id, candidate_id, problem_id, token_hash)"
-                f" VALUES ($1, $2, $3, $4) RETURNING {_SESSION_COLUMNS}",
+                f"INSERT INTO sessions (session_id, candidate_id, problem_id, token_hash, api_key_id)"
+                f" VALUES ($1, $2, $3, $4, $5) RETURNING {_SESSION_COLUMNS}",
                 session_id,
                 candidate_id,
                 problem_id,
                 token_hash,
+                api_key_id,
             )
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"no problem {problem_id!r}; ListProblems shows the available ones") from None
