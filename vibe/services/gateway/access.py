@@ -30,6 +30,7 @@ from vibe.services.gateway.review import ReviewStore
 from vibe.services.gateway.sessions import Sessions, require_id
 from vibe.services.gateway.store import GatewayStore, MessageRow, SessionRow
 from vibe.services.gateway.submit import Progress, SubmitEvent, SubmitGuard
+from vibe.services.gateway.text_checks import plain_text
 from vibe.services.gateway.views import CandidateReport, candidate_view, progress_shown, shown
 from vibe_api.gateway.v1 import gateway_pb2
 
@@ -50,6 +51,10 @@ class Credential:
         if scheme.lower() != "bearer" or not value:
             return cls()
         return cls(api_key=value) if looks_like_key(value) else cls(session_token=value)
+
+
+def session_key(session_id: str) -> str:
+    return plain_text("session_id", require_id("session_id", session_id))
 
 
 class Viewer(StrEnum):
@@ -122,11 +127,13 @@ class GuardedGateway:
 
     async def create_session(self, cred: Credential, candidate_id: str, problem_id: str) -> tuple[SessionRow, str]:
         key = await self.access.backend(cred, Scope.SESSIONS_CREATE, "CreateSession")
+        plain_text("candidate_id", candidate_id)
+        plain_text("problem_id", problem_id)
         async with self.limits.new_session(key.key_id):
             return await self.sessions.create(candidate_id, problem_id, key.key_id)
 
     async def get_session(self, cred: Credential, session_id: str) -> tuple[SessionRow, list[MessageRow]]:
-        session_id = require_id("session_id", session_id)
+        session_id = session_key(session_id)
         await self._existing(session_id)
         await self.access.reader(cred, session_id, "GetSession")
         session = await self.store.get_session(session_id)
@@ -134,8 +141,10 @@ class GuardedGateway:
         return session, await self.store.messages(session_id)
 
     async def chat(self, cred: Credential, session_id: str, message: str) -> AsyncGenerator[ChatEvent, None]:
+        session_id = session_key(session_id)
         bind_session(session_id)  # every span of the call carries the session, the access checks' too
         token = await self.access.candidate(cred, session_id, "Chat")
+        plain_text("message", message, multiline=True)
         # Counted only once the caller is known to be the candidate: nobody else can use
         # up a candidate's chats.
         await self.limits.chat(session_id)
@@ -148,8 +157,11 @@ class GuardedGateway:
     async def submit(
         self, cred: Credential, session_id: str, language: str, code: str
     ) -> AsyncGenerator[SubmitEvent, None]:
+        session_id = session_key(session_id)
         bind_session(session_id)
         token = await self.access.candidate(cred, session_id, "Submit")
+        plain_text("language", language)
+        plain_text("code", code, multiline=True)
         async with self.limits.stream(await self.review_store.owner(session_id)):
             events = self.submit_core.submit(session_id, token, language, code)
             # Only a graded session can have been released, and a graded session's submit
@@ -161,7 +173,7 @@ class GuardedGateway:
                     yield progress_shown(event, view) if isinstance(event, Progress) else shown(event, view, released)
 
     async def report(self, cred: Credential, session_id: str) -> gateway_pb2.Report:
-        session_id = require_id("session_id", session_id)
+        session_id = session_key(session_id)
         await self._existing(session_id)
         viewer = await self.access.reader(cred, session_id, "GetReport")
         stored = await self.store.report(session_id)
@@ -189,7 +201,7 @@ class KeyAdmin:
 
     async def create(self, cred: Credential, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
         await self.access.backend(cred, Scope.ADMIN, "CreateApiKey")
-        return await self.store.create(check_name(name), parse_scopes(scopes))
+        return await self.store.create(check_name(plain_text("name", name)), parse_scopes(scopes))
 
     async def list(self, cred: Credential) -> list[ApiKey]:
         await self.access.backend(cred, Scope.ADMIN, "ListApiKeys")
@@ -197,7 +209,7 @@ class KeyAdmin:
 
     async def revoke(self, cred: Credential, key_id: str) -> ApiKey:
         await self.access.backend(cred, Scope.ADMIN, "RevokeApiKey")
-        key_id = key_id.strip()
+        key_id = plain_text("key_id", key_id.strip())
         if not key_id:
             raise InvalidArgument("key_id is required")
         if key_id in self.keyring.settings_keys:

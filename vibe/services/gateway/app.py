@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from vibe.platform.config import GatewaySettings
 from vibe.platform.server import Registration, ServiceBundle, serving
@@ -15,6 +19,7 @@ from vibe.services.gateway.http_api import serve_http
 from vibe.services.gateway.review_servicer import ApiKeyServicer, ReviewServicer
 from vibe.services.gateway.servicer import GatewayServicer
 from vibe.services.gateway.store import GatewayStore
+from vibe.services.gateway.webhooks import WebhookDeliverer, outbox_graded
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc, review_pb2, review_pb2_grpc
 
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
@@ -29,7 +34,18 @@ async def gateway_app(settings: GatewaySettings) -> AsyncIterator[ServiceBundle]
     )
     try:
         async with open_storage(settings.common) as storage, contextlib.AsyncExitStack() as http:
-            store = GatewayStore(storage.db, storage.redis, storage.keys)
+            webhooks = WebhookDeliverer(storage.db, settings.access)
+
+            async def on_graded(
+                conn: PoolConnectionProxy[asyncpg.Record], session_id: str, report: dict[str, Any]
+            ) -> None:
+                await outbox_graded(conn, session_id, report, settings.access.webhook_urls)
+                webhooks.wake()
+
+            store = GatewayStore(storage.db, storage.redis, storage.keys, on_graded=on_graded)
+            if settings.access.webhook_urls:
+                webhooks.start()
+                http.push_async_callback(webhooks.stop)
             gateway = Gateway.create(settings, store, storage.redis, storage.keys, upstreams)
             endpoints = {}
             if settings.http_addr:

@@ -20,8 +20,9 @@ from google.protobuf import timestamp_pb2
 from vibe.platform.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
 from vibe.services.gateway.clients import Upstreams
 from vibe.services.gateway.report import report_from_json
-from vibe.services.gateway.sessions import require_id
+from vibe.services.gateway.sessions import MAX_ID_CHARS, require_id
 from vibe.services.gateway.store import Role, SessionStatus
+from vibe.services.gateway.text_checks import plain_text
 from vibe.shared.convert import guardrail_from_columns, guardrail_to_pb
 from vibe_api.evaluator.v1 import evaluator_pb2
 from vibe_api.gateway.v1 import gateway_pb2, review_pb2
@@ -60,11 +61,26 @@ class ListFilter:
             candidate_id=request.candidate_id.strip() or None,
             problem_id=request.problem_id.strip() or None,
             status=_PB_TO_STATUS.get(request.status),
-            created_after=request.created_after.ToDatetime(UTC) if request.HasField("created_after") else None,
-            created_before=request.created_before.ToDatetime(UTC) if request.HasField("created_before") else None,
+            created_after=_pb_time(request, "created_after"),
+            created_before=_pb_time(request, "created_before"),
             page_size=request.page_size,
             page_token=request.page_token,
         )
+
+    def checked(self) -> ListFilter:
+        """InvalidArgument for what no session could match (text PostgreSQL cannot hold, a
+        time outside years 1-9999)."""
+        for name in ("candidate_id", "problem_id"):
+            value = getattr(self, name)
+            if value is not None:
+                plain_text(name, value)
+                if len(value) > MAX_ID_CHARS:
+                    raise InvalidArgument(f"{name} is {len(value)} characters; the limit is {MAX_ID_CHARS}")
+        for name in ("created_after", "created_before"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise InvalidArgument(f"{name} needs a time zone")
+        return self
 
     def checked_size(self) -> int:
         if self.page_size == 0:
@@ -76,6 +92,15 @@ class ListFilter:
         return self.page_size
 
 
+def _pb_time(request: review_pb2.ListSessionsRequest, name: str) -> datetime | None:
+    if not request.HasField(name):
+        return None
+    try:
+        return datetime.fromtimestamp(getattr(request, name).ToMicroseconds() / 1e6, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise InvalidArgument(f"{name} is outside the years 1-9999") from None
+
+
 def _encode_cursor(created_at: datetime, session_id: str) -> str:
     raw = json.dumps([created_at.isoformat(), session_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -84,8 +109,11 @@ def _encode_cursor(created_at: datetime, session_id: str) -> str:
 def _decode_cursor(token: str) -> tuple[datetime, str]:
     try:
         created, session_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return datetime.fromisoformat(created), str(session_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None or not isinstance(session_id, str):
+            raise ValueError("not a cursor of ours")
+        return at, plain_text("page_token", session_id)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, InvalidArgument):
         raise InvalidArgument("page_token is not one this API returned; start again without it") from None
 
 
@@ -168,7 +196,7 @@ class ReviewStore:
         return summary_to_pb(row)
 
     async def page(self, f: ListFilter) -> tuple[list[review_pb2.SessionSummary], str]:
-        size = f.checked_size()
+        size = f.checked().checked_size()
         after_at, after_id = _decode_cursor(f.page_token) if f.page_token else (None, None)
         rows = await self.db.fetch(
             _SUMMARY
@@ -237,7 +265,7 @@ class Review:
         return review_pb2.ListSessionsResponse(sessions=sessions, next_page_token=token)
 
     async def transcript(self, session_id: str) -> review_pb2.GetTranscriptResponse:
-        session_id = require_id("session_id", session_id)
+        session_id = plain_text("session_id", require_id("session_id", session_id))
         summary = await self.store.summary(session_id)
         turns = await self.store.turns(session_id)
         evaluations = await self._evaluations(session_id)
@@ -267,7 +295,7 @@ class Review:
         return out
 
     async def release(self, session_id: str) -> review_pb2.ReleaseReportResponse:
-        session_id = require_id("session_id", session_id)
+        session_id = plain_text("session_id", require_id("session_id", session_id))
         released = await self.store.release(session_id)
         log.info("report released", extra={"session_id": session_id})
         out = review_pb2.ReleaseReportResponse(session_id=session_id)

@@ -1,4 +1,7 @@
-"""HTTP edge of the reviewer and admin APIs (the gRPC edge is review_servicer.py):
+"""HTTP edge of the reviewer and admin APIs (the gRPC edge is review_servicer.py), and the
+OpenAPI description of the whole HTTP API:
+
+    GET  /api/openapi.json                       OpenAPI 3.1 (openapi.py)
 
     GET  /api/review/sessions                    ?candidate_id&problem_id&status&created_after&created_before
                                                  &page_size&page_token  -> {sessions, next_page_token}
@@ -16,7 +19,7 @@ Every route needs a key (`Authorization: Bearer vk_...` or `X-API-Key: vk_...`):
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +29,7 @@ from google.protobuf.message import Message
 from vibe.platform.api_keys import Scope
 from vibe.platform.errors import InvalidArgument
 from vibe.services.gateway.http_api import GATEWAY_KEY, credential_of
+from vibe.services.gateway.openapi import document
 from vibe.services.gateway.review import ListFilter
 from vibe.services.gateway.review_servicer import api_key_to_pb
 from vibe.services.gateway.store import SessionStatus
@@ -48,11 +52,11 @@ def _time(request: web.Request, name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is None:
+            raise InvalidArgument(f"{name}={raw!r} needs a time zone (e.g. Z or +09:00)")
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidArgument(f"{name}={raw!r} is not an RFC 3339 time (e.g. 2025-01-31T09:00:00Z)") from None
-    if value.tzinfo is None:
-        raise InvalidArgument(f"{name}={raw!r} needs a time zone (e.g. Z or +09:00)")
-    return value
 
 
 def _filter(request: web.Request) -> ListFilter:
@@ -136,7 +140,12 @@ async def revoke_key(request: web.Request) -> web.Response:
     return web.json_response(pb_json(review_pb2.RevokeApiKeyResponse(key=api_key_to_pb(key))))
 
 
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
 def add_review_routes(app: web.Application) -> None:
+    app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/api/review/sessions", list_sessions)
     app.router.add_get("/api/review/sessions/{session_id}/transcript", transcript)
     app.router.add_get("/api/review/sessions/{session_id}/export", export)
