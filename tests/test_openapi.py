@@ -15,6 +15,7 @@ import hypothesis
 import requests
 import schemathesis
 from hypothesis import strategies as st
+from schemathesis.core.result import Err
 from openapi_spec_validator import validate
 
 from tests.support.stack import REFERENCE, Stack, new_candidate
@@ -57,6 +58,8 @@ def _fuzz(base_url: str, api_key: str, session_ids: list[str], tokens: list[str]
     deadline = time.monotonic() + BUDGET_S
     session = requests.Session()
     for result in schema.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()  # the document itself is wrong: fail, never fuzz less
         operation = result.ok()
 
         @hypothesis.settings(
