@@ -15,8 +15,8 @@ import hypothesis
 import requests
 import schemathesis
 from hypothesis import strategies as st
-from schemathesis.core.result import Err
 from openapi_spec_validator import validate
+from schemathesis.core.result import Err
 
 from tests.support.stack import REFERENCE, Stack, new_candidate
 from vibe.services.gateway.core import Gateway
