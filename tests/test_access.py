@@ -16,7 +16,7 @@ import aiohttp
 import grpc
 import pytest
 
-from tests.support.stack import REFERENCE, Candidate, Stack, StartStack, key_auth, new_candidate
+from tests.support.stack import REFERENCE, Candidate, Stack, StartStack, key_auth, new_candidate, running_stack
 from tests.test_http_api import read_sse
 from vibe.platform.api_keys import Scope, new_key
 from vibe_api.gateway.v1 import gateway_pb2, review_pb2, review_pb2_grpc
@@ -315,9 +315,11 @@ async def _graded(stack: Stack) -> tuple[Candidate, list[gateway_pb2.SubmitEvent
     return candidate, await candidate.submit(REFERENCE)
 
 
-async def test_by_default_the_candidate_gets_a_receipt_until_the_report_is_released(start_stack: StartStack) -> None:
-    overrides = {"VIBE_CANDIDATE_REPORT": ""}  # unset: the default
-    async with start_stack(**overrides) as stack:
+async def test_by_default_the_candidate_gets_a_receipt_until_the_report_is_released(
+    isolated_env: dict[str, str],
+) -> None:
+    unset = {k: v for k, v in isolated_env.items() if k != "VIBE_CANDIDATE_REPORT"}  # the default policy
+    async with running_stack(unset) as stack:
         candidate, events = await _graded(stack)
         seen = events[-1].report
         assert seen.view == gateway_pb2.REPORT_VIEW_RECEIPT and "received and graded" in seen.notice
