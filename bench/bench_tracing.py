@@ -23,7 +23,7 @@ from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.otlp_receiver import otlp_receiver
 from vibe_dev.scratch import DATABASE_URL
-from vibe_dev.stack import BENCH_LIMITS, process_stack
+from vibe_dev.stack import LIFTED_LIMITS, process_stack
 
 REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
 
@@ -63,7 +63,7 @@ async def main(chats: int, submits: int) -> None:
         "GATEWAY_HTTP_ADDR": "",
         "VIBE_LOG_LEVEL": "warning",
         "DATABASE_URL": DATABASE_URL,
-        **BENCH_LIMITS,
+        **LIFTED_LIMITS,
     }
     async with otlp_receiver() as (receiver, endpoint):
         envs = {

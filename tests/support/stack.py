@@ -19,7 +19,7 @@ from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.fake_gemini import FakeGemini
 from vibe_dev.scratch import DATABASE_URL, REDIS_URL
-from vibe_dev.stack import StackAddrs, in_process_stack
+from vibe_dev.stack import LIFTED_LIMITS, StackAddrs, in_process_stack
 
 # The reference solution of two-sum: a submission that passes every test.
 REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
@@ -49,6 +49,7 @@ def isolated_env(tag: str) -> dict[str, str]:
         # Most tests read the graded report through the candidate's own calls; the policies
         # themselves (the default is `released`) are tested in tests/test_access.py.
         "VIBE_CANDIDATE_REPORT": "full",
+        **LIFTED_LIMITS,
     }
 
 
