@@ -31,7 +31,7 @@ from vibe_api.evaluator.v1 import evaluator_pb2
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2
 from vibe_api.tutor.v1 import tutor_pb2
-from vibe_dev.stack import StackAddrs, free_port, process_stack
+from vibe_dev.stack import StackAddrs, free_port, process_stack, with_dev_secrets
 
 DEMO_TURNS = (
     "I'm solving Two Sum. Before I code anything: which data structure would let me avoid checking every pair?",
@@ -182,7 +182,7 @@ async def demo(args: argparse.Namespace) -> int:
 
 
 async def up(args: argparse.Namespace) -> int:
-    env = _stack_env()
+    env = with_dev_secrets(_stack_env())  # one development secret and key for the four, printed below
     settings = GatewaySettings.from_env(env)  # every address, read and checked as the services will
     addrs = StackAddrs(settings.addr, settings.tutor_addr, settings.evaluator_addr, settings.scoring_addr)
     stop = asyncio.Event()
@@ -193,7 +193,7 @@ async def up(args: argparse.Namespace) -> int:
         http = settings.http_addr
         print(f"gateway   gRPC {addrs.gateway}" + (f"   web page http://{http}/" if http else ""))
         print(f"tutor     gRPC {addrs.tutor}\nevaluator gRPC {addrs.evaluator}\nscoring   gRPC {addrs.scoring}")
-        if addrs.api_key and not os.environ.get("VIBE_API_KEYS"):
+        if addrs.api_key and not os.environ.get("VIBE_API_KEYS"):  # generated here, so shown
             print(f"development API key (every scope, valid until Ctrl-C): {addrs.api_key}")
         print("Ctrl-C stops all four.", flush=True)
         await stop.wait()
