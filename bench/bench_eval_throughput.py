@@ -41,7 +41,7 @@ from vibe.shared.eval_queue import EvalJob
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.fake_gemini import FakeGemini
 from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from vibe_dev.stack import free_port, in_process_stack
+from vibe_dev.stack import LIFTED_LIMITS, free_port, in_process_stack, with_dev_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 TURNS_PER_SESSION = 5
@@ -66,13 +66,14 @@ def base_env(schema: str, prefix: str) -> dict[str, str]:
 async def create_turns(env: dict[str, str], turns: int) -> list[tuple[str, int]]:
     """Sessions with `turns` completed turns in all, chatted through the four services
     with the offline provider and no workers (nothing is evaluated yet)."""
-    env = {**env, "VIBE_LLM_PROVIDER": "offline", "EVALUATOR_WORKERS": "0"}
+    env = {**env, "VIBE_LLM_PROVIDER": "offline", "EVALUATOR_WORKERS": "0", **LIFTED_LIMITS}
     created: list[tuple[str, int]] = []
     async with in_process_stack(env) as addrs, grpc.aio.insecure_channel(addrs.gateway) as channel:
         gateway = gateway_pb2_grpc.GatewayStub(channel)
         while len(created) < turns:
             reply = await gateway.CreateSession(
-                gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum")
+                gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum"),
+                metadata=(("authorization", f"Bearer {addrs.api_key}"),),
             )
             auth = (("authorization", f"Bearer {reply.session_token}"),)
             for turn in range(1, min(TURNS_PER_SESSION, turns - len(created)) + 1):
@@ -91,7 +92,7 @@ async def evaluator_process(env: dict[str, str], **overrides: str) -> AsyncItera
         sys.executable,
         "-m",
         "vibe.services.evaluator",
-        env={**os.environ, **env, "EVALUATOR_ADDR": addr, **overrides},
+        env={**os.environ, **with_dev_secrets(env), "EVALUATOR_ADDR": addr, **overrides},
         cwd=ROOT,
     )
     try:

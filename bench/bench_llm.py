@@ -28,7 +28,7 @@ import grpc
 from vibe.llm.gemini import make_client
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from vibe_dev.stack import in_process_stack
+from vibe_dev.stack import LIFTED_LIMITS, in_process_stack
 
 MODEL = "gemini-2.5-flash"
 REFERENCE = "def two_sum(nums, target):\n    seen = {}\n    for i, x in enumerate(nums):\n        if target - x in seen:\n            return [seen[target - x], i]\n        seen[x] = i\n"
@@ -67,10 +67,12 @@ async def sdk_first_chunk_s(url: str, samples: int) -> list[float]:
 async def chat_and_submit(env: dict[str, str], turns: int) -> list[float]:
     """One session of `turns` chats through the four services, then its submit;
     returns each chat's time to first chunk as the candidate's client sees it."""
+    env = {**env, **LIFTED_LIMITS}
     async with in_process_stack(env) as addrs, grpc.aio.insecure_channel(addrs.gateway) as channel:
         gateway = gateway_pb2_grpc.GatewayStub(channel)
         created = await gateway.CreateSession(
-            gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum")
+            gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum"),
+            metadata=(("authorization", f"Bearer {addrs.api_key}"),),
         )
         session_id = created.session.session_id
         auth = (("authorization", f"Bearer {created.session_token}"),)

@@ -35,6 +35,7 @@ from vibe.services.scoring.judge import Judge, Verdict, run_limits
 from vibe.services.scoring.languages import language
 from vibe.services.scoring.programs import Program, build, execute
 from vibe.services.scoring.sandbox import RunLimits, Sandbox
+from vibe_dev.stack import with_dev_secrets
 
 LIMITS = RunLimits(cpu_time_s=2, wall_time_s=4, memory_mb=256)
 HELLO = {
@@ -182,7 +183,7 @@ async def main() -> int:
     finally:
         for sandbox in sandboxes.values():
             await sandbox.close()
-    settings = ScoringSettings.from_env()
+    settings = ScoringSettings.from_env(with_dev_secrets(os.environ))  # only max_parallel_runs is used
     checker = Sandbox(settings.max_parallel_runs)
     await checker.start()
     try:

@@ -23,13 +23,16 @@ from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.otlp_receiver import otlp_receiver
 from vibe_dev.scratch import DATABASE_URL
-from vibe_dev.stack import process_stack
+from vibe_dev.stack import LIFTED_LIMITS, process_stack
 
 REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
 
 
-async def new_session(stub: gateway_pb2_grpc.GatewayAsyncStub) -> tuple[str, tuple[tuple[str, str], ...]]:
-    created = await stub.CreateSession(gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum"))
+async def new_session(stub: gateway_pb2_grpc.GatewayAsyncStub, api_key: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    created = await stub.CreateSession(
+        gateway_pb2.CreateSessionRequest(candidate_id="bench", problem_id="two-sum"),
+        metadata=(("authorization", f"Bearer {api_key}"),),
+    )
     return created.session.session_id, (("authorization", f"Bearer {created.session_token}"),)
 
 
@@ -42,8 +45,8 @@ async def timed_chat(
     return time.perf_counter() - started
 
 
-async def timed_submit(stub: gateway_pb2_grpc.GatewayAsyncStub) -> float:
-    sid, auth = await new_session(stub)
+async def timed_submit(stub: gateway_pb2_grpc.GatewayAsyncStub, api_key: str) -> float:
+    sid, auth = await new_session(stub, api_key)
     await timed_chat(stub, sid, auth, "Which data structure avoids checking every pair?")
     started = time.perf_counter()
     async for _ in stub.Submit(
@@ -55,7 +58,13 @@ async def timed_submit(stub: gateway_pb2_grpc.GatewayAsyncStub) -> float:
 
 async def main(chats: int, submits: int) -> None:
     tags = {name: uuid.uuid4().hex[:10] for name in ("plain", "traced")}
-    base = {**os.environ, "GATEWAY_HTTP_ADDR": "", "VIBE_LOG_LEVEL": "warning", "DATABASE_URL": DATABASE_URL}
+    base = {
+        **os.environ,
+        "GATEWAY_HTTP_ADDR": "",
+        "VIBE_LOG_LEVEL": "warning",
+        "DATABASE_URL": DATABASE_URL,
+        **LIFTED_LIMITS,
+    }
     async with otlp_receiver() as (receiver, endpoint):
         envs = {
             name: {**base, "VIBE_DB_SCHEMA": f"bench_{tag}", "VIBE_REDIS_PREFIX": f"bench:{tag}:"}
@@ -72,7 +81,8 @@ async def main(chats: int, submits: int) -> None:
                 grpc.aio.insecure_channel(traced.gateway) as b,
             ):
                 stubs = {"plain": gateway_pb2_grpc.GatewayStub(a), "traced": gateway_pb2_grpc.GatewayStub(b)}
-                sessions = {name: await new_session(stub) for name, stub in stubs.items()}
+                keys = {"plain": plain.api_key, "traced": traced.api_key}  # each launcher's development key
+                sessions = {name: await new_session(stub, keys[name]) for name, stub in stubs.items()}
                 chat_times: dict[str, list[float]] = {"plain": [], "traced": []}
                 submit_times: dict[str, list[float]] = {"plain": [], "traced": []}
                 for i in range(chats + 3):
@@ -83,7 +93,7 @@ async def main(chats: int, submits: int) -> None:
                             chat_times[name].append(t)
                 for i in range(submits):
                     for name in ("plain", "traced") if i % 2 else ("traced", "plain"):
-                        submit_times[name].append(await timed_submit(stubs[name]))
+                        submit_times[name].append(await timed_submit(stubs[name], keys[name]))
         finally:
             conn = await asyncpg.connect(DATABASE_URL)
             for tag in tags.values():

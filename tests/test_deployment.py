@@ -14,7 +14,7 @@ import grpc
 import pytest
 import yaml
 
-from tests.support.stack import REFERENCE, Candidate
+from tests.support.stack import REFERENCE, Candidate, key_auth
 from vibe.platform.healthcheck import wait_serving
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.scratch import DATABASE_URL
@@ -47,12 +47,16 @@ def test_compose_file_describes_a_deployable_stack() -> None:
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317" and env["OTEL_SERVICE_NAME"] == name
         for dep in ("postgres", "redis"):
             assert service["depends_on"][dep]["condition"] == "service_healthy"
+        # Every service signs and checks internal calls with the compose secret, mounted as a file.
+        assert "vibe_service_secret" in service["secrets"], name
+        assert env["VIBE_SERVICE_SECRET_FILE"] == "/run/secrets/vibe_service_secret", name
     for upstream in ("scoring", "tutor", "evaluator"):
         assert services["gateway"]["depends_on"][upstream]["condition"] == "service_healthy"
     evaluator = services["evaluator"]
     assert "ports" not in evaluator and "container_name" not in evaluator, (
         "--scale evaluator=3 needs no fixed port or name"
     )
+    assert compose["secrets"]["vibe_service_secret"] == {"environment": "VIBE_SERVICE_SECRET"}
     assert (ROOT / "Dockerfile").exists()
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
         result = subprocess.run(["docker", "compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True)
@@ -102,7 +106,8 @@ async def test_two_gateways_and_two_evaluators_share_the_work(isolated_env: dict
             async with grpc.aio.insecure_channel(gateway_addr) as channel:
                 stub = gateway_pb2_grpc.GatewayStub(channel)
                 created = await stub.CreateSession(
-                    gateway_pb2.CreateSessionRequest(candidate_id=name, problem_id="two-sum")
+                    gateway_pb2.CreateSessionRequest(candidate_id=name, problem_id="two-sum"),
+                    metadata=key_auth(isolated_env["VIBE_API_KEY"]),
                 )
                 candidate = Candidate(stub, created.session, created.session_token)
                 for question in ("Which data structure helps here?", "You said a dict: how do I handle duplicates?"):

@@ -97,7 +97,7 @@ async def queue_is_empty(stack: Stack) -> bool:
 
 
 async def evaluator_call(stack: Stack, method: str, request):  # type: ignore[no-untyped-def]
-    async with grpc.aio.insecure_channel(stack.addrs.evaluator) as channel:
+    async with stack.internal("evaluator") as channel:
         return await getattr(evaluator_pb2_grpc.EvaluatorStub(channel), method)(request, timeout=30)
 
 

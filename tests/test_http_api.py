@@ -33,7 +33,11 @@ async def test_candidate_flow_over_http(stack: Stack) -> None:
         assert {"two-sum", "valid-parentheses"} <= {p["problem_id"] for p in problems}
         assert all("reference" not in json.dumps(p) for p in problems)
 
-        async with http.post(base + "/api/sessions", json={"candidate_id": "web-1", "problem_id": "two-sum"}) as r:
+        async with http.post(
+            base + "/api/sessions",
+            json={"candidate_id": "web-1", "problem_id": "two-sum"},
+            headers={"X-API-Key": stack.api_key},
+        ) as r:
             assert r.status == 201
             created = await r.json()
         sid, auth = created["session"]["session_id"], {"Authorization": f"Bearer {created['session_token']}"}
@@ -63,11 +67,16 @@ async def test_candidate_flow_over_http(stack: Stack) -> None:
 async def test_http_errors_are_json_with_the_right_status(stack: Stack) -> None:
     base = f"http://{stack.addrs.http}"
     async with aiohttp.ClientSession() as http:
-        async with http.post(base + "/api/sessions", data="not json") as r:
+        key = {"Authorization": f"Bearer {stack.api_key}"}
+        async with http.post(base + "/api/sessions", data="not json", headers=key) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "INVALID_ARGUMENT"
-        async with http.post(base + "/api/sessions", json={"candidate_id": "x", "problem_id": "nope"}) as r:
+        async with http.post(
+            base + "/api/sessions", json={"candidate_id": "x", "problem_id": "nope"}, headers=key
+        ) as r:
             assert r.status == 404 and "nope" in (await r.json())["error"]["message"]
-        async with http.post(base + "/api/sessions", json={"candidate_id": "x", "problem_id": "two-sum"}) as r:
+        async with http.post(
+            base + "/api/sessions", json={"candidate_id": "x", "problem_id": "two-sum"}, headers=key
+        ) as r:
             created = await r.json()
         sid = created["session"]["session_id"]
         async with http.post(f"{base}/api/sessions/{sid}/chat", json={"message": "hi"}) as r:

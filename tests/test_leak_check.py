@@ -10,7 +10,6 @@ import json
 import time
 from typing import Any
 
-import grpc
 import pytest
 
 from tests.support.stack import Stack, StartStack, gemini_stack, new_candidate, reply_text
@@ -159,7 +158,7 @@ async def test_a_reply_streaming_the_reference_is_cut_replaced_by_a_hint_and_fla
 
 
 async def _tutor_reply(stack: Stack, session_id: str, message: str) -> list[tutor_pb2.StreamReplyResponse]:
-    async with grpc.aio.insecure_channel(stack.addrs.tutor) as channel:
+    async with stack.internal("tutor") as channel:
         call = tutor_pb2_grpc.TutorStub(channel).StreamReply(
             tutor_pb2.StreamReplyRequest(session_id=session_id, turn=1, problem_id="two-sum", message=message),
             timeout=30,

@@ -29,7 +29,7 @@ QUESTIONS = [
 async def wait_for_evaluations(
     stack: Stack, session_id: str, count: int, timeout_s: float = 20
 ) -> list[evaluator_pb2.TurnEvaluation]:
-    async with grpc.aio.insecure_channel(stack.addrs.evaluator) as channel:
+    async with stack.internal("evaluator") as channel:
         stub = evaluator_pb2_grpc.EvaluatorStub(channel)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -291,7 +291,7 @@ async def test_create_session_rejects_bad_input(
 ) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.gateway.CreateSession(
-            gateway_pb2.CreateSessionRequest(candidate_id=candidate_id, problem_id=problem_id)
+            gateway_pb2.CreateSessionRequest(candidate_id=candidate_id, problem_id=problem_id), metadata=stack.key_auth
         )
     assert err.value.code() == code
 

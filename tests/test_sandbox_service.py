@@ -17,6 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.stack import internal_channel
 from vibe.platform.config import ScoringSettings
 from vibe.platform.healthcheck import wait_serving
 from vibe.platform.server import GrpcServer
@@ -99,12 +100,13 @@ async def test_a_sandbox_failure_is_retryable_and_shows_in_health(isolated_env: 
     helper = tmp_path / "bin" / "vibe-box"
     helper.parent.mkdir()
     shutil.copy(find_helper(), helper)
-    settings = ScoringSettings.from_env(_env(isolated_env, SCORING_SANDBOX_HELPER=str(helper)))
+    settings_env = _env(isolated_env, SCORING_SANDBOX_HELPER=str(helper))
+    settings = ScoringSettings.from_env(settings_env)
     async with scoring_app(settings) as bundle:
         server = GrpcServer(bundle)
         port = await server.start()
         try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            async with internal_channel(settings_env, f"127.0.0.1:{port}", "scoring") as channel:
                 scoring = scoring_pb2_grpc.ScoringStub(channel)
                 health: Any = health_pb2_grpc.HealthStub(channel)  # typeshed's stub lists no methods
                 request = scoring_pb2.CheckCodeRequest(problem_id="two-sum", language="python", code=TWO_SUM_RIGHT)
@@ -113,11 +115,17 @@ async def test_a_sandbox_failure_is_retryable_and_shows_in_health(isolated_env: 
                 helper.rename(helper.with_name("gone"))
                 for proc in _slot_servers(helper):
                     proc.kill()
-                with pytest.raises(grpc.aio.AioRpcError) as failed:
-                    await scoring.CheckCode(request, timeout=60)
-                assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
-                details = failed.value.details() or ""
-                assert "the code sandbox failed" in details and "please retry" in details and str(helper) in details
+                # Every attempt is a retryable UNAVAILABLE, never a verdict; the first may meet a
+                # server dying under it, the next ones name the missing helper.
+                messages = []
+                for _ in range(3):
+                    with pytest.raises(grpc.aio.AioRpcError) as failed:
+                        await scoring.CheckCode(request, timeout=60)
+                    assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+                    details = failed.value.details() or ""
+                    assert "the code sandbox failed" in details and "please retry" in details, details
+                    messages.append(details)
+                assert any(str(helper) in m for m in messages), messages
                 status = await health.Check(health_pb2.HealthCheckRequest(service="vibe.scoring.v1.Scoring"))
                 assert status.status == health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -198,7 +206,7 @@ async def test_a_checkout_under_a_private_directory_runs_isolated(isolated_env: 
     )
     try:
         await wait_serving(addr, 60)
-        async with grpc.aio.insecure_channel(addr) as channel:
+        async with internal_channel(env, addr, "scoring") as channel:
             scoring = scoring_pb2_grpc.ScoringStub(channel)
             right = await scoring.CheckCode(
                 scoring_pb2.CheckCodeRequest(problem_id="two-sum", language="python", code=TWO_SUM_RIGHT), timeout=120

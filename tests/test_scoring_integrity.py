@@ -78,7 +78,7 @@ async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stac
     candidate = await new_candidate(stack)
     code = TWO_SUM.reference_solution + "\n" + SHOWN.split("```python\n")[1].split("```")[0]
     await _seed_submission(stack, candidate.session_id, code)
-    async with grpc.aio.insecure_channel(stack.addrs.scoring) as channel:
+    async with stack.internal("scoring") as channel:
         scoring = scoring_pb2_grpc.ScoringStub(channel)
         reply = await scoring.CheckCode(
             scoring_pb2.CheckCodeRequest(
@@ -109,7 +109,7 @@ async def test_check_code_reports_isolation_complexity_and_integrity(stack: Stac
 
 async def test_hostile_submission_leaves_the_service_healthy(stack: Stack) -> None:
     fork_bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
-    async with grpc.aio.insecure_channel(stack.addrs.scoring) as channel:
+    async with stack.internal("scoring") as channel:
         scoring = scoring_pb2_grpc.ScoringStub(channel)
         reply = await scoring.CheckCode(
             scoring_pb2.CheckCodeRequest(problem_id="valid-parentheses", language="python", code=fork_bomb), timeout=120

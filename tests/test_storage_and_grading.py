@@ -13,6 +13,8 @@ from vibe.platform.errors import InvalidArgument
 from vibe.services.scoring.grading import final_scores
 from vibe_dev.scratch import DATABASE_URL
 
+SETTINGS_ENV = {"VIBE_SERVICE_SECRET": "s" * 32}  # the only variable a service may not leave unset
+
 
 async def test_migrations_are_idempotent_and_safe_when_services_start_together(isolated_env: dict[str, str]) -> None:
     schema = isolated_env["VIBE_DB_SCHEMA"]
@@ -42,14 +44,14 @@ async def test_migrations_are_idempotent_and_safe_when_services_start_together(i
 def test_grading_formula_and_bands(
     holistic: float, turns: float, performance: float, correctness: float, total: float, grade: str
 ) -> None:
-    scores = final_scores(ScoringSettings.from_env({}), holistic, turns, performance, correctness)
+    scores = final_scores(ScoringSettings.from_env(SETTINGS_ENV), holistic, turns, performance, correctness)
     assert scores.prompt_score == pytest.approx((holistic + turns) / 2)
     assert scores.total_score == pytest.approx(total, abs=0.01)
     assert scores.grade == grade
 
 
 def test_design_examples_grade_as_the_design_says() -> None:
-    bands = ScoringSettings.from_env({}).bands
+    bands = ScoringSettings.from_env(SETTINGS_ENV).bands
     assert bands.grade(64.25) == "D"
     assert bands.grade(53.31) == "F"
     assert bands.grade(95) == "A+" and bands.grade(94.99) == "A"
@@ -58,6 +60,7 @@ def test_design_examples_grade_as_the_design_says() -> None:
 def test_weights_and_bands_are_settings() -> None:
     settings = ScoringSettings.from_env(
         {
+            **SETTINGS_ENV,
             "VIBE_WEIGHT_PROMPT": "0.2",
             "VIBE_WEIGHT_PERFORMANCE": "0.2",
             "VIBE_WEIGHT_CORRECTNESS": "0.6",
@@ -73,7 +76,7 @@ def test_weights_and_bands_are_settings() -> None:
 @pytest.mark.parametrize("bad", [-1.0, 100.5, float("nan")])
 def test_out_of_range_components_are_rejected(bad: float) -> None:
     with pytest.raises(InvalidArgument):
-        final_scores(ScoringSettings.from_env({}), bad, 50, 50, 50)
+        final_scores(ScoringSettings.from_env(SETTINGS_ENV), bad, 50, 50, 50)
 
 
 async def test_problem_bank_round_trips_through_postgres(isolated_env: dict[str, str]) -> None:

@@ -9,7 +9,7 @@ import os
 
 import grpc
 
-from tests.support.stack import REFERENCE, Candidate, StartStack
+from tests.support.stack import REFERENCE, Candidate, StartStack, key_auth
 from vibe.platform.logs import JsonFormatter
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.otlp_receiver import otlp_receiver
@@ -30,7 +30,8 @@ async def test_chat_and_submit_each_make_one_trace_across_services(isolated_env:
         async with process_stack(env, quiet=True) as addrs, grpc.aio.insecure_channel(addrs.gateway) as channel:
             gateway = gateway_pb2_grpc.GatewayStub(channel)
             created = await gateway.CreateSession(
-                gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum")
+                gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum"),
+                metadata=key_auth(addrs.api_key),
             )
             candidate = Candidate(gateway, created.session, created.session_token)
             sid = candidate.session_id
@@ -75,7 +76,7 @@ async def test_logs_are_json_with_trace_ids_and_no_candidate_code(start_stack: S
     caplog.set_level(logging.INFO)
     async with start_stack() as stack:
         created = await stack.gateway.CreateSession(
-            gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum")
+            gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum"), metadata=stack.key_auth
         )
         candidate = Candidate(stack.gateway, created.session, created.session_token)
         await candidate.chat("A hint please, my message text MESSAGE-MARKER-77")

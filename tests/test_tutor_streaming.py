@@ -35,7 +35,7 @@ async def test_every_chunk_leaves_the_tutor_as_soon_as_it_is_generated(
     fake.reply_chunks = tuple(f"Step {i}: which value completes the pair? " for i in range(10))
     async with gemini_stack(start_stack, fake) as stack:
         candidate = await new_candidate(stack)
-        async with grpc.aio.insecure_channel(stack.addrs.tutor) as channel:
+        async with stack.internal("tutor") as channel:
             call = tutor_pb2_grpc.TutorStub(channel).StreamReply(_request(candidate.session_id), timeout=30)
             arrivals = [time.monotonic() async for e in call if e.WhichOneof("event") == "delta"]
     written = fake.chunk_written_at
@@ -54,7 +54,7 @@ async def test_a_client_that_stops_reading_holds_the_upstream_back(start_stack: 
     fake.reply_chunks = tuple(chunk for _ in range(total))
     async with gemini_stack(start_stack, fake) as stack:
         candidate = await new_candidate(stack)
-        async with grpc.aio.insecure_channel(stack.addrs.tutor) as channel:
+        async with stack.internal("tutor") as channel:
             call = tutor_pb2_grpc.TutorStub(channel).StreamReply(_request(candidate.session_id), timeout=60)
             first = await call.read()
             assert isinstance(first, tutor_pb2.StreamReplyResponse) and first.WhichOneof("event") == "delta"

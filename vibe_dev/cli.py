@@ -3,28 +3,35 @@
 vibe up                 run all four services until Ctrl-C
 vibe demo               drive one scripted candidate through the gateway and print the report
 vibe problems load      load the problem bank files into PostgreSQL
+vibe keys create --name N --scope S [--scope S...] [--settings]
+                        a backend API key (printed once); --settings prints a VIBE_API_KEYS entry instead
+vibe keys list          the keys of the api_keys table
+vibe keys revoke KEY_ID revoke a key (refused from the next call on)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import grpc
 from google.protobuf.internal.enum_type_wrapper import EnumTypeWrapper
 
+from vibe.platform.api_keys import ApiKeyStore
 from vibe.platform.config import ConfigError, GatewaySettings
+from vibe.platform.errors import ServiceError
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.evaluator.v1 import evaluator_pb2
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2
 from vibe_api.tutor.v1 import tutor_pb2
-from vibe_dev.stack import StackAddrs, free_port, process_stack
+from vibe_dev.stack import StackAddrs, free_port, process_stack, with_dev_secrets
 
 DEMO_TURNS = (
     "I'm solving Two Sum. Before I code anything: which data structure would let me avoid checking every pair?",
@@ -108,11 +115,18 @@ def print_report(report: gateway_pb2.Report) -> None:
     out(f"\nGrade: {s.grade}\n")
 
 
-async def drive_demo(gateway_addr: str, problem_id: str) -> gateway_pb2.Report:
+async def drive_demo(gateway_addr: str, problem_id: str, api_key: str) -> gateway_pb2.Report:
+    """One candidate, end to end; the session is created with the backend key `api_key`
+    (and the report, whatever the candidate's view, is then read with it too)."""
+    if not api_key:
+        raise RuntimeError("no API key to create the session with: set VIBE_API_KEY (see `vibe keys create`)")
+    backend = (("authorization", f"Bearer {api_key}"),)
     async with grpc.aio.insecure_channel(gateway_addr) as channel:
         gateway = gateway_pb2_grpc.GatewayStub(channel)
         created = await gateway.CreateSession(
-            gateway_pb2.CreateSessionRequest(candidate_id="demo-candidate", problem_id=problem_id), timeout=30
+            gateway_pb2.CreateSessionRequest(candidate_id="demo-candidate", problem_id=problem_id),
+            timeout=30,
+            metadata=backend,
         )
         auth = (("authorization", f"Bearer {created.session_token}"),)
         session_id = created.session.session_id
@@ -141,6 +155,9 @@ async def drive_demo(gateway_addr: str, problem_id: str) -> gateway_pb2.Report:
             else:
                 report = submit_event.report
         assert report is not None
+        if report.view != gateway_pb2.REPORT_VIEW_FULL:  # what the candidate saw; the reviewer sees it all
+            print(f"\nThe candidate sees: {report.notice}")
+            report = await gateway.GetReport(gateway_pb2.GetReportRequest(session_id=session_id), metadata=backend)
         print_report(report)
         return report
 
@@ -153,19 +170,19 @@ def _stack_env() -> dict[str, str]:
 
 async def demo(args: argparse.Namespace) -> int:
     if args.gateway:
-        await drive_demo(args.gateway, args.problem)
+        await drive_demo(args.gateway, args.problem, os.environ.get("VIBE_API_KEY", ""))
         return 0
     env = _stack_env()
     env.setdefault("GATEWAY_HTTP_ADDR", f"127.0.0.1:{free_port()}")
     env.setdefault("VIBE_LOG_LEVEL", "warning")
     print("Starting the four services (offline LLM provider unless VIBE_LLM_PROVIDER says otherwise)...")
     async with process_stack(env) as addrs:
-        await drive_demo(addrs.gateway, args.problem)
+        await drive_demo(addrs.gateway, args.problem, addrs.api_key)
     return 0
 
 
 async def up(args: argparse.Namespace) -> int:
-    env = _stack_env()
+    env = with_dev_secrets(_stack_env())  # one development secret and key for the four, printed below
     settings = GatewaySettings.from_env(env)  # every address, read and checked as the services will
     addrs = StackAddrs(settings.addr, settings.tutor_addr, settings.evaluator_addr, settings.scoring_addr)
     stop = asyncio.Event()
@@ -176,6 +193,8 @@ async def up(args: argparse.Namespace) -> int:
         http = settings.http_addr
         print(f"gateway   gRPC {addrs.gateway}" + (f"   web page http://{http}/" if http else ""))
         print(f"tutor     gRPC {addrs.tutor}\nevaluator gRPC {addrs.evaluator}\nscoring   gRPC {addrs.scoring}")
+        if addrs.api_key and not os.environ.get("VIBE_API_KEYS"):  # generated here, so shown
+            print(f"development API key (every scope, valid until Ctrl-C): {addrs.api_key}")
         print("Ctrl-C stops all four.", flush=True)
         await stop.wait()
     return 0
@@ -185,6 +204,58 @@ async def load_problems(args: argparse.Namespace) -> int:
     from vibe.services.scoring.load import load
 
     return await load(args.problems_dir)
+
+
+async def keys_create(args: argparse.Namespace) -> int:
+    from vibe.platform.api_keys import check_name, new_key, parse_scopes, settings_entry
+
+    scopes = parse_scopes(args.scope)
+    name = check_name(args.name)
+    if args.settings:  # for VIBE_API_KEYS: nothing is stored, the gateway reads the hash from its settings
+        key_id, secret, plaintext = new_key()
+        print(f"API key (shown once, give it to the backend): {plaintext}")
+        print(
+            f"VIBE_API_KEYS entry (the gateway's setting; entries are separated by commas):\n{settings_entry(name, key_id, secret, scopes)}"
+        )
+        return 0
+    async with _key_store() as store:
+        key, plaintext = await store.create(name, scopes)
+    print(f"created key {key.key_id} ({key.name}), scopes {' '.join(sorted(key.scopes))}")
+    print(f"API key (shown once, give it to the backend): {plaintext}")
+    return 0
+
+
+async def keys_list(args: argparse.Namespace) -> int:
+    async with _key_store() as store:
+        keys = await store.list_keys()
+    print(f"{'key id':<14} {'name':<24} {'scopes':<40} {'created':<20} revoked")
+    for k in keys:
+        created = k.created_at.strftime("%Y-%m-%d %H:%M") if k.created_at else ""
+        revoked = k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else ""
+        print(f"{k.key_id:<14} {k.name:<24} {' '.join(sorted(k.scopes)):<40} {created:<20} {revoked}")
+    return 0
+
+
+async def keys_revoke(args: argparse.Namespace) -> int:
+    async with _key_store() as store:
+        key = await store.revoke(args.key_id)
+    assert key.revoked_at is not None
+    print(f"revoked key {key.key_id} ({key.name}) at {key.revoked_at.isoformat()}")
+    return 0
+
+
+@contextlib.asynccontextmanager
+async def _key_store() -> AsyncIterator[ApiKeyStore]:
+    """The api_keys table of DATABASE_URL / VIBE_DB_SCHEMA (migrations applied)."""
+    from vibe.platform.config import CommonSettings
+    from vibe.platform.db import connect_pool
+
+    common = CommonSettings.from_env(who="vibe keys")
+    pool = await connect_pool(common.database_url, common.db_schema, max_size=2)
+    try:
+        yield ApiKeyStore(pool)
+    finally:
+        await pool.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -201,12 +272,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     p_load = p_problems_sub.add_parser("load", help="validate a problem bank and load it into PostgreSQL")
     p_load.add_argument("problems_dir", nargs="?", type=Path, default=DEFAULT_PROBLEMS_DIR)
     p_load.set_defaults(handler=load_problems)
+    p_keys = sub.add_parser("keys", help="backend API keys (the api_keys table of DATABASE_URL)")
+    p_keys_sub = p_keys.add_subparsers(dest="action", required=True)
+    p_create = p_keys_sub.add_parser("create", help="create a key and print it once")
+    p_create.add_argument("--name", required=True, help="who holds it, e.g. hr-platform")
+    p_create.add_argument(
+        "--scope", action="append", required=True, help="sessions:create, reports:read or admin (repeat for several)"
+    )
+    p_create.add_argument("--settings", action="store_true", help="print a VIBE_API_KEYS entry; store nothing")
+    p_create.set_defaults(handler=keys_create)
+    p_keys_sub.add_parser("list", help="list the keys").set_defaults(handler=keys_list)
+    p_revoke = p_keys_sub.add_parser("revoke", help="revoke a key")
+    p_revoke.add_argument("key_id")
+    p_revoke.set_defaults(handler=keys_revoke)
     args = parser.parse_args(argv)
     try:
         raise SystemExit(asyncio.run(args.handler(args)))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except ServiceError as exc:  # e.g. an unknown scope or key id
+        print(f"error: {exc.message}", file=sys.stderr)
+        raise SystemExit(1) from None
     except grpc.aio.AioRpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from vibe.llm.base import Exchange, LLMProvider, ProblemContext
-from vibe.platform.config import TutorSettings
+from vibe.platform.config import CommonSettings, TutorSettings
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR, load_problem
 from vibe.services.tutor.hints import decide_guidance
 from vibe.services.tutor.leak import LeakGuard, LeakOutcome
+from vibe_dev.stack import with_dev_secrets
 
 REDTEAM_PATH = Path(__file__).resolve().parents[1] / "tests" / "data" / "redteam.json"  # the set the tests play
 EXPECTED = ("refuse", "no_leak", "answer")
@@ -83,7 +84,8 @@ def problem_context(problem_id: str) -> ProblemContext:
 
 @cache
 def _leak_guard() -> LeakGuard:
-    return LeakGuard(TutorSettings.from_env({}).leak_threshold)  # the service's default threshold
+    # The service's default threshold (the secret is only there to make the settings complete).
+    return LeakGuard(TutorSettings.from_env(with_dev_secrets({})).leak_threshold)
 
 
 def leak_of(problem_id: str, text: str) -> LeakOutcome:
@@ -171,7 +173,7 @@ def _make_provider(name: str) -> LLMProvider:
     from vibe.llm import make_provider
 
     # The provider and its key come from the environment, as for the tutor service.
-    return make_provider(TutorSettings.from_env().common)
+    return make_provider(CommonSettings.from_env(who="redteam report"))
 
 
 async def _report(provider: str, verbose: bool) -> int:

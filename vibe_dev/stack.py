@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 import socket
 import sys
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from vibe.platform.api_keys import ALL_SCOPES, new_key, settings_entry
 from vibe.platform.config import EvaluatorSettings, GatewaySettings, ScoringSettings, TutorSettings
 from vibe.platform.healthcheck import wait_serving
 from vibe.platform.server import GrpcServer, ServiceBundle
@@ -32,6 +34,7 @@ class StackAddrs:
     evaluator: str
     scoring: str
     http: str = ""  # the gateway's web page and HTTP API, when enabled
+    api_key: str = ""  # a key the launcher generated or was given (VIBE_API_KEY), for its clients
 
     def env(self) -> dict[str, str]:
         return {
@@ -40,6 +43,35 @@ class StackAddrs:
             "EVALUATOR_ADDR": self.evaluator,
             "SCORING_ADDR": self.scoring,
         }
+
+
+# Benchmarks and most tests drive many chats through one session and one key as fast as
+# they can: the product's limits would measure the limits, not the system. (The limits
+# themselves are tested with their own small values, tests/test_limits.py.)
+LIFTED_LIMITS = {
+    "VIBE_LIMIT_CHATS_PER_MINUTE": "100000",
+    "VIBE_LIMIT_TURNS_PER_SESSION": "100000",
+    "VIBE_LIMIT_SESSIONS_PER_KEY_PER_HOUR": "1000000",
+    "VIBE_LIMIT_STREAMS_PER_KEY": "100000",
+}
+
+
+def with_dev_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """`env`, plus what a development stack generates when it is not set, so that `make
+    demo` needs no setup (a deployment sets its own, see the README):
+
+    - a random VIBE_SERVICE_SECRET shared by the four services;
+    - without VIBE_API_KEYS, a development API key with every scope: its hash goes to the
+      gateway in VIBE_API_KEYS, the key itself to the launcher's clients in VIBE_API_KEY.
+    """
+    env = dict(env)
+    if not env.get("VIBE_SERVICE_SECRET") and not env.get("VIBE_SERVICE_SECRET_FILE"):
+        env["VIBE_SERVICE_SECRET"] = secrets.token_hex(32)
+    if not env.get("VIBE_API_KEYS", "").strip():
+        key_id, secret, plaintext = new_key()
+        env["VIBE_API_KEYS"] = settings_entry("development", key_id, secret, ALL_SCOPES)
+        env["VIBE_API_KEY"] = plaintext
+    return env
 
 
 @contextlib.asynccontextmanager
@@ -54,7 +86,7 @@ async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
     from vibe.services.scoring.app import scoring_app
     from vibe.services.tutor.app import tutor_app
 
-    env = dict(env)
+    env = with_dev_secrets(env)
     async with contextlib.AsyncExitStack() as stack:
         bound: dict[str, str] = {}
         apps: list[tuple[str, Callable[[], AbstractAsyncContextManager[ServiceBundle]]]] = [
@@ -74,7 +106,7 @@ async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
         port = await server.start()
         stack.push_async_callback(server.stop, 0.5)
         bound["gateway"] = f"127.0.0.1:{port}"
-        yield StackAddrs(**bound, http=bundle.endpoints.get("http", ""))
+        yield StackAddrs(**bound, http=bundle.endpoints.get("http", ""), api_key=env.get("VIBE_API_KEY", ""))
 
 
 def free_port() -> int:
@@ -95,7 +127,8 @@ async def process_stack(
     """The four services as child processes; SIGTERM to each on the way out."""
     if addrs is None:
         addrs = StackAddrs(*(f"127.0.0.1:{free_port()}" for _ in range(4)))
-    child_env = {**env, **addrs.env()}
+    child_env = {**with_dev_secrets(env), **addrs.env()}
+    addrs.api_key = child_env.get("VIBE_API_KEY", "")
     procs: dict[str, asyncio.subprocess.Process] = {}
     try:
         for name in SERVICES:

@@ -19,7 +19,9 @@ from vibe.services.scoring.sandbox import RunLimits, RunResult, Sandbox
 FAST = RunLimits(cpu_time_s=1, wall_time_s=2, memory_mb=64, output_bytes=64 * 1024)
 #: Slack on top of a limit for the sandbox to notice, kill and clean up.
 MARGIN_S = 1.5
-UID_BASE = 60000
+#: The runs' uids: a range of this test process's own, so that test runs going on side by side
+#: (several checkouts on one machine) never see each other's processes as left behind.
+UID_BASE = 61000 + (os.getpid() % 2000) * 4
 SLOTS = 2
 
 

@@ -5,18 +5,21 @@ environment that gives a test its own PostgreSQL schema and Redis key prefix."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
 import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
+from vibe.platform.api_keys import ALL_SCOPES, new_key, settings_entry
+from vibe.platform.service_auth import service_channel
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.fake_gemini import FakeGemini
 from vibe_dev.scratch import DATABASE_URL, REDIS_URL
-from vibe_dev.stack import StackAddrs, in_process_stack
+from vibe_dev.stack import LIFTED_LIMITS, StackAddrs, in_process_stack
 
 # The reference solution of two-sum: a submission that passes every test.
 REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
@@ -25,6 +28,7 @@ REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
 def isolated_env(tag: str) -> dict[str, str]:
     """Environment for services that only touches the schema `t_<tag>` and the keys
     `t:<tag>:*` (dropped with `vibe_dev.scratch.drop_scratch`)."""
+    key_id, secret, plaintext = new_key()
     return {
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
@@ -37,7 +41,27 @@ def isolated_env(tag: str) -> dict[str, str]:
         "SCORING_ADDR": "127.0.0.1:0",
         "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
         "VIBE_SHUTDOWN_GRACE_S": "0.5",
+        # Known to the test, so that it can call the internal services as the gateway does.
+        "VIBE_SERVICE_SECRET": secrets.token_hex(32),
+        # A backend key with every scope (the gateway gets its hash; the tests send VIBE_API_KEY).
+        "VIBE_API_KEYS": settings_entry("tests", key_id, secret, ALL_SCOPES),
+        "VIBE_API_KEY": plaintext,
+        # Most tests read the graded report through the candidate's own calls; the policies
+        # themselves (the default is `released`) are tested in tests/test_access.py.
+        "VIBE_CANDIDATE_REPORT": "full",
+        **LIFTED_LIMITS,
     }
+
+
+def key_auth(api_key: str) -> tuple[tuple[str, str], ...]:
+    """gRPC metadata that presents a backend API key."""
+    return (("authorization", f"Bearer {api_key}"),)
+
+
+def internal_channel(env: Mapping[str, str], addr: str, service: str, caller: str = "gateway") -> grpc.aio.Channel:
+    """A channel to the internal `service` at `addr` whose calls are signed as `caller`
+    with the environment's VIBE_SERVICE_SECRET (as the gateway signs its own)."""
+    return service_channel(addr, env["VIBE_SERVICE_SECRET"], caller, service)
 
 
 @dataclass
@@ -55,6 +79,19 @@ class Stack:
 
     def key(self, suffix: str) -> str:
         return self.env["VIBE_REDIS_PREFIX"] + suffix
+
+    @property
+    def api_key(self) -> str:
+        """The stack's backend key (every scope), as VIBE_API_KEY holds it."""
+        return self.env["VIBE_API_KEY"]
+
+    @property
+    def key_auth(self) -> tuple[tuple[str, str], ...]:
+        return key_auth(self.api_key)
+
+    def internal(self, service: str, caller: str = "gateway") -> grpc.aio.Channel:
+        """A channel to the stack's tutor, evaluator or scoring service, signed as `caller`."""
+        return internal_channel(self.env, getattr(self.addrs, service), service, caller)
 
 
 StartStack = Callable[..., contextlib.AbstractAsyncContextManager[Stack]]
@@ -103,7 +140,7 @@ class Candidate:
 
 async def new_candidate(stack: Stack, problem_id: str = "two-sum", candidate_id: str = "cand-1") -> Candidate:
     reply = await stack.gateway.CreateSession(
-        gateway_pb2.CreateSessionRequest(candidate_id=candidate_id, problem_id=problem_id)
+        gateway_pb2.CreateSessionRequest(candidate_id=candidate_id, problem_id=problem_id), metadata=stack.key_auth
     )
     return Candidate(stack.gateway, reply.session, reply.session_token)
 

@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from vibe.platform.api_keys import SettingsKey, parse_settings_keys
+
 DEFAULT_ADDRS = {
     "gateway": "127.0.0.1:50051",
     "tutor": "127.0.0.1:50052",
@@ -106,6 +108,28 @@ class _Reader:
         if not _IDENT_RE.match(value):
             self.errors.append(f"{name}={value!r} must be a lowercase SQL identifier")
             return default
+        return value
+
+    def secret(self, name: str, min_bytes: int, why: str) -> str:
+        """A secret from `name`, or from the file named by `name`_FILE (how compose and
+        Kubernetes hand out secrets); required, at least `min_bytes` long."""
+        file_var = f"{name}_FILE"
+        path = self.text(file_var, "")
+        value = self.env.get(name, "")
+        if path and value:
+            self.errors.append(f"{name} and {file_var} are both set; set one")
+            return ""
+        if path:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    value = f.read().strip()
+            except OSError as exc:
+                self.errors.append(f"{file_var}={path!r} cannot be read: {exc.strerror}")
+                return ""
+        if not value:
+            self.errors.append(f"{name} is not set: {why} (at least {min_bytes} bytes, e.g. `openssl rand -hex 32`)")
+        elif len(value.encode()) < min_bytes:
+            self.errors.append(f"{name} is {len(value.encode())} bytes; it must be at least {min_bytes}")
         return value
 
     def done(self, service: str) -> None:
@@ -221,6 +245,7 @@ class TutorSettings:
     # Low-effort requests in a row ("next hint", "just tell me") before the tutor asks
     # the candidate to try something first.
     low_effort_limit: int
+    service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TutorSettings:
@@ -231,6 +256,7 @@ class TutorSettings:
             leak_threshold=r.number("TUTOR_LEAK_THRESHOLD", 0.35, 0.01, 1.0),
             history_token_budget=r.integer("TUTOR_HISTORY_TOKEN_BUDGET", 3000, 200, 1_000_000),
             low_effort_limit=r.integer("TUTOR_LOW_EFFORT_LIMIT", 3, 1, 100),
+            service_secret=_service_secret(r),
         )
         r.done("tutor")
         return s
@@ -245,6 +271,7 @@ class EvaluatorSettings:
     eval_lock_ttl_s: int  # an evaluation holding its lock longer is presumed dead
     job_max_attempts: int  # deliveries of one queued job before it goes to the dead-letter stream
     judge_samples: int  # score each turn k times and keep the median (1 = once)
+    service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EvaluatorSettings:
@@ -257,6 +284,7 @@ class EvaluatorSettings:
             eval_lock_ttl_s=r.integer("VIBE_EVAL_LOCK_TTL_S", 120, 1, 3600),
             job_max_attempts=r.integer("EVALUATOR_JOB_MAX_ATTEMPTS", 3, 1, 100),
             judge_samples=r.integer("EVALUATOR_JUDGE_SAMPLES", 1, 1, 9),
+            service_secret=_service_secret(r),
         )
         r.done("evaluator")
         return s
@@ -296,6 +324,7 @@ class ScoringSettings:
     weight_performance: float
     weight_correctness: float
     bands: GradeBands
+    service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ScoringSettings:
@@ -330,9 +359,20 @@ class ScoringSettings:
             weight_performance=wperf,
             weight_correctness=wc,
             bands=GradeBands(bands),
+            service_secret=_service_secret(r),
         )
         r.done("scoring")
         return s
+
+
+# Service-to-service authentication (vibe/platform/service_auth.py).
+SERVICE_SECRET_VAR = "VIBE_SERVICE_SECRET"
+MIN_SERVICE_SECRET_BYTES = 32
+_SERVICE_SECRET_WHY = "the services sign and check every call between them with it, and it must be the same in all four"
+
+
+def _service_secret(r: _Reader) -> str:
+    return r.secret(SERVICE_SECRET_VAR, MIN_SERVICE_SECRET_BYTES, _SERVICE_SECRET_WHY)
 
 
 def _band_var(grade: str) -> str:
@@ -352,6 +392,8 @@ class GatewaySettings:
     chat_lock_ttl_s: int  # a chat holding the session longer is presumed dead
     submit_guard_timeout_s: float  # bound on waiting for in-flight evaluations
     guard_concurrency: int  # missing turns evaluated at once by the guard
+    service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
+    access: AccessSettings = field(default_factory=lambda: AccessSettings())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -369,6 +411,64 @@ class GatewaySettings:
             chat_lock_ttl_s=r.integer("VIBE_CHAT_LOCK_TTL_S", 300, 1, 3600),
             submit_guard_timeout_s=r.number("VIBE_SUBMIT_GUARD_TIMEOUT_S", 60.0, 0.1, 3600.0),
             guard_concurrency=r.integer("VIBE_GUARD_CONCURRENCY", 4, 1, 256),
+            service_secret=_service_secret(r),
+            access=AccessSettings.read(r),
         )
         r.done("gateway")
         return s
+
+
+CANDIDATE_REPORT_POLICIES = ("full", "scores", "released")
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    """The gateway's access rules (issue 13): backend keys from the settings, what a
+    candidate sees of their report, the limits, and the graded-session webhook."""
+
+    api_keys: tuple[SettingsKey, ...] = ()  # VIBE_API_KEYS (see vibe/platform/api_keys.py)
+    # What the candidate sees of their report: everything, the scores only, or a receipt
+    # until a reviewer releases the full report (reviewers always see it whole).
+    candidate_report: str = "released"
+    chats_per_minute: int = 20  # per session
+    turns_per_session: int = 60
+    sessions_per_key_per_hour: int = 500
+    streams_per_key: int = 100  # chats and submits streaming at once, over the key's sessions
+    webhook_urls: tuple[str, ...] = ()
+    webhook_secret: str = field(default="", repr=False)
+    webhook_max_attempts: int = 10
+    webhook_backoff_base_s: float = 2.0
+    webhook_backoff_max_s: float = 600.0
+    webhook_timeout_s: float = 10.0
+    webhook_poll_s: float = 1.0
+
+    @classmethod
+    def read(cls, r: _Reader) -> AccessSettings:
+        keys, errors = parse_settings_keys(r.text("VIBE_API_KEYS", ""))
+        r.errors.extend(errors)
+        urls = tuple(u.strip() for u in r.text("VIBE_WEBHOOK_URLS", "").split(",") if u.strip())
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                r.errors.append(f"VIBE_WEBHOOK_URLS: {url!r} must start with http:// or https://")
+        secret = ""
+        if urls:  # signed deliveries only: a webhook without its secret is not sent
+            secret = r.secret(
+                "VIBE_WEBHOOK_SECRET", 32, "VIBE_WEBHOOK_URLS is set, and every delivery is signed with it"
+            )
+        return cls(
+            api_keys=keys,
+            candidate_report=r.choice("VIBE_CANDIDATE_REPORT", cls.candidate_report, CANDIDATE_REPORT_POLICIES),
+            chats_per_minute=r.integer("VIBE_LIMIT_CHATS_PER_MINUTE", cls.chats_per_minute, 1, 100_000),
+            turns_per_session=r.integer("VIBE_LIMIT_TURNS_PER_SESSION", cls.turns_per_session, 1, 100_000),
+            sessions_per_key_per_hour=r.integer(
+                "VIBE_LIMIT_SESSIONS_PER_KEY_PER_HOUR", cls.sessions_per_key_per_hour, 1, 1_000_000
+            ),
+            streams_per_key=r.integer("VIBE_LIMIT_STREAMS_PER_KEY", cls.streams_per_key, 1, 1_000_000),
+            webhook_urls=urls,
+            webhook_secret=secret,
+            webhook_max_attempts=r.integer("VIBE_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts, 1, 100),
+            webhook_backoff_base_s=r.number("VIBE_WEBHOOK_BACKOFF_BASE_S", cls.webhook_backoff_base_s, 0.01, 3600.0),
+            webhook_backoff_max_s=r.number("VIBE_WEBHOOK_BACKOFF_MAX_S", cls.webhook_backoff_max_s, 0.01, 86_400.0),
+            webhook_timeout_s=r.number("VIBE_WEBHOOK_TIMEOUT_S", cls.webhook_timeout_s, 0.1, 300.0),
+            webhook_poll_s=r.number("VIBE_WEBHOOK_POLL_S", cls.webhook_poll_s, 0.05, 60.0),
+        )

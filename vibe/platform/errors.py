@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Any, NoReturn
 
@@ -51,6 +52,22 @@ class PermissionDenied(ServiceError):
     code, http_status = grpc.StatusCode.PERMISSION_DENIED, 403
 
 
+class ResourceExhausted(ServiceError):
+    """A limit was reached; the message names it. `retry_after_s`: when a retry may pass
+    (None when waiting does not help, e.g. a session's last turn)."""
+
+    code, http_status = grpc.StatusCode.RESOURCE_EXHAUSTED, 429
+
+    def __init__(self, message: str, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after_header(self) -> str | None:
+        """Whole seconds, rounded up, as HTTP's Retry-After and the gRPC `retry-after` trailer."""
+        return None if self.retry_after_s is None else str(max(1, math.ceil(self.retry_after_s)))
+
+
 class Unavailable(ServiceError):
     code, http_status = grpc.StatusCode.UNAVAILABLE, 503
 
@@ -82,6 +99,8 @@ async def grpc_errors(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncItera
     try:
         yield
     except ServiceError as exc:
+        if isinstance(exc, ResourceExhausted) and exc.retry_after_header is not None:
+            context.set_trailing_metadata((("retry-after", exc.retry_after_header),))
         await _abort(context, exc.code, exc.message)
     except grpc.aio.AbortError:
         raise

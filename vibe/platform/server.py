@@ -25,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from vibe.platform.config import CommonSettings, ConfigError
 from vibe.platform.logs import setup_logging
 from vibe.platform.metrics import RpcMetricsInterceptor
+from vibe.platform.service_auth import CallPolicy, ServiceAuthServerInterceptor
 from vibe.platform.telemetry import setup_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class ServiceBundle:
     on_stopping: list[Callable[[], Any]] = field(default_factory=list)
     endpoints: dict[str, str] = field(default_factory=dict)  # other listeners, e.g. {"http": "127.0.0.1:8080"}
     readiness: Readiness | None = None
+    # Who may call which method (vibe/platform/service_auth.py); None: anyone (the gateway,
+    # whose callers are authenticated by its own API keys and session tokens).
+    call_policy: CallPolicy | None = None
     max_connection_age_s: float = 0.0  # 0: connections are never closed for their age
 
 
@@ -85,13 +89,13 @@ class ServiceBundle:
 MAX_CONNECTION_AGE_GRACE_S = 900.0
 
 
-def serving(name: str, settings: ServiceSettings, registration: Registration, **extra: Any) -> ServiceBundle:
-    """The bundle of a service that serves one gRPC service on its configured address,
-    with the configured shutdown grace (`extra`: on_stopping, endpoints)."""
+def serving(name: str, settings: ServiceSettings, *registrations: Registration, **extra: Any) -> ServiceBundle:
+    """The bundle of a service that serves its gRPC services on its configured address,
+    with the configured shutdown grace (`extra`: on_stopping, endpoints, call_policy)."""
     return ServiceBundle(
         name=name,
         addr=settings.addr,
-        registrations=[registration],
+        registrations=list(registrations),
         grace_s=settings.common.shutdown_grace_s,
         max_connection_age_s=settings.common.grpc_max_connection_age_s,
         **extra,
@@ -115,7 +119,10 @@ class GrpcServer:
                 ("grpc.max_connection_age_ms", int(bundle.max_connection_age_s * 1000)),
                 ("grpc.max_connection_age_grace_ms", int(MAX_CONNECTION_AGE_GRACE_S * 1000)),
             ]
-        self.server = grpc.aio.server(options=options, interceptors=[RpcMetricsInterceptor()])
+        interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetricsInterceptor()]
+        if bundle.call_policy is not None:
+            interceptors.append(ServiceAuthServerInterceptor(bundle.call_policy))
+        self.server = grpc.aio.server(options=options, interceptors=interceptors)
         self.port = 0
         self._stopping = False
         self._tasks: set[asyncio.Future[None]] = set()

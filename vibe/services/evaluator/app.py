@@ -12,6 +12,7 @@ from vibe.llm.median import median_of
 from vibe.llm.traced import TracedLLM
 from vibe.platform.config import EvaluatorSettings
 from vibe.platform.server import Registration, ServiceBundle, serving
+from vibe.platform.service_auth import CallPolicy
 from vibe.platform.storage import Storage, open_storage
 from vibe.services.evaluator.core import Evaluator
 from vibe.services.evaluator.servicer import EvaluatorServicer
@@ -19,7 +20,16 @@ from vibe.services.evaluator.store import EvaluationStore
 from vibe.services.evaluator.worker import EvaluationWorker
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 
-SERVICE_NAME = evaluator_pb2.DESCRIPTOR.services_by_name["Evaluator"].full_name
+SERVICE = evaluator_pb2.DESCRIPTOR.services_by_name["Evaluator"]
+SERVICE_NAME = SERVICE.full_name
+# The gateway's submit guard and reviewer API; the background workers call the core in
+# their own process, never this service over gRPC.
+CALLERS = {
+    "EvaluateTurn": ["gateway"],
+    "EvaluateHolistic": ["gateway"],
+    "GetTurnEvaluations": ["gateway"],
+    "GetTurnStatuses": ["gateway"],
+}
 
 
 @contextlib.asynccontextmanager
@@ -34,6 +44,7 @@ async def evaluator_app(settings: EvaluatorSettings) -> AsyncIterator[ServiceBun
                     SERVICE_NAME, evaluator_pb2_grpc.add_EvaluatorServicer_to_server, EvaluatorServicer(evaluator)
                 ),
                 on_stopping=[stop],
+                call_policy=CallPolicy.declare("evaluator", settings.service_secret, SERVICE, CALLERS),
             )
     finally:
         await llm.aclose()

@@ -14,6 +14,7 @@ from vibe.llm.base import GuardrailVerdict
 from vibe.platform.errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable, from_rpc_error
 from vibe.platform.hot_state import Lock
 from vibe.platform.telemetry import bind_session, inject_carrier
+from vibe.services.gateway.limits import check_turn_limit
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import MessageRow, SessionStatus
 from vibe.shared.convert import guardrail_from_pb
@@ -86,6 +87,7 @@ class Chat(GatewayParts):
             if session.status is not SessionStatus.ACTIVE:
                 raise FailedPrecondition("the session was submitted; chat is closed")
             turn = session.turn_count + 1
+            check_turn_limit(turn, self.settings.access.turns_per_session)
             bind_session(session_id, turn)
             yield TurnStarted(turn)
             parts: list[str] = []

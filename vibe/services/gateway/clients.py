@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from vibe.platform.service_auth import service_channel
 from vibe_api.evaluator.v1 import evaluator_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2_grpc
 from vibe_api.tutor.v1 import tutor_pb2_grpc
@@ -44,10 +45,12 @@ class Upstreams:
     channels: list[grpc.aio.Channel]
 
     @classmethod
-    def connect(cls, tutor_addr: str, evaluator_addr: str, scoring_addr: str) -> Upstreams:
+    def connect(cls, tutor_addr: str, evaluator_addr: str, scoring_addr: str, service_secret: str) -> Upstreams:
+        """Channels whose every call is signed as the gateway's (vibe/platform/service_auth.py)."""
         options = [("grpc.service_config", _RETRY_CONFIG), ("grpc.enable_retries", 1)]
         channels = [
-            grpc.aio.insecure_channel(addr, options=options) for addr in (tutor_addr, evaluator_addr, scoring_addr)
+            service_channel(addr, service_secret, "gateway", audience, options=options)
+            for audience, addr in (("tutor", tutor_addr), ("evaluator", evaluator_addr), ("scoring", scoring_addr))
         ]
         return cls(
             tutor=tutor_pb2_grpc.TutorStub(channels[0]),

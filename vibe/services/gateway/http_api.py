@@ -24,7 +24,8 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from vibe.platform.errors import InvalidArgument, ServiceError
+from vibe.platform.errors import InvalidArgument, ResourceExhausted, ServiceError
+from vibe.services.gateway.access import Credential
 from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.core import Gateway
 from vibe.services.gateway.servicer import message_to_pb, session_to_pb
@@ -41,12 +42,15 @@ def _pb(message: Message) -> dict[str, Any]:
 
 
 def _error(exc: ServiceError) -> web.Response:
-    return web.json_response({"error": {"code": exc.code.name, "message": exc.message}}, status=exc.http_status)
+    response = web.json_response({"error": {"code": exc.code.name, "message": exc.message}}, status=exc.http_status)
+    if isinstance(exc, ResourceExhausted) and exc.retry_after_header is not None:
+        response.headers["Retry-After"] = exc.retry_after_header
+    return response
 
 
-def _token(request: web.Request) -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+def credential_of(request: web.Request) -> Credential:
+    """The request's API key or session token (`Authorization: Bearer ...`, or `X-API-Key`)."""
+    return Credential.parse(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
 
 
 async def _body(request: web.Request, *fields: str) -> dict[str, str]:
@@ -114,7 +118,9 @@ async def list_problems(request: web.Request) -> web.Response:
 async def create_session(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     body = await _body(request, "candidate_id", "problem_id")
-    session, token = await gateway.sessions.create(body["candidate_id"], body["problem_id"])
+    session, token = await gateway.guarded.create_session(
+        credential_of(request), body["candidate_id"], body["problem_id"]
+    )
     problem = await gateway.sessions.problem(session.problem_id)
     return web.json_response(
         {"session": _pb(session_to_pb(session, problem=problem)), "session_token": token}, status=201
@@ -123,7 +129,7 @@ async def create_session(request: web.Request) -> web.Response:
 
 async def get_session(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
-    session, messages = await gateway.sessions.get(request.match_info["session_id"], _token(request))
+    session, messages = await gateway.guarded.get_session(credential_of(request), request.match_info["session_id"])
     problem = await gateway.sessions.problem(session.problem_id)
     return web.json_response(_pb(session_to_pb(session, messages, problem)))
 
@@ -133,7 +139,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     body = await _body(request, "message")
 
     async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        core_events = gateway.chat.turn(request.match_info["session_id"], _token(request), body["message"])
+        core_events = gateway.guarded.chat(credential_of(request), request.match_info["session_id"], body["message"])
         async with contextlib.aclosing(core_events):
             async for event in core_events:
                 if isinstance(event, TurnStarted):
@@ -161,8 +167,8 @@ async def submit(request: web.Request) -> web.StreamResponse:
     body = await _body(request, "language", "code")
 
     async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        core_events = gateway.submit.submit(
-            request.match_info["session_id"], _token(request), body["language"], body["code"]
+        core_events = gateway.guarded.submit(
+            credential_of(request), request.match_info["session_id"], body["language"], body["code"]
         )
         async with contextlib.aclosing(core_events):
             async for event in core_events:
@@ -179,7 +185,9 @@ async def submit(request: web.Request) -> web.StreamResponse:
 
 async def report(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
-    return web.json_response(_pb(await gateway.submit.report(request.match_info["session_id"], _token(request))))
+    return web.json_response(
+        _pb(await gateway.guarded.report(credential_of(request), request.match_info["session_id"]))
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -197,6 +205,9 @@ def make_http_app(gateway: Gateway) -> web.Application:
     app.router.add_post("/api/sessions/{session_id}/chat", chat)
     app.router.add_post("/api/sessions/{session_id}/submit", submit)
     app.router.add_get("/api/sessions/{session_id}/report", report)
+    from vibe.services.gateway.review_http import add_review_routes  # it imports this module's helpers
+
+    add_review_routes(app)
     return app
 
 

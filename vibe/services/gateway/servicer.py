@@ -10,6 +10,7 @@ from typing import Any
 import grpc
 
 from vibe.platform.errors import grpc_errors
+from vibe.services.gateway.access import Credential
 from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.core import Gateway
 from vibe.services.gateway.store import MessageRow, Role, SessionRow, SessionStatus
@@ -27,12 +28,10 @@ _STATUS = {
 _ROLE = {Role.USER: tutor_pb2.ROLE_USER, Role.ASSISTANT: tutor_pb2.ROLE_ASSISTANT}
 
 
-def bearer_token(context: grpc.aio.ServicerContext[Any, Any]) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
-    return None
+def credential(context: grpc.aio.ServicerContext[Any, Any]) -> Credential:
+    """The call's API key or session token (`authorization: Bearer ...`, or `x-api-key`)."""
+    metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+    return Credential.parse(metadata.get("authorization"), metadata.get("x-api-key"))
 
 
 def message_to_pb(m: MessageRow) -> tutor_pb2.ChatMessage:
@@ -68,7 +67,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.CreateSessionResponse:
         async with grpc_errors(context):
-            session, token = await self.gateway.sessions.create(request.candidate_id, request.problem_id)
+            session, token = await self.gateway.guarded.create_session(
+                credential(context), request.candidate_id, request.problem_id
+            )
             problem = await self.gateway.sessions.problem(session.problem_id)
             return gateway_pb2.CreateSessionResponse(
                 session=session_to_pb(session, problem=problem), session_token=token
@@ -78,7 +79,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.GetSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.Session:
         async with grpc_errors(context):
-            session, messages = await self.gateway.sessions.get(request.session_id, bearer_token(context))
+            session, messages = await self.gateway.guarded.get_session(credential(context), request.session_id)
             problem = await self.gateway.sessions.problem(session.problem_id)
             return session_to_pb(session, messages, problem)
 
@@ -86,7 +87,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[gateway_pb2.ChatEvent]:
         async with grpc_errors(context):
-            events = self.gateway.chat.turn(request.session_id, bearer_token(context), request.message)
+            events = self.gateway.guarded.chat(credential(context), request.session_id, request.message)
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, TurnStarted):
@@ -110,8 +111,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.SubmitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[gateway_pb2.SubmitEvent]:
         async with grpc_errors(context):
-            events = self.gateway.submit.submit(
-                request.session_id, bearer_token(context), request.language, request.code
+            events = self.gateway.guarded.submit(
+                credential(context), request.session_id, request.language, request.code
             )
             async with contextlib.aclosing(events):
                 async for event in events:
@@ -128,4 +129,4 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.GetReportRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.Report:
         async with grpc_errors(context):
-            return await self.gateway.submit.report(request.session_id, bearer_token(context))
+            return await self.gateway.guarded.report(credential(context), request.session_id)

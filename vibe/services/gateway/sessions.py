@@ -44,12 +44,13 @@ class Sessions:
         self.store = store
         self.up = upstreams
 
-    async def create(self, candidate_id: str, problem_id: str) -> tuple[SessionRow, str]:
-        """A new session and its token (returned once, stored only as a hash)."""
+    async def create(self, candidate_id: str, problem_id: str, api_key_id: str | None = None) -> tuple[SessionRow, str]:
+        """A new session and its token (returned once, stored only as a hash), created by
+        the backend key `api_key_id`."""
         candidate_id = require_id("candidate_id", candidate_id)
         problem_id = require_id("problem_id", problem_id)
         token = secrets.token_urlsafe(32)
-        session = await self.store.create_session(candidate_id, problem_id, hash_token(token))
+        session = await self.store.create_session(candidate_id, problem_id, hash_token(token), api_key_id)
         log.info("session created", extra={"session_id": session.session_id, "problem_id": problem_id})
         return session, token
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -12,6 +13,7 @@ from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
+from asyncpg.pool import PoolConnectionProxy
 
 from vibe.llm.base import GuardrailVerdict
 from vibe.platform.errors import Aborted, FailedPrecondition, NotFound
@@ -67,22 +69,31 @@ def _message(row: asyncpg.Record) -> MessageRow:
     return MessageRow(**{**dict(row), "role": Role(row["role"])})
 
 
+# Called inside the transaction that stores a report (the graded-session webhook's outbox).
+OnGraded = Callable[["PoolConnectionProxy[asyncpg.Record]", str, dict[str, Any]], Awaitable[None]]
+
+
 class GatewayStore:
-    def __init__(self, db: asyncpg.Pool, redis: aioredis.Redis, keys: Keys):
+    def __init__(self, db: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, on_graded: OnGraded | None = None):
         self.db = db
         self.redis = redis
         self.keys = keys
+        self.on_graded = on_graded
 
-    async def create_session(self, candidate_id: str, problem_id: str, token_hash: bytes) -> SessionRow:
+    async def create_session(
+        self, candidate_id: str, problem_id: str, token_hash: bytes, api_key_id: str | None = None
+    ) -> SessionRow:
+        """`api_key_id`: the backend key that created it (its limits count the session)."""
         session_id = str(uuid.uuid4())
         try:
             row = await self.db.fetchrow(
-                f"INSERT INTO sessions (session_id, candidate_id, problem_id, token_hash)"
-                f" VALUES ($1, $2, $3, $4) RETURNING {_SESSION_COLUMNS}",
+                f"INSERT INTO sessions (session_id, candidate_id, problem_id, token_hash, api_key_id)"
+                f" VALUES ($1, $2, $3, $4, $5) RETURNING {_SESSION_COLUMNS}",
                 session_id,
                 candidate_id,
                 problem_id,
                 token_hash,
+                api_key_id,
             )
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"no problem {problem_id!r}; ListProblems shows the available ones") from None
@@ -210,6 +221,8 @@ class GatewayStore:
             await conn.execute(
                 "UPDATE sessions SET status = 'graded', graded_at = now() WHERE session_id = $1", session_id
             )
+            if self.on_graded is not None:
+                await self.on_graded(conn, session_id, report)
 
     async def report(self, session_id: str) -> dict[str, Any] | None:
         raw = await self.db.fetchval("SELECT report FROM submissions WHERE session_id = $1", session_id)

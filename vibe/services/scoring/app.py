@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from vibe.platform.config import ScoringSettings
 from vibe.platform.server import Readiness, Registration, ServiceBundle, serving
+from vibe.platform.service_auth import CallPolicy
 from vibe.platform.storage import open_storage
 from vibe.services.scoring.core import Scoring
 from vibe.services.scoring.isolation import IsolationMode
@@ -22,7 +23,15 @@ from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"].full_name
+SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"]
+SERVICE_NAME = SERVICE.full_name
+# Only the gateway: problems for its sessions, the code checks and the grade of a submit.
+CALLERS = {
+    "CheckCode": ["gateway"],
+    "GradeSession": ["gateway"],
+    "GetProblem": ["gateway"],
+    "ListProblems": ["gateway"],
+}
 #: After a sandbox failure, how often the sandbox is probed until it works again.
 RECOVERY_PROBE_S = 2.0
 
@@ -85,6 +94,7 @@ async def scoring_app(settings: ScoringSettings) -> AsyncIterator[ServiceBundle]
                 settings,
                 Registration(SERVICE_NAME, scoring_pb2_grpc.add_ScoringServicer_to_server, ScoringServicer(scoring)),
                 readiness=readiness,
+                call_policy=CallPolicy.declare("scoring", settings.service_secret, SERVICE, CALLERS),
             )
     finally:
         await watch.close()

@@ -331,7 +331,15 @@ class _SlotServer:
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        """Running, as far as the kernel knows: a server killed a moment ago is a zombie (or
+        gone) before the event loop's child watcher notices."""
+        if self.proc is None or self.proc.returncode is not None:
+            return False
+        try:
+            raw = Path(f"/proc/{self.proc.pid}/stat").read_bytes()
+        except OSError:
+            return False
+        return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] not in (b"Z", b"X")
 
     def send(self, payload: bytes, fds: Sequence[int]) -> None:
         assert self.sock is not None
@@ -611,7 +619,6 @@ class Sandbox:
             f"--wall-ms={max(1, math.ceil(limits.wall_time_s * 1000))}",
             f"--rlimit-cpu={max(1, math.ceil(limits.cpu_time_s))}",
             f"--rlimit-fsize={limits.file_size_bytes}",
-            f"--rlimit-nproc={limits.max_processes}",
             f"--box-bytes={box_bytes}",
             f"--box-inodes={limits.disk_inodes}",
             f"--shm-bytes={shm_bytes}",
@@ -626,9 +633,13 @@ class Sandbox:
             # Not in rlimits mode: each thread would reserve that much of the address-space limit.
             options.append(f"--rlimit-stack={min(max(8, limits.memory_mb), MAX_STACK_MB) << 20}")
         else:
+            # RLIMIT_NPROC counts the uid's processes host-wide: only here, where no cgroup counts
+            # the run's tasks (in namespaces mode the pids cgroup does, per run, and two services
+            # on one host may share the slot uids).
             options += [
                 f"--workdir={workdir}",
                 f"--rlimit-as={(limits.memory_mb + limits.address_space_headroom_mb) << 20}",
+                f"--rlimit-nproc={limits.max_processes}",
             ]
         for item in (*options, "--", *argv):
             if "\0" in item:
@@ -752,7 +763,8 @@ class Sandbox:
             if self._mode is IsolationMode.RLIMITS and slot.server.alive:
                 # rlimits mode without the uid drop: the program can kill its own keeper.
                 return self._aborted(out, err, limits, time.monotonic() - started, output_limit_hit)
-            raise SandboxError(f"sandbox slot {slot.index} ended a run without a report")
+            why = "its server died during the run" if not slot.server.alive else "the report ended early"
+            raise SandboxError(f"sandbox slot {slot.index} ended a run without a report ({why})")
         o = report.outcome
         sig = o["signal"] if o["signal"] >= 0 else None
         cpu_ms = o["cpu_us"] / 1000

@@ -9,6 +9,7 @@ from vibe.llm import make_provider
 from vibe.llm.traced import TracedLLM
 from vibe.platform.config import TutorSettings
 from vibe.platform.server import Registration, ServiceBundle, serving
+from vibe.platform.service_auth import CallPolicy
 from vibe.platform.storage import open_storage
 from vibe.services.tutor.core import Tutor
 from vibe.services.tutor.leak import LeakGuard
@@ -16,7 +17,10 @@ from vibe.services.tutor.memory import ConversationMemory
 from vibe.services.tutor.servicer import TutorServicer
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 
-SERVICE_NAME = tutor_pb2.DESCRIPTOR.services_by_name["Tutor"].full_name
+SERVICE = tutor_pb2.DESCRIPTOR.services_by_name["Tutor"]
+SERVICE_NAME = SERVICE.full_name
+# Only the gateway streams replies (a chat turn); no other service calls the tutor.
+CALLERS = {"StreamReply": ["gateway"]}
 
 
 @contextlib.asynccontextmanager
@@ -34,7 +38,10 @@ async def tutor_app(settings: TutorSettings) -> AsyncIterator[ServiceBundle]:
             )
             servicer = TutorServicer(tutor)
             yield serving(
-                "tutor", settings, Registration(SERVICE_NAME, tutor_pb2_grpc.add_TutorServicer_to_server, servicer)
+                "tutor",
+                settings,
+                Registration(SERVICE_NAME, tutor_pb2_grpc.add_TutorServicer_to_server, servicer),
+                call_policy=CallPolicy.declare("tutor", settings.service_secret, SERVICE, CALLERS),
             )
     finally:
         await llm.aclose()

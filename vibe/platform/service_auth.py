@@ -1,0 +1,254 @@
+"""Service-to-service authentication: every call between our services carries a signed,
+short-lived token, and every internal service answers only the callers it declares.
+
+Why tokens and not mutual TLS: orchestrators' gRPC probes (Kubernetes `grpc:` probes,
+the compose health check) cannot present client certificates, and grpc.health.v1 must
+stay open to them; a token in the call's metadata leaves the health service alone.
+
+A token is `v1:<caller>:<audience>:<expiry>:<nonce>:<signature>`, sent as the
+`x-vibe-service-token` metadata of each call (one client interceptor adds it), where
+the signature is HMAC-SHA256, keyed with VIBE_SERVICE_SECRET, over the caller, the
+audience service, the full method path, the expiry (a Unix time `TOKEN_TTL_S` ahead) and
+a random nonce. The server interceptor recomputes it for the method actually called, so
+a token is good for one method of one service for a minute.
+
+What it does not do: the secret is shared, so a service holding it could sign as another
+(the caller check is least privilege between honest services, not a boundary against a
+compromised one); and the transport is plaintext inside the deployment's network, so a
+token seen on the wire can be replayed for the same method until it expires. Both are
+the network's to prevent (a private network, a NetworkPolicy, a mesh with TLS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+
+METADATA_KEY = "x-vibe-service-token"
+TOKEN_TTL_S = 60
+# Clocks of two hosts may disagree a little: a token is accepted this much after its
+# expiry, and refused when its expiry is further ahead than a fresh token's would be.
+CLOCK_SKEW_S = 5
+_VERSION = "v1"
+# Always open: orchestrators probe health without credentials; reflection describes the
+# API, which the protos in the repository describe anyway.
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def _signature(secret: bytes, caller: str, audience: str, method: str, expiry: int, nonce: str) -> str:
+    message = "\n".join((_VERSION, caller, audience, method, str(expiry), nonce)).encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def sign(secret: bytes, caller: str, audience: str, method: str, now: float | None = None) -> str:
+    """A token for one call of `method` (e.g. "/vibe.tutor.v1.Tutor/StreamReply")."""
+    expiry = int(now if now is not None else time.time()) + TOKEN_TTL_S
+    nonce = secrets.token_hex(8)
+    return ":".join(
+        (_VERSION, caller, audience, str(expiry), nonce, _signature(secret, caller, audience, method, expiry, nonce))
+    )
+
+
+class ServiceAuthError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """Who may call what on one service: `allowed[full method path]` are the callers."""
+
+    audience: str  # this service's name, as callers address it: "tutor", "evaluator", "scoring"
+    secret: bytes
+    allowed: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def declare(
+        cls, audience: str, secret: str, service: ServiceDescriptor, callers: Mapping[str, Iterable[str]]
+    ) -> CallPolicy:
+        """The policy of `service`, whose every method must be listed in `callers` (method
+        name -> caller names): a method added to the proto is refused to everyone until it
+        is declared, and a name that is no method of the service is a mistake caught at start."""
+        methods = {m.name for m in service.methods}
+        unknown = set(callers) - methods
+        if unknown:
+            raise ValueError(f"{service.full_name} has no method(s) {sorted(unknown)}")
+        return cls(
+            audience=audience,
+            secret=secret.encode(),
+            allowed={f"/{service.full_name}/{name}": frozenset(who) for name, who in callers.items()},
+        )
+
+    def check(self, method: str, token: str | None, now: float | None = None) -> str:
+        """The caller, if `token` proves it may call `method`; else ServiceAuthError."""
+        now = time.time() if now is None else now
+        service = self.audience
+        if not token:
+            raise ServiceAuthError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"the {service} service answers only the other services of this deployment: this call carries no "
+                f"service token ({METADATA_KEY}); use the gateway's API instead",
+            )
+        parts = token.split(":")
+        if len(parts) != 6 or parts[0] != _VERSION or not parts[3].isdigit():
+            raise ServiceAuthError(
+                grpc.StatusCode.UNAUTHENTICATED, f"malformed service token for the {service} service"
+            )
+        _, caller, audience, expiry_text, nonce, signature = parts
+        expiry = int(expiry_text)
+        if not hmac.compare_digest(signature, _signature(self.secret, caller, audience, method, expiry, nonce)):
+            raise ServiceAuthError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"invalid service token for {method}: the signature does not match "
+                "(do all services have the same VIBE_SERVICE_SECRET?)",
+            )
+        if audience != service:
+            raise ServiceAuthError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"this service token is for the {audience} service, not the {service} service",
+            )
+        if now > expiry + CLOCK_SKEW_S:
+            raise ServiceAuthError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"expired service token ({now - expiry:.0f} s past its expiry): check the clocks of {caller} and {service}",
+            )
+        if expiry > now + TOKEN_TTL_S + CLOCK_SKEW_S:
+            raise ServiceAuthError(
+                grpc.StatusCode.UNAUTHENTICATED,
+                f"service token valid too far ahead ({expiry - now:.0f} s; at most {TOKEN_TTL_S} s)",
+            )
+        callers = self.allowed.get(method)
+        if callers is None or caller not in callers:
+            who = ", ".join(sorted(callers)) if callers else "no caller"
+            raise ServiceAuthError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method} of the {service} service answers only: {who} (this call comes from {caller})",
+            )
+        return caller
+
+
+def _metadata_value(metadata: Iterable[tuple[str, str | bytes]] | None, key: str) -> str | None:
+    for k, v in metadata or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode(errors="replace")
+    return None
+
+
+class ServiceAuthServerInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses every call but health and reflection that does not carry a valid token of a
+    caller the policy allows for the method."""
+
+    def __init__(self, policy: CallPolicy):
+        self.policy = policy
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(OPEN_PREFIXES):
+            return handler
+        try:
+            self.policy.check(details.method, _metadata_value(details.invocation_metadata, METADATA_KEY))
+        except ServiceAuthError as exc:
+            return _refusal(handler, exc)
+        return handler
+
+
+def _refusal(handler: grpc.RpcMethodHandler[Any, Any], exc: ServiceAuthError) -> grpc.RpcMethodHandler[Any, Any]:
+    """`handler` with its behaviour replaced by the refusal (same shape, so grpc still
+    (de)serialises as the method expects)."""
+
+    async def refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(exc.code, exc.message)
+
+    # Streaming handlers stay async generators: wrappers around them (the metrics
+    # interceptor) iterate them.
+    async def refuse_stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        yield await refuse(request, context)  # never yields: refuse raises
+
+    # grpc's handlers are named tuples (typeshed describes only their fields).
+    replaced: Any = handler
+    if handler.unary_unary:
+        replaced = replaced._replace(unary_unary=refuse)
+    elif handler.unary_stream:
+        replaced = replaced._replace(unary_stream=refuse_stream)
+    elif handler.stream_unary:
+        replaced = replaced._replace(stream_unary=refuse)
+    else:
+        replaced = replaced._replace(stream_stream=refuse_stream)
+    return cast("grpc.RpcMethodHandler[Any, Any]", replaced)
+
+
+class ServiceAuthClientInterceptor:
+    """Signs every call on a channel to the `audience` service as `caller`.
+
+    grpc.aio files a channel's interceptor under the first of the four call kinds it
+    implements, so this one signer is installed as four adapters (`for_channel`)."""
+
+    def __init__(self, secret: str, caller: str, audience: str):
+        self.secret = secret.encode()
+        self.caller = caller
+        self.audience = audience
+
+    def details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        raw: Any = details.method  # bytes in grpc.aio's calls, str in some wrappers
+        method = raw.decode() if isinstance(raw, bytes) else str(raw)
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        metadata.add(METADATA_KEY, sign(self.secret, self.caller, self.audience, method))
+        return grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+
+    def for_channel(self) -> list[grpc.aio.ClientInterceptor]:
+        return [_UnaryUnary(self), _UnaryStream(self), _StreamUnary(self), _StreamStream(self)]
+
+
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, signer: ServiceAuthClientInterceptor):
+        self.signer = signer
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self.signer.details(client_call_details), request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, signer: ServiceAuthClientInterceptor):
+        self.signer = signer
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self.signer.details(client_call_details), request)
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
+    def __init__(self, signer: ServiceAuthClientInterceptor):
+        self.signer = signer
+
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(self.signer.details(client_call_details), request_iterator)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, signer: ServiceAuthClientInterceptor):
+        self.signer = signer
+
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(self.signer.details(client_call_details), request_iterator)
+
+
+def service_channel(addr: str, secret: str, caller: str, audience: str, **options: Any) -> grpc.aio.Channel:
+    """A channel to an internal service whose every call is signed as `caller`."""
+    return grpc.aio.insecure_channel(
+        addr, interceptors=ServiceAuthClientInterceptor(secret, caller, audience).for_channel(), **options
+    )

@@ -1,0 +1,90 @@
+"""The gateway's limits (settings VIBE_LIMIT_*): each refusal is RESOURCE_EXHAUSTED
+(HTTP 429) with a message naming the limit and, when waiting helps, when to retry.
+
+- chats per minute, per session (a sliding window in Redis);
+- turns per session (the session's own turn count, checked under its chat lease);
+- sessions per key per hour (a sliding window in Redis);
+- concurrent streams per key: chats and submits streaming at once over the sessions the
+  key created (leased slots in Redis, freed when the stream ends however it ends, and
+  by expiry within STREAM_LEASE_S when the gateway holding them dies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+
+from vibe.platform.config import AccessSettings
+from vibe.platform.errors import ResourceExhausted
+from vibe.platform.hot_state import Keys
+from vibe.platform.limits import Refused, SlidingWindow, Slots
+
+STREAM_LEASE_S = 30.0
+
+
+def _seconds(refused: Refused) -> str:
+    return f"{max(1, round(refused.retry_after_s))} s"
+
+
+def check_turn_limit(turn: int, turns_per_session: int) -> None:
+    """Called under the session's chat lease with the number the next turn would get:
+    past the limit, no more turns (waiting does not help, so no retry time)."""
+    if turn > turns_per_session:
+        raise ResourceExhausted(
+            f"limit reached: {turns_per_session} turns per session (VIBE_LIMIT_TURNS_PER_SESSION); "
+            "this session takes no more messages, submit your code"
+        )
+
+
+class Limits:
+    def __init__(self, redis: aioredis.Redis, keys: Keys, settings: AccessSettings):
+        self.keys = keys
+        self.settings = settings
+        self._chats = SlidingWindow(redis, settings.chats_per_minute, 60.0)
+        self._sessions = SlidingWindow(redis, settings.sessions_per_key_per_hour, 3600.0)
+        self._streams = Slots(redis, settings.streams_per_key, STREAM_LEASE_S)
+
+    async def chat(self, session_id: str) -> None:
+        admitted = await self._chats.admit(f"{self.keys.prefix}limit:chats:{session_id}")
+        if isinstance(admitted, Refused):
+            raise ResourceExhausted(
+                f"limit reached: {self.settings.chats_per_minute} chats per minute per session "
+                f"(VIBE_LIMIT_CHATS_PER_MINUTE); send again in {_seconds(admitted)}",
+                admitted.retry_after_s,
+            )
+
+    @contextlib.asynccontextmanager
+    async def new_session(self, key_id: str) -> AsyncIterator[None]:
+        """Counts a session for the key for the block; a block that fails takes it back."""
+        window = f"{self.keys.prefix}limit:sessions:{key_id}"
+        admitted = await self._sessions.admit(window)
+        if isinstance(admitted, Refused):
+            raise ResourceExhausted(
+                f"limit reached: {self.settings.sessions_per_key_per_hour} sessions per API key per hour "
+                f"(VIBE_LIMIT_SESSIONS_PER_KEY_PER_HOUR) for key {key_id}; retry in {_seconds(admitted)}",
+                admitted.retry_after_s,
+            )
+        try:
+            yield
+        except BaseException:
+            await self._sessions.forget(window, admitted)
+            raise
+
+    @contextlib.asynccontextmanager
+    async def stream(self, key_id: str | None) -> AsyncIterator[None]:
+        """Holds one of the key's stream slots for the block (sessions created without a
+        key, before keys existed, are not counted)."""
+        if key_id is None:
+            yield
+            return
+        async with self._streams.hold(f"{self.keys.prefix}limit:streams:{key_id}") as refused:
+            if refused is not None:
+                raise ResourceExhausted(
+                    f"limit reached: {self.settings.streams_per_key} concurrent streams per API key "
+                    f"(VIBE_LIMIT_STREAMS_PER_KEY) over the sessions of key {key_id}; "
+                    f"retry when a chat or submit of them ends",
+                    min(refused.retry_after_s, 5.0),
+                )
+            yield
