@@ -42,6 +42,7 @@ PRODUCTION_SECRET_STANDINS = {
     "DATABASE_URL": "postgresql://vibe:x@db.internal:5432/vibe",
     "REDIS_URL": "rediss://:x@redis.internal:6379/0",
     "GEMINI_API_KEY": "stand-in",
+    "VIBE_SERVICE_SECRET": "stand-in-for-a-32-byte-or-longer-secret",
 }
 
 

@@ -138,7 +138,7 @@ async def test_load_command_loads_the_bank(isolated_env: dict[str, str]) -> None
 
 
 async def test_visible_tests_run_before_submitting_are_neither_graded_nor_stored(stack: Stack) -> None:
-    async with grpc.aio.insecure_channel(stack.addrs.scoring) as channel:
+    async with stack.internal("scoring") as channel:
         scoring = scoring_pb2_grpc.ScoringStub(channel)
         right = await scoring.RunVisibleTests(
             scoring_pb2.RunVisibleTestsRequest(

@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 
 SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"]
 SERVICE_NAME = SERVICE.full_name
-# Only the gateway: problems for its sessions, the code checks and the grade of a submit.
+# Only the gateway: problems for its sessions, the code checks (and the candidate's runs of the
+# visible tests) and the grade of a submit.
 CALLERS = {
     "CheckCode": ["gateway"],
+    "RunVisibleTests": ["gateway"],
     "GradeSession": ["gateway"],
     "GetProblem": ["gateway"],
     "ListProblems": ["gateway"],
