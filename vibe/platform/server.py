@@ -26,6 +26,7 @@ from vibe.platform.config import CommonSettings, ConfigError
 from vibe.platform.logs import setup_logging
 from vibe.platform.metrics import RpcMetricsInterceptor
 from vibe.platform.telemetry import setup_telemetry, shutdown_telemetry
+from vibe.platform.validation import MalformedRequestInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,9 @@ class GrpcServer:
         self.health = health.aio.HealthServicer()
         # No SO_REUSEPORT: a second instance on the same port must fail, not share
         # the traffic (the prototype's two servers took each other's requests).
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=[RpcMetricsInterceptor()])
+        self.server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 0)], interceptors=[RpcMetricsInterceptor(), MalformedRequestInterceptor()]
+        )
         self.port = 0
         self._stopping = False
         self._tasks: set[asyncio.Future[None]] = set()

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import grpc
 
 from vibe.llm.base import GuardrailVerdict
-from vibe.platform.errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable, from_rpc_error
+from vibe.platform.errors import Aborted, FailedPrecondition, Unavailable, from_rpc_error
 from vibe.platform.hot_state import Lock
 from vibe.platform.telemetry import bind_session, inject_carrier
+from vibe.platform.validation import check_body_text
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import MessageRow, SessionStatus
 from vibe.shared.convert import guardrail_from_pb
@@ -53,13 +54,7 @@ class Chat(GatewayParts):
     """Chat turns of any session: `turn` streams one, the rest is its bookkeeping."""
 
     def _check_message(self, message: str) -> str:
-        if not message.strip():
-            raise InvalidArgument("message is empty; write a question or a request for the tutor")
-        if len(message) > self.settings.max_message_chars:
-            raise InvalidArgument(
-                f"message is {len(message)} characters; the limit is {self.settings.max_message_chars}"
-            )
-        return message
+        return check_body_text("message", message, max_chars=self.settings.max_message_chars)
 
     async def turn(self, session_id: str, token: str | None, message: str) -> AsyncGenerator[ChatEvent, None]:
         """One turn: fix its number, stream the tutor's reply, store both messages with

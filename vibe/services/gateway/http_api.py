@@ -24,7 +24,8 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from vibe.platform.errors import InvalidArgument, ServiceError
+from vibe.platform.errors import InvalidArgument, ServiceError, translate
+from vibe.platform.validation import parse_json_object
 from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.core import Gateway
 from vibe.services.gateway.servicer import message_to_pb, session_to_pb
@@ -50,12 +51,8 @@ def _token(request: web.Request) -> str | None:
 
 
 async def _body(request: web.Request, *fields: str) -> dict[str, str]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidArgument("the request body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("the request body must be a JSON object")
+    raw = await request.read()  # bounded by client_max_size: 413 beyond it
+    data = parse_json_object(raw, request.charset, MAX_BODY_BYTES)
     out = {}
     for name in fields:
         value = data.get(name, "")
@@ -70,10 +67,28 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is the JSON error model: ours, aiohttp's own (unknown route 404, wrong
+    method 405, body too large 413), and store faults (503, retryable)."""
     try:
         return await handler(request)
     except ServiceError as exc:
         return _error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(
+            {"error": {"code": _HTTP_CODES.get(exc.status, "INVALID_ARGUMENT"), "message": exc.reason}},
+            status=exc.status,
+            headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
+        )
+    except Exception as exc:
+        fault = translate(exc)
+        if fault is None:
+            raise
+        return _error(fault)
+
+
+_HTTP_CODES = {404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT"}
 
 
 async def _sse(request: web.Request, events: AsyncGenerator[tuple[str, dict[str, Any]], None]) -> web.StreamResponse:
@@ -91,8 +106,11 @@ async def _sse(request: web.Request, events: AsyncGenerator[tuple[str, dict[str,
                 await response.write(_sse_line(*first))
             async for name, data in events:
                 await response.write(_sse_line(name, data))
-        except ServiceError as exc:
-            await response.write(_sse_line("error", {"code": exc.code.name, "message": exc.message}))
+        except Exception as exc:  # the stream has started: the error is its last event
+            err = exc if isinstance(exc, ServiceError) else translate(exc)
+            if err is None:
+                raise
+            await response.write(_sse_line("error", {"code": err.code.name, "message": err.message}))
         await response.write_eof()
         return response
 

@@ -18,6 +18,7 @@ from vibe.platform.errors import Aborted, DeadlineExceeded, FailedPrecondition, 
 from vibe.platform.hot_state import Lock
 from vibe.platform.metrics import SUBMIT_DURATION
 from vibe.platform.telemetry import bind_session
+from vibe.platform.validation import check_body_text, check_language
 from vibe.services.gateway.report import build_report, report_from_json, report_to_json
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import SessionRow
@@ -61,11 +62,8 @@ class SubmitGuard(GatewayParts):
         self, session_id: str, token: str | None, language: str, code: str
     ) -> AsyncGenerator[SubmitEvent, None]:
         """The submit guard (docs/DESIGN.md §5). Yields progress, then the stored report."""
-        language = language.strip().lower() or "python"
-        if not code.strip():
-            raise InvalidArgument("code is empty; submit the program to grade")
-        if len(code.encode()) > self.settings.max_code_bytes:
-            raise InvalidArgument(f"code is {len(code.encode())} bytes; the limit is {self.settings.max_code_bytes}")
+        language = check_language(language, default="python")
+        check_body_text("code", code, max_bytes=self.settings.max_code_bytes)
         bind_session(session_id)
         _, problem_id = await self.sessions.authorize(session_id, token)
         # Checked before the session is frozen: a typo must not end the candidate's chat.
