@@ -163,7 +163,8 @@ async def test_job_of_a_killed_worker_is_finished_by_another(start_stack: StartS
 
 async def test_job_whose_workers_keep_dying_is_dead_lettered(start_stack: StartStack) -> None:
     # One attempt allowed: the worker killed on it used it up; the next claim dead-letters.
-    async with start_stack(EVALUATOR_WORKERS="0") as stack:
+    # The dead worker's turn lease (1 s) has expired by the time its job is claimed (2 s).
+    async with start_stack(EVALUATOR_WORKERS="0", VIBE_LEASE_TTL_S="1") as stack:
         candidate = await new_candidate(stack)
         await candidate.chat(QUESTIONS[0])
         await kill_worker_mid_turn_one(stack, candidate.session_id, EVALUATOR_JOB_MAX_ATTEMPTS="1")

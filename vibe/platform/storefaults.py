@@ -14,11 +14,12 @@ request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import ParamSpec, TypeVar
 
 import asyncpg
@@ -134,14 +135,29 @@ async def retry_idempotent(
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
+@contextlib.contextmanager
+def hot_copy_optional(what: str) -> Iterator[None]:
+    """Around Redis work on a copy of what PostgreSQL holds (a cache, a counter): when
+    Redis is unreachable, the work is skipped with a log line instead of failing a
+    request whose real work is done or can be done from PostgreSQL."""
+    try:
+        yield
+    except Exception as exc:
+        if store_of(exc) not in ("Redis", "a store"):
+            raise
+        log.warning("Redis unavailable; skipped", extra={"operation": what, "error": type(exc).__name__})
+
+
 def idempotent(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """Decorates a store method that is safe to run twice (a read, an upsert, a write
-    fenced or keyed so that a repeat changes nothing) with `retry_idempotent`. The
-    instance's `db` pool, when it has one, is the pool refreshed after a fault."""
+    fenced or keyed so that a repeat changes nothing) with `retry_idempotent`. The pool
+    refreshed after a fault is the first argument when it is one (a function taking the
+    pool), else the instance's `db` (a store's method)."""
 
     @functools.wraps(method)
     async def retried(*args: P.args, **kwargs: P.kwargs) -> T:
-        pool = getattr(args[0], "db", None) if args else None
+        owner = args[0] if args else None
+        pool = owner if isinstance(owner, asyncpg.Pool) else getattr(owner, "db", None)
         return await retry_idempotent(
             lambda: method(*args, **kwargs),
             method.__qualname__,

@@ -8,6 +8,7 @@ like the gRPC servicer.
     GET  /api/sessions/{id}                  session, problem and messages      (Bearer token)
     POST /api/sessions/{id}/chat             {"message"}  -> SSE turn_started, delta*, completed
     POST /api/sessions/{id}/submit           {"language", "code"} -> SSE progress*, report
+                                             (both take an optional Idempotency-Key header)
     GET  /api/sessions/{id}/report           the stored report
 """
 
@@ -48,6 +49,10 @@ def _error(exc: ServiceError) -> web.Response:
 def _token(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _idempotency_key(request: web.Request) -> str:
+    return request.headers.get("Idempotency-Key", "")
 
 
 async def _body(request: web.Request, *fields: str) -> dict[str, str]:
@@ -151,7 +156,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
     body = await _body(request, "message")
 
     async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        core_events = gateway.chat.turn(request.match_info["session_id"], _token(request), body["message"])
+        core_events = gateway.chat.turn(
+            request.match_info["session_id"], _token(request), body["message"], _idempotency_key(request)
+        )
         async with contextlib.aclosing(core_events):
             async for event in core_events:
                 if isinstance(event, TurnStarted):
@@ -180,7 +187,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
 
     async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         core_events = gateway.submit.submit(
-            request.match_info["session_id"], _token(request), body["language"], body["code"]
+            request.match_info["session_id"], _token(request), body["language"], body["code"], _idempotency_key(request)
         )
         async with contextlib.aclosing(core_events):
             async for event in core_events:

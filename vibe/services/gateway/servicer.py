@@ -86,7 +86,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[gateway_pb2.ChatEvent]:
         async with grpc_errors(context):
-            events = self.gateway.chat.turn(request.session_id, bearer_token(context), request.message)
+            events = self.gateway.chat.turn(
+                request.session_id, bearer_token(context), request.message, request.idempotency_key
+            )
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, TurnStarted):
@@ -111,7 +113,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> AsyncIterator[gateway_pb2.SubmitEvent]:
         async with grpc_errors(context):
             events = self.gateway.submit.submit(
-                request.session_id, bearer_token(context), request.language, request.code
+                request.session_id, bearer_token(context), request.language, request.code, request.idempotency_key
             )
             async with contextlib.aclosing(events):
                 async for event in events:
