@@ -13,9 +13,11 @@ highest it has seen: a holder that stalled past its lease (a long GC pause, a pa
 and woke up after someone else took over can never overwrite the newer result.
 
 Tokens must stay monotonic even if Redis loses its data (restarted without persistence):
-the counter never goes below Redis's clock in milliseconds, so a fresh counter starts
-above every token handed out before (tokens advance by one per acquisition, far slower
-than the clock).
+the counter never goes below Redis's clock in microseconds, so a fresh counter starts
+above every token handed out before (a token runs ahead of the clock only by one per
+acquisition within the same microsecond, and one acquisition, a script run by a
+single-threaded server, takes longer than that). It assumes Redis's clock does not go
+back (a restore on a host whose clock is behind would need the counters restored too).
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ log = logging.getLogger(__name__)
 FENCE_COUNTER_TTL_MS = 24 * 3600 * 1000
 HEARTBEATS_PER_TTL = 3
 
-# Take the lease (SET NX PX) and draw its token: max(counter + 1, Redis time in ms).
+# Take the lease (SET NX PX) and draw its token: max(counter + 1, Redis time in µs).
 _ACQUIRE = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
 local token = redis.call('incr', KEYS[2])
 local now = redis.call('time')
-local floor = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
 if token < floor then
   token = floor
   redis.call('set', KEYS[2], token)
