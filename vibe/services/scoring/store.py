@@ -10,6 +10,7 @@ import json
 import asyncpg
 
 from vibe.platform.errors import FailedPrecondition, NotFound
+from vibe.platform.storefaults import idempotent
 from vibe.services.scoring.bank import ProblemSpec, TestCase, load_problem_bank
 from vibe.services.scoring.grading import FinalScores
 from vibe.services.scoring.judge import CheckResult
@@ -115,6 +116,7 @@ async def load_problems(db: asyncpg.Pool) -> dict[str, ProblemSpec]:
     return problems
 
 
+@idempotent
 async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResult) -> None:
     async with db.acquire() as conn, conn.transaction():
         if await conn.fetchval("SELECT 1 FROM submissions WHERE session_id = $1", session_id) is None:
@@ -155,6 +157,7 @@ async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResu
         )
 
 
+@idempotent
 async def tutor_replies(db: asyncpg.Pool, session_id: str) -> list[tuple[int, str]]:
     """(turn, content) of every tutor reply of the session (the gateway's `messages` table)."""
     rows = await db.fetch(
@@ -163,6 +166,7 @@ async def tutor_replies(db: asyncpg.Pool, session_id: str) -> list[tuple[int, st
     return [(r["turn"], r["content"]) for r in rows]
 
 
+@idempotent
 async def save_final_scores(db: asyncpg.Pool, session_id: str, scores: FinalScores) -> None:
     try:
         await db.execute(
