@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import time
 import uuid
 
 import grpc
+from google.protobuf import json_format
 
 from tests.support.faults import (
     Ledger,
@@ -182,15 +184,9 @@ async def test_gateway_killed_during_submits_then_retried_submits_complete_promp
     settings = {"EVALUATOR_WORKERS": "0", "VIBE_LEASE_TTL_S": str(lease_ttl_s), "VIBE_OFFLINE_LATENCY_MS": "1500"}
     async with asyncio.timeout(BOUND_S), start_stack(**settings) as stack:
         addr = f"127.0.0.1:{free_port()}"
-        upstreams = {
-            "TUTOR_ADDR": stack.addrs.tutor,
-            "EVALUATOR_ADDR": stack.addrs.evaluator,
-            "SCORING_ADDR": stack.addrs.scoring,
-            "GATEWAY_HTTP_ADDR": "",
-        }
 
         def gateway() -> contextlib.AbstractAsyncContextManager[asyncio.subprocess.Process]:
-            return service_process(stack, "vibe.services.gateway", "GATEWAY_ADDR", addr, **upstreams)
+            return gateway_process(stack, addr)
 
         async with grpc.aio.insecure_channel(addr) as channel:
             stub = gateway_pb2_grpc.GatewayStub(channel)
@@ -217,6 +213,84 @@ async def test_gateway_killed_during_submits_then_retried_submits_complete_promp
     # Before leases, each retry waited 188 s for the dead gateway's submit lock.
     assert took < lease_ttl_s + 15, f"the retried submits took {took:.1f}s"
     ledger.only_retryable()
+
+
+def gateway_process(stack: Stack, addr: str) -> contextlib.AbstractAsyncContextManager[asyncio.subprocess.Process]:
+    """A gateway of its own (a process on `addr`) in front of the stack's other services."""
+    upstreams = {
+        "TUTOR_ADDR": stack.addrs.tutor,
+        "EVALUATOR_ADDR": stack.addrs.evaluator,
+        "SCORING_ADDR": stack.addrs.scoring,
+        "GATEWAY_HTTP_ADDR": "",
+    }
+    return service_process(stack, "vibe.services.gateway", "GATEWAY_ADDR", addr, **upstreams)
+
+
+async def test_a_gateway_paused_past_its_lease_never_overwrites_the_report_of_the_one_that_took_over(
+    start_stack: StartStack,
+) -> None:
+    ledger = Ledger()
+    settings = {"EVALUATOR_WORKERS": "0", "VIBE_LEASE_TTL_S": "1", "VIBE_OFFLINE_LATENCY_MS": "1500"}
+    async with asyncio.timeout(BOUND_S), start_stack(**settings) as stack:
+        addr_a, addr_b = (f"127.0.0.1:{free_port()}" for _ in range(2))
+        async with (
+            gateway_process(stack, addr_a) as gateway_a,
+            gateway_process(stack, addr_b),
+            grpc.aio.insecure_channel(addr_a) as channel_a,
+            grpc.aio.insecure_channel(addr_b) as channel_b,
+        ):
+            on_a = await new_candidate_on(gateway_pb2_grpc.GatewayStub(channel_a))
+            await chat_turn(ledger, on_a, FIRST)
+            await chat_turn(ledger, on_a, SECOND)
+            on_b = Candidate(gateway_pb2_grpc.GatewayStub(channel_b), on_a.session, on_a.token)
+            frozen = asyncio.Event()
+            stale = asyncio.create_task(_submit_report(on_a, frozen))
+            await asyncio.wait_for(frozen.wait(), 30)
+            gateway_a.send_signal(signal.SIGSTOP)  # a long pause: its submit lease lapses
+            try:
+                await asyncio.sleep(2.5)
+                report_b = await submit(ledger, on_b)  # takes over: a newer lease, a higher fence
+            finally:
+                gateway_a.send_signal(signal.SIGCONT)
+            report_a = await stale
+        assert report_a == report_b, "the paused submit shows the newer report, not one of its own"
+        db = await stack.db()
+        try:
+            [stored] = await db.fetch(
+                "SELECT report, graded_at FROM submissions WHERE session_id = $1", on_a.session_id
+            )
+            # Nothing the paused submit did after waking (its code run, holistic judgement,
+            # grade) overwrote what the newer one stored: every row predates the report.
+            written = await db.fetchrow(
+                "SELECT (SELECT created_at FROM final_scores WHERE session_id = $1) AS scores,"
+                " (SELECT created_at FROM code_checks WHERE session_id = $1) AS code,"
+                " (SELECT updated_at FROM prompt_evaluations"
+                "   WHERE session_id = $1 AND evaluation_type = 'HOLISTIC_FLOW') AS holistic",
+                on_a.session_id,
+            )
+        finally:
+            await db.close()
+        assert json.loads(stored["report"])["graded_at"] == json_format.MessageToDict(report_b)["gradedAt"]
+        assert written is not None
+        assert all(at is not None and at <= stored["graded_at"] for at in written.values()), dict(written)
+        await assert_intact(stack, {on_a.session_id: [FIRST, SECOND]})
+    ledger.only_retryable()
+
+
+async def _submit_report(candidate: Candidate, frozen: asyncio.Event) -> gateway_pb2.Report:
+    from tests.support.stack import REFERENCE
+
+    call = candidate.gateway.Submit(
+        gateway_pb2.SubmitRequest(session_id=candidate.session_id, language="python", code=REFERENCE),
+        metadata=candidate.auth,
+    )
+    events = []
+    async for event in call:
+        events.append(event)
+        if event.WhichOneof("event") == "progress" and event.progress.stage == "freeze":
+            frozen.set()
+    assert events[-1].WhichOneof("event") == "report"
+    return events[-1].report
 
 
 async def new_candidate_on(stub: gateway_pb2_grpc.GatewayAsyncStub) -> Candidate:

@@ -373,6 +373,12 @@ def _quote(value: str) -> str:
 
 
 def _json_body(rng: random.Random, payload: dict[str, Any]) -> bytes:
+    # Strings: bytes become invalid UTF-8 inside the body; surrogates become \ud800 escapes.
+    parts = []
+    for key, value in payload.items():
+        encoded = json.dumps(value).encode() if isinstance(value, str) else b'"' + value + b'"'
+        parts.append(json.dumps(key).encode() + b": " + encoded)
+    body = b"{" + b", ".join(parts) + b"}"
     roll = rng.random()
     if roll < 0.05:
         return b"[" * 50_000 + b"]" * 50_000
@@ -381,13 +387,8 @@ def _json_body(rng: random.Random, payload: dict[str, Any]) -> bytes:
     if roll < 0.1:
         return b'{"message": 5, "code": null, "language": ["x"]}'
     if roll < 0.12:
-        return json.dumps([payload]).encode()
-    # Strings: bytes become invalid UTF-8 inside the body; surrogates become \ud800 escapes.
-    parts = []
-    for key, value in payload.items():
-        encoded = json.dumps(value).encode() if isinstance(value, str) else b'"' + value + b'"'
-        parts.append(json.dumps(key).encode() + b": " + encoded)
-    return b"{" + b", ".join(parts) + b"}"
+        return b"[" + body + b"]"
+    return body
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from vibe.llm.base import Exchange, ProblemContext
-from vibe.platform.errors import NotFound
+from vibe.platform.errors import Aborted, NotFound
 from vibe.platform.storefaults import idempotent
 
 
@@ -107,3 +107,19 @@ async def session_problem_id(db: asyncpg.Pool, session_id: str) -> str:
     if problem_id is None:
         raise NotFound(f"no session {session_id!r}")
     return str(problem_id)
+
+
+async def hold_submit_fence(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, session_id: str, fence: int
+) -> None:
+    """Inside the transaction of a write a submit asked for (its results, its grade, its
+    holistic evaluation): Aborted when a newer submit holds the session (the
+    submission's fence is higher than `fence`, the asking submit's lease token), so a
+    stale submit never overwrites the newer one's results. The submission's row stays
+    locked (FOR SHARE) until the write commits, so a takeover's freeze comes after it.
+    `fence` 0: a caller outside any submit, not fenced."""
+    if fence <= 0:
+        return
+    current = await conn.fetchval("SELECT fence FROM submissions WHERE session_id = $1 FOR SHARE", session_id)
+    if current is not None and current > fence:
+        raise Aborted(f"a newer submit of session {session_id} took over; its results stand")

@@ -223,8 +223,9 @@ class Evaluator:
         await session_problem_id(self.db, session_id)  # NOT_FOUND for an unknown session
         return await self.store.list_turn_logs(session_id)
 
-    async def evaluate_holistic(self, session_id: str) -> HolisticRecord:
-        """Judges the conversation over its stored turn logs and stores the result."""
+    async def evaluate_holistic(self, session_id: str, fence: int = 0) -> HolisticRecord:
+        """Judges the conversation over its stored turn logs and stores the result (not
+        when a newer submit than the one holding `fence` holds the session)."""
         problem = await self._problem(await session_problem_id(self.db, session_id))
         logs = await self.store.list_turn_logs(session_id)
         exchanges = {e.turn: e for e in await load_exchanges(self.db, session_id, before_turn=2**31 - 1)}
@@ -261,7 +262,7 @@ class Evaluator:
             "session_usage": await session_usage(self.db, session_id),
             "timestamp": _now(),
         }
-        await self.store.save_holistic(session_id, details)
+        await self.store.save_holistic(session_id, details, fence)
         return details
 
 

@@ -129,7 +129,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
     ) -> evaluator_pb2.HolisticEvaluation:
         async with grpc_errors(context):
             check_id("session_id", request.session_id)
-            return holistic_to_pb(await self.evaluator.evaluate_holistic(request.session_id))
+            return holistic_to_pb(await self.evaluator.evaluate_holistic(request.session_id, request.fence))
 
     async def GetTurnEvaluations(
         self, request: evaluator_pb2.GetTurnEvaluationsRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from vibe.platform.errors import NotFound
 from vibe.platform.hot_state import Keys
 from vibe.platform.storefaults import hot_copy_optional, idempotent
+from vibe.shared.records import hold_submit_fence
 
 
 class PromptEvaluationDetails(TypedDict):
@@ -186,17 +187,21 @@ class EvaluationStore:
         return log, True
 
     @idempotent
-    async def save_holistic(self, session_id: str, details: HolisticRecord) -> None:
-        await self.db.execute(
-            """
-            INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details)
-            VALUES ($1, NULL, 'HOLISTIC_FLOW', $2::jsonb)
-            ON CONFLICT (session_id, evaluation_type) WHERE evaluation_type = 'HOLISTIC_FLOW'
-            DO UPDATE SET details = EXCLUDED.details, updated_at = now()
-            """,
-            session_id,
-            json.dumps(details, ensure_ascii=False),
-        )
+    async def save_holistic(self, session_id: str, details: HolisticRecord, fence: int = 0) -> None:
+        """Upserts the session's holistic evaluation, unless a newer submit than the one
+        holding `fence` holds the session (Aborted)."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await hold_submit_fence(conn, session_id, fence)
+            await conn.execute(
+                """
+                INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details)
+                VALUES ($1, NULL, 'HOLISTIC_FLOW', $2::jsonb)
+                ON CONFLICT (session_id, evaluation_type) WHERE evaluation_type = 'HOLISTIC_FLOW'
+                DO UPDATE SET details = EXCLUDED.details, updated_at = now()
+                """,
+                session_id,
+                json.dumps(details, ensure_ascii=False),
+            )
 
     async def count_evaluation_run(self, session_id: str, turn: int) -> int:
         """Counts evaluations actually performed per turn (the guard must never cause a

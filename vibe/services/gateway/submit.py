@@ -14,7 +14,14 @@ from typing import Any, TypeVar
 
 import grpc
 
-from vibe.platform.errors import Aborted, DeadlineExceeded, FailedPrecondition, InvalidArgument, from_rpc_error
+from vibe.platform.errors import (
+    Aborted,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    ServiceError,
+    from_rpc_error,
+)
 from vibe.platform.leases import Lease
 from vibe.platform.metrics import SUBMIT_DURATION
 from vibe.platform.telemetry import bind_session
@@ -106,14 +113,18 @@ class SubmitGuard(GatewayParts):
             holistic, code_result = await asyncio.gather(
                 self._call(
                     self.up.evaluator.EvaluateHolistic,
-                    evaluator_pb2.EvaluateHolisticRequest(session_id=session_id),
+                    evaluator_pb2.EvaluateHolisticRequest(session_id=session_id, fence=submit_lock.fence),
                     "evaluator",
                     deadline,
                 ),
                 self._call(
                     self.up.scoring.CheckCode,
                     scoring_pb2.CheckCodeRequest(
-                        problem_id=session.problem_id, language=language, code=code, session_id=session_id
+                        problem_id=session.problem_id,
+                        language=language,
+                        code=code,
+                        session_id=session_id,
+                        fence=submit_lock.fence,
                     ),
                     "scoring",
                     deadline,
@@ -132,6 +143,7 @@ class SubmitGuard(GatewayParts):
                     aggregate_turn_score=aggregate,
                     performance_score=code_result.performance_score,
                     correctness_score=code_result.correctness_score,
+                    fence=submit_lock.fence,
                 ),
                 "scoring",
                 deadline,
@@ -149,6 +161,12 @@ class SubmitGuard(GatewayParts):
             SUBMIT_DURATION.record(time.monotonic() - started)
             log.info("session graded", extra={"session_id": session_id, "grade": scores.grade})
             yield report
+        except ServiceError as exc:
+            # An upstream refused this submit's writes: a newer submit took the session
+            # over (this one outlived its lease). Its report, once stored, is the answer.
+            if exc.code != grpc.StatusCode.ABORTED or (stored := await self.store.report(session_id)) is None:
+                raise
+            yield report_from_json(stored)
         finally:
             await asyncio.shield(submit_lock.release())
 

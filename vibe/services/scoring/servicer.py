@@ -128,7 +128,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
             if request.session_id:
                 check_id("session_id", request.session_id)
             result = await self.scoring.check_code(
-                request.problem_id, request.language, request.code, request.session_id
+                request.problem_id, request.language, request.code, request.session_id, request.fence
             )
             return check_result_to_pb(result)
 
@@ -147,6 +147,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
                 request.aggregate_turn_score,
                 request.performance_score,
                 request.correctness_score,
+                request.fence,
             )
             return scoring_pb2.FinalScores(session_id=request.session_id, **dataclasses.asdict(scores))
 
