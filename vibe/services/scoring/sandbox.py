@@ -330,7 +330,15 @@ class _SlotServer:
 
     @property
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
+        """Running, as far as the kernel knows: a server killed a moment ago is a zombie (or
+        gone) before the event loop's child watcher notices."""
+        if self.proc is None or self.proc.returncode is not None:
+            return False
+        try:
+            raw = Path(f"/proc/{self.proc.pid}/stat").read_bytes()
+        except OSError:
+            return False
+        return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] not in (b"Z", b"X")
 
     def send(self, payload: bytes, fds: Sequence[int]) -> None:
         assert self.sock is not None
