@@ -40,8 +40,8 @@ from vibe.platform.hot_state import Keys
 from vibe.shared.eval_queue import EvalJob
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.fake_gemini import FakeGemini
-from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from vibe_dev.stack import LIFTED_LIMITS, free_port, in_process_stack, with_dev_secrets
+from vibe_dev.scratch import DATABASE_URL, LIFTED_LIMITS, REDIS_URL, drop_scratch
+from vibe_dev.stack import free_port, in_process_stack, with_dev_secrets
 
 ROOT = Path(__file__).resolve().parents[1]
 TURNS_PER_SESSION = 5

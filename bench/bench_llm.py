@@ -27,8 +27,8 @@ import grpc
 
 from vibe.llm.gemini import make_client
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
-from vibe_dev.scratch import DATABASE_URL, REDIS_URL, drop_scratch
-from vibe_dev.stack import LIFTED_LIMITS, in_process_stack
+from vibe_dev.scratch import DATABASE_URL, LIFTED_LIMITS, REDIS_URL, drop_scratch
+from vibe_dev.stack import in_process_stack
 
 MODEL = "gemini-2.5-flash"
 REFERENCE = "def two_sum(nums, target):\n    seen = {}\n    for i, x in enumerate(nums):\n        if target - x in seen:\n            return [seen[target - x], i]\n        seen[x] = i\n"

@@ -22,8 +22,8 @@ import grpc
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.otlp_receiver import otlp_receiver
-from vibe_dev.scratch import DATABASE_URL
-from vibe_dev.stack import LIFTED_LIMITS, process_stack
+from vibe_dev.scratch import DATABASE_URL, LIFTED_LIMITS
+from vibe_dev.stack import process_stack
 
 REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
 

@@ -11,25 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import cast
 
 import grpc
 import pytest
 
+from tests.support.faults import eventually, service_process
 from tests.support.stack import REFERENCE, Stack, StartStack, evaluation_runs, new_candidate
-from vibe.platform.healthcheck import wait_serving
 from vibe.platform.hot_state import EVAL_GROUP, Keys
 from vibe.shared.eval_queue import EvalJob, enqueue
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
-from vibe_dev.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [
@@ -40,33 +34,16 @@ QUESTIONS = [
 STATE = evaluator_pb2.TurnEvaluationState
 
 
-@contextlib.asynccontextmanager
-async def evaluator_process(stack: Stack, **overrides: str) -> AsyncIterator[asyncio.subprocess.Process]:
+def evaluator_process(
+    stack: Stack, **overrides: str
+) -> contextlib.AbstractAsyncContextManager[asyncio.subprocess.Process]:
     """`python -m vibe.services.evaluator` on the stack's database and Redis prefix, serving."""
-    addr = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, **stack.env, "EVALUATOR_ADDR": addr, "VIBE_LOG_LEVEL": "error", **overrides}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "vibe.services.evaluator", env=env, cwd=ROOT, stdout=subprocess.DEVNULL
-    )
-    try:
-        await wait_serving(addr, 60)
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await proc.wait()
+    return service_process(stack, "vibe.services.evaluator", "EVALUATOR_ADDR", **overrides)
 
 
 def consumer_of(proc: asyncio.subprocess.Process, worker: int = 0) -> str:
     """The consumer name a worker of that process uses in the group (see worker.py)."""
     return f"{socket.gethostname()}-{proc.pid}-{worker}"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out after {timeout_s}s waiting until {what}"
-        await asyncio.sleep(0.02)
 
 
 async def turn_rows(stack: Stack, session_id: str) -> list[tuple[int, int]]:
@@ -163,7 +140,8 @@ async def test_job_of_a_killed_worker_is_finished_by_another(start_stack: StartS
 
 async def test_job_whose_workers_keep_dying_is_dead_lettered(start_stack: StartStack) -> None:
     # One attempt allowed: the worker killed on it used it up; the next claim dead-letters.
-    async with start_stack(EVALUATOR_WORKERS="0") as stack:
+    # The dead worker's turn lease (1 s) has expired by the time its job is claimed (2 s).
+    async with start_stack(EVALUATOR_WORKERS="0", VIBE_LEASE_TTL_S="1") as stack:
         candidate = await new_candidate(stack)
         await candidate.chat(QUESTIONS[0])
         await kill_worker_mid_turn_one(stack, candidate.session_id, EVALUATOR_JOB_MAX_ATTEMPTS="1")

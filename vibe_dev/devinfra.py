@@ -44,8 +44,12 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "DEFAULT_REDIS_URL",
     "DevInfraError",
+    "PrivatePostgres",
+    "PrivateRedis",
     "ensure_infrastructure",
     "main",
+    "private_postgres",
+    "private_redis",
     "probe_postgres",
     "probe_redis",
     "start_private_postgres",
@@ -394,6 +398,50 @@ def start_private_postgres(database: str = "test", *, log: Log = _say) -> Iterat
     anyway), and contains the database *database*.  It is stopped and its
     directory deleted when the context exits.
     """
+    with private_postgres(database, log=log) as cluster:
+        yield cluster.url
+
+
+class PrivatePostgres:
+    """A private cluster (see :func:`private_postgres`) that fault tests may stop and
+    start again on the same port and data, or strike from inside."""
+
+    def __init__(self, bindir: str, workdir: str, datadir: str, logfile: str, port: int, database: str):
+        self.bindir, self.workdir, self.datadir, self.logfile = bindir, workdir, datadir, logfile
+        self.port = port
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+    def stop(self, mode: str = "immediate") -> None:
+        """``pg_ctl stop -m MODE`` (immediate: like a crash, every backend dropped)."""
+        _run_checked(
+            _as_postgres_user([os.path.join(self.bindir, "pg_ctl"), "-D", self.datadir, "-m", mode, "-w", "stop"]),
+            cwd=self.workdir,
+            what="pg_ctl stop",
+        )
+
+    def start(self) -> None:
+        """Starts the stopped cluster again, on its port, with its data."""
+        _start_postmaster(self.bindir, self.datadir, self.workdir, self.logfile, port=self.port)
+
+    async def terminate_backends(self) -> int:
+        """``pg_terminate_backend`` on every other client backend; how many there were."""
+        import asyncpg
+
+        conn = await asyncpg.connect(self.url)
+        try:
+            return int(
+                await conn.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                )
+            )
+        finally:
+            await conn.close()
+
+
+@contextlib.contextmanager
+def private_postgres(database: str = "test", *, log: Log = _say) -> Iterator[PrivatePostgres]:
+    """:func:`start_private_postgres`, yielding the cluster itself."""
     started = time.monotonic()
     bindir = _resolve_postgres_bindir(log)
     owner = _ensure_postgres_os_user(log) if _is_root() else None
@@ -436,7 +484,7 @@ def start_private_postgres(database: str = "test", *, log: Log = _say) -> Iterat
             f"started private PostgreSQL {_postgres_major(bindir)} on 127.0.0.1:{port} "
             f"(data in {datadir}, {time.monotonic() - started:.1f}s)"
         )
-        yield f"postgresql://postgres@127.0.0.1:{port}/{database}"
+        yield PrivatePostgres(bindir, workdir, datadir, logfile, port, database)
     finally:
         with _sigint_shielded():
             # Also after a failed start: pg_ctl may have left a postmaster behind.
@@ -446,16 +494,16 @@ def start_private_postgres(database: str = "test", *, log: Log = _say) -> Iterat
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _start_postmaster(bindir: str, datadir: str, workdir: str, logfile: str) -> int:
-    """``pg_ctl start`` on a free port; return the port.
+def _start_postmaster(bindir: str, datadir: str, workdir: str, logfile: str, port: int | None = None) -> int:
+    """``pg_ctl start`` on a free port (or on `port`); return the port.
 
     Retried a few times because the port from :func:`_free_port` is only
     free at the moment we looked.  pg_ctl puts the postmaster in its own
     session, so a terminal Ctrl-C aimed at the command does not kill it.
     """
     last_error = ""
-    for _ in range(_START_ATTEMPTS):
-        port = _free_port()
+    for _ in range(_START_ATTEMPTS if port is None else 1):
+        port = port or _free_port()
         options = (
             f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"
@@ -529,6 +577,72 @@ def _wait_for_redis(proc: subprocess.Popen[bytes], url: str, timeout: float = 15
 @contextlib.contextmanager
 def start_private_redis(*, log: Log = _say) -> Iterator[str]:
     """Run a throw-away, non-persistent ``redis-server`` child and yield its URL."""
+    with private_redis(log=log) as server:
+        yield server.url
+
+
+class PrivateRedis:
+    """A private ``redis-server`` (see :func:`private_redis`) that fault tests may kill
+    and start again on the same port and directory (with its append-only file, if on)."""
+
+    def __init__(self, binary: str, workdir: str, logfile: str, appendonly: bool):
+        self.binary, self.workdir, self.logfile, self.appendonly = binary, workdir, logfile, appendonly
+        self.port = 0
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, port: int | None = None) -> bool:
+        """Starts the server (on its port when it ran before); False if it did not answer."""
+        self.port = port or self.port or _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else ["--appendonly", "no"]
+        with open(self.logfile, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    *persistence,
+                    "--dir",
+                    self.workdir,
+                    "--daemonize",
+                    "no",
+                ],
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # Own session: a terminal Ctrl-C must reach the command, not
+                # kill Redis while the command is still shutting down.
+                start_new_session=True,
+            )
+        if _wait_for_redis(self.proc, self.url):
+            return True
+        _stop_process(self.proc)
+        self.proc = None
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL: every connection dropped, nothing flushed but what is already on disk."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_process(self.proc)
+        self.proc = None
+
+
+@contextlib.contextmanager
+def private_redis(*, appendonly: bool = False, log: Log = _say) -> Iterator[PrivateRedis]:
+    """A private ``redis-server`` child on a free port in a temp directory, yielded
+    running; stopped and deleted afterwards."""
     started = time.monotonic()
     binary = find_redis_server()
     if binary is None:
@@ -538,50 +652,21 @@ def start_private_redis(*, log: Log = _say) -> Iterator[str]:
             raise DevInfraError("installed redis-server, but still cannot find the binary")
 
     workdir = tempfile.mkdtemp(prefix="vibe-redis-")
-    logfile = os.path.join(workdir, "redis.log")
-    proc: subprocess.Popen[bytes] | None = None
+    server = PrivateRedis(binary, workdir, os.path.join(workdir, "redis.log"), appendonly)
     try:
-        for _ in range(_START_ATTEMPTS):
-            port = _free_port()
-            url = f"redis://127.0.0.1:{port}/0"
-            with open(logfile, "ab") as out:
-                proc = subprocess.Popen(
-                    [
-                        binary,
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--dir",
-                        workdir,
-                        "--daemonize",
-                        "no",
-                    ],
-                    cwd=workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    # Own session: a terminal Ctrl-C must reach the command, not
-                    # kill Redis while the command is still shutting down.
-                    start_new_session=True,
-                )
-            if _wait_for_redis(proc, url):
-                break
-            _stop_process(proc)
-            proc = None
-        if proc is None:
-            raise DevInfraError(f"redis-server did not start; log:\n{_tail(logfile)}")
-        log(f"started private Redis on 127.0.0.1:{port} (pid {proc.pid}, {time.monotonic() - started:.1f}s)")
-        yield url
+        if not any(server.start(_free_port()) for _ in range(_START_ATTEMPTS)):
+            raise DevInfraError(f"redis-server did not start; log:\n{_tail(server.logfile)}")
+        assert server.proc is not None
+        log(
+            f"started private Redis on 127.0.0.1:{server.port} "
+            f"(pid {server.proc.pid}, {time.monotonic() - started:.1f}s)"
+        )
+        yield server
     finally:
         with _sigint_shielded():
-            if proc is not None:
-                _stop_process(proc)
-                log(f"stopped private Redis on 127.0.0.1:{port}")
+            if server.proc is not None:
+                server.stop()
+                log(f"stopped private Redis on 127.0.0.1:{server.port}")
             shutil.rmtree(workdir, ignore_errors=True)
 
 

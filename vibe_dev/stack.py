@@ -45,17 +45,6 @@ class StackAddrs:
         }
 
 
-# Benchmarks and most tests drive many chats through one session and one key as fast as
-# they can: the product's limits would measure the limits, not the system. (The limits
-# themselves are tested with their own small values, tests/test_limits.py.)
-LIFTED_LIMITS = {
-    "VIBE_LIMIT_CHATS_PER_MINUTE": "100000",
-    "VIBE_LIMIT_TURNS_PER_SESSION": "100000",
-    "VIBE_LIMIT_SESSIONS_PER_KEY_PER_HOUR": "1000000",
-    "VIBE_LIMIT_STREAMS_PER_KEY": "100000",
-}
-
-
 def with_dev_secrets(env: Mapping[str, str]) -> dict[str, str]:
     """`env`, plus what a development stack generates when it is not set, so that `make
     demo` needs no setup (a deployment sets its own, see the README):

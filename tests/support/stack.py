@@ -5,7 +5,6 @@ environment that gives a test its own PostgreSQL schema and Redis key prefix."""
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 
@@ -13,13 +12,12 @@ import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
-from vibe.platform.api_keys import ALL_SCOPES, new_key, settings_entry
 from vibe.platform.service_auth import service_channel
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.fake_gemini import FakeGemini
-from vibe_dev.scratch import DATABASE_URL, REDIS_URL
-from vibe_dev.stack import LIFTED_LIMITS, StackAddrs, in_process_stack
+from vibe_dev.scratch import DATABASE_URL, REDIS_URL, scratch_env
+from vibe_dev.stack import StackAddrs, in_process_stack
 
 # The reference solution of two-sum: a submission that passes every test.
 REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
@@ -28,29 +26,7 @@ REFERENCE = (DEFAULT_PROBLEMS_DIR / "two-sum" / "reference.py").read_text()
 def isolated_env(tag: str) -> dict[str, str]:
     """Environment for services that only touches the schema `t_<tag>` and the keys
     `t:<tag>:*` (dropped with `vibe_dev.scratch.drop_scratch`)."""
-    key_id, secret, plaintext = new_key()
-    return {
-        "DATABASE_URL": DATABASE_URL,
-        "REDIS_URL": REDIS_URL,
-        "VIBE_DB_SCHEMA": f"t_{tag}",
-        "VIBE_REDIS_PREFIX": f"t:{tag}:",
-        "VIBE_LLM_PROVIDER": "offline",
-        "GATEWAY_ADDR": "127.0.0.1:0",
-        "TUTOR_ADDR": "127.0.0.1:0",
-        "EVALUATOR_ADDR": "127.0.0.1:0",
-        "SCORING_ADDR": "127.0.0.1:0",
-        "GATEWAY_HTTP_ADDR": "127.0.0.1:0",
-        "VIBE_SHUTDOWN_GRACE_S": "0.5",
-        # Known to the test, so that it can call the internal services as the gateway does.
-        "VIBE_SERVICE_SECRET": secrets.token_hex(32),
-        # A backend key with every scope (the gateway gets its hash; the tests send VIBE_API_KEY).
-        "VIBE_API_KEYS": settings_entry("tests", key_id, secret, ALL_SCOPES),
-        "VIBE_API_KEY": plaintext,
-        # Most tests read the graded report through the candidate's own calls; the policies
-        # themselves (the default is `released`) are tested in tests/test_access.py.
-        "VIBE_CANDIDATE_REPORT": "full",
-        **LIFTED_LIMITS,
-    }
+    return scratch_env(f"t_{tag}", f"t:{tag}:")
 
 
 def key_auth(api_key: str) -> tuple[tuple[str, str], ...]:
@@ -72,10 +48,11 @@ class Stack:
     gateway: gateway_pb2_grpc.GatewayAsyncStub
 
     async def db(self) -> asyncpg.Connection:
-        return await asyncpg.connect(DATABASE_URL, server_settings={"search_path": self.env["VIBE_DB_SCHEMA"]})
+        url = self.env.get("DATABASE_URL", DATABASE_URL)  # a fault test's private server, if it has one
+        return await asyncpg.connect(url, server_settings={"search_path": self.env["VIBE_DB_SCHEMA"]})
 
     def redis(self) -> aioredis.Redis:
-        return aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+        return aioredis.Redis.from_url(self.env.get("REDIS_URL", REDIS_URL), decode_responses=True)
 
     def key(self, suffix: str) -> str:
         return self.env["VIBE_REDIS_PREFIX"] + suffix
@@ -120,15 +97,17 @@ class Candidate:
     def auth(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.token}"),)
 
-    async def chat(self, message: str) -> list[gateway_pb2.ChatEvent]:
+    async def chat(self, message: str, key: str = "") -> list[gateway_pb2.ChatEvent]:
         call = self.gateway.Chat(
-            gateway_pb2.ChatRequest(session_id=self.session_id, message=message), metadata=self.auth
+            gateway_pb2.ChatRequest(session_id=self.session_id, message=message, idempotency_key=key),
+            metadata=self.auth,
         )
         return [event async for event in call]
 
-    async def submit(self, code: str, language: str = "python") -> list[gateway_pb2.SubmitEvent]:
+    async def submit(self, code: str, language: str = "python", key: str = "") -> list[gateway_pb2.SubmitEvent]:
         call = self.gateway.Submit(
-            gateway_pb2.SubmitRequest(session_id=self.session_id, language=language, code=code), metadata=self.auth
+            gateway_pb2.SubmitRequest(session_id=self.session_id, language=language, code=code, idempotency_key=key),
+            metadata=self.auth,
         )
         return [event async for event in call]
 

@@ -29,14 +29,16 @@ class CircuitBreaker:
     def state(self) -> str:
         return self._state
 
-    def allow(self) -> bool:
+    def allow(self, trial: bool = True) -> bool:
         """May a call go out now? Every allowed call must end in `success`, `failure`
-        or `release`."""
+        or `release`. With `trial=False` the call never is the half-open trial: only a
+        closed breaker lets it through (for a call that has a fallback and runs beside
+        the one that should be the trial)."""
         if self._state == self.OPEN and self.clock() - self._opened_at >= self.reset_s:
             self._state = self.HALF_OPEN
         if self._state == self.CLOSED:
             return True
-        if self._state == self.HALF_OPEN and not self._trial_in_flight:
+        if trial and self._state == self.HALF_OPEN and not self._trial_in_flight:
             self._trial_in_flight = True
             return True
         return False

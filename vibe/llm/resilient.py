@@ -52,10 +52,14 @@ class ResilientProvider:
     async def check_guardrail(
         self, problem: ProblemContext, history: Sequence[Exchange], message: str
     ) -> GuardrailVerdict:
+        # Never the breaker's trial: it runs beside the tutor's reply, which has no
+        # fallback; were the guardrail the trial, the reply would be refused, the check
+        # cancelled with it, and the breaker would stay half-open for every later turn.
         return await self._with_fallback(
             "guardrail",
             lambda: self.primary.check_guardrail(problem, history, message),
             lambda: self.fallback.check_guardrail(problem, history, message),
+            trial=False,
         )
 
     async def stream_tutor_reply(
@@ -126,9 +130,9 @@ class ResilientProvider:
     # -----------------------------------------------------------------------------
 
     async def _with_fallback(
-        self, what: str, primary: Callable[[], Awaitable[R]], fallback: Callable[[], Awaitable[R]]
+        self, what: str, primary: Callable[[], Awaitable[R]], fallback: Callable[[], Awaitable[R]], trial: bool = True
     ) -> R:
-        if not self.breaker.allow():
+        if not self.breaker.allow(trial):
             log.warning("%s: circuit open, using the %s provider", what, self.fallback.name)
             return await fallback()
         try:

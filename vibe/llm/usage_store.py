@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from vibe.llm.usage import CallUsage
+from vibe.platform.storefaults import idempotent
 
 PHASE_CHAT = "chat"  # the tutor answering a turn (guardrail + reply)
 PHASE_BACKGROUND = "background"  # a queue worker evaluating a turn
@@ -66,6 +67,7 @@ async def save_calls(
     )
 
 
+@idempotent
 async def session_usage(db: asyncpg.Pool, session_id: str) -> dict[str, Any]:
     """The session's usage as the report shows it: per turn (answering the chat, and
     evaluating the turn), everything spent by the submit, and the total."""

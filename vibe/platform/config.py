@@ -176,6 +176,9 @@ class CommonSettings:
     # that clients resolve the name again and spread over replicas added since: a gRPC channel
     # keeps its connections, and its round-robin only covers the addresses it resolved. 0 = never.
     grpc_max_connection_age_s: float = 0.0
+    # Chat, submit and evaluation leases (vibe/platform/leases.py): renewed every third of
+    # this while their holder lives, so a dead holder frees its lease within it.
+    lease_ttl_s: float = 5.0
     # Telemetry (vibe/platform/telemetry.py): traces and metrics over OTLP when an
     # endpoint is set (the exporter reads the rest of OTEL_EXPORTER_OTLP_* itself), a
     # Prometheus scrape endpoint on metrics_addr when set; both off by default.
@@ -227,6 +230,7 @@ class CommonSettings:
             log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             shutdown_grace_s=r.number("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),
             grpc_max_connection_age_s=r.number("VIBE_GRPC_MAX_CONNECTION_AGE_S", 0.0, 0.0, 86400.0),
+            lease_ttl_s=r.number("VIBE_LEASE_TTL_S", cls.lease_ttl_s, 0.5, 300.0),
             otlp_endpoint=r.text("OTEL_EXPORTER_OTLP_ENDPOINT", "") or r.text("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
             metrics_addr=r.optional_addr("VIBE_METRICS_ADDR"),
             otel_service_name=r.text("OTEL_SERVICE_NAME", ""),
@@ -268,7 +272,9 @@ class EvaluatorSettings:
     addr: str
     workers: int  # background evaluation workers in this process (0 = none)
     turn_log_ttl_s: int
-    eval_lock_ttl_s: int  # an evaluation holding its lock longer is presumed dead
+    # A background job unanswered this long is presumed dead and claimed by another worker
+    # (XAUTOCLAIM); one attempt gives up at 90% of it. The turn's lease is VIBE_LEASE_TTL_S.
+    eval_lock_ttl_s: int
     job_max_attempts: int  # deliveries of one queued job before it goes to the dead-letter stream
     judge_samples: int  # score each turn k times and keep the median (1 = once)
     service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
@@ -389,18 +395,36 @@ class GatewaySettings:
     scoring_addr: str
     max_message_chars: int
     max_code_bytes: int
-    chat_lock_ttl_s: int  # a chat holding the session longer is presumed dead
     submit_guard_timeout_s: float  # bound on waiting for in-flight evaluations
     guard_concurrency: int  # missing turns evaluated at once by the guard
     service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
+    # Without an idempotency key, a chat message identical to the session's last stored
+    # turn within this many seconds is that turn retried, not a new one (0: off).
+    chat_dedup_window_s: float = 10.0
     access: AccessSettings = field(default_factory=lambda: AccessSettings())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
         r = _Reader(os.environ if env is None else env)
         http_addr = r.optional_addr("GATEWAY_HTTP_ADDR") if "GATEWAY_HTTP_ADDR" in r.env else "127.0.0.1:8080"
+        if "VIBE_CHAT_LOCK_TTL_S" in r.env:
+            r.errors.append(
+                "VIBE_CHAT_LOCK_TTL_S is no longer read: the chat lease is renewed while its holder lives and "
+                "expires after VIBE_LEASE_TTL_S (default 5); remove it"
+            )
+        common = CommonSettings.read(r)
+        guard = r.number("VIBE_SUBMIT_GUARD_TIMEOUT_S", 60.0, 0.1, 3600.0)
+        # The guard must outlive a dead evaluator's lease and then evaluate the turn itself
+        # (an LLM call, bounded by its budget before the offline fallback answers).
+        needed = common.lease_ttl_s + common.llm_call_budget_s + 1.0
+        if guard < needed:
+            r.errors.append(
+                f"VIBE_SUBMIT_GUARD_TIMEOUT_S={guard:g} is too short for the lease and LLM timings: a submit must "
+                f"outwait a dead holder's lease (VIBE_LEASE_TTL_S={common.lease_ttl_s:g}) and then evaluate a turn "
+                f"(VIBE_LLM_CALL_BUDGET_S={common.llm_call_budget_s:g}); make it at least {needed:g}"
+            )
         s = cls(
-            common=CommonSettings.read(r),
+            common=common,
             addr=r.addr("GATEWAY_ADDR", DEFAULT_ADDRS["gateway"]),
             http_addr=http_addr,
             tutor_addr=r.addr("TUTOR_ADDR", DEFAULT_ADDRS["tutor"]),
@@ -408,11 +432,11 @@ class GatewaySettings:
             scoring_addr=r.addr("SCORING_ADDR", DEFAULT_ADDRS["scoring"]),
             max_message_chars=r.integer("VIBE_MAX_MESSAGE_CHARS", 4000, 1, 1_000_000),
             max_code_bytes=r.integer("VIBE_MAX_CODE_BYTES", 64 * 1024, 1, 16 * 1024 * 1024),
-            chat_lock_ttl_s=r.integer("VIBE_CHAT_LOCK_TTL_S", 300, 1, 3600),
-            submit_guard_timeout_s=r.number("VIBE_SUBMIT_GUARD_TIMEOUT_S", 60.0, 0.1, 3600.0),
+            submit_guard_timeout_s=guard,
             guard_concurrency=r.integer("VIBE_GUARD_CONCURRENCY", 4, 1, 256),
             service_secret=_service_secret(r),
             access=AccessSettings.read(r),
+            chat_dedup_window_s=r.number("VIBE_CHAT_DEDUP_WINDOW_S", 10.0, 0.0, 3600.0),
         )
         r.done("gateway")
         return s
@@ -423,7 +447,7 @@ CANDIDATE_REPORT_POLICIES = ("full", "scores", "released")
 
 @dataclass(frozen=True)
 class AccessSettings:
-    """The gateway's access rules (issue 13): backend keys from the settings, what a
+    """The gateway's access rules: backend keys from the settings, what a
     candidate sees of their report, the limits, and the graded-session webhook."""
 
     api_keys: tuple[SettingsKey, ...] = ()  # VIBE_API_KEYS (see vibe/platform/api_keys.py)

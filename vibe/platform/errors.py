@@ -107,6 +107,23 @@ async def grpc_errors(context: grpc.aio.ServicerContext[Any, Any]) -> AsyncItera
     except grpc.aio.AioRpcError as exc:  # an upstream call failed and nobody translated it
         err = from_rpc_error(exc, "upstream")
         await _abort(context, err.code, err.message)
+    except Exception as exc:
+        fault = translate(exc)
+        if fault is None:
+            raise
+        await _abort(context, fault.code, fault.message)
+
+
+def translate(exc: BaseException) -> ServiceError | None:
+    """What an exception that is no ServiceError means to the caller: a fault of our own
+    stores is UNAVAILABLE (retryable, never their fault); None for a real bug."""
+    # Imported here: storefaults raises the errors defined in this module.
+    from vibe.platform.storefaults import as_service_error
+
+    fault = as_service_error(exc)
+    if fault is not None:
+        log.warning("store fault answered UNAVAILABLE", extra={"error": repr(exc)})
+    return fault
 
 
 async def _abort(context: grpc.aio.ServicerContext[Any, Any], code: grpc.StatusCode, message: str) -> NoReturn:

@@ -1,4 +1,5 @@
-"""Redis: the key layout every service shares, and a small lock.
+"""Redis: the key layout every service shares (the leases on its lock keys are in
+leases.py).
 
 All keys start with the configured prefix (VIBE_REDIS_PREFIX), so one Redis can
 serve several deployments, and every test its own namespace.
@@ -6,9 +7,6 @@ serve several deployments, and every test its own namespace.
 
 from __future__ import annotations
 
-import asyncio
-import secrets
-import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -69,36 +67,3 @@ class Keys:
     def eval_lock(self, session_id: str, turn: int) -> str:
         """Held while a turn is being evaluated: the mark of an evaluation in flight."""
         return f"{self.prefix}lock:eval:{session_id}:{turn}"
-
-
-# Delete the key only if it still holds our token: a lock that expired and was taken
-# by someone else must not be released by its former owner.
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end
-"""
-
-
-class Lock:
-    """A lease in Redis: SET NX with a TTL, released only by its owner."""
-
-    def __init__(self, redis: aioredis.Redis, key: str, ttl_s: float):
-        self.redis = redis
-        self.key = key
-        self.ttl_ms = max(1, int(ttl_s * 1000))
-        self.token = secrets.token_hex(16)
-
-    async def try_acquire(self) -> bool:
-        return bool(await self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
-
-    async def acquire(self, timeout_s: float, poll_s: float = 0.05) -> bool:
-        """Waits up to `timeout_s` for the lock; False if it stayed taken."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if await self.try_acquire():
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(poll_s)
-
-    async def release(self) -> None:
-        await self.redis.eval(_RELEASE, 1, self.key, self.token)

@@ -27,6 +27,7 @@ from vibe.platform.logs import setup_logging
 from vibe.platform.metrics import RpcMetricsInterceptor
 from vibe.platform.service_auth import CallPolicy, ServiceAuthServerInterceptor
 from vibe.platform.telemetry import setup_telemetry, shutdown_telemetry
+from vibe.platform.validation import MalformedRequestInterceptor
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class GrpcServer:
                 ("grpc.max_connection_age_ms", int(bundle.max_connection_age_s * 1000)),
                 ("grpc.max_connection_age_grace_ms", int(MAX_CONNECTION_AGE_GRACE_S * 1000)),
             ]
-        interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetricsInterceptor()]
+        interceptors: list[grpc.aio.ServerInterceptor] = [RpcMetricsInterceptor(), MalformedRequestInterceptor()]
         if bundle.call_policy is not None:
             interceptors.append(ServiceAuthServerInterceptor(bundle.call_policy))
         self.server = grpc.aio.server(options=options, interceptors=interceptors)

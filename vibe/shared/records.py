@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from vibe.llm.base import Exchange, ProblemContext
-from vibe.platform.errors import NotFound
+from vibe.platform.errors import Aborted, NotFound
+from vibe.platform.storefaults import idempotent
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class StoredTurn:
         return Exchange(turn=self.turn, user=self.user, assistant=self.assistant)
 
 
+@idempotent
 async def load_problem_context(db: asyncpg.Pool, problem_id: str) -> ProblemContext:
     row = await db.fetchrow(
         "SELECT problem_id, title, spec, reference_solution, reference_solutions FROM problems WHERE problem_id = $1",
@@ -53,6 +55,7 @@ async def load_problem_context(db: asyncpg.Pool, problem_id: str) -> ProblemCont
     )
 
 
+@idempotent
 async def load_exchanges(db: asyncpg.Pool, session_id: str, before_turn: int) -> list[Exchange]:
     """The completed turns of a session before `before_turn`, in order."""
     rows = await db.fetch(
@@ -69,6 +72,7 @@ async def load_exchanges(db: asyncpg.Pool, session_id: str, before_turn: int) ->
     return [Exchange(turn=r["turn"], user=r["user_text"], assistant=r["assistant_text"]) for r in rows]
 
 
+@idempotent
 async def load_turn(db: asyncpg.Pool, session_id: str, turn: int) -> StoredTurn:
     row = await db.fetchrow(
         """
@@ -97,8 +101,25 @@ async def load_turn(db: asyncpg.Pool, session_id: str, turn: int) -> StoredTurn:
     )
 
 
+@idempotent
 async def session_problem_id(db: asyncpg.Pool, session_id: str) -> str:
     problem_id = await db.fetchval("SELECT problem_id FROM sessions WHERE session_id = $1", session_id)
     if problem_id is None:
         raise NotFound(f"no session {session_id!r}")
     return str(problem_id)
+
+
+async def hold_submit_fence(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, session_id: str, fence: int
+) -> None:
+    """Inside the transaction of a write a submit asked for (its results, its grade, its
+    holistic evaluation): Aborted when a newer submit holds the session (the
+    submission's fence is higher than `fence`, the asking submit's lease token), so a
+    stale submit never overwrites the newer one's results. The submission's row stays
+    locked (FOR SHARE) until the write commits, so a takeover's freeze comes after it.
+    `fence` 0: a caller outside any submit, not fenced."""
+    if fence <= 0:
+        return
+    current = await conn.fetchval("SELECT fence FROM submissions WHERE session_id = $1 FOR SHARE", session_id)
+    if current is not None and current > fence:
+        raise Aborted(f"a newer submit of session {session_id} took over; its results stand")

@@ -58,7 +58,7 @@ async def _workers(
     server starts stopping, so no job is taken during the drain) or the block ends."""
     db, redis, keys = storage.db, storage.redis, storage.keys
     evaluator = Evaluator(
-        db, redis, keys, EvaluationStore(db, redis, keys, settings.turn_log_ttl_s), llm, settings.eval_lock_ttl_s
+        db, redis, keys, EvaluationStore(db, redis, keys, settings.turn_log_ttl_s), llm, settings.common.lease_ttl_s
     )
     workers = [
         EvaluationWorker(

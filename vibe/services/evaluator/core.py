@@ -21,7 +21,8 @@ from vibe.llm.deadline import deadline_scope
 from vibe.llm.usage import metered
 from vibe.llm.usage_store import PHASE_BACKGROUND, PHASE_SUBMIT, save_calls, session_usage, tally
 from vibe.platform.errors import DeadlineExceeded, FailedPrecondition
-from vibe.platform.hot_state import Keys, Lock
+from vibe.platform.hot_state import Keys
+from vibe.platform.leases import Lease
 from vibe.services.evaluator.store import EvaluationStore, GuardrailRecord, HolisticRecord, TurnLog
 from vibe.shared.convert import guardrail_from_columns
 from vibe.shared.eval_queue import dead_turns, queued_turns
@@ -75,14 +76,14 @@ class Evaluator:
         keys: Keys,
         store: EvaluationStore,
         llm: LLMProvider,
-        lock_ttl_s: float,
+        lease_ttl_s: float,
     ):
         self.db = db
         self.redis = redis
         self.keys = keys
         self.store = store
         self.llm = llm
-        self.lock_ttl_s = lock_ttl_s
+        self.lease_ttl_s = lease_ttl_s
         self._problems: dict[str, ProblemContext] = {}
 
     async def _problem(self, problem_id: str) -> ProblemContext:
@@ -93,29 +94,34 @@ class Evaluator:
     async def ensure_turn(self, session_id: str, turn: int, source: EvaluationSource, timeout_s: float) -> TurnLog:
         """The turn's evaluation: stored -> returned; being evaluated elsewhere -> waited
         for (up to `timeout_s`); otherwise evaluated here, under the turn's lock, so two
-        callers never evaluate the same turn at once."""
+        callers never evaluate the same turn at once.
+
+        The lock is a lease renewed while this evaluation runs: if its holder dies, the
+        next caller takes over within VIBE_LEASE_TTL_S; and its fencing token goes with
+        the result, so a holder that stalled past its lease cannot overwrite the result
+        of the one that took over."""
         deadline = time.monotonic() + timeout_s
         while True:
             stored = await self.store.get_turn_log(session_id, turn)
             if stored is not None:
                 return stored
-            lock = Lock(self.redis, self.keys.eval_lock(session_id, turn), self.lock_ttl_s)
-            if await lock.try_acquire():
-                try:
-                    # It may have been finished between our read and taking the lock.
+            lease = Lease(self.redis, self.keys.eval_lock(session_id, turn), self.lease_ttl_s)
+            if await lease.try_acquire():
+                async with lease.kept():
+                    # It may have been finished between our read and taking the lease.
                     stored = await self.store.get_turn_log(session_id, turn)
                     if stored is not None:
                         return stored
-                    return await self._evaluate_turn(session_id, turn, source, deadline)
-                finally:
-                    await lock.release()
+                    return await self._evaluate_turn(session_id, turn, source, deadline, lease.fence)
             if time.monotonic() >= deadline:
                 raise DeadlineExceeded(
                     f"turn {turn} of session {session_id} is still being evaluated elsewhere after {timeout_s:.1f}s"
                 )
             await asyncio.sleep(_WAIT_POLL_S)
 
-    async def _evaluate_turn(self, session_id: str, turn: int, source: EvaluationSource, deadline: float) -> TurnLog:
+    async def _evaluate_turn(
+        self, session_id: str, turn: int, source: EvaluationSource, deadline: float, fence: int
+    ) -> TurnLog:
         stored_turn = await load_turn(self.db, session_id, turn)
         problem = await self._problem(stored_turn.problem_id)
         history = await load_exchanges(self.db, session_id, before_turn=turn)
@@ -162,7 +168,13 @@ class Evaluator:
             usage=tally(meter.calls),
             source=source,
         )
-        await self.store.save_turn_log(turn_log)
+        stored, ours = await self.store.save_turn_log(turn_log, fence)
+        if not ours:
+            log.warning(
+                "a newer lease holder stored this turn's evaluation first; returning theirs",
+                extra={"session_id": session_id, "turn": turn, "fence": fence},
+            )
+            return stored
         runs = await self.store.count_evaluation_run(session_id, turn)
         log.info(
             "turn evaluated",
@@ -211,8 +223,9 @@ class Evaluator:
         await session_problem_id(self.db, session_id)  # NOT_FOUND for an unknown session
         return await self.store.list_turn_logs(session_id)
 
-    async def evaluate_holistic(self, session_id: str) -> HolisticRecord:
-        """Judges the conversation over its stored turn logs and stores the result."""
+    async def evaluate_holistic(self, session_id: str, fence: int = 0) -> HolisticRecord:
+        """Judges the conversation over its stored turn logs and stores the result (not
+        when a newer submit than the one holding `fence` holds the session)."""
         problem = await self._problem(await session_problem_id(self.db, session_id))
         logs = await self.store.list_turn_logs(session_id)
         exchanges = {e.turn: e for e in await load_exchanges(self.db, session_id, before_turn=2**31 - 1)}
@@ -249,7 +262,7 @@ class Evaluator:
             "session_usage": await session_usage(self.db, session_id),
             "timestamp": _now(),
         }
-        await self.store.save_holistic(session_id, details)
+        await self.store.save_holistic(session_id, details, fence)
         return details
 
 

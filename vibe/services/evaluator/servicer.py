@@ -9,6 +9,7 @@ from google.protobuf import json_format, timestamp_pb2
 
 from vibe.llm.base import Violation
 from vibe.platform.errors import InvalidArgument, grpc_errors
+from vibe.platform.validation import check_id
 from vibe.services.evaluator.core import (
     EvaluationSource,
     Evaluator,
@@ -113,8 +114,7 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         self, request: evaluator_pb2.EvaluateTurnRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> evaluator_pb2.TurnEvaluation:
         async with grpc_errors(context):
-            if not request.session_id:
-                raise InvalidArgument("session_id is required")
+            check_id("session_id", request.session_id)
             if request.turn < 1:
                 raise InvalidArgument(f"turn must be >= 1, got {request.turn}")
             remaining = context.time_remaining()
@@ -128,16 +128,14 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         self, request: evaluator_pb2.EvaluateHolisticRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> evaluator_pb2.HolisticEvaluation:
         async with grpc_errors(context):
-            if not request.session_id:
-                raise InvalidArgument("session_id is required")
-            return holistic_to_pb(await self.evaluator.evaluate_holistic(request.session_id))
+            check_id("session_id", request.session_id)
+            return holistic_to_pb(await self.evaluator.evaluate_holistic(request.session_id, request.fence))
 
     async def GetTurnEvaluations(
         self, request: evaluator_pb2.GetTurnEvaluationsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> evaluator_pb2.GetTurnEvaluationsResponse:
         async with grpc_errors(context):
-            if not request.session_id:
-                raise InvalidArgument("session_id is required")
+            check_id("session_id", request.session_id)
             logs = await self.evaluator.turn_logs(request.session_id)
             return evaluator_pb2.GetTurnEvaluationsResponse(evaluations=[turn_log_to_pb(e) for e in logs])
 
@@ -145,7 +143,6 @@ class EvaluatorServicer(evaluator_pb2_grpc.EvaluatorServicer):
         self, request: evaluator_pb2.GetTurnStatusesRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> evaluator_pb2.GetTurnStatusesResponse:
         async with grpc_errors(context):
-            if not request.session_id:
-                raise InvalidArgument("session_id is required")
+            check_id("session_id", request.session_id)
             statuses = await self.evaluator.turn_statuses(request.session_id)
             return evaluator_pb2.GetTurnStatusesResponse(turns=[turn_status_to_pb(s) for s in statuses])

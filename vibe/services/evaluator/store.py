@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 
 from vibe.platform.errors import NotFound
 from vibe.platform.hot_state import Keys
+from vibe.platform.storefaults import hot_copy_optional, idempotent
+from vibe.shared.records import hold_submit_fence
 
 
 class PromptEvaluationDetails(TypedDict):
@@ -87,10 +89,14 @@ class EvaluationStore:
         self.keys = keys
         self.ttl_s = turn_log_ttl_s
 
+    @idempotent
     async def get_turn_log(self, session_id: str, turn: int) -> TurnLog | None:
-        cached = await self.redis.get(self.keys.turn_log(session_id, turn))
-        if cached is not None:
-            return _turn_log(cached)
+        """From the hot copy, else from PostgreSQL (the system of record, also when Redis
+        is unreachable), refilling the hot copy when it can."""
+        with hot_copy_optional("read a turn log"):
+            cached = await self.redis.get(self.keys.turn_log(session_id, turn))
+            if cached is not None:
+                return _turn_log(cached)
         details = await self.db.fetchval(
             "SELECT details FROM prompt_evaluations"
             " WHERE session_id = $1 AND turn = $2 AND evaluation_type = 'TURN_EVAL'",
@@ -99,9 +105,11 @@ class EvaluationStore:
         )
         if details is None:
             return None
-        await self.redis.set(self.keys.turn_log(session_id, turn), details, ex=self.ttl_s)
+        with hot_copy_optional("refill a turn log"):
+            await self.redis.set(self.keys.turn_log(session_id, turn), details, ex=self.ttl_s)
         return _turn_log(details)
 
+    @idempotent
     async def list_turn_logs(self, session_id: str) -> list[TurnLog]:
         """Every stored turn log of the session, by turn, from the system of record."""
         rows = await self.db.fetch(
@@ -111,6 +119,7 @@ class EvaluationStore:
         )
         return [json.loads(r["details"]) for r in rows]
 
+    @idempotent
     async def evaluated_turns(self, session_id: str) -> set[int]:
         """Turns of the session with a stored evaluation (the system of record)."""
         rows = await self.db.fetch(
@@ -119,6 +128,7 @@ class EvaluationStore:
         )
         return {r["turn"] for r in rows}
 
+    @idempotent
     async def session_turn_count(self, session_id: str) -> int:
         """Completed turns of the session; NotFound for an unknown session."""
         count = await self.db.fetchval("SELECT turn_count FROM sessions WHERE session_id = $1", session_id)
@@ -126,6 +136,7 @@ class EvaluationStore:
             raise NotFound(f"no session {session_id!r}")
         return int(count)
 
+    @idempotent
     async def turn_time(self, session_id: str, turn: int) -> datetime | None:
         """When the candidate sent the turn's message."""
         return await self.db.fetchval(  # type: ignore[no-any-return]  # asyncpg's fetchval is Any
@@ -134,45 +145,72 @@ class EvaluationStore:
             turn,
         )
 
-    async def save_turn_log(self, log: TurnLog) -> None:
-        """Durable first (upsert on the design's UNIQUE rule), then the hot copy."""
+    @idempotent
+    async def save_turn_log(self, log: TurnLog, fence: int) -> tuple[TurnLog, bool]:
+        """Durable first (upsert on the design's UNIQUE rule), then the hot copy; returns
+        what is stored and whether it is `log`.
+
+        Fenced: the upsert does nothing when the row was written under a newer lease
+        (a higher `fence`), so a holder whose lease expired mid-evaluation never
+        overwrites the evaluation of the one that took over; it gets theirs back. A
+        repeat with the same fence rewrites the same row, so a retry is harmless."""
         session_id, turn = log["session_id"], log["turn_number"]
         payload = json.dumps(log, ensure_ascii=False)
-        await self.db.execute(
+        written = await self.db.fetchval(
             """
-            INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details)
-            VALUES ($1, $2, 'TURN_EVAL', $3::jsonb)
+            INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details, fence)
+            VALUES ($1, $2, 'TURN_EVAL', $3::jsonb, $4)
             ON CONFLICT (session_id, turn, evaluation_type) WHERE evaluation_type = 'TURN_EVAL'
-            DO UPDATE SET details = EXCLUDED.details, updated_at = now()
+            DO UPDATE SET details = EXCLUDED.details, fence = EXCLUDED.fence, updated_at = now()
+            WHERE prompt_evaluations.fence <= EXCLUDED.fence
+            RETURNING true
             """,
             session_id,
             turn,
             payload,
+            fence,
         )
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.turn_log(session_id, turn), payload, ex=self.ttl_s)
-            pipe.hset(self.keys.turn_scores(session_id), str(turn), log["prompt_evaluation_details"]["score"])
-            pipe.expire(self.keys.turn_scores(session_id), self.ttl_s)
-            await pipe.execute()
+        if not written:
+            details = await self.db.fetchval(
+                "SELECT details FROM prompt_evaluations"
+                " WHERE session_id = $1 AND turn = $2 AND evaluation_type = 'TURN_EVAL'",
+                session_id,
+                turn,
+            )
+            return _turn_log(details), False
+        with hot_copy_optional("write a turn log"):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(self.keys.turn_log(session_id, turn), payload, ex=self.ttl_s)
+                pipe.hset(self.keys.turn_scores(session_id), str(turn), log["prompt_evaluation_details"]["score"])
+                pipe.expire(self.keys.turn_scores(session_id), self.ttl_s)
+                await pipe.execute()
+        return log, True
 
-    async def save_holistic(self, session_id: str, details: HolisticRecord) -> None:
-        await self.db.execute(
-            """
-            INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details)
-            VALUES ($1, NULL, 'HOLISTIC_FLOW', $2::jsonb)
-            ON CONFLICT (session_id, evaluation_type) WHERE evaluation_type = 'HOLISTIC_FLOW'
-            DO UPDATE SET details = EXCLUDED.details, updated_at = now()
-            """,
-            session_id,
-            json.dumps(details, ensure_ascii=False),
-        )
+    @idempotent
+    async def save_holistic(self, session_id: str, details: HolisticRecord, fence: int = 0) -> None:
+        """Upserts the session's holistic evaluation, unless a newer submit than the one
+        holding `fence` holds the session (Aborted)."""
+        async with self.db.acquire() as conn, conn.transaction():
+            await hold_submit_fence(conn, session_id, fence)
+            await conn.execute(
+                """
+                INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details)
+                VALUES ($1, NULL, 'HOLISTIC_FLOW', $2::jsonb)
+                ON CONFLICT (session_id, evaluation_type) WHERE evaluation_type = 'HOLISTIC_FLOW'
+                DO UPDATE SET details = EXCLUDED.details, updated_at = now()
+                """,
+                session_id,
+                json.dumps(details, ensure_ascii=False),
+            )
 
     async def count_evaluation_run(self, session_id: str, turn: int) -> int:
         """Counts evaluations actually performed per turn (the guard must never cause a
         second one); kept as long as the turn logs."""
         key = self.keys.eval_runs(session_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, str(turn), 1)
-            pipe.expire(key, self.ttl_s)
-            runs, _ = await pipe.execute()
+        runs = 0
+        with hot_copy_optional("count an evaluation run"):  # the evaluation is stored: a count is no reason to fail
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hincrby(key, str(turn), 1)
+                pipe.expire(key, self.ttl_s)
+                runs, _ = await pipe.execute()
         return int(runs)

@@ -23,14 +23,14 @@ from enum import StrEnum
 from vibe.platform.api_keys import ApiKey, ApiKeyStore, KeyRing, Scope, check_name, looks_like_key, parse_scopes
 from vibe.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from vibe.platform.telemetry import bind_session
+from vibe.platform.validation import check_id, check_text
 from vibe.services.gateway.chat import Chat, ChatEvent
 from vibe.services.gateway.limits import Limits
 from vibe.services.gateway.report import report_from_json
 from vibe.services.gateway.review import ReviewStore
-from vibe.services.gateway.sessions import Sessions, require_id
+from vibe.services.gateway.sessions import Sessions
 from vibe.services.gateway.store import GatewayStore, MessageRow, SessionRow
 from vibe.services.gateway.submit import Progress, SubmitEvent, SubmitGuard
-from vibe.services.gateway.text_checks import plain_text
 from vibe.services.gateway.views import CandidateReport, candidate_view, progress_shown, shown
 from vibe_api.gateway.v1 import gateway_pb2
 
@@ -54,7 +54,7 @@ class Credential:
 
 
 def session_key(session_id: str) -> str:
-    return plain_text("session_id", require_id("session_id", session_id))
+    return check_id("session_id", session_id)
 
 
 class Viewer(StrEnum):
@@ -127,8 +127,8 @@ class GuardedGateway:
 
     async def create_session(self, cred: Credential, candidate_id: str, problem_id: str) -> tuple[SessionRow, str]:
         key = await self.access.backend(cred, Scope.SESSIONS_CREATE, "CreateSession")
-        plain_text("candidate_id", candidate_id)
-        plain_text("problem_id", problem_id)
+        check_text("candidate_id", candidate_id)
+        check_text("problem_id", problem_id)
         async with self.limits.new_session(key.key_id):
             return await self.sessions.create(candidate_id, problem_id, key.key_id)
 
@@ -140,30 +140,32 @@ class GuardedGateway:
         assert session is not None
         return session, await self.store.messages(session_id)
 
-    async def chat(self, cred: Credential, session_id: str, message: str) -> AsyncGenerator[ChatEvent, None]:
+    async def chat(
+        self, cred: Credential, session_id: str, message: str, idempotency_key: str = ""
+    ) -> AsyncGenerator[ChatEvent, None]:
         session_id = session_key(session_id)
         bind_session(session_id)  # every span of the call carries the session, the access checks' too
         token = await self.access.candidate(cred, session_id, "Chat")
-        plain_text("message", message, multiline=True)
+        check_text("message", message, multiline=True)
         # Counted only once the caller is known to be the candidate: nobody else can use
         # up a candidate's chats.
         await self.limits.chat(session_id)
         async with self.limits.stream(await self.review_store.owner(session_id)):
-            events = self.chat_core.turn(session_id, token, message)
+            events = self.chat_core.turn(session_id, token, message, idempotency_key)
             async with contextlib.aclosing(events):
                 async for event in events:
                     yield event
 
     async def submit(
-        self, cred: Credential, session_id: str, language: str, code: str
+        self, cred: Credential, session_id: str, language: str, code: str, idempotency_key: str = ""
     ) -> AsyncGenerator[SubmitEvent, None]:
         session_id = session_key(session_id)
         bind_session(session_id)
         token = await self.access.candidate(cred, session_id, "Submit")
-        plain_text("language", language)
-        plain_text("code", code, multiline=True)
+        check_text("language", language)
+        check_text("code", code, multiline=True)
         async with self.limits.stream(await self.review_store.owner(session_id)):
-            events = self.submit_core.submit(session_id, token, language, code)
+            events = self.submit_core.submit(session_id, token, language, code, idempotency_key)
             # Only a graded session can have been released, and a graded session's submit
             # yields its stored report at once: the view is fixed before the first event.
             released = await self.review_store.released_at(session_id)
@@ -201,7 +203,7 @@ class KeyAdmin:
 
     async def create(self, cred: Credential, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
         await self.access.backend(cred, Scope.ADMIN, "CreateApiKey")
-        return await self.store.create(check_name(plain_text("name", name)), parse_scopes(scopes))
+        return await self.store.create(check_name(check_text("name", name)), parse_scopes(scopes))
 
     async def list(self, cred: Credential) -> list[ApiKey]:
         await self.access.backend(cred, Scope.ADMIN, "ListApiKeys")
@@ -209,7 +211,7 @@ class KeyAdmin:
 
     async def revoke(self, cred: Credential, key_id: str) -> ApiKey:
         await self.access.backend(cred, Scope.ADMIN, "RevokeApiKey")
-        key_id = plain_text("key_id", key_id.strip())
+        key_id = check_text("key_id", key_id.strip())
         if not key_id:
             raise InvalidArgument("key_id is required")
         if key_id in self.keyring.settings_keys:

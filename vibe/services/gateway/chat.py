@@ -11,12 +11,14 @@ from dataclasses import dataclass
 import grpc
 
 from vibe.llm.base import GuardrailVerdict
-from vibe.platform.errors import Aborted, FailedPrecondition, InvalidArgument, Unavailable, from_rpc_error
-from vibe.platform.hot_state import Lock
+from vibe.platform.errors import Aborted, FailedPrecondition, Unavailable, from_rpc_error
+from vibe.platform.leases import Lease
 from vibe.platform.telemetry import bind_session, inject_carrier
+from vibe.platform.validation import check_body_text, check_idempotency_key
+from vibe.services.gateway.idempotency import CHAT_RETRY_WAIT_S, ChatRetries, request_key
 from vibe.services.gateway.limits import check_turn_limit
 from vibe.services.gateway.sessions import GatewayParts
-from vibe.services.gateway.store import MessageRow, SessionStatus
+from vibe.services.gateway.store import MessageRow, SessionStatus, StoredTurn
 from vibe.shared.convert import guardrail_from_pb
 from vibe.shared.eval_queue import EvalJob, enqueue
 from vibe_api.tutor.v1 import tutor_pb2
@@ -49,38 +51,64 @@ class TurnCompleted:
 ChatEvent = TurnStarted | ReplyDelta | TurnCompleted
 
 
+def _replay(stored: StoredTurn) -> list[ChatEvent]:
+    """The events of a stored turn, as its first attempt sent them: the reply whole."""
+    turn = stored.user.turn
+    deltas: list[ChatEvent] = [ReplyDelta(turn, stored.assistant.content)] if stored.assistant.content else []
+    completed = TurnCompleted(turn, stored.guardrail, stored.provider, stored.user, stored.assistant)
+    return [TurnStarted(turn), *deltas, completed]
+
+
 @dataclass(frozen=True)
 class Chat(GatewayParts):
     """Chat turns of any session: `turn` streams one, the rest is its bookkeeping."""
 
     def _check_message(self, message: str) -> str:
-        if not message.strip():
-            raise InvalidArgument("message is empty; write a question or a request for the tutor")
-        if len(message) > self.settings.max_message_chars:
-            raise InvalidArgument(
-                f"message is {len(message)} characters; the limit is {self.settings.max_message_chars}"
-            )
-        return message
+        return check_body_text("message", message, max_chars=self.settings.max_message_chars)
 
-    async def turn(self, session_id: str, token: str | None, message: str) -> AsyncGenerator[ChatEvent, None]:
+    async def turn(
+        self, session_id: str, token: str | None, message: str, idempotency_key: str = ""
+    ) -> AsyncGenerator[ChatEvent, None]:
         """One turn: fix its number, stream the tutor's reply, store both messages with
         the turn in one transaction, queue the turn's evaluation.
 
-        One chat at a time per session (a Redis lease); the transaction re-checks the
-        turn number and the session's status, so even an expired lease cannot make two
-        messages share a turn. If the tutor fails before finishing, nothing is stored;
-        if the candidate goes away mid-reply, the partial reply is stored, marked
-        interrupted, and evaluated like any other turn.
+        One chat at a time per session (a Redis lease, renewed while the reply streams,
+        fenced); the transaction re-checks the turn number, the session's status and the
+        lease's fencing token, so even an expired lease cannot make two messages share a
+        turn. If the tutor fails before finishing, nothing is stored; if the candidate
+        goes away mid-reply, the partial reply is stored, marked interrupted, and
+        evaluated like any other turn. A retried request (same idempotency key, or the
+        same message as the last turn within the dedup window) replays the stored turn
+        (idempotency.py).
         """
         self._check_message(message)
+        client_key = check_idempotency_key(idempotency_key)
         bind_session(session_id)
         _, problem_id = await self.sessions.authorize(session_id, token)
-        lock = Lock(self.redis, self.keys.chat_lock(session_id), self.settings.chat_lock_ttl_s)
+        retries = ChatRetries(self.store, self.settings.chat_dedup_window_s)
+        stored_turn = await retries.find(session_id, message, client_key)
+        if stored_turn is not None:
+            for replayed in _replay(stored_turn):
+                yield replayed
+            return
+        lock = Lease(self.redis, self.keys.chat_lock(session_id), self.settings.common.lease_ttl_s)
         if not await lock.try_acquire():
-            session = await self.store.get_session(session_id)
-            if session is not None and session.status is not SessionStatus.ACTIVE:
-                raise FailedPrecondition("the session was submitted; chat is closed")
-            raise Aborted("the previous message of this session is still being answered; send again when it is done")
+            # A retry of an attempt still answering waits for it, then gets its turn.
+            if not (client_key and await lock.acquire(timeout_s=CHAT_RETRY_WAIT_S)):
+                session = await self.store.get_session(session_id)
+                if session is not None and session.status is not SessionStatus.ACTIVE:
+                    raise FailedPrecondition("the session was submitted; chat is closed")
+                raise Aborted(
+                    "the previous message of this session is still being answered; send again when it is done"
+                )
+            stored_turn = await retries.find(session_id, message, client_key)
+            if stored_turn is not None:
+                await lock.release()
+                for replayed in _replay(stored_turn):
+                    yield replayed
+                return
+        lock.start_heartbeat()
+        key = request_key(client_key)
         try:
             session = await self.store.get_session(session_id)
             assert session is not None
@@ -128,22 +156,36 @@ class Chat(GatewayParts):
                     interrupted=False,
                     leak_cut=done.leak.cut,
                     leak_share=done.leak.share if done.HasField("leak") else None,
+                    idempotency_key=key,
+                    fence=lock.fence,
                 )
                 stored = True
             except (asyncio.CancelledError, GeneratorExit):
                 # The candidate went away mid-reply: keep what they saw, marked interrupted.
                 if parts and not stored:
-                    await asyncio.shield(self._store_interrupted(session_id, turn, message, "".join(parts)))
+                    await asyncio.shield(
+                        self._store_interrupted(session_id, turn, message, "".join(parts), key, lock.fence)
+                    )
                 raise
             await self._queue_evaluation(session_id, turn)
             yield TurnCompleted(turn, guardrail, done.provider, user, assistant)
         finally:
             await asyncio.shield(lock.release())
 
-    async def _store_interrupted(self, session_id: str, turn: int, message: str, partial: str) -> None:
+    async def _store_interrupted(
+        self, session_id: str, turn: int, message: str, partial: str, key: str, fence: int
+    ) -> None:
         try:
             await self.store.store_turn(
-                session_id, turn, message, partial, GuardrailVerdict.ok(), provider="", interrupted=True
+                session_id,
+                turn,
+                message,
+                partial,
+                GuardrailVerdict.ok(),
+                provider="",
+                interrupted=True,
+                idempotency_key=key,
+                fence=fence,
             )
             await self._queue_evaluation(session_id, turn)
         except Exception:

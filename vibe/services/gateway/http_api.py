@@ -8,6 +8,7 @@ like the gRPC servicer.
     GET  /api/sessions/{id}                  session, problem and messages      (Bearer token)
     POST /api/sessions/{id}/chat             {"message"}  -> SSE turn_started, delta*, completed
     POST /api/sessions/{id}/submit           {"language", "code"} -> SSE progress*, report
+                                             (both take an optional Idempotency-Key header)
     GET  /api/sessions/{id}/report           the stored report
 """
 
@@ -24,7 +25,8 @@ from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from vibe.platform.errors import InvalidArgument, ResourceExhausted, ServiceError
+from vibe.platform.errors import InvalidArgument, ResourceExhausted, ServiceError, translate
+from vibe.platform.validation import parse_json_object
 from vibe.services.gateway.access import Credential
 from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.core import Gateway
@@ -53,13 +55,13 @@ def credential_of(request: web.Request) -> Credential:
     return Credential.parse(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
 
 
+def _idempotency_key(request: web.Request) -> str:
+    return request.headers.get("Idempotency-Key", "")
+
+
 async def _body(request: web.Request, *fields: str) -> dict[str, str]:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidArgument("the request body must be a JSON object") from None
-    if not isinstance(data, dict):
-        raise InvalidArgument("the request body must be a JSON object")
+    raw = await request.read()  # bounded by client_max_size: 413 beyond it
+    data = parse_json_object(raw, request.charset, MAX_BODY_BYTES)
     out = {}
     for name in fields:
         value = data.get(name, "")
@@ -74,10 +76,28 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error is the JSON error model: ours, aiohttp's own (unknown route 404, wrong
+    method 405, body too large 413), and store faults (503, retryable)."""
     try:
         return await handler(request)
     except ServiceError as exc:
         return _error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return web.json_response(
+            {"error": {"code": _HTTP_CODES.get(exc.status, "INVALID_ARGUMENT"), "message": exc.reason}},
+            status=exc.status,
+            headers={"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None,
+        )
+    except Exception as exc:
+        fault = translate(exc)
+        if fault is None:
+            raise
+        return _error(fault)
+
+
+_HTTP_CODES = {404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT"}
 
 
 async def _sse(request: web.Request, events: AsyncGenerator[tuple[str, dict[str, Any]], None]) -> web.StreamResponse:
@@ -95,8 +115,11 @@ async def _sse(request: web.Request, events: AsyncGenerator[tuple[str, dict[str,
                 await response.write(_sse_line(*first))
             async for name, data in events:
                 await response.write(_sse_line(name, data))
-        except ServiceError as exc:
-            await response.write(_sse_line("error", {"code": exc.code.name, "message": exc.message}))
+        except Exception as exc:  # the stream has started: the error is its last event
+            err = exc if isinstance(exc, ServiceError) else translate(exc)
+            if err is None:
+                raise
+            await response.write(_sse_line("error", {"code": err.code.name, "message": err.message}))
         await response.write_eof()
         return response
 
@@ -139,7 +162,9 @@ async def chat(request: web.Request) -> web.StreamResponse:
     body = await _body(request, "message")
 
     async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        core_events = gateway.guarded.chat(credential_of(request), request.match_info["session_id"], body["message"])
+        core_events = gateway.guarded.chat(
+            credential_of(request), request.match_info["session_id"], body["message"], _idempotency_key(request)
+        )
         async with contextlib.aclosing(core_events):
             async for event in core_events:
                 if isinstance(event, TurnStarted):
@@ -168,7 +193,11 @@ async def submit(request: web.Request) -> web.StreamResponse:
 
     async def events() -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
         core_events = gateway.guarded.submit(
-            credential_of(request), request.match_info["session_id"], body["language"], body["code"]
+            credential_of(request),
+            request.match_info["session_id"],
+            body["language"],
+            body["code"],
+            _idempotency_key(request),
         )
         async with contextlib.aclosing(core_events):
             async for event in core_events:

@@ -18,11 +18,10 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from vibe.platform.errors import FailedPrecondition, InvalidArgument, NotFound, from_rpc_error
+from vibe.platform.validation import check_candidate_id, check_id, check_text
 from vibe.services.gateway.clients import Upstreams
 from vibe.services.gateway.report import report_from_json
-from vibe.services.gateway.sessions import MAX_ID_CHARS, require_id
 from vibe.services.gateway.store import Role, SessionStatus
-from vibe.services.gateway.text_checks import plain_text
 from vibe.shared.convert import guardrail_from_columns, guardrail_to_pb
 from vibe_api.evaluator.v1 import evaluator_pb2
 from vibe_api.gateway.v1 import gateway_pb2, review_pb2
@@ -73,9 +72,10 @@ class ListFilter:
         for name in ("candidate_id", "problem_id"):
             value = getattr(self, name)
             if value is not None:
-                plain_text(name, value)
-                if len(value) > MAX_ID_CHARS:
-                    raise InvalidArgument(f"{name} is {len(value)} characters; the limit is {MAX_ID_CHARS}")
+                if name == "candidate_id":
+                    check_candidate_id(value)
+                else:
+                    check_id(name, value)
         for name in ("created_after", "created_before"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
@@ -112,7 +112,7 @@ def _decode_cursor(token: str) -> tuple[datetime, str]:
         at = datetime.fromisoformat(created)
         if at.tzinfo is None or not isinstance(session_id, str):
             raise ValueError("not a cursor of ours")
-        return at, plain_text("page_token", session_id)
+        return at, check_text("page_token", session_id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, InvalidArgument):
         raise InvalidArgument("page_token is not one this API returned; start again without it") from None
 
@@ -265,7 +265,7 @@ class Review:
         return review_pb2.ListSessionsResponse(sessions=sessions, next_page_token=token)
 
     async def transcript(self, session_id: str) -> review_pb2.GetTranscriptResponse:
-        session_id = plain_text("session_id", require_id("session_id", session_id))
+        session_id = check_id("session_id", session_id)
         summary = await self.store.summary(session_id)
         turns = await self.store.turns(session_id)
         evaluations = await self._evaluations(session_id)
@@ -295,7 +295,7 @@ class Review:
         return out
 
     async def release(self, session_id: str) -> review_pb2.ReleaseReportResponse:
-        session_id = plain_text("session_id", require_id("session_id", session_id))
+        session_id = check_id("session_id", session_id)
         released = await self.store.release(session_id)
         log.info("report released", extra={"session_id": session_id})
         out = review_pb2.ReleaseReportResponse(session_id=session_id)

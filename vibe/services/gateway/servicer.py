@@ -87,7 +87,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[gateway_pb2.ChatEvent]:
         async with grpc_errors(context):
-            events = self.gateway.guarded.chat(credential(context), request.session_id, request.message)
+            events = self.gateway.guarded.chat(
+                credential(context), request.session_id, request.message, request.idempotency_key
+            )
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, TurnStarted):
@@ -112,7 +114,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> AsyncIterator[gateway_pb2.SubmitEvent]:
         async with grpc_errors(context):
             events = self.gateway.guarded.submit(
-                credential(context), request.session_id, request.language, request.code
+                credential(context), request.session_id, request.language, request.code, request.idempotency_key
             )
             async with contextlib.aclosing(events):
                 async for event in events:

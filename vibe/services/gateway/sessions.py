@@ -14,29 +14,21 @@ import grpc
 import redis.asyncio as aioredis
 
 from vibe.platform.config import GatewaySettings
-from vibe.platform.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated, from_rpc_error
+from vibe.platform.errors import NotFound, PermissionDenied, Unauthenticated, from_rpc_error
 from vibe.platform.hot_state import Keys
+from vibe.platform.validation import check_candidate_id, check_id
 from vibe.services.gateway.clients import Upstreams
 from vibe.services.gateway.store import GatewayStore, MessageRow, SessionRow
 from vibe_api.scoring.v1 import scoring_pb2
 
 log = logging.getLogger(__name__)
 
-MAX_ID_CHARS = 200
 PROBLEM_LOOKUP_TIMEOUT_S = 10.0
 
 
 def hash_token(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-def require_id(name: str, value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise InvalidArgument(f"{name} is required")
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidArgument(f"{name} is {len(value)} characters; the limit is {MAX_ID_CHARS}")
-    return value
+    # surrogatepass: a token is only compared, so any text must hash (and not match) rather than raise.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 class Sessions:
@@ -47,8 +39,8 @@ class Sessions:
     async def create(self, candidate_id: str, problem_id: str, api_key_id: str | None = None) -> tuple[SessionRow, str]:
         """A new session and its token (returned once, stored only as a hash), created by
         the backend key `api_key_id`."""
-        candidate_id = require_id("candidate_id", candidate_id)
-        problem_id = require_id("problem_id", problem_id)
+        candidate_id = check_candidate_id(candidate_id)
+        problem_id = check_id("problem_id", problem_id)
         token = secrets.token_urlsafe(32)
         session = await self.store.create_session(candidate_id, problem_id, hash_token(token), api_key_id)
         log.info("session created", extra={"session_id": session.session_id, "problem_id": problem_id})
@@ -56,7 +48,7 @@ class Sessions:
 
     async def authorize(self, session_id: str, token: str | None) -> tuple[str, str]:
         """(candidate_id, problem_id) of the session, if `token` is its token."""
-        session_id = require_id("session_id", session_id)
+        session_id = check_id("session_id", session_id)
         identity = await self.store.session_identity(session_id)
         if identity is None:
             raise NotFound(f"no session {session_id!r}")

@@ -18,6 +18,8 @@ from asyncpg.pool import PoolConnectionProxy
 from vibe.llm.base import GuardrailVerdict
 from vibe.platform.errors import Aborted, FailedPrecondition, NotFound
 from vibe.platform.hot_state import Keys
+from vibe.platform.storefaults import hot_copy_optional, idempotent
+from vibe.shared.convert import guardrail_from_columns
 
 SESSION_CACHE_TTL_S = 24 * 3600
 
@@ -58,6 +60,7 @@ class MessageRow:
 
 
 _SESSION_COLUMNS = "session_id, candidate_id, problem_id, token_hash, status, turn_count, created_at, submitted_at"
+_MESSAGE_COLUMNS = "session_id, turn, role, content, created_at, guardrail_violation, interrupted, leak_cut"
 
 
 def _session(row: asyncpg.Record | None) -> SessionRow:
@@ -66,7 +69,24 @@ def _session(row: asyncpg.Record | None) -> SessionRow:
 
 
 def _message(row: asyncpg.Record) -> MessageRow:
-    return MessageRow(**{**dict(row), "role": Role(row["role"])})
+    fields = {k: row[k] for k in _MESSAGE_COLUMNS.split(", ")}
+    return MessageRow(**{**fields, "role": Role(row["role"])})
+
+
+def _turn_rows(rows: list[asyncpg.Record]) -> tuple[MessageRow, MessageRow]:
+    """(user, assistant) of one turn's two rows."""
+    user, assistant = sorted((_message(r) for r in rows), key=lambda m: m.role is not Role.USER)
+    return user, assistant
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """A stored turn as a retried chat replays it."""
+
+    user: MessageRow
+    assistant: MessageRow
+    guardrail: GuardrailVerdict
+    provider: str
 
 
 # Called inside the transaction that stores a report (the graded-session webhook's outbox).
@@ -110,29 +130,34 @@ class GatewayStore:
 
     async def session_identity(self, session_id: str) -> tuple[str, str, bytes] | None:
         """(candidate_id, problem_id, token_hash), which never change: from the cache
-        when it has them, so authorising a call costs no database round trip."""
-        cached = await self.redis.get(self.keys.session(session_id))
-        if cached is not None:
-            data = json.loads(cached)
-            return data["candidate_id"], data["problem_id"], bytes.fromhex(data["token_hash"])
+        when it has them, so authorising a call costs no database round trip (and from
+        PostgreSQL when Redis is unreachable)."""
+        with hot_copy_optional("read the session cache"):
+            cached = await self.redis.get(self.keys.session(session_id))
+            if cached is not None:
+                data = json.loads(cached)
+                return data["candidate_id"], data["problem_id"], bytes.fromhex(data["token_hash"])
         session = await self.get_session(session_id)
         if session is None:
             return None
-        await self._cache(session)
+        with hot_copy_optional("fill the session cache"):
+            await self._cache(session)
         return session.candidate_id, session.problem_id, session.token_hash
 
+    @idempotent
     async def get_session(self, session_id: str) -> SessionRow | None:
         row = await self.db.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id)
         return None if row is None else _session(row)
 
+    @idempotent
     async def messages(self, session_id: str) -> list[MessageRow]:
         rows = await self.db.fetch(
-            "SELECT session_id, turn, role, content, created_at, guardrail_violation, interrupted, leak_cut"
-            " FROM messages WHERE session_id = $1 ORDER BY turn, role DESC",  # user before assistant
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 ORDER BY turn, role DESC",  # user first
             session_id,
         )
         return [_message(r) for r in rows]
 
+    @idempotent
     async def store_turn(
         self,
         session_id: str,
@@ -144,33 +169,56 @@ class GatewayStore:
         interrupted: bool,
         leak_cut: bool = False,
         leak_share: float | None = None,
+        *,
+        idempotency_key: str,
+        fence: int,
     ) -> tuple[MessageRow, MessageRow]:
         """Both messages of a turn and the session's turn count, in one transaction.
         `leak_cut`/`leak_share` are the tutor's leak check of the reply (None: not checked).
 
-        The UPDATE only succeeds while the session is active and `turn` is the next
-        turn, so two racing chats can never store the same turn number, and nothing
-        is stored for a session that was submitted meanwhile.
+        The UPDATE only succeeds while the session is active, `turn` is the next turn
+        and `fence` (the chat lease's token) is not older than the last chat's, so two
+        racing chats can never store the same turn number, a chat whose lease was taken
+        over cannot store after its successor, and nothing is stored for a session that
+        was submitted meanwhile. The user message keeps `idempotency_key` (unique per
+        session): a repeat of this call, or a retry of the request, finds the turn it
+        stored instead of storing another, so the call is safe to retry.
         """
         async with self.db.acquire() as conn, conn.transaction():
+            done = await conn.fetch(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+                " WHERE session_id = $1 AND turn = (SELECT turn FROM messages"
+                "  WHERE session_id = $1 AND idempotency_key = $2 AND role = 'user')",
+                session_id,
+                idempotency_key,
+            )
+            if done:
+                user, assistant = _turn_rows(done)
+                return user, assistant
             advanced = await conn.fetchval(
-                "UPDATE sessions SET turn_count = turn_count + 1"
-                " WHERE session_id = $1 AND status = 'active' AND turn_count = $2 - 1 RETURNING turn_count",
+                "UPDATE sessions SET turn_count = turn_count + 1, chat_fence = $3"
+                " WHERE session_id = $1 AND status = 'active' AND turn_count = $2 - 1 AND chat_fence <= $3"
+                " RETURNING turn_count",
                 session_id,
                 turn,
+                fence,
             )
             if advanced is None:
-                status = await conn.fetchval("SELECT status FROM sessions WHERE session_id = $1", session_id)
-                if status != "active":
+                row = await conn.fetchrow("SELECT status, chat_fence FROM sessions WHERE session_id = $1", session_id)
+                if row is None or row["status"] != "active":
                     raise FailedPrecondition("the session was submitted; chat is closed")
+                if row["chat_fence"] > fence:
+                    raise Aborted(
+                        "this chat's lease was taken over by a newer chat of the session; send the message again"
+                    )
                 raise Aborted(f"turn {turn} was taken by another chat of this session; send the message again")
             rows = await conn.fetch(
-                """
+                f"""
                 INSERT INTO messages (session_id, turn, role, content, guardrail_violation, guardrail_reason,
-                                      provider, interrupted, leak_cut, leak_share)
-                VALUES ($1, $2, 'user', $3, $4, $5, NULL, false, false, NULL),
-                       ($1, $2, 'assistant', $6, NULL, NULL, $7, $8, $9, $10)
-                RETURNING session_id, turn, role, content, created_at, guardrail_violation, interrupted, leak_cut
+                                      provider, interrupted, leak_cut, leak_share, idempotency_key)
+                VALUES ($1, $2, 'user', $3, $4, $5, NULL, false, false, NULL, $11),
+                       ($1, $2, 'assistant', $6, NULL, NULL, $7, $8, $9, $10, NULL)
+                RETURNING {_MESSAGE_COLUMNS}
                 """,
                 session_id,
                 turn,
@@ -182,13 +230,50 @@ class GatewayStore:
                 interrupted,
                 leak_cut,
                 leak_share,
+                idempotency_key,
             )
-        user, assistant = sorted((_message(r) for r in rows), key=lambda m: m.role is not Role.USER)
+        user, assistant = _turn_rows(rows)
         return user, assistant
 
-    async def freeze(self, session_id: str, language: str, code: str) -> SessionRow:
+    @idempotent
+    async def stored_turn(self, session_id: str, *, idempotency_key: str = "", last: bool = False) -> StoredTurn | None:
+        """The turn whose user message has `idempotency_key`, or (`last`) the session's
+        last turn: both messages, the guardrail verdict and the provider, to replay it."""
+        if idempotency_key:
+            where = (
+                "turn = (SELECT turn FROM messages WHERE session_id = $1 AND idempotency_key = $2 AND role = 'user')"
+            )
+            args: tuple[str, ...] = (session_id, idempotency_key)
+        elif last:
+            where = "turn = (SELECT turn_count FROM sessions WHERE session_id = $1)"
+            args = (session_id,)
+        else:
+            raise ValueError("stored_turn needs an idempotency key or last=True")
+        rows = await self.db.fetch(
+            f"SELECT {_MESSAGE_COLUMNS}, guardrail_reason, provider FROM messages WHERE session_id = $1 AND {where}",
+            *args,
+        )
+        if len(rows) != 2:
+            return None
+        user, assistant = _turn_rows(rows)
+        by_role = {r["role"]: r for r in rows}
+        return StoredTurn(
+            user=user,
+            assistant=assistant,
+            guardrail=guardrail_from_columns(
+                by_role["user"]["guardrail_violation"], by_role["user"]["guardrail_reason"] or ""
+            ),
+            provider=by_role["assistant"]["provider"] or "",
+        )
+
+    @idempotent
+    async def freeze(
+        self, session_id: str, language: str, code: str, *, chat_fence: int, submit_fence: int, idempotency_key: str
+    ) -> SessionRow:
         """Closes the session to chat and records the submission, atomically. A second
-        call (a retried submit) keeps the first submission's code."""
+        call (a retried submit) keeps the first submission's code. The fences are the
+        tokens of the chat lease (taken to freeze: no older chat may store a turn after
+        this) and of the submit lease (no older submit may store a report after this)."""
         async with self.db.acquire() as conn, conn.transaction():
             await conn.execute(
                 "UPDATE sessions SET status = 'submitted', submitted_at = now()"
@@ -196,34 +281,51 @@ class GatewayStore:
                 session_id,
             )
             await conn.execute(
-                "INSERT INTO submissions (session_id, language, code) VALUES ($1, $2, $3)"
-                " ON CONFLICT (session_id) DO NOTHING",
+                "UPDATE sessions SET chat_fence = $2 WHERE session_id = $1 AND chat_fence < $2", session_id, chat_fence
+            )
+            await conn.execute(
+                "INSERT INTO submissions (session_id, language, code, fence, idempotency_key)"
+                " VALUES ($1, $2, $3, $4, NULLIF($5, ''))"
+                " ON CONFLICT (session_id) DO UPDATE SET fence = EXCLUDED.fence WHERE submissions.fence < EXCLUDED.fence",
                 session_id,
                 language,
                 code,
+                submit_fence,
+                idempotency_key,
             )
             row = await conn.fetchrow(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = $1", session_id)
         return _session(row)
 
+    @idempotent
     async def submission(self, session_id: str) -> tuple[str, str]:
         row = await self.db.fetchrow("SELECT language, code FROM submissions WHERE session_id = $1", session_id)
         if row is None:
             raise NotFound(f"session {session_id} has no submission")
         return row["language"], row["code"]
 
-    async def save_report(self, session_id: str, report: dict[str, Any]) -> None:
+    @idempotent
+    async def save_report(self, session_id: str, report: dict[str, Any], fence: int) -> bool:
+        """Stores the report unless one is stored already or a newer submit holds the
+        session (its lease's token `fence` is older than the submission's): True if
+        this one was stored. Safe to retry: a repeat finds its report stored."""
         async with self.db.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE submissions SET report = $2::jsonb, graded_at = now() WHERE session_id = $1",
+            stored = await conn.fetchval(
+                "UPDATE submissions SET report = $2::jsonb, graded_at = now()"
+                " WHERE session_id = $1 AND report IS NULL AND fence <= $3 RETURNING true",
                 session_id,
                 json.dumps(report, ensure_ascii=False),
+                fence,
             )
+            if not stored:
+                return False
             await conn.execute(
                 "UPDATE sessions SET status = 'graded', graded_at = now() WHERE session_id = $1", session_id
             )
             if self.on_graded is not None:
                 await self.on_graded(conn, session_id, report)
+        return True
 
+    @idempotent
     async def report(self, session_id: str) -> dict[str, Any] | None:
         raw = await self.db.fetchval("SELECT report FROM submissions WHERE session_id = $1", session_id)
         return None if raw is None else json.loads(raw)

@@ -14,10 +14,18 @@ from typing import Any, TypeVar
 
 import grpc
 
-from vibe.platform.errors import Aborted, DeadlineExceeded, FailedPrecondition, InvalidArgument, from_rpc_error
-from vibe.platform.hot_state import Lock
+from vibe.platform.errors import (
+    Aborted,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    ServiceError,
+    from_rpc_error,
+)
+from vibe.platform.leases import Lease
 from vibe.platform.metrics import SUBMIT_DURATION
 from vibe.platform.telemetry import bind_session
+from vibe.platform.validation import check_body_text, check_idempotency_key, check_language
 from vibe.services.gateway.report import build_report, report_from_json, report_to_json
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import SessionRow
@@ -58,14 +66,17 @@ class SubmitGuard(GatewayParts):
     `report` shows it again."""
 
     async def submit(
-        self, session_id: str, token: str | None, language: str, code: str
+        self, session_id: str, token: str | None, language: str, code: str, idempotency_key: str = ""
     ) -> AsyncGenerator[SubmitEvent, None]:
-        """The submit guard (docs/DESIGN.md §5). Yields progress, then the stored report."""
-        language = language.strip().lower() or "python"
-        if not code.strip():
-            raise InvalidArgument("code is empty; submit the program to grade")
-        if len(code.encode()) > self.settings.max_code_bytes:
-            raise InvalidArgument(f"code is {len(code.encode())} bytes; the limit is {self.settings.max_code_bytes}")
+        """The submit guard (docs/DESIGN.md §5). Yields progress, then the stored report.
+
+        Idempotent per session: a retry (with or without `idempotency_key`, which is kept
+        with the submission) gets the stored report, or waits for the submit still
+        grading (its lease), or resumes the grading of one whose holder died (the lease
+        frees itself within VIBE_LEASE_TTL_S)."""
+        language = check_language(language, default="python")
+        check_body_text("code", code, max_bytes=self.settings.max_code_bytes)
+        key = check_idempotency_key(idempotency_key)
         bind_session(session_id)
         _, problem_id = await self.sessions.authorize(session_id, token)
         # Checked before the session is frozen: a typo must not end the candidate's chat.
@@ -79,15 +90,16 @@ class SubmitGuard(GatewayParts):
             yield report_from_json(stored)
             return
         guard_budget = self.settings.submit_guard_timeout_s
-        submit_lock = Lock(self.redis, self.keys.submit_lock(session_id), guard_budget + 120)
-        if not await submit_lock.acquire(timeout_s=guard_budget + 120):
+        submit_lock = Lease(self.redis, self.keys.submit_lock(session_id), self.settings.common.lease_ttl_s)
+        if not await submit_lock.acquire(timeout_s=guard_budget):
             raise Aborted("another submit of this session is still grading; ask for the report in a moment")
+        submit_lock.start_heartbeat()
         try:
             stored = await self.store.report(session_id)  # graded while we waited for the lock
             if stored is not None:
                 yield report_from_json(stored)
                 return
-            session = await self._freeze(session_id, language, code)
+            session = await self._freeze(session_id, language, code, submit_lock.fence, key)
             yield Progress(Stage.FREEZE, 1, 1, f"session frozen after {session.turn_count} turns")
             language, code = await self.store.submission(session_id)  # a retried submit keeps the first code
 
@@ -101,14 +113,18 @@ class SubmitGuard(GatewayParts):
             holistic, code_result = await asyncio.gather(
                 self._call(
                     self.up.evaluator.EvaluateHolistic,
-                    evaluator_pb2.EvaluateHolisticRequest(session_id=session_id),
+                    evaluator_pb2.EvaluateHolisticRequest(session_id=session_id, fence=submit_lock.fence),
                     "evaluator",
                     deadline,
                 ),
                 self._call(
                     self.up.scoring.CheckCode,
                     scoring_pb2.CheckCodeRequest(
-                        problem_id=session.problem_id, language=language, code=code, session_id=session_id
+                        problem_id=session.problem_id,
+                        language=language,
+                        code=code,
+                        session_id=session_id,
+                        fence=submit_lock.fence,
                     ),
                     "scoring",
                     deadline,
@@ -127,6 +143,7 @@ class SubmitGuard(GatewayParts):
                     aggregate_turn_score=aggregate,
                     performance_score=code_result.performance_score,
                     correctness_score=code_result.correctness_score,
+                    fence=submit_lock.fence,
                 ),
                 "scoring",
                 deadline,
@@ -134,21 +151,35 @@ class SubmitGuard(GatewayParts):
             yield Progress(Stage.GRADE, 1, 1, f"grade {scores.grade} ({scores.total_score:.2f})")
             report = build_report(session, turns, holistic, code_result, scores, language, code)
             # Stored before it is shown (docs/DESIGN.md §2, item 7).
-            await self.store.save_report(session_id, report_to_json(report))
+            if not await self.store.save_report(session_id, report_to_json(report), submit_lock.fence):
+                # A newer submit took over (this one outlived its lease): its report stands.
+                stored = await self.store.report(session_id)
+                if stored is None:
+                    raise Aborted("another submit of this session took over the grading; ask for the report")
+                yield report_from_json(stored)
+                return
             SUBMIT_DURATION.record(time.monotonic() - started)
             log.info("session graded", extra={"session_id": session_id, "grade": scores.grade})
             yield report
+        except ServiceError as exc:
+            # An upstream refused this submit's writes: a newer submit took the session
+            # over (this one outlived its lease). Its report, once stored, is the answer.
+            if exc.code != grpc.StatusCode.ABORTED or (stored := await self.store.report(session_id)) is None:
+                raise
+            yield report_from_json(stored)
         finally:
             await asyncio.shield(submit_lock.release())
 
-    async def _freeze(self, session_id: str, language: str, code: str) -> SessionRow:
+    async def _freeze(self, session_id: str, language: str, code: str, submit_fence: int, key: str) -> SessionRow:
         """Close the session to chat. A reply still streaming is let finish first (its
         turn belongs to the conversation), bounded by CHAT_DRAIN_TIMEOUT_S."""
-        chat_lock = Lock(self.redis, self.keys.chat_lock(session_id), CHAT_DRAIN_TIMEOUT_S)
+        chat_lock = Lease(self.redis, self.keys.chat_lock(session_id), self.settings.common.lease_ttl_s)
         if not await chat_lock.acquire(timeout_s=CHAT_DRAIN_TIMEOUT_S):
             raise Aborted("a tutor reply is still streaming in this session; submit again when it has finished")
         try:
-            return await self.store.freeze(session_id, language, code)
+            return await self.store.freeze(
+                session_id, language, code, chat_fence=chat_lock.fence, submit_fence=submit_fence, idempotency_key=key
+            )
         finally:
             await chat_lock.release()
 

@@ -36,7 +36,11 @@ class Scoring:
             known = ", ".join(sorted(self.problems))
             raise NotFound(f"no problem {problem_id!r}; known problems: {known}") from None
 
-    async def check_code(self, problem_id: str, language: str, code: str, session_id: str = "") -> CheckResult:
+    async def check_code(
+        self, problem_id: str, language: str, code: str, session_id: str = "", fence: int = 0
+    ) -> CheckResult:
+        """The verdicts; with `session_id`, stored against its submission unless a newer
+        submit than the one holding `fence` (its lease's token) holds the session."""
         problem = self._checkable(problem_id, code)
         async with _judging():
             result = await self.judge.check(problem, language.strip().lower() or "python", code)
@@ -44,7 +48,7 @@ class Scoring:
             replies = await store.tutor_replies(self.db, session_id)
             shown = [block for turn, text in replies for block in code_blocks(turn, text)]
             result = with_integrity(result, compare(code, shown, problem.starter_code))
-            await store.save_test_results(self.db, session_id, result)
+            await store.save_test_results(self.db, session_id, result, fence)
         return result
 
     async def run_visible(self, problem_id: str, language: str, code: str) -> VisibleResult:
@@ -62,12 +66,18 @@ class Scoring:
         return problem
 
     async def grade(
-        self, session_id: str, holistic: float, aggregate_turns: float, performance: float, correctness: float
+        self,
+        session_id: str,
+        holistic: float,
+        aggregate_turns: float,
+        performance: float,
+        correctness: float,
+        fence: int = 0,
     ) -> FinalScores:
         if not session_id.strip():
             raise InvalidArgument("session_id is required")
         scores = final_scores(self.settings, holistic, aggregate_turns, performance, correctness)
-        await store.save_final_scores(self.db, session_id, scores)
+        await store.save_final_scores(self.db, session_id, scores, fence)
         return scores
 
 

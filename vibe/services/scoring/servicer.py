@@ -7,7 +7,8 @@ from typing import Any
 
 import grpc
 
-from vibe.platform.errors import grpc_errors
+from vibe.platform.errors import InvalidArgument, grpc_errors
+from vibe.platform.validation import check_id, check_language, check_text
 from vibe.services.scoring.bank import ProblemSpec
 from vibe.services.scoring.core import Scoring
 from vibe.services.scoring.integrity import IntegrityReport
@@ -136,8 +137,13 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         self, request: scoring_pb2.CheckCodeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> scoring_pb2.CheckCodeResponse:
         async with grpc_errors(context):
+            check_id("problem_id", request.problem_id)
+            check_language(request.language)
+            check_text("code", request.code, multiline=True)
+            if request.session_id:
+                check_id("session_id", request.session_id)
             result = await self.scoring.check_code(
-                request.problem_id, request.language, request.code, request.session_id
+                request.problem_id, request.language, request.code, request.session_id, request.fence
             )
             return check_result_to_pb(result)
 
@@ -152,12 +158,18 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         self, request: scoring_pb2.GradeSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> scoring_pb2.FinalScores:
         async with grpc_errors(context):
+            check_id("session_id", request.session_id)
+            for name in ("holistic_flow_score", "aggregate_turn_score", "performance_score", "correctness_score"):
+                value = getattr(request, name)
+                if not 0.0 <= value <= 100.0:  # also false for NaN
+                    raise InvalidArgument(f"{name} must be a number from 0 to 100, got {value!r}")
             scores = await self.scoring.grade(
                 request.session_id,
                 request.holistic_flow_score,
                 request.aggregate_turn_score,
                 request.performance_score,
                 request.correctness_score,
+                request.fence,
             )
             return scoring_pb2.FinalScores(session_id=request.session_id, **dataclasses.asdict(scores))
 
@@ -165,7 +177,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServicer):
         self, request: scoring_pb2.GetProblemRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> scoring_pb2.Problem:
         async with grpc_errors(context):
-            return problem_to_pb(self.scoring.problem(request.problem_id))
+            return problem_to_pb(self.scoring.problem(check_id("problem_id", request.problem_id)))
 
     async def ListProblems(
         self, request: scoring_pb2.ListProblemsRequest, context: grpc.aio.ServicerContext[Any, Any]

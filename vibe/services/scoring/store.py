@@ -10,9 +10,11 @@ import json
 import asyncpg
 
 from vibe.platform.errors import FailedPrecondition, NotFound
+from vibe.platform.storefaults import idempotent
 from vibe.services.scoring.bank import ProblemSpec, TestCase, load_problem_bank
 from vibe.services.scoring.grading import FinalScores
 from vibe.services.scoring.judge import CheckResult
+from vibe.shared.records import hold_submit_fence
 
 
 def _content_hash(p: ProblemSpec) -> str:
@@ -115,10 +117,12 @@ async def load_problems(db: asyncpg.Pool) -> dict[str, ProblemSpec]:
     return problems
 
 
-async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResult) -> None:
+@idempotent
+async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResult, fence: int = 0) -> None:
     async with db.acquire() as conn, conn.transaction():
         if await conn.fetchval("SELECT 1 FROM submissions WHERE session_id = $1", session_id) is None:
             raise FailedPrecondition(f"session {session_id!r} has no submission to attach test results to")
+        await hold_submit_fence(conn, session_id, fence)
         await conn.execute("DELETE FROM test_results WHERE session_id = $1", session_id)
         await conn.executemany(
             "INSERT INTO test_results (session_id, test_id, hidden, verdict, cpu_ms, wall_ms, peak_memory_kb,"
@@ -155,6 +159,7 @@ async def save_test_results(db: asyncpg.Pool, session_id: str, result: CheckResu
         )
 
 
+@idempotent
 async def tutor_replies(db: asyncpg.Pool, session_id: str) -> list[tuple[int, str]]:
     """(turn, content) of every tutor reply of the session (the gateway's `messages` table)."""
     rows = await db.fetch(
@@ -163,28 +168,31 @@ async def tutor_replies(db: asyncpg.Pool, session_id: str) -> list[tuple[int, st
     return [(r["turn"], r["content"]) for r in rows]
 
 
-async def save_final_scores(db: asyncpg.Pool, session_id: str, scores: FinalScores) -> None:
+@idempotent
+async def save_final_scores(db: asyncpg.Pool, session_id: str, scores: FinalScores, fence: int = 0) -> None:
     try:
-        await db.execute(
-            """
-            INSERT INTO final_scores (session_id, holistic_flow_score, aggregate_turn_score, prompt_score,
-                performance_score, correctness_score, total_score, grade, formula)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (session_id) DO UPDATE SET holistic_flow_score = EXCLUDED.holistic_flow_score,
-                aggregate_turn_score = EXCLUDED.aggregate_turn_score, prompt_score = EXCLUDED.prompt_score,
-                performance_score = EXCLUDED.performance_score, correctness_score = EXCLUDED.correctness_score,
-                total_score = EXCLUDED.total_score, grade = EXCLUDED.grade, formula = EXCLUDED.formula,
-                created_at = now()
-            """,
-            session_id,
-            scores.holistic_flow_score,
-            scores.aggregate_turn_score,
-            scores.prompt_score,
-            scores.performance_score,
-            scores.correctness_score,
-            scores.total_score,
-            scores.grade,
-            scores.formula,
-        )
+        async with db.acquire() as conn, conn.transaction():
+            await hold_submit_fence(conn, session_id, fence)
+            await conn.execute(
+                """
+                INSERT INTO final_scores (session_id, holistic_flow_score, aggregate_turn_score, prompt_score,
+                    performance_score, correctness_score, total_score, grade, formula)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (session_id) DO UPDATE SET holistic_flow_score = EXCLUDED.holistic_flow_score,
+                    aggregate_turn_score = EXCLUDED.aggregate_turn_score, prompt_score = EXCLUDED.prompt_score,
+                    performance_score = EXCLUDED.performance_score, correctness_score = EXCLUDED.correctness_score,
+                    total_score = EXCLUDED.total_score, grade = EXCLUDED.grade, formula = EXCLUDED.formula,
+                    created_at = now()
+                """,
+                session_id,
+                scores.holistic_flow_score,
+                scores.aggregate_turn_score,
+                scores.prompt_score,
+                scores.performance_score,
+                scores.correctness_score,
+                scores.total_score,
+                scores.grade,
+                scores.formula,
+            )
     except asyncpg.ForeignKeyViolationError:
         raise NotFound(f"no session {session_id!r}") from None

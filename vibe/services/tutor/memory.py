@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from vibe.llm.base import Exchange, LLMProvider, ProblemContext
 from vibe.platform.hot_state import Keys
+from vibe.platform.storefaults import hot_copy_optional
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ class ConversationMemory:
         return [b for b in batches if b]
 
     async def _load(self, session_id: str, exchanges: Sequence[Exchange]) -> tuple[int, str]:
-        stored = cast("dict[str, str]", await self.redis.hgetall(self.keys.memory_summary(session_id)))
+        stored: dict[str, str] = {}
+        with hot_copy_optional("read the conversation summary"):  # lost: rebuilt from the turns
+            stored = cast("dict[str, str]", await self.redis.hgetall(self.keys.memory_summary(session_id)))
         try:
             through, summary = int(stored.get("through_turn", 0)), stored.get("summary", "")
         except ValueError:

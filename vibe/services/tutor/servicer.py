@@ -8,7 +8,8 @@ from typing import Any
 
 import grpc
 
-from vibe.platform.errors import grpc_errors
+from vibe.platform.errors import InvalidArgument, grpc_errors
+from vibe.platform.validation import check_body_text, check_id
 from vibe.services.tutor.core import Tutor
 from vibe.shared.convert import guardrail_to_pb
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
@@ -52,6 +53,11 @@ class TutorServicer(tutor_pb2_grpc.TutorServicer):
 
     async def _produce(self, request: tutor_pb2.StreamReplyRequest, events: asyncio.Queue[object]) -> None:
         try:
+            check_id("session_id", request.session_id)
+            check_id("problem_id", request.problem_id)
+            check_body_text("message", request.message)
+            if request.turn < 1:
+                raise InvalidArgument(f"turn must be >= 1, got {request.turn}")
             async with self.tutor.reply(request.session_id, request.turn, request.problem_id, request.message) as reply:
                 async for delta in reply.chunks:
                     await events.put(tutor_pb2.StreamReplyResponse(turn=request.turn, delta=delta))

@@ -1,0 +1,165 @@
+"""Bad input stops at the edge with a clear INVALID_ARGUMENT/400 (or 404/405/413/415 on
+HTTP, in the JSON error model) and stores nothing; store faults are UNAVAILABLE, never
+UNKNOWN; a pool whose connections were cut serves the next request.
+
+The cases the issue reported one by one; tests/test_properties.py generates the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable
+from typing import Any
+
+import aiohttp
+import asyncpg
+import grpc
+import pytest
+import redis.exceptions
+
+from tests.support.stack import Stack, new_candidate
+from vibe.platform.errors import Unavailable, translate
+from vibe.platform.storefaults import hot_copy_optional, retry_idempotent
+from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2
+from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
+from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
+from vibe_dev.scratch import DATABASE_URL
+
+
+async def rows(stack: Stack) -> int:
+    db = await stack.db()
+    try:
+        return int(await db.fetchval("SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM sessions)"))
+    finally:
+        await db.close()
+
+
+async def test_http_edge_cases_are_client_errors_in_the_json_model(stack: Stack) -> None:
+    candidate = await new_candidate(stack)
+    base = f"http://{stack.addrs.http}"
+    auth = {"Authorization": f"Bearer {candidate.token}"}
+    chat = f"{base}/api/sessions/{candidate.session_id}/chat"
+    before = await rows(stack)
+    cases: list[tuple[str, str, dict[str, str], bytes | None, int, str]] = [
+        ("GET", f"{base}/api/sessions/%00", auth, None, 400, "control character"),
+        ("POST", chat, {**auth, "Content-Type": "application/json"}, b'{"message": "\\ud800"}', 400, "surrogate"),
+        ("POST", chat, {**auth, "Content-Type": "application/json"}, b'{"message": "a\\u0000b"}', 400, "U+0000"),
+        ("POST", chat, {**auth, "Content-Type": "application/json; charset=foo"}, b'{"message": "hi"}', 415, "charset"),
+        ("POST", chat, {**auth, "Content-Type": "application/json"}, b"[" * 100_000 + b"]" * 100_000, 400, "deep"),
+        ("POST", chat, {**auth, "Content-Type": "application/json"}, b'{"message": "\xff"}', 400, "UTF-8"),
+        ("POST", chat, {**auth, "Content-Type": "application/json"}, b"{" + b" " * (2 << 20) + b"}", 413, ""),
+        ("GET", f"{base}/api/nowhere", {}, None, 404, ""),
+        ("DELETE", chat, auth, None, 405, ""),
+        ("POST", f"{base}/api/sessions/not%20an%20id/chat", auth, b'{"message": "hi"}', 400, "malformed"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for method, url, headers, body, status, words in cases:
+            async with http.request(method, url, headers=headers, data=body) as r:
+                error = json.loads(await r.text())["error"]
+                assert (r.status, words in error["message"]) == (status, True), (method, url, body and body[:40], error)
+                assert error["code"] in ("INVALID_ARGUMENT", "NOT_FOUND", "UNIMPLEMENTED")
+                if status == 405:
+                    assert "GET" not in r.headers["Allow"] and "POST" in r.headers["Allow"]
+    assert await rows(stack) == before, "nothing was stored"
+
+
+async def test_grpc_strings_that_cannot_be_stored_are_invalid_argument(stack: Stack) -> None:
+    candidate = await new_candidate(stack)
+    before = await rows(stack)
+    calls = [
+        gateway_pb2.ChatRequest(session_id=candidate.session_id, message="a\x00b"),
+        gateway_pb2.ChatRequest(session_id=candidate.session_id, message="\x1b[2Jclear"),
+        gateway_pb2.ChatRequest(session_id=candidate.session_id + "\x00", message="hi"),
+    ]
+    for request in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            [e async for e in stack.gateway.Chat(request, metadata=candidate.auth)]
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stack.gateway.CreateSession(
+            gateway_pb2.CreateSessionRequest(candidate_id="x\x00", problem_id="two-sum"), metadata=stack.key_auth
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # A string field that is not UTF-8 (a lone surrogate, as some clients write it) does not even parse.
+    raw = b"\x0a\x05ab\xed\xa0\x80"  # field 1 (session_id), 5 bytes
+    unary: Any = stack.channel.unary_unary("/vibe.gateway.v1.Gateway/GetSession")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await unary(raw, metadata=candidate.auth)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "UTF-8" in (err.value.details() or "")
+    assert await rows(stack) == before
+
+
+async def test_internal_services_check_what_they_receive(stack: Stack) -> None:
+    async with (
+        stack.internal("evaluator") as evaluator_channel,
+        stack.internal("tutor") as tutor_channel,
+        stack.internal("scoring") as scoring_channel,
+    ):
+        evaluator = evaluator_pb2_grpc.EvaluatorStub(evaluator_channel)
+        tutor = tutor_pb2_grpc.TutorStub(tutor_channel)
+        scoring = scoring_pb2_grpc.ScoringStub(scoring_channel)
+        calls: list[Awaitable[Any]] = [
+            evaluator.EvaluateTurn(evaluator_pb2.EvaluateTurnRequest(session_id="a\x00", turn=1)),
+            evaluator.GetTurnStatuses(evaluator_pb2.GetTurnStatusesRequest(session_id="\u202e")),
+            scoring.GetProblem(scoring_pb2.GetProblemRequest(problem_id="two-sum\x00")),
+            scoring.GradeSession(scoring_pb2.GradeSessionRequest(session_id="s-1", holistic_flow_score=float("nan"))),
+            scoring.CheckCode(
+                scoring_pb2.CheckCodeRequest(problem_id="two-sum", language="python", code="print(1)\x00")
+            ),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+        stream = tutor.StreamReply(
+            tutor_pb2.StreamReplyRequest(session_id="s-1", turn=1, problem_id="two-sum", message="hi\x00")
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            [e async for e in stream]
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_store_faults_are_unavailable_and_everything_else_is_not() -> None:
+    faults = [
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        asyncpg.InternalClientError("cannot switch to state 11; another operation is in progress"),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        asyncpg.TooManyConnectionsError("sorry, too many clients already"),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        redis.exceptions.ConnectionError("Error 111 connecting"),
+        redis.exceptions.TimeoutError("Timeout reading from socket"),
+        ConnectionRefusedError(111, "Connect call failed"),
+    ]
+    for fault in faults:
+        err = translate(fault)
+        assert isinstance(err, Unavailable) and "retry" in err.message, fault
+    for bug in (ValueError("x"), KeyError("k"), asyncpg.exceptions.DataError("bad input"), AssertionError()):
+        assert translate(bug) is None, bug
+
+    def fail(exc: Exception) -> None:
+        raise exc
+
+    with hot_copy_optional("a cache write"):
+        fail(redis.exceptions.ConnectionError("down"))  # swallowed: the copy is optional
+    with pytest.raises(ValueError, match="never swallowed"), hot_copy_optional("a cache write"):
+        fail(ValueError("a bug is never swallowed"))
+
+
+async def test_a_pool_whose_connections_were_cut_serves_the_next_request() -> None:
+    # Only this pool's own backends are terminated (the shared server's other clients are untouched).
+    pool = await asyncpg.create_pool(DATABASE_URL, min_size=3, max_size=3)
+    assert pool is not None
+    killer = await asyncpg.connect(DATABASE_URL)
+    try:
+        async with pool.acquire() as a, pool.acquire() as b, pool.acquire() as c:
+            pids = [await conn.fetchval("SELECT pg_backend_pid()") for conn in (a, b, c)]
+        await killer.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+        await asyncio.sleep(0.2)
+        assert await retry_idempotent(lambda: pool.fetchval("SELECT 41 + 1"), "read", pool=pool) == 42
+        assert [await pool.fetchval("SELECT 1") for _ in range(5)] == [1] * 5
+        assert not set(pids) & {await pool.fetchval("SELECT pg_backend_pid()") for _ in range(3)}
+    finally:
+        await killer.close()
+        await pool.close()
