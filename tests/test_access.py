@@ -221,8 +221,8 @@ async def test_a_revoked_key_is_refused_from_the_next_call(stack: Stack) -> None
     assert created.session_token
     keys = review_pb2_grpc.ApiKeyServiceStub(stack.channel)
     listed = await keys.ListApiKeys(review_pb2.ListApiKeysRequest(), metadata=stack.key_auth)
-    assert {"tests", "short-lived"} <= {k.name for k in listed.keys}
-    assert next(k for k in listed.keys if k.name == "tests").from_settings
+    assert {"scratch", "short-lived"} <= {k.name for k in listed.keys}
+    assert next(k for k in listed.keys if k.name == "scratch").from_settings
     key_id = key.split("_")[1]
     revoked = await keys.RevokeApiKey(review_pb2.RevokeApiKeyRequest(key_id=key_id), metadata=stack.key_auth)
     assert revoked.key.HasField("revoked_at")

@@ -94,12 +94,13 @@ async def dead_records(stack: Stack) -> list[dict[str, str]]:
 
 
 async def kill_worker_mid_turn_one(stack: Stack, session_id: str, **overrides: str) -> None:
-    """Runs one worker process whose LLM takes 1.5 s (within its 1.8 s job timeout) and
-    SIGKILLs it while it holds turn 1's job and evaluation lock."""
+    """Runs one worker process whose LLM takes 3 s (within its 3.6 s job timeout: a window
+    wide enough to be seen on a loaded machine) and SIGKILLs it while it holds turn 1's job
+    and evaluation lock."""
     redis = stack.redis()
     try:
         async with evaluator_process(
-            stack, EVALUATOR_WORKERS="1", VIBE_OFFLINE_LATENCY_MS="1500", VIBE_EVAL_LOCK_TTL_S="2", **overrides
+            stack, EVALUATOR_WORKERS="1", VIBE_OFFLINE_LATENCY_MS="3000", VIBE_EVAL_LOCK_TTL_S="4", **overrides
         ) as victim:
             victim_consumer = consumer_of(victim)
 
