@@ -53,6 +53,10 @@ class GuardrailVerdict:
     violated: bool
     violation: Violation | None = None
     reason: str = ""
+    # How sure the deciding classifier is of this verdict, 0..1. The offline classifier's
+    # calibrated probability; a model's verdict is 1.0. Lets a caller ask the model only
+    # when the offline classifier is unsure (issue 16: about one LLM request per chat turn).
+    confidence: float = 1.0
 
     @classmethod
     def ok(cls) -> GuardrailVerdict:
