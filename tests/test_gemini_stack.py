@@ -59,15 +59,18 @@ async def test_a_session_end_to_end_on_gemini(start_stack: StartStack, fake: Fak
     assert (log["provider"], log["model"], log["degraded"]) == ("gemini", "gemini-2.5-flash", False)
     assert log["usage"]["calls"] == 1 and log["usage"]["thinking_tokens"] == 7
     # Turn 1: the guardrail and the reply while chatting (concurrently: either order),
-    # its evaluation during the submit (no background workers), then the holistic one.
+    # its evaluation during the submit (no background workers), which also judged the
+    # conversation through turn 1: no holistic call of its own.
     assert sorted((turn or 0, phase, purpose) for turn, phase, purpose, *_ in usage) == [
-        (0, "submit", "holistic_evaluation"),
         (1, "chat", "guardrail"),
         (1, "chat", "tutor_reply"),
         (1, "submit", "turn_evaluation"),
     ]
     assert all(ok and prompt > 0 and output > 0 and thinking == 7 for *_, prompt, output, thinking, ok in usage)
     assert [r.purpose for r in fake.requests].count("turn_evaluation") == 1, "one call per evaluated turn"
+    assert not fake.of("holistic_evaluation")
+    assert (report.holistic.precomputed, report.holistic.through_turn) == (True, 1)
+    assert report.holistic.score == 70, "the holistic judgement Gemini gave in the turn's call"
 
 
 async def test_the_report_shows_model_and_token_usage(start_stack: StartStack, fake: FakeGemini) -> None:
@@ -80,8 +83,9 @@ async def test_the_report_shows_model_and_token_usage(start_stack: StartStack, f
     [turn] = report.llm_usage.turns
     assert (turn.turn, turn.chat.calls, turn.evaluation.calls) == (1, 2, 1)
     assert turn.chat.prompt_tokens > 0 and turn.evaluation.thinking_tokens == 7
-    assert report.llm_usage.submit.calls == 2, "the guard's evaluation and the holistic one"
-    assert report.llm_usage.total.calls == 4 and report.llm_usage.models == ["gemini-2.5-flash"]
+    assert report.llm_usage.submit.calls == 1, "the guard's evaluation, which judged the conversation too"
+    assert report.holistic.precomputed and report.holistic.usage.calls == 0
+    assert report.llm_usage.total.calls == 3 and report.llm_usage.models == ["gemini-2.5-flash"]
 
 
 async def test_chunks_reach_the_grpc_client_before_the_upstream_reply_has_finished(

@@ -65,7 +65,11 @@ def _name(enum_type: EnumTypeWrapper, value: int, prefix: str) -> str:
 
 
 def print_report(report: gateway_pb2.Report) -> None:
-    from vibe.services.gateway.report import guardrail_line, rubric_rows  # the gateway's reading of its own report
+    from vibe.services.gateway.report import (
+        guardrail_line,
+        holistic_line,
+        rubric_rows,
+    )  # the gateway's reading of its own report
 
     out = sys.stdout.write
     out(f"\n=== Report for session {report.session_id} (problem {report.problem_id}) ===\n")
@@ -91,7 +95,7 @@ def print_report(report: gateway_pb2.Report) -> None:
         out(f"        {t.final_reasoning}\n")
     out(f"  Guardrail: {guardrail_line(report.guardrails)}\n")
     h = report.holistic
-    out(f"\nHolistic flow: {h.score:.2f}  ({h.summary})\n")
+    out(f"\nHolistic flow: {h.score:.2f}, {holistic_line(h)}  ({h.summary})\n")
     for c in h.criteria:
         out(f"  {c.criterion:<26} {c.score:>6.2f}  {c.evidence}\n")
     code = report.code

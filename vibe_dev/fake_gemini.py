@@ -89,7 +89,9 @@ class Recorded:
 
 
 def default_turn_judgement(request: Recorded | None = None) -> dict[str, Any]:
-    return {
+    """A turn judgement; with the conversation's holistic judgement too when the request's
+    schema asks for it (one call judging both, vibe/llm/judge_output.py)."""
+    answer: dict[str, Any] = {
         "intent": "hint_query",
         "rubrics": [{"criterion": c, "score": 72, "reason": f"{c} is fine"} for c in CRITERIA],
         "user_prompt_summary": "asks for a hint",
@@ -97,9 +99,12 @@ def default_turn_judgement(request: Recorded | None = None) -> dict[str, Any]:
         "llm_answer_reasoning": "stayed Socratic",
         "final_reasoning": "a clear, focused request",
     }
+    if request is not None and "holistic" in request.schema.get("properties", {}):
+        answer["holistic"] = default_holistic(request)
+    return answer
 
 
-def default_holistic(request: Recorded) -> dict[str, Any]:
+def default_holistic(request: Recorded | None = None) -> dict[str, Any]:
     return {
         "criteria": [{"criterion": c, "score": 70, "evidence": "turns 1 and 2"} for c in HOLISTIC_CRITERIA],
         "summary": "A reasonable strategy.",

@@ -133,17 +133,25 @@ class TurnJudgement:
     # max - min of those scores; one sample has spread 0.
     samples: int = 1
     score_spread: float = 0.0
+    # The whole conversation through this turn judged as a strategy, in the same call,
+    # when the caller passed the earlier turns (`conversation` of `evaluate_turn`): the
+    # holistic judgement kept fresh while the candidate works, at no extra LLM call.
+    holistic: HolisticJudgement | None = None
 
 
 @dataclass(frozen=True)
 class EvaluatedTurn:
-    """What the holistic judge sees of each turn."""
+    """What the holistic judge sees of each turn.
+
+    `intent` and `score` are None for a turn whose own evaluation is not stored yet (it
+    is being evaluated beside the turn that judges the conversation): the judge reads
+    that turn from its transcript alone."""
 
     turn: int
     user: str
     assistant_summary: str
-    intent: Intent
-    score: float
+    intent: Intent | None
+    score: float | None
     violated: bool = False
 
 
@@ -212,8 +220,12 @@ class LLMProvider(Protocol):
         history: Sequence[Exchange],
         exchange: Exchange,
         guardrail: GuardrailVerdict,
+        conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
-        """Classifies the turn's intent and scores the candidate's prompt."""
+        """Classifies the turn's intent and scores the candidate's prompt. With
+        `conversation` (every turn before this one, evaluated or not; may be empty) it
+        also judges the whole conversation through this turn, in the same call, and
+        returns it as `TurnJudgement.holistic`."""
         ...
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
@@ -263,9 +275,14 @@ class DelegatingProvider:
         return self.inner.stream_tutor_reply(problem, history, message, guardrail, guidance)
 
     async def evaluate_turn(
-        self, problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
+        self,
+        problem: ProblemContext,
+        history: Sequence[Exchange],
+        exchange: Exchange,
+        guardrail: GuardrailVerdict,
+        conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
-        return await self.inner.evaluate_turn(problem, history, exchange, guardrail)
+        return await self.inner.evaluate_turn(problem, history, exchange, guardrail, conversation)
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         return await self.inner.evaluate_holistic(problem, turns)

@@ -36,11 +36,13 @@ from vibe.llm.judge_output import (
     GUARDRAIL_SCHEMA,
     HOLISTIC_SCHEMA,
     TURN_SCHEMA,
+    TURN_WITH_HOLISTIC_SCHEMA,
     InvalidModelOutput,
     load_object,
     parse_guardrail,
     parse_holistic,
     parse_turn,
+    parse_turn_with_holistic,
 )
 from vibe.llm.offline import check_guardrail_in_context
 from vibe.llm.prompts import (
@@ -186,11 +188,26 @@ class GeminiProvider:
         history: Sequence[Exchange],
         exchange: Exchange,
         guardrail: GuardrailVerdict,
+        conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
+        prompt = turn_prompt(problem, history, exchange, guardrail, conversation)
+        if conversation is None:
+            judgement = await self._structured("turn_evaluation", prompt, TURN_SCHEMA, parse_turn, _TURN_TOKENS)
+            return _attributed(judgement, self.name, self.model)
+        # One call, one answer: the turn and the conversation through it (its output is
+        # about twice a turn's, hence the budget).
         judgement = await self._structured(
-            "turn_evaluation", turn_prompt(problem, history, exchange, guardrail), TURN_SCHEMA, parse_turn, _TURN_TOKENS
+            "turn_evaluation",
+            prompt,
+            TURN_WITH_HOLISTIC_SCHEMA,
+            parse_turn_with_holistic,
+            _TURN_TOKENS + _HOLISTIC_TOKENS,
         )
-        return _attributed(judgement, self.name, self.model)
+        holistic = judgement.holistic
+        return replace(
+            _attributed(judgement, self.name, self.model),
+            holistic=_attributed(holistic, self.name, self.model) if holistic is not None else None,
+        )
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         judgement = await self._structured(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from vibe.llm.base import (
@@ -81,6 +82,13 @@ HOLISTIC_SCHEMA: dict[str, Any] = {
         "summary": {"type": "string"},
     },
     "required": ["criteria", "summary"],
+}
+# One call judges the turn and, when asked, the whole conversation through it: the turn's
+# fields plus a "holistic" object (vibe/llm/base.py, TurnJudgement.holistic).
+TURN_WITH_HOLISTIC_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {**TURN_SCHEMA["properties"], "holistic": HOLISTIC_SCHEMA},
+    "required": [*TURN_SCHEMA["required"], "holistic"],
 }
 GUARDRAIL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -182,6 +190,15 @@ def parse_holistic(data: dict[str, Any]) -> HolisticJudgement:
         criteria=criteria,
         summary=_text(data, "summary"),
     )
+
+
+def parse_turn_with_holistic(data: dict[str, Any]) -> TurnJudgement:
+    """A turn judgement and the holistic judgement of the conversation through it; a
+    missing or malformed "holistic" object makes the whole answer unusable (retried)."""
+    holistic = data.get("holistic")
+    if not isinstance(holistic, dict):
+        raise InvalidModelOutput("'holistic' must be an object")
+    return replace(parse_turn(data), holistic=parse_holistic(holistic))
 
 
 def parse_guardrail(data: dict[str, Any]) -> GuardrailVerdict:

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from vibe.llm.base import (
     DelegatingProvider,
+    EvaluatedTurn,
     Exchange,
     GuardrailVerdict,
     LLMProvider,
@@ -54,12 +55,15 @@ class MedianOfK(DelegatingProvider):
         history: Sequence[Exchange],
         exchange: Exchange,
         guardrail: GuardrailVerdict,
+        conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
         if guardrail.violated:
             # Scored 0 whatever the judge says: one call is enough.
-            return await self.inner.evaluate_turn(problem, history, exchange, guardrail)
+            return await self.inner.evaluate_turn(problem, history, exchange, guardrail, conversation)
+        # Each sample judges the conversation too; the median sample's holistic judgement
+        # goes with it (one sample, one coherent answer).
         samples = await asyncio.gather(
-            *(self.inner.evaluate_turn(problem, history, exchange, guardrail) for _ in range(self.k))
+            *(self.inner.evaluate_turn(problem, history, exchange, guardrail, conversation) for _ in range(self.k))
         )
         return median_judgement(samples)
 

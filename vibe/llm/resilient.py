@@ -95,12 +95,14 @@ class ResilientProvider:
         history: Sequence[Exchange],
         exchange: Exchange,
         guardrail: GuardrailVerdict,
+        conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
         history, exchange = sanitize_history(history), sanitize_exchange(exchange)
+        turns = sanitize_turns(conversation) if conversation is not None else None
         return await self._with_fallback(
             "turn evaluation",
-            lambda: self.primary.evaluate_turn(problem, history, exchange, guardrail),
-            lambda: self._degraded(self.fallback.evaluate_turn(problem, history, exchange, guardrail)),
+            lambda: self.primary.evaluate_turn(problem, history, exchange, guardrail, turns),
+            lambda: self._degraded_turn(self.fallback.evaluate_turn(problem, history, exchange, guardrail, turns)),
         )
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
@@ -162,3 +164,10 @@ class ResilientProvider:
     @staticmethod
     async def _degraded(judgement: Awaitable[J]) -> J:
         return replace(await judgement, degraded=True)
+
+    @staticmethod
+    async def _degraded_turn(judgement: Awaitable[TurnJudgement]) -> TurnJudgement:
+        """The fallback's turn judgement, and the holistic one it carries, both marked."""
+        turn = await judgement
+        holistic = replace(turn.holistic, degraded=True) if turn.holistic is not None else None
+        return replace(turn, degraded=True, holistic=holistic)

@@ -65,6 +65,8 @@ class TracedLLM(DelegatingProvider):
         with self._span("evaluate_turn") as span:
             judgement = await self.inner.evaluate_turn(*args, **kwargs)
             span.set_attribute("llm.intent", str(judgement.intent))
+            # The holistic judgement folded into this call (no call of its own).
+            span.set_attribute("llm.holistic", judgement.holistic is not None)
             return judgement
 
     async def evaluate_holistic(self, *args: Any, **kwargs: Any) -> HolisticJudgement:

@@ -1,12 +1,19 @@
 """The offline holistic judge: the sequence of evaluated turns read as a problem-solving
-strategy, on the five criteria of HOLISTIC_CRITERIA, each with evidence citing turns."""
+strategy, on the five criteria of HOLISTIC_CRITERIA, each with evidence citing turns.
+
+A turn whose own evaluation is not known yet (intent and score None: it is being
+evaluated beside the turn that judges the conversation) is read from its transcript:
+its intent classified from the message, its score a neutral 50 (the provider fills in
+the offline turn judge's score when it has the problem at hand)."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from vibe.llm.base import HOLISTIC_CRITERIA, EvaluatedTurn, HolisticCriterionScore, HolisticJudgement, Intent
+from vibe.llm.offline.intent import classify_intent
 from vibe.llm.offline.text import prose
 from vibe.llm.offline.turn_judge import LOW_EFFORT, PUSHBACK, VERIFIED, clamp
 
@@ -20,6 +27,32 @@ _STAGE: dict[Intent, int] = {
     Intent.OPTIMIZATION: 4,
 }
 _LOW_SCORE = 40.0
+_UNKNOWN_SCORE = 50.0  # a turn not evaluated yet: neither weak nor strong
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """An EvaluatedTurn whose intent and score are known."""
+
+    turn: int
+    user: str
+    intent: Intent
+    score: float
+    violated: bool
+
+
+def _known(turns: Sequence[EvaluatedTurn]) -> list[_Turn]:
+    ordered = sorted(turns, key=lambda t: t.turn)
+    return [
+        _Turn(
+            t.turn,
+            t.user,
+            t.intent if t.intent is not None else classify_intent(t.user, i > 0),
+            t.score if t.score is not None else (0.0 if t.violated else _UNKNOWN_SCORE),
+            t.violated,
+        )
+        for i, t in enumerate(ordered)
+    ]
 
 
 def _turn_list(numbers: Sequence[int]) -> str:
@@ -29,7 +62,7 @@ def _turn_list(numbers: Sequence[int]) -> str:
     return f"turn {nums}" if len(numbers) == 1 else f"turns {nums}"
 
 
-def _judge_decomposition(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+def _judge_decomposition(turns: Sequence[_Turn]) -> HolisticCriterionScore:
     clean = [t for t in turns if not t.violated]
     intents = sorted({t.intent.value for t in clean})
     score = 10.0 + 15.0 * len(intents)
@@ -52,7 +85,7 @@ def _judge_decomposition(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionSco
     return HolisticCriterionScore("problem_decomposition", clamp(score), evidence)
 
 
-def _judge_feedback(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+def _judge_feedback(turns: Sequence[_Turn]) -> HolisticCriterionScore:
     if len(turns) < 2:
         return HolisticCriterionScore(
             "feedback_integration",
@@ -74,7 +107,7 @@ def _judge_feedback(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
     return HolisticCriterionScore("feedback_integration", clamp(score), evidence)
 
 
-def _judge_coherence(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+def _judge_coherence(turns: Sequence[_Turn]) -> HolisticCriterionScore:
     score = 100.0
     notes: list[str] = []
     violations = [t.turn for t in turns if t.violated]
@@ -108,14 +141,14 @@ def _judge_coherence(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
     return HolisticCriterionScore("strategy_coherence", clamp(score), "; ".join(notes))
 
 
-def _checks_ai(t: EvaluatedTurn, earlier: bool) -> bool:
+def _checks_ai(t: _Turn, earlier: bool) -> bool:
     """The turn checks, tests or pushes back on what the AI said."""
     if t.violated or not earlier:
         return False
     return bool(PUSHBACK.search(prose(t.user)) or VERIFIED.search(t.user)) or t.intent is Intent.TEST_CASE
 
 
-def _judge_verification(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+def _judge_verification(turns: Sequence[_Turn]) -> HolisticCriterionScore:
     # Only a turn after some answer can check one; a test_case turn checks the code the
     # conversation produced, a push-back or "I ran it" checks a claim.
     checking = [t.turn for i, t in enumerate(turns) if _checks_ai(t, earlier=i > 0)]
@@ -133,7 +166,7 @@ def _judge_verification(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScor
     return HolisticCriterionScore("verification_of_ai_output", clamp(score), evidence)
 
 
-def _judge_iteration(turns: Sequence[EvaluatedTurn]) -> HolisticCriterionScore:
+def _judge_iteration(turns: Sequence[_Turn]) -> HolisticCriterionScore:
     wasted: list[int] = []
     repeated: list[int] = []
     seen: set[str] = set()
@@ -162,7 +195,7 @@ def judge_holistic(turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
             criteria=tuple(HolisticCriterionScore(c, 0.0, "no turns") for c in HOLISTIC_CRITERIA),
             summary="No turns to evaluate.",
         )
-    ordered = sorted(turns, key=lambda t: t.turn)
+    ordered = _known(turns)
     by_name = {
         "problem_decomposition": _judge_decomposition(ordered),
         "feedback_integration": _judge_feedback(ordered),

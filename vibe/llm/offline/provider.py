@@ -23,6 +23,21 @@ from vibe.llm.offline.turn_judge import judge_turn
 from vibe.llm.offline.tutor import compose_reply, word_chunks
 
 
+def _read_unevaluated(problem: ProblemContext, conversation: Sequence[EvaluatedTurn]) -> list[EvaluatedTurn]:
+    """The earlier turns, each one not evaluated yet judged here by the offline turn judge
+    from its transcript (free and deterministic), so the holistic judge sees a score."""
+    ordered = sorted(conversation, key=lambda t: t.turn)
+    done: list[EvaluatedTurn] = []
+    for i, t in enumerate(ordered):
+        if t.intent is None or t.score is None:
+            earlier = [Exchange(e.turn, e.user, e.assistant_summary) for e in ordered[:i]]
+            verdict = GuardrailVerdict(violated=True) if t.violated else GuardrailVerdict.ok()
+            judged = judge_turn(problem, earlier, Exchange(t.turn, t.user, t.assistant_summary), verdict)
+            t = replace(t, intent=t.intent or judged.intent, score=t.score if t.score is not None else judged.score)
+        done.append(t)
+    return done
+
+
 class OfflineProvider:
     """Deterministic stand-in for an LLM (see the module docstring)."""
 
@@ -64,9 +79,23 @@ class OfflineProvider:
         history: Sequence[Exchange],
         exchange: Exchange,
         guardrail: GuardrailVerdict,
+        conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
         await self._simulate_latency()
-        return replace(judge_turn(problem, history, exchange, guardrail), provider=self.name, model=self.model)
+        judgement = replace(judge_turn(problem, history, exchange, guardrail), provider=self.name, model=self.model)
+        if conversation is None:
+            return judgement
+        this_turn = EvaluatedTurn(
+            exchange.turn,
+            exchange.user,
+            judgement.llm_answer_summary,
+            judgement.intent,
+            0.0 if guardrail.violated else judgement.score,
+            guardrail.violated,
+        )
+        turns = [*_read_unevaluated(problem, conversation), this_turn]
+        holistic = replace(judge_holistic(turns), provider=self.name, model=self.model)
+        return replace(judgement, holistic=holistic)
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         await self._simulate_latency()

@@ -16,14 +16,20 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from vibe.llm.base import EvaluatedTurn, Intent, LLMProvider, ProblemContext, RubricScore
+from vibe.llm.base import EvaluatedTurn, Exchange, HolisticJudgement, Intent, LLMProvider, ProblemContext, RubricScore
 from vibe.llm.deadline import deadline_scope
 from vibe.llm.usage import metered
 from vibe.llm.usage_store import PHASE_BACKGROUND, PHASE_SUBMIT, save_calls, session_usage, tally
 from vibe.platform.errors import DeadlineExceeded, FailedPrecondition
 from vibe.platform.hot_state import Keys
 from vibe.platform.leases import Lease
-from vibe.services.evaluator.store import EvaluationStore, GuardrailRecord, HolisticRecord, TurnLog
+from vibe.services.evaluator.store import (
+    ConversationRecord,
+    EvaluationStore,
+    GuardrailRecord,
+    HolisticRecord,
+    TurnLog,
+)
 from vibe.shared.convert import guardrail_from_columns
 from vibe.shared.eval_queue import dead_turns, queued_turns
 from vibe.shared.records import load_exchanges, load_problem_context, load_turn, session_problem_id
@@ -126,8 +132,11 @@ class Evaluator:
         problem = await self._problem(stored_turn.problem_id)
         history = await load_exchanges(self.db, session_id, before_turn=turn)
         guardrail = guardrail_from_columns(stored_turn.guardrail_violation, stored_turn.guardrail_reason)
+        conversation = await self._conversation(session_id, turn, history)
         with metered() as meter, deadline_scope(deadline - _LLM_DEADLINE_MARGIN_S):
-            judgement = await self.llm.evaluate_turn(problem, history, stored_turn.exchange, guardrail)
+            # The same call judges the conversation through this turn (no call of its own):
+            # the holistic judgement stays fresh while the candidate works.
+            judgement = await self.llm.evaluate_turn(problem, history, stored_turn.exchange, guardrail, conversation)
         # What was spent is stored even if saving the evaluation below fails.
         await save_calls(self.db, session_id, turn, _PHASES[source], meter.calls)
         score, rubrics = judgement.score, list(judgement.rubrics)
@@ -168,6 +177,8 @@ class Evaluator:
             usage=tally(meter.calls),
             source=source,
         )
+        if judgement.holistic is not None:
+            turn_log["holistic"] = conversation_record(judgement.holistic, turn, conversation, self.llm)
         stored, ours = await self.store.save_turn_log(turn_log, fence)
         if not ours:
             log.warning(
@@ -190,6 +201,22 @@ class Evaluator:
             },
         )
         return turn_log
+
+    async def _conversation(self, session_id: str, turn: int, history: list[Exchange]) -> list[EvaluatedTurn]:
+        """The turns before `turn` as the holistic judge sees them: with their stored
+        evaluation, or (not evaluated yet: being evaluated beside this one) their
+        transcript alone, intent and score unknown."""
+        verdicts = await self.store.earlier_verdicts(session_id, turn)
+        refused = await self.store.violated_turns(session_id, turn) if len(verdicts) < len(history) else set()
+        conversation = []
+        for ex in history:
+            known = verdicts.get(ex.turn)
+            if known is None:
+                conversation.append(EvaluatedTurn(ex.turn, ex.user, ex.assistant, None, None, ex.turn in refused))
+            else:
+                intent, score, summary, violated = known
+                conversation.append(EvaluatedTurn(ex.turn, ex.user, summary, Intent(intent), score, violated))
+        return conversation
 
     async def turn_statuses(self, session_id: str) -> list[TurnStatus]:
         """The state of every completed turn 1..N of the session (NOT_FOUND if unknown)."""
@@ -232,6 +259,15 @@ class Evaluator:
         missing = sorted(set(exchanges) - {entry["turn_number"] for entry in logs})
         if missing:
             raise FailedPrecondition(f"turns {missing} of session {session_id} are not evaluated yet")
+        precomputed = _precomputed(logs, max(exchanges, default=0))
+        if precomputed is not None:
+            # Judged with the last turn's evaluation, and no turn came after it: used as
+            # is, no LLM call at submit. A degraded one (the fallback judged it) is not:
+            # the configured provider gets another chance now.
+            ready = holistic_record(session_id, precomputed)
+            ready["session_usage"] = await session_usage(self.db, session_id)
+            await self.store.save_holistic(session_id, ready, fence)
+            return ready
         turns = [
             EvaluatedTurn(
                 turn=entry["turn_number"],
@@ -261,9 +297,56 @@ class Evaluator:
             # The whole session's LLM usage (chat, evaluations, this call): the report's.
             "session_usage": await session_usage(self.db, session_id),
             "timestamp": _now(),
+            "precomputed": False,
+            "through_turn": max(exchanges, default=0),
         }
         await self.store.save_holistic(session_id, details, fence)
         return details
+
+
+def _precomputed(logs: list[TurnLog], last_turn: int) -> ConversationRecord | None:
+    """The holistic judgement made with the last turn's evaluation, if there is one that
+    covers the whole conversation and the configured provider made it."""
+    entry = next((e for e in logs if e["turn_number"] == last_turn), None)
+    record = entry.get("holistic") if entry is not None else None
+    if record is None or record["through_turn"] != last_turn or record["degraded"]:
+        return None
+    return record
+
+
+def conversation_record(
+    judgement: HolisticJudgement, turn: int, conversation: list[EvaluatedTurn], llm: LLMProvider
+) -> ConversationRecord:
+    return {
+        "through_turn": turn,
+        "score": round(judgement.score, 2),
+        "criteria": [
+            {"criterion": c.criterion, "score": round(c.score, 2), "evidence": c.evidence} for c in judgement.criteria
+        ],
+        "summary": judgement.summary,
+        "provider": judgement.provider or llm.name,
+        "model": judgement.model or llm.model,
+        "degraded": judgement.degraded,
+        "unevaluated_turns": [t.turn for t in conversation if t.intent is None],
+    }
+
+
+def holistic_record(session_id: str, record: ConversationRecord) -> HolisticRecord:
+    """The session's holistic evaluation from the one judged with its last turn. Its LLM
+    call is the turn's (counted there), so this evaluation's own usage is nothing."""
+    return {
+        "session_id": session_id,
+        "score": record["score"],
+        "criteria": record["criteria"],
+        "summary": record["summary"],
+        "provider": record["provider"],
+        "model": record["model"],
+        "degraded": record["degraded"],
+        "usage": tally([]),
+        "timestamp": _now(),
+        "precomputed": True,
+        "through_turn": record["through_turn"],
+    }
 
 
 def build_turn_log(

@@ -103,6 +103,8 @@ def holistic_to_pb(details: HolisticRecord) -> evaluator_pb2.HolisticEvaluation:
         model=details.get("model", ""),
         usage=evaluator_pb2.LlmUsage(**details.get("usage", {})),
         session_usage=json_format.ParseDict(details.get("session_usage", {}), evaluator_pb2.SessionUsage()),
+        precomputed=details.get("precomputed", False),
+        through_turn=details.get("through_turn", 0),
     )
 
 

@@ -32,6 +32,28 @@ class GuardrailRecord(TypedDict):
     leak_cut: bool  # the tutor's reply started reproducing a reference solution and was cut
 
 
+class HolisticCriterionRecord(TypedDict):
+    criterion: str
+    score: float
+    evidence: str
+
+
+class ConversationRecord(TypedDict):
+    """The holistic judgement of the conversation through one turn, made in that turn's
+    evaluation call and kept in its turn log: the submit uses it as is when no turn came
+    after (docs/DESIGN.md §5, step 4)."""
+
+    through_turn: int
+    score: float
+    criteria: list[HolisticCriterionRecord]
+    summary: str
+    provider: str
+    model: str
+    degraded: bool
+    # Earlier turns that had no stored evaluation yet: read from their transcript alone.
+    unevaluated_turns: list[int]
+
+
 class TurnLog(TypedDict):
     """The turn log of docs/DESIGN.md §2 plus who produced it and how: a JSON
     document in Redis and PostgreSQL (see core.build_turn_log). Keys that logs written by
@@ -55,12 +77,7 @@ class TurnLog(TypedDict):
     turn_at: NotRequired[str]  # when the candidate sent the turn's message (ISO 8601)
     evaluated_at: NotRequired[str]
     timestamp: str  # the name docs/DESIGN.md §2 uses; kept for readers of older logs
-
-
-class HolisticCriterionRecord(TypedDict):
-    criterion: str
-    score: float
-    evidence: str
+    holistic: NotRequired[ConversationRecord]  # the conversation through this turn, judged in the same call
 
 
 class HolisticRecord(TypedDict):
@@ -76,6 +93,9 @@ class HolisticRecord(TypedDict):
     usage: NotRequired[dict[str, int]]  # this call's LLM requests
     session_usage: NotRequired[dict[str, Any]]  # the whole session's, as the report shows it
     timestamp: str
+    # Judged with the last turn's evaluation (its ConversationRecord), not at submit.
+    precomputed: NotRequired[bool]
+    through_turn: NotRequired[int]  # the last turn the judgement saw
 
 
 def _turn_log(raw: str | bytes) -> TurnLog:
@@ -125,6 +145,36 @@ class EvaluationStore:
         rows = await self.db.fetch(
             "SELECT turn FROM prompt_evaluations WHERE session_id = $1 AND evaluation_type = 'TURN_EVAL'",
             session_id,
+        )
+        return {r["turn"] for r in rows}
+
+    @idempotent
+    async def earlier_verdicts(self, session_id: str, before_turn: int) -> dict[int, tuple[str, float, str, bool]]:
+        """turn -> (intent, score, answer summary, guardrail violated) of the stored
+        evaluations before `before_turn`: what the holistic judge needs of them, without
+        reading whole turn logs."""
+        rows = await self.db.fetch(
+            """
+            SELECT turn, details->'prompt_evaluation_details'->>'intent' AS intent,
+                   (details->'prompt_evaluation_details'->>'score')::float8 AS score,
+                   details->>'llm_answer_summary' AS summary,
+                   COALESCE((details->'guardrail'->>'violated')::boolean, false) AS violated
+            FROM prompt_evaluations
+            WHERE session_id = $1 AND evaluation_type = 'TURN_EVAL' AND turn < $2
+            """,
+            session_id,
+            before_turn,
+        )
+        return {r["turn"]: (r["intent"], r["score"], r["summary"] or "", r["violated"]) for r in rows}
+
+    @idempotent
+    async def violated_turns(self, session_id: str, before_turn: int) -> set[int]:
+        """Turns before `before_turn` whose message the guardrail refused."""
+        rows = await self.db.fetch(
+            "SELECT turn FROM messages WHERE session_id = $1 AND role = 'user' AND turn < $2"
+            " AND guardrail_violation IS NOT NULL",
+            session_id,
+            before_turn,
         )
         return {r["turn"] for r in rows}
 

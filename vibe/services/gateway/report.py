@@ -78,6 +78,14 @@ def guardrail_line(summary: gateway_pb2.GuardrailSummary) -> str:
     return line
 
 
+def holistic_line(holistic: evaluator_pb2.HolisticEvaluation) -> str:
+    """How the conversation was judged: in the last turn's evaluation call, while the
+    candidate worked (no LLM call at submit), or at submit."""
+    if holistic.precomputed:
+        return f"judged with turn {holistic.through_turn}'s evaluation (precomputed)"
+    return "judged at submit"
+
+
 def rubric_rows(turn: evaluator_pb2.TurnEvaluation) -> list[tuple[str, float, float, str]]:
     """(criterion, weight, score, reason) of a turn's rubric, heaviest criterion first."""
     return sorted(((r.criterion, r.weight, r.score, r.reason) for r in turn.rubrics), key=lambda row: -row[1])

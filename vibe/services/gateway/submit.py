@@ -26,7 +26,7 @@ from vibe.platform.leases import Lease
 from vibe.platform.metrics import SUBMIT_DURATION
 from vibe.platform.telemetry import bind_session
 from vibe.platform.validation import check_body_text, check_idempotency_key, check_language
-from vibe.services.gateway.report import build_report, report_from_json, report_to_json
+from vibe.services.gateway.report import build_report, holistic_line, report_from_json, report_to_json
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import SessionRow
 from vibe_api.evaluator.v1 import evaluator_pb2
@@ -104,19 +104,9 @@ class SubmitGuard(GatewayParts):
             language, code = await self.store.submission(session_id)  # a retried submit keeps the first code
 
             deadline = time.monotonic() + guard_budget
-            turn_logs: dict[int, evaluator_pb2.TurnEvaluation] = {}
-            async for progress in self._evaluate_all_turns(session_id, session.turn_count, deadline, turn_logs):
-                yield progress
-
-            yield Progress(Stage.HOLISTIC, 0, 1, "judging the conversation as a whole")
-            yield Progress(Stage.TESTS, 0, 1, "running the code against the tests")
-            holistic, code_result = await asyncio.gather(
-                self._call(
-                    self.up.evaluator.EvaluateHolistic,
-                    evaluator_pb2.EvaluateHolisticRequest(session_id=session_id, fence=submit_lock.fence),
-                    "evaluator",
-                    deadline,
-                ),
+            # The code checks need nothing the guard produces: they start at the freeze,
+            # beside the turn evaluations (docs/DESIGN.md §5, step 2).
+            code_task = asyncio.create_task(
                 self._call(
                     self.up.scoring.CheckCode,
                     scoring_pb2.CheckCodeRequest(
@@ -128,9 +118,29 @@ class SubmitGuard(GatewayParts):
                     ),
                     "scoring",
                     deadline,
-                ),
+                )
             )
-            yield Progress(Stage.HOLISTIC, 1, 1, f"holistic flow score {holistic.score:.2f}")
+            try:
+                yield Progress(Stage.TESTS, 0, 1, "running the code against the tests")
+                turn_logs: dict[int, evaluator_pb2.TurnEvaluation] = {}
+                async for progress in self._evaluate_all_turns(session_id, session.turn_count, deadline, turn_logs):
+                    yield progress
+
+                # Usually no LLM call: the last turn's evaluation judged the conversation
+                # through it in the same call (precomputed); otherwise judged now.
+                yield Progress(Stage.HOLISTIC, 0, 1, "judging the conversation as a whole")
+                holistic = await self._call(
+                    self.up.evaluator.EvaluateHolistic,
+                    evaluator_pb2.EvaluateHolisticRequest(session_id=session_id, fence=submit_lock.fence),
+                    "evaluator",
+                    deadline,
+                )
+                yield Progress(
+                    Stage.HOLISTIC, 1, 1, f"holistic flow score {holistic.score:.2f}, {holistic_line(holistic)}"
+                )
+                code_result = await code_task
+            finally:
+                _settle(code_task)
             yield Progress(Stage.TESTS, 1, 1, f"{code_result.passed}/{code_result.total} tests passed")
 
             turns = [turn_logs[t] for t in sorted(turn_logs)]
@@ -203,20 +213,23 @@ class SubmitGuard(GatewayParts):
             Stage.TURNS, 0, turn_count, f"checking the evaluations of {turn_count} turns: {_describe_states(states)}"
         )
         dead = {s.turn for s in statuses.turns if s.state == evaluator_pb2.TURN_EVALUATION_STATE_DEAD}
+        done = {s.turn for s in statuses.turns if s.state == evaluator_pb2.TURN_EVALUATION_STATE_DONE}
         bound = asyncio.Semaphore(self.settings.guard_concurrency)
 
         async def one(turn: int) -> evaluator_pb2.TurnEvaluation:
+            request = evaluator_pb2.EvaluateTurnRequest(
+                session_id=session_id, turn=turn, source=evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD
+            )
+            if turn in done:  # stored: a read, no LLM call, so no slot of the bound
+                return await self._call(self.up.evaluator.EvaluateTurn, request, "evaluator", deadline)
             async with bound:
-                return await self._call(
-                    self.up.evaluator.EvaluateTurn,
-                    evaluator_pb2.EvaluateTurnRequest(
-                        session_id=session_id, turn=turn, source=evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD
-                    ),
-                    "evaluator",
-                    deadline,
-                )
+                return await self._call(self.up.evaluator.EvaluateTurn, request, "evaluator", deadline)
 
-        tasks = [asyncio.create_task(one(turn)) for turn in range(1, turn_count + 1)]
+        # The last turn first: its evaluation also judges the whole conversation, so the
+        # holistic judgement is ready when the other missing turns are (no call after them).
+        # Tasks start in creation order, and the bound's waiters are served first come.
+        order = [turn_count, *range(1, turn_count)]
+        tasks = [asyncio.create_task(one(turn)) for turn in order]
         try:
             for finished in asyncio.as_completed(tasks):
                 evaluation = await finished
@@ -245,6 +258,15 @@ class SubmitGuard(GatewayParts):
         if stored is None:
             raise FailedPrecondition(f"session {session_id} has no report yet: Submit it first")
         return report_from_json(stored)
+
+
+def _settle(task: asyncio.Task[Any]) -> None:
+    """A side task the submit no longer waits for: cancelled if still running, its
+    failure read if it failed (the submit's own error is the one that counts)."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()
 
 
 _STATE_NAMES = (
