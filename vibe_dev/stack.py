@@ -111,9 +111,15 @@ async def _all_serving(addrs: StackAddrs, timeout_s: float) -> None:
 
 @contextlib.asynccontextmanager
 async def process_stack(
-    env: Mapping[str, str], addrs: StackAddrs | None = None, quiet: bool = False, start_timeout_s: float = 60
+    env: Mapping[str, str],
+    addrs: StackAddrs | None = None,
+    quiet: bool = False,
+    start_timeout_s: float = 60,
+    per_service: Mapping[str, Mapping[str, str]] | None = None,
 ) -> AsyncIterator[StackAddrs]:
-    """The four services as child processes; SIGTERM to each on the way out."""
+    """The four services as child processes; SIGTERM to each on the way out.
+    `per_service` adds settings to one service's environment only (a benchmark's tutor
+    on another LLM provider, say)."""
     if addrs is None:
         addrs = StackAddrs(*(f"127.0.0.1:{free_port()}" for _ in range(4)))
     child_env = {**with_dev_secrets(env), **addrs.env()}
@@ -125,7 +131,7 @@ async def process_stack(
                 sys.executable,
                 "-m",
                 MODULES[name],
-                env=child_env,
+                env={**child_env, **(per_service or {}).get(name, {})},
                 stdout=asyncio.subprocess.DEVNULL if quiet else None,
                 stderr=asyncio.subprocess.DEVNULL if quiet else None,
             )

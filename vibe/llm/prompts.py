@@ -220,22 +220,21 @@ def _verdict(t: EvaluatedTurn) -> str:
 
 
 def _conversation_listing(nonce: str, conversation: Sequence[EvaluatedTurn], shown_in_full: set[int]) -> list[str]:
-    """The earlier turns for the holistic judgement, bounded (see LISTED_TURNS)."""
+    """The earlier turns for the holistic judgement, bounded (see LISTED_TURNS): one
+    untrusted block, one line per turn, so the markers are paid once, not per turn."""
     ordered = sorted(conversation, key=lambda t: t.turn)
-    lines = [f"THE CONVERSATION SO FAR: {len(ordered)} earlier turn(s), each with its own evaluation."]
-    with_text = {t.turn for t in ordered if t.turn not in shown_in_full}
-    with_text = set(sorted(with_text)[-LISTED_TURNS:])
+    with_text = set(sorted(t.turn for t in ordered if t.turn not in shown_in_full)[-LISTED_TURNS:])
+    lines = []
     for t in ordered:
         if t.turn in with_text:
-            lines.append(f"Turn {t.turn} ({_verdict(t)}).")
-            lines.append(untrusted(nonce, f"Turn {t.turn}, candidate", _clip(t.user, LISTED_USER_CHARS)))
-            lines.append(
-                untrusted(nonce, f"Turn {t.turn}, assistant in brief", _clip(t.assistant_summary, LISTED_SUMMARY_CHARS))
-            )
+            user = " ".join(_clip(t.user, LISTED_USER_CHARS).split())
+            summary = " ".join(_clip(t.assistant_summary, LISTED_SUMMARY_CHARS).split())
+            lines.append(f"Turn {t.turn} ({_verdict(t)}). Candidate: {user} | Assistant in brief: {summary}")
         else:
-            where = " (its text is above)" if t.turn in shown_in_full else ""
-            lines.append(f"Turn {t.turn} ({_verdict(t)}){where}.")
-    return lines
+            where = ", its text is above" if t.turn in shown_in_full else ""
+            lines.append(f"Turn {t.turn} ({_verdict(t)}{where}).")
+    header = f"THE CONVERSATION SO FAR: {len(ordered)} earlier turn(s), each with its own evaluation."
+    return [header, untrusted(nonce, "Earlier turns", "\n".join(lines) or "(none: this is the first turn)")]
 
 
 def turn_prompt(
