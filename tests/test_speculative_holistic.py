@@ -15,7 +15,7 @@ from vibe.llm.base import EvaluatedTurn, Exchange, GuardrailVerdict, Intent, Pro
 from vibe.llm.median import MedianOfK
 from vibe.llm.offline import OfflineProvider, judge_holistic
 from vibe.llm.prompts import LISTED_TURNS, Prompt, turn_prompt
-from vibe.services.evaluator.core import _precomputed
+from vibe.services.evaluator.core import usable_precomputed
 from vibe.services.evaluator.store import TurnLog
 from vibe_api.gateway.v1 import gateway_pb2
 from vibe_dev.fake_gemini import FakeGemini, Reply, default_holistic, default_turn_judgement
@@ -235,14 +235,14 @@ def test_only_a_judgement_through_the_last_turn_by_the_configured_provider_is_us
         entry: dict[str, Any] = {"turn_number": turn}
         if through is not None:
             entry["holistic"] = {"through_turn": through, "degraded": degraded, "score": 50.0}
-        return entry  # type: ignore[return-value]  # only what _precomputed reads
+        return entry  # type: ignore[return-value]  # only what usable_precomputed reads
 
-    used = _precomputed([log(1, 1), log(2, 2)], 2)
+    used = usable_precomputed([log(1, 1), log(2, 2)], 2)
     assert used is not None and used["through_turn"] == 2
     # A later turn whose evaluation carries none (a log of an earlier version): judged at submit.
-    assert _precomputed([log(1, 1), log(2, None)], 2) is None
-    assert _precomputed([log(1, 1)], 2) is None
-    assert _precomputed([log(1, 1), log(2, 2, degraded=True)], 2) is None
+    assert usable_precomputed([log(1, 1), log(2, None)], 2) is None
+    assert usable_precomputed([log(1, 1)], 2) is None
+    assert usable_precomputed([log(1, 1), log(2, 2, degraded=True)], 2) is None
 
 
 def test_the_conversation_listing_stays_bounded_however_long_the_session_and_its_messages() -> None:

@@ -259,7 +259,7 @@ class Evaluator:
         missing = sorted(set(exchanges) - {entry["turn_number"] for entry in logs})
         if missing:
             raise FailedPrecondition(f"turns {missing} of session {session_id} are not evaluated yet")
-        precomputed = _precomputed(logs, max(exchanges, default=0))
+        precomputed = usable_precomputed(logs, max(exchanges, default=0))
         if precomputed is not None:
             # Judged with the last turn's evaluation, and no turn came after it: used as
             # is, no LLM call at submit. A degraded one (the fallback judged it) is not:
@@ -304,7 +304,7 @@ class Evaluator:
         return details
 
 
-def _precomputed(logs: list[TurnLog], last_turn: int) -> ConversationRecord | None:
+def usable_precomputed(logs: list[TurnLog], last_turn: int) -> ConversationRecord | None:
     """The holistic judgement made with the last turn's evaluation, if there is one that
     covers the whole conversation and the configured provider made it."""
     entry = next((e for e in logs if e["turn_number"] == last_turn), None)

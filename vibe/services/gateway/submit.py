@@ -196,9 +196,10 @@ class SubmitGuard(GatewayParts):
     async def _evaluate_all_turns(
         self, session_id: str, turn_count: int, deadline: float, into: dict[int, evaluator_pb2.TurnEvaluation]
     ) -> AsyncGenerator[Progress, None]:
-        """Every turn 1..N evaluated: stored ones are used, in-flight ones awaited, queued,
-        dead-lettered and missing ones evaluated now, concurrently under a bound. The
-        evaluator's per-turn lock makes sure no turn is evaluated twice at once."""
+        """Every turn 1..N evaluated: stored ones are read (one call), in-flight ones
+        awaited, queued, dead-lettered and missing ones evaluated now, the last turn first,
+        concurrently under a bound. The evaluator's per-turn lock makes sure no turn is
+        evaluated twice at once."""
         if turn_count == 0:
             yield Progress(Stage.TURNS, 0, 0, "checking the evaluations of 0 turns")
             return
@@ -213,22 +214,34 @@ class SubmitGuard(GatewayParts):
             Stage.TURNS, 0, turn_count, f"checking the evaluations of {turn_count} turns: {_describe_states(states)}"
         )
         dead = {s.turn for s in statuses.turns if s.state == evaluator_pb2.TURN_EVALUATION_STATE_DEAD}
-        done = {s.turn for s in statuses.turns if s.state == evaluator_pb2.TURN_EVALUATION_STATE_DONE}
+        if any(s.state == evaluator_pb2.TURN_EVALUATION_STATE_DONE for s in statuses.turns):
+            # The stored ones in one read, not one call each: the code checks run beside
+            # this on the same machine, and every call spent here is CPU taken from them.
+            stored = await self._call(
+                self.up.evaluator.GetTurnEvaluations,
+                evaluator_pb2.GetTurnEvaluationsRequest(session_id=session_id),
+                "evaluator",
+                deadline,
+            )
+            into.update((e.turn, e) for e in stored.evaluations if 1 <= e.turn <= turn_count)
+            yield Progress(Stage.TURNS, len(into), turn_count, f"{len(into)} stored evaluation(s) read")
         bound = asyncio.Semaphore(self.settings.guard_concurrency)
 
         async def one(turn: int) -> evaluator_pb2.TurnEvaluation:
-            request = evaluator_pb2.EvaluateTurnRequest(
-                session_id=session_id, turn=turn, source=evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD
-            )
-            if turn in done:  # stored: a read, no LLM call, so no slot of the bound
-                return await self._call(self.up.evaluator.EvaluateTurn, request, "evaluator", deadline)
             async with bound:
-                return await self._call(self.up.evaluator.EvaluateTurn, request, "evaluator", deadline)
+                return await self._call(
+                    self.up.evaluator.EvaluateTurn,
+                    evaluator_pb2.EvaluateTurnRequest(
+                        session_id=session_id, turn=turn, source=evaluator_pb2.EVALUATION_SOURCE_SUBMIT_GUARD
+                    ),
+                    "evaluator",
+                    deadline,
+                )
 
         # The last turn first: its evaluation also judges the whole conversation, so the
         # holistic judgement is ready when the other missing turns are (no call after them).
         # Tasks start in creation order, and the bound's waiters are served first come.
-        order = [turn_count, *range(1, turn_count)]
+        order = [t for t in (turn_count, *range(1, turn_count)) if t not in into]
         tasks = [asyncio.create_task(one(turn)) for turn in order]
         try:
             for finished in asyncio.as_completed(tasks):
