@@ -620,6 +620,12 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2))
     print(f"written to {args.json}")
+    missed = [f"{r['case']} at {r['turns']} turns" for r in figures["rows"] if not r["met"]]
+    missed += [f"speculative cost at {c['turns']} turns" for c in figures["cost"] if c["ratio"] > 1.3]
+    if missed:
+        print(f"targets: MISSED: {'; '.join(missed)}")
+        sys.exit(1)
+    print("targets: all met")
 
 
 if __name__ == "__main__":
