@@ -184,6 +184,7 @@ class Measured:
     seconds: list[float] = field(default_factory=list)
     submit_calls: list[int] = field(default_factory=list)
     precomputed: list[bool] = field(default_factory=list)
+    alone: list[float] = field(default_factory=list)  # paused: CheckCode alone, right before each submit
 
 
 class Driver:
@@ -412,7 +413,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                             if case == "paused":
                                 # The candidate's pause: the machine settles after the preparation.
                                 await asyncio.sleep(SETTLE_S)
-                                code_alone.append(await driver.code_checks_alone())
+                                alone = await driver.code_checks_alone()
+                                code_alone.append(alone)
+                                measured[(case, turns)].alone.append(alone)
                             took, report = await driver.submit(session_id, auth)
                         entry = measured[(case, turns)]
                         entry.seconds.append(took)
@@ -474,8 +477,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     for (case, turns), m in measured.items():
         ours = statistics.median(m.seconds)
         chain = by_chain[(case, turns)]
+        met = None
         if case == "paused":
-            target, rule = 1.1 * code_med, "<= 1.1 x code checks alone"
+            # Each submit against the CheckCode timed right before it (the same load).
+            paired = statistics.median(t / a for t, a in zip(m.seconds, m.alone, strict=True))
+            target, rule = 1.1 * statistics.median(m.alone), f"<= 1.1 x code checks alone (paired: {paired:.2f}x)"
+            met = paired <= 1.1
         elif case == "in flight":
             target, rule = 1.2 * llm_call, "<= 1.2 x one LLM call"
         else:
@@ -492,7 +499,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 "ratio": round(chain.seconds / ours, 1),
                 "target_s": round(target, 3),
                 "rule": rule,
-                "met": ours <= target,
+                "met": ours <= target if met is None else met,
                 "submit_llm_calls": statistics.median(m.submit_calls),
                 "prototype_llm_calls": chain.calls,
                 "precomputed": all(m.precomputed),

@@ -253,13 +253,14 @@ class Evaluator:
     async def evaluate_holistic(self, session_id: str, fence: int = 0) -> HolisticRecord:
         """Judges the conversation over its stored turn logs and stores the result (not
         when a newer submit than the one holding `fence` holds the session)."""
-        problem = await self._problem(await session_problem_id(self.db, session_id))
-        logs = await self.store.list_turn_logs(session_id)
-        exchanges = {e.turn: e for e in await load_exchanges(self.db, session_id, before_turn=2**31 - 1)}
-        missing = sorted(set(exchanges) - {entry["turn_number"] for entry in logs})
+        problem_id = await session_problem_id(self.db, session_id)  # NOT_FOUND for an unknown session
+        # Cheap reads first: at submit this runs beside the code checks, on the same CPUs.
+        turn_count = await self.store.session_turn_count(session_id)
+        missing = sorted(set(range(1, turn_count + 1)) - await self.store.evaluated_turns(session_id))
         if missing:
             raise FailedPrecondition(f"turns {missing} of session {session_id} are not evaluated yet")
-        precomputed = usable_precomputed(logs, max(exchanges, default=0))
+        last = await self.store.get_turn_log(session_id, turn_count) if turn_count else None
+        precomputed = usable_precomputed([last] if last is not None else [], turn_count)
         if precomputed is not None:
             # Judged with the last turn's evaluation, and no turn came after it: used as
             # is, no LLM call at submit. A degraded one (the fallback judged it) is not:
@@ -268,6 +269,12 @@ class Evaluator:
             ready["session_usage"] = await session_usage(self.db, session_id)
             await self.store.save_holistic(session_id, ready, fence)
             return ready
+        problem = await self._problem(problem_id)
+        logs = await self.store.list_turn_logs(session_id)
+        exchanges = {e.turn: e for e in await load_exchanges(self.db, session_id, before_turn=2**31 - 1)}
+        missing = sorted(set(exchanges) - {entry["turn_number"] for entry in logs})
+        if missing:
+            raise FailedPrecondition(f"turns {missing} of session {session_id} are not evaluated yet")
         turns = [
             EvaluatedTurn(
                 turn=entry["turn_number"],
