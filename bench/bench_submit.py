@@ -317,7 +317,7 @@ def stack_env(schema: str, prefix: str, url: str, concurrency: int, rpm: int) ->
     }
 
 
-PAUSED_PER_ROUND = 2
+PAUSED_PER_ROUND = 3
 SETTLE_S = 1.0
 # The chats are not measured: the tutor answers offline, at once.
 TUTOR_OFFLINE = {"tutor": {"VIBE_LLM_PROVIDER": "offline"}}
@@ -392,7 +392,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 rpm_sessions: list[tuple[str, Any]] = []
                 for _ in range(args.repeat):
                     # Prepared together (the LLM calls overlap), then measured one at a time.
-                    # The paused case twice per round: its margin is the smallest.
+                    # The paused case three times per round: its margin is the smallest.
                     prepared: dict[tuple[str, int], Awaitable[tuple[str, Any]]] = {}
                     for turns in sizes:
                         m = min(args.missing, turns)
