@@ -58,6 +58,7 @@ def candidate_in_korean(base: str, api_key: str) -> None:
         assert b.find("#start-h").text == "세션 시작" and b.find("#begin").text == "시작"
         start_session(b, base, api_key, "kim.web")
         assert not b.errors(), b.errors()
+        assert b.visible("#timer").text.startswith("남은 시간 "), "the session has a time limit"
 
         # The statement: Markdown rendered (headings, code blocks), in Korean where the bank has it.
         statement = b.find("#statement")
@@ -132,7 +133,7 @@ def candidate_in_korean(base: str, api_key: str) -> None:
 async def test_the_candidate_page_in_korean(start_stack: StartStack, fake: FakeGemini) -> None:
     fake.chunk_delay_s = 0.25  # slow enough that the test sees the reply render mid-stream
     fake.script("tutor_reply", Reply(chunks=HOSTILE_REPLY))
-    async with gemini_stack(start_stack, fake) as stack:
+    async with gemini_stack(start_stack, fake, VIBE_SESSION_TIME_LIMIT_S="3600") as stack:
         await asyncio.to_thread(candidate_in_korean, f"http://{stack.addrs.http}", stack.api_key)
 
 

@@ -3,14 +3,19 @@
 // must follow (or, in Korean, precede) the word for a turn; a number elsewhere ("2 tests") is not
 // a citation, and a number that names no turn of the session stays text.
 
-// "turn(s)" / "턴" then a list: numbers joined by , / and / & / or / ~ / - / – / 및 / 와 / 과.
-const AFTER_WORD = /\bturns?\s*#?(\d+(?:\s*(?:,|and|&|or|~|-|–|및|와|과)\s*#?\d+)*)|턴\s*(\d+(?:\s*(?:,|~|-|–|및|와|과)\s*\d+)*)/gi;
-// Korean order: "3번째 턴", "3번 턴", "2, 3번 턴", "3턴"
-const BEFORE_WORD = /(\d+(?:\s*(?:,|~|-|–|및|와|과)\s*\d+)*)\s*(?:번째|번)?\s*턴/g;
+// A list of numbers: "1, 2", "2 and 4", "2-4", "2 to 4", "1, 3 및 5"; Korean numbers may carry
+// their counter ("1번, 3번째").
+const SEP = String.raw`\s*(?:,\s*and|,|and|&|or|to|through|~|-|–|및|와|과)\s*`;
+const NUM = String.raw`#?\d+`;
+const KO_NUM = String.raw`\d+(?:\s*(?:번째|번))?`;
+// "turn(s)" or "턴" then the list ("turns 1, 2", "턴 2, 3")
+const AFTER_WORD = new RegExp(String.raw`(?:\bturns?|턴)\s*(${NUM}(?:${SEP}${NUM})*)`, "gi");
+// the Korean order: the list then "턴" ("3번째 턴", "2, 3번 턴", "3턴")
+const BEFORE_WORD = new RegExp(String.raw`(${KO_NUM}(?:${SEP}${KO_NUM})*)\s*턴`, "g");
 
 function numbersIn(list) {
   const out = [];
-  const parts = list.match(/\d+|~|-|–/g) || [];
+  const parts = list.match(/\d+|~|-|–|\bto\b|\bthrough\b/gi) || [];
   for (let i = 0; i < parts.length; i++) {
     if (/^\d+$/.test(parts[i])) out.push(Number(parts[i]));
     else if (i > 0 && i + 1 < parts.length && /^\d+$/.test(parts[i + 1]) && /^\d+$/.test(parts[i - 1])) {
@@ -28,7 +33,7 @@ export function citeTurns(text, existing) {
     re.lastIndex = 0;
     let m;
     while ((m = re.exec(text))) {
-      const list = m[1] ?? m[2];
+      const list = m[1];
       const listStart = m.index + m[0].indexOf(list);
       const digits = /\d+/g;
       let d;
@@ -59,7 +64,7 @@ export function citedTurns(text, existing) {
   for (const re of [AFTER_WORD, BEFORE_WORD]) {
     re.lastIndex = 0;
     let m;
-    while ((m = re.exec(text))) for (const n of numbersIn(m[1] ?? m[2])) if (existing.has(n)) cited.add(n);
+    while ((m = re.exec(text))) for (const n of numbersIn(m[1])) if (existing.has(n)) cited.add(n);
   }
   return [...cited].sort((a, b) => a - b);
 }

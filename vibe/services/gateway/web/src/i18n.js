@@ -67,6 +67,7 @@ const TEXT = {
     holistic: "Conversation as a whole: {score}",
     criterion: "criterion",
     evidence: "evidence",
+    rubric: "Rubric",
     tests: "Tests: {passed}/{total}",
     hidden: "(hidden)",
     // reviewer page
@@ -167,6 +168,7 @@ const TEXT = {
     holistic: "대화 전체 평가: {score}",
     criterion: "기준",
     evidence: "근거",
+    rubric: "루브릭",
     tests: "테스트: {passed}/{total}",
     hidden: "(비공개)",
     review_title: "검토",

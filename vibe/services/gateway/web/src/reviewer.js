@@ -68,7 +68,7 @@ function turnRow(turn) {
       el("p", {}, el("strong", { text: `${t("score")} ${fixed(ev.score)}` }),
         ` · ${lower(ev.intent, "INTENT_")}${spread(ev)} · ${t("guardrail")}: ${guardrailText(turn.guardrail)}`),
       el("p", { class: "meta", text: ev.final_reasoning || "" }),
-      el("details", { open: true }, el("summary", { text: t("criterion") }),
+      el("details", { open: true }, el("summary", { text: t("rubric") }),
         el("table", {}, el("tbody", {}, ...rubricRows(ev, 0)))))
     : el("p", { class: "meta", text: t("not_evaluated") });
   return el("article", { class: "turn", id: `turn-${turn.turn}`, tabindex: "-1", "aria-labelledby": `turn-${turn.turn}-h` },
