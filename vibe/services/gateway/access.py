@@ -35,7 +35,6 @@ from vibe.services.gateway.timing import SessionClock
 from vibe.services.gateway.views import CandidateReport, candidate_view, progress_shown, shown
 from vibe.services.gateway.visible import VisibleTests
 from vibe_api.gateway.v1 import gateway_pb2
-from vibe_api.scoring.v1 import scoring_pb2
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,7 @@ class GuardedGateway:
 
     async def run_visible_tests(
         self, cred: Credential, session_id: str, language: str, code: str
-    ) -> scoring_pb2.RunVisibleTestsResponse:
+    ) -> gateway_pb2.RunVisibleTestsResponse:
         session_id = session_key(session_id)
         bind_session(session_id)
         token = await self.access.candidate(cred, session_id, "RunVisibleTests")

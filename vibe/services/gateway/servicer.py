@@ -136,7 +136,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
 
     async def RunVisibleTests(
         self, request: gateway_pb2.RunVisibleTestsRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> scoring_pb2.RunVisibleTestsResponse:
+    ) -> gateway_pb2.RunVisibleTestsResponse:
         async with grpc_errors(context):
             return await self.gateway.guarded.run_visible_tests(
                 credential(context), request.session_id, request.language, request.code

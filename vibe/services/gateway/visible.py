@@ -13,6 +13,7 @@ from vibe.platform.validation import check_body_text, check_language
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import SessionRow, SessionStatus
 from vibe.services.gateway.timing import SessionClock
+from vibe_api.gateway.v1 import gateway_pb2
 from vibe_api.scoring.v1 import scoring_pb2
 
 # A run compiles (C++) and runs a handful of small tests under the sandbox's CPU limits; the
@@ -24,7 +25,7 @@ RUN_TIMEOUT_S = 60.0
 class VisibleTests(GatewayParts):
     async def run(
         self, session_id: str, token: str | None, language: str, code: str, clock: SessionClock
-    ) -> scoring_pb2.RunVisibleTestsResponse:
+    ) -> gateway_pb2.RunVisibleTestsResponse:
         language = check_language(language, default="python")
         check_body_text("code", code, max_bytes=self.settings.max_code_bytes)
         _, problem_id = await self.sessions.authorize(session_id, token)
@@ -34,12 +35,20 @@ class VisibleTests(GatewayParts):
         if language not in languages:
             raise InvalidArgument(f"language {language!r} is not supported; use one of: {', '.join(languages)}")
         try:
-            return await self.up.scoring.RunVisibleTests(
+            result = await self.up.scoring.RunVisibleTests(
                 scoring_pb2.RunVisibleTestsRequest(problem_id=problem_id, language=language, code=code),
                 timeout=RUN_TIMEOUT_S,
             )
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc, "scoring") from None
+        return gateway_pb2.RunVisibleTestsResponse(
+            problem_id=result.problem_id,
+            language=result.language,
+            verdict=result.verdict,
+            tests=result.tests,
+            compile_output=result.compile_output,
+            time_limit_ms=result.time_limit_ms,
+        )
 
     async def _open(self, session_id: str) -> SessionRow:
         session = await self.store.get_session(session_id)
