@@ -14,6 +14,7 @@ let editor = null;
 let lastReport = null;
 let lastRun = null;
 let timer = 0;
+let announced = 0; // the last "time left" mark read out
 let submitting = false;
 
 const authHeaders = () => ({ "Content-Type": "application/json", Authorization: "Bearer " + session.token });
@@ -87,14 +88,21 @@ function drawStatus() {
 // deadline in any case; this is so the candidate's last code is graded.
 function startTimer(s) {
   clearInterval(timer);
-  $("timer").hidden = !s.deadline;
-  if (!s.deadline) return;
+  $("timer").hidden = !s.deadline || s.status !== "SESSION_STATUS_ACTIVE";
+  if ($("timer").hidden) return;
   const deadline = Date.parse(s.deadline);
   const tick = () => {
     const left = Math.max(0, Math.round((deadline - (Date.now() + clockSkewMs())) / 1000));
     const mm = String(Math.floor(left / 60)).padStart(2, "0"), ss = String(left % 60).padStart(2, "0");
     $("timer").textContent = t("time_left", { t: `${mm}:${ss}` });
     $("timer").classList.toggle("low", left <= 60);
+    // Screen readers hear the timer at 5 minutes and 1 minute left (not every second).
+    for (const mark of [300, 60]) {
+      if (left <= mark && left > mark - 2 && announced !== mark) {
+        announced = mark;
+        announce(t("time_left", { t: `${mm}:${ss}` }));
+      }
+    }
     if (left === 0) {
       clearInterval(timer);
       if (current && current.status === "SESSION_STATUS_ACTIVE") timeUp();
@@ -124,6 +132,7 @@ async function begin() {
     session = { id: body.session.session_id, token: body.session_token };
     sessionStorage.setItem("vibe-session", JSON.stringify(session));
     showWorkspace(body.session);
+    $("title").focus(); // keyboard and screen-reader users continue at the problem, not at a hidden form
   } catch (e) { $("start-error").textContent = e.message; }
 }
 
@@ -211,8 +220,11 @@ async function submit({ confirmFirst = true } = {}) {
         else if (name === "report") {
           current.status = "SESSION_STATUS_GRADED";
           clearInterval(timer);
+          if (!confirmFirst) $("timer").textContent = t("time_up_closed");
+          else $("timer").hidden = true; // submitted in time: no clock left to show
           lastReport = data;
           showReport();
+          $("report").scrollIntoView({ behavior: "smooth", block: "start" });
         }
       });
   } catch (e) {
