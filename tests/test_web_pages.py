@@ -29,6 +29,7 @@ HOSTILE_REPLY = (
     "    print(i)\n```\n\n",
     '<img src="x" onerror="window.__xss = 1"> <script>window.__xss = 2</script>\n\n',
     '[클릭](javascript:window.__xss=3) 그리고 <a href="javascript:window.__xss=4">여기</a>\n\n',
+    "![추적](http://127.0.0.1:9/pixel.png) <iframe src=\"http://127.0.0.1:9/\"></iframe>\n\n",
     "- 입력 크기를 생각해 보세요\n- 해시 맵은 어떨까요?\n",
 )
 WRONG = "print(0)\n"
@@ -83,7 +84,7 @@ def candidate_in_korean(base: str, api_key: str) -> None:
             "해시 맵은 어떨까요?",
         ]
         assert b.js("return window.__xss") is None
-        assert not b.all("#chat script, #chat img[onerror], #chat [onerror]")
+        assert not b.all("#chat script, #chat img, #chat iframe, #chat [onerror]"), "no tag of the reply's own"
         hrefs = [a.get_attribute("href") or "" for a in b.all("#chat a")]
         assert not any(h.lower().startswith("javascript:") for h in hrefs), hrefs
         assert "<script>window.__xss = 2</script>" in bubble.text, "the tags are shown as text"

@@ -1,7 +1,8 @@
 // Markdown for the problem statement and the tutor's replies. Both come from outside the page
 // (a problem bank, a language model), so neither may inject HTML or script: markdown-it runs
 // with raw HTML off (it escapes tags), and its output goes through DOMPurify anyway (defence in
-// depth: no event handlers, no javascript: or data: URLs, no style or forms). Fenced code is
+// depth: no event handlers, no javascript: or data: URLs, no style or forms, and no images: a
+// remote image in a reply would tell its server who reads the test, and when). Fenced code is
 // highlighted with the same parsers and token classes as the editor (tok-* in style.css).
 import MarkdownIt from "markdown-it";
 import DOMPurify from "dompurify";
@@ -44,7 +45,7 @@ const md = new MarkdownIt({
 
 const PURIFY = {
   USE_PROFILES: { html: true },
-  FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select", "iframe", "object", "embed", "svg", "math"],
+  FORBID_TAGS: ["img", "picture", "video", "audio", "source", "style", "form", "input", "button", "textarea", "select", "iframe", "object", "embed", "svg", "math"],
   FORBID_ATTR: ["style", "srcset"],
   ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#)/i,
 };
@@ -55,7 +56,6 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
     node.setAttribute("target", "_blank");
     node.setAttribute("rel", "noopener noreferrer nofollow");
   }
-  if (node.tagName === "IMG") node.setAttribute("loading", "lazy");
 });
 
 /** Safe HTML for `text` (Markdown). */
