@@ -29,7 +29,7 @@ HOSTILE_REPLY = (
     "    print(i)\n```\n\n",
     '<img src="x" onerror="window.__xss = 1"> <script>window.__xss = 2</script>\n\n',
     '[클릭](javascript:window.__xss=3) 그리고 <a href="javascript:window.__xss=4">여기</a>\n\n',
-    "![추적](http://127.0.0.1:9/pixel.png) <iframe src=\"http://127.0.0.1:9/\"></iframe>\n\n",
+    '![추적](http://127.0.0.1:9/pixel.png) <iframe src="http://127.0.0.1:9/"></iframe>\n\n',
     "- 입력 크기를 생각해 보세요\n- 해시 맵은 어떨까요?\n",
 )
 WRONG = "print(0)\n"
@@ -156,6 +156,31 @@ def timer_in_english(base: str, api_key: str, limit_s: int) -> str:
         b.visible("#workspace")
         assert b.find("#timer").text.startswith("남은 시간")
         Select(b.find("#lang")).select_by_value("en")
+        # Every control has a name a screen reader can say; the keyboard walks from the message
+        # through the editor (Tab indents there; Esc, then Tab, leaves it) to the run button.
+        unnamed = b.js(
+            """return [...document.querySelectorAll(arguments[0])]
+              .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                             && !e.getAttribute('aria-labelledby') && !e.textContent.trim())
+              .map((e) => e.outerHTML.slice(0, 80));""",
+            "#workspace button, #workspace select, #workspace textarea, #workspace input, "
+            "#workspace [contenteditable=true], header select",
+        )
+        assert unnamed == [], unnamed
+        assert b.find("#chat").get_attribute("aria-live") == "polite"
+        assert b.find("#run-results").find_element(By.XPATH, "..").get_attribute("aria-live") == "polite"
+
+        def focused() -> str:
+            return str(b.js("const e = document.activeElement; return e.id || e.className"))
+
+        b.find("#message").click()
+        walk = []
+        for key in (Keys.TAB, Keys.TAB, Keys.TAB, Keys.TAB, Keys.ESCAPE, Keys.TAB):
+            b.driver.switch_to.active_element.send_keys(key)
+            walk.append(focused())
+        assert walk[:2] == ["send", "language"], walk
+        assert all("cm-content" in w for w in walk[2:5]), "Tab stays in the editor, indenting"
+        assert walk[5] == "run", walk
         b.paste("#editor .cm-content", REFERENCE)
         session_id = b.js("return JSON.parse(sessionStorage.getItem('vibe-session')).id")
         # The end of the time submits the code by itself (no confirmation), and the report comes.
