@@ -6,6 +6,7 @@ VIBE_SCREENSHOTS=docs the README's two are rewritten under docs/screenshots/."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import time
@@ -16,7 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from tests.support.browser import ROOT, Browser, chromium
+from tests.support.browser import ARTIFACTS, ROOT, Browser, chromium
 from tests.support.stack import REFERENCE, StartStack, gemini_stack
 from vibe_dev.fake_gemini import FakeGemini, Reply
 
@@ -185,7 +186,9 @@ def timer_in_english(base: str, api_key: str, limit_s: int) -> str:
         session_id = b.js("return JSON.parse(sessionStorage.getItem('vibe-session')).id")
         # The end of the time submits the code by itself (no confirmation), and the report comes.
         b.visible("#report", timeout_s=limit_s + 90)
-        assert b.find("#report h2").text in ("Submitted", "Report", "Your result")
+        # VIBE_CANDIDATE_REPORT=released: a receipt, until a reviewer releases the report.
+        assert b.find("#report h2").text == "Submitted" and "hiring team" in b.find("#report").text
+        assert not b.all("#report .grade")
         assert b.find("#timer").text == "Time is up."
         assert b.find("#send").get_property("disabled") and b.find("#run").get_property("disabled")
         assert not b.errors(), b.errors()
@@ -211,9 +214,13 @@ def reviewer(base: str, api_key: str, session_id: str, downloads: Path) -> None:
         b.get(base + "/review")
         b.visible("#key").send_keys(api_key)
         b.find("#key-form button[type=submit]").click()
-        link = b.wait(
-            "the session in the list", lambda: next(iter(b.all(f"#sessions-table a[href='#{session_id}']")), None)
-        )
+        row = f"#sessions-table a[href='#{session_id}']"
+        b.wait("the session in the list", lambda: b.all(row))
+        # The status filter: the graded session is among the graded, not among the active.
+        Select(b.find("#status-filter")).select_by_value("active")
+        b.wait("the active sessions", lambda: not b.all(row))
+        Select(b.find("#status-filter")).select_by_value("graded")
+        link = b.wait("the graded sessions", lambda: next(iter(b.all(row)), None))
         link.click()
         b.visible(".turn", timeout_s=30)
         turns = b.all(".turn")
@@ -247,6 +254,13 @@ def reviewer(base: str, api_key: str, session_id: str, downloads: Path) -> None:
         assert not b.find("#key-form").is_displayed() and not b.find("#export").is_displayed()
         assert b.find(".turns").is_displayed()
         b.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+        pdf = base64.b64decode(b.driver.print_page())
+        assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+        (ARTIFACTS / "reviewer.pdf").write_bytes(pdf)
+        # Releasing the report to the candidate.
+        b.find("#release").click()
+        b.wait("the release to show", lambda: "released" in b.find("#session-view .meta").text)
+        assert not b.all("#release")
         # The interface in Korean too.
         Select(b.find("#lang")).select_by_value("ko")
         assert b.find("#export").text == "JSON 내보내기"
