@@ -18,7 +18,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
 from tests.support.browser import ARTIFACTS, ROOT, Browser, chromium
-from tests.support.stack import REFERENCE, StartStack, gemini_stack
+from tests.support.stack import REFERENCE, Stack, StartStack, gemini_stack
+from vibe_api.gateway.v1 import gateway_pb2
 from vibe_dev.fake_gemini import FakeGemini, Reply
 
 DOCS = ROOT / "docs" / "screenshots"
@@ -197,7 +198,7 @@ def timer_in_english(base: str, api_key: str, limit_s: int) -> str:
 
 
 async def test_the_timer_ends_the_session_and_submits(start_stack: StartStack) -> None:
-    limit_s = 20
+    limit_s = 30  # room for the steps before it ends on a loaded machine
     async with start_stack(VIBE_SESSION_TIME_LIMIT_S=str(limit_s), VIBE_CANDIDATE_REPORT="released") as stack:
         base = f"http://{stack.addrs.http}"
         session_id = await asyncio.to_thread(timer_in_english, base, stack.api_key, limit_s)
@@ -291,3 +292,20 @@ async def test_the_reviewer_page_shows_the_transcript_beside_the_evaluations(
         started = time.monotonic()
         await asyncio.to_thread(reviewer, base, stack.api_key, sid, tmp_path)
         assert time.monotonic() - started < 170
+
+
+def open_link(base: str, session_id: str, token: str) -> None:
+    with chromium("ko") as b:
+        b.get(f"{base}/#session={session_id}&token={token}")
+        b.visible("#workspace")
+        assert b.find("#title").text == "Two Sum"
+        assert b.js("return location.hash") == "", "the token leaves the address bar (and the history)"
+        assert not b.find("#start").is_displayed()
+        assert not b.errors(), b.errors()
+
+
+async def test_a_link_from_the_hiring_team_opens_the_session(stack: Stack) -> None:
+    created = await stack.gateway.CreateSession(
+        gateway_pb2.CreateSessionRequest(candidate_id="linked", problem_id="two-sum"), metadata=stack.key_auth
+    )
+    await asyncio.to_thread(open_link, f"http://{stack.addrs.http}", created.session.session_id, created.session_token)
