@@ -5,7 +5,7 @@ Two kinds of caller:
   scopes say what it may do: `sessions:create` (CreateSession), `reports:read` (any
   session's full report and transcript, the reviewer API), `admin` (keys);
 - a **candidate**, with the session token CreateSession returned: only that session's
-  candidate operations (Chat, Submit, GetSession, its own report view).
+  candidate operations (Chat, Submit, RunVisibleTests, GetSession, its own report view).
 
 A credential arrives as `authorization: Bearer <key or token>` (gRPC metadata or the HTTP
 header) or, for keys over HTTP, `X-API-Key`. Refusals: no credential, an invalid or a
