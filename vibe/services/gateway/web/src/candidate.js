@@ -137,6 +137,7 @@ async function begin() {
 }
 
 async function send() {
+  if ($("send").disabled) return; // Ctrl+Enter while a reply streams, or after the end
   const text = $("message").value;
   $("chat-error").textContent = "";
   $("send").disabled = true;
