@@ -107,6 +107,7 @@ def candidate_in_korean(base: str, api_key: str) -> None:
         b.find("#run").click()
         b.wait("the verdicts of a wrong program", lambda: b.all("#run-results .verdict.wrong_answer"), timeout_s=60)
         assert "통과" in b.find("#run-status").text and "채점에 반영되지 않음" in b.find("#run-status").text
+        assert "오답" in {e.text for e in b.all("#run-results .verdict")}, "verdicts in the interface's language"
         b.paste("#editor .cm-content", REFERENCE)
         b.find("#run").click()
         b.wait(

@@ -4,7 +4,7 @@
 // allows. With a time limit, a timer counts down and the code is submitted when it ends.
 import { $, api, ApiError, clockSkewMs, el, fixed, lower, streamEvents } from "./api.js";
 import { createEditor } from "./editor.js";
-import { applyStatic, lang, languageSwitcher, onLanguage, t } from "./i18n.js";
+import { applyStatic, lang, languageSwitcher, onLanguage, t, verdictText } from "./i18n.js";
 import { renderInto, streamingRenderer } from "./markdown.js";
 import { guardrailLine, holisticBlock, scoresBlock, testsTable, turnsTable } from "./report.js";
 
@@ -196,14 +196,14 @@ function drawRun() {
   const r = lastRun;
   const tests = r.tests || [];
   const passed = tests.filter((x) => x.verdict === "VERDICT_ACCEPTED").length;
-  $("run-status").textContent = t("visible_summary", { passed, total: tests.length, verdict: lower(r.verdict, "VERDICT_") });
+  $("run-status").textContent = t("visible_summary", { passed, total: tests.length, verdict: verdictText(r.verdict) });
   $("run-results").replaceChildren(
     r.compile_output ? el("details", { open: true }, el("summary", { text: t("compile_output") }), el("pre", { text: r.compile_output })) : "",
     el("table", {},
       el("thead", {}, el("tr", {}, ...["test", "verdict", "cpu", "detail"].map((k) => el("th", { scope: "col", text: t(k) })))),
       el("tbody", {}, ...tests.map((x) => el("tr", {},
         el("td", { text: x.test_id }),
-        el("td", { class: `verdict ${lower(x.verdict, "VERDICT_")}`, text: lower(x.verdict, "VERDICT_") }),
+        el("td", { class: `verdict ${lower(x.verdict, "VERDICT_")}`, text: verdictText(x.verdict) }),
         el("td", { text: `${fixed(x.cpu_ms, 1)} ms` }),
         el("td", {}, x.detail ? el("pre", { class: "detail", text: x.detail }) : ""))))));
 }

@@ -70,6 +70,14 @@ const TEXT = {
     rubric: "Rubric",
     tests: "Tests: {passed}/{total}",
     hidden: "(hidden)",
+    v_accepted: "accepted",
+    v_wrong_answer: "wrong answer",
+    v_time_limit_exceeded: "time limit exceeded",
+    v_memory_limit_exceeded: "memory limit exceeded",
+    v_runtime_error: "runtime error",
+    v_compile_error: "compile error",
+    v_output_limit_exceeded: "output limit exceeded",
+    v_not_run: "not run",
     // reviewer page
     review_title: "Review",
     review_key_help: "A backend API key with the scope reports:read. It is kept in this tab only (sessionStorage).",
@@ -171,6 +179,14 @@ const TEXT = {
     rubric: "루브릭",
     tests: "테스트: {passed}/{total}",
     hidden: "(비공개)",
+    v_accepted: "통과",
+    v_wrong_answer: "오답",
+    v_time_limit_exceeded: "시간 초과",
+    v_memory_limit_exceeded: "메모리 초과",
+    v_runtime_error: "런타임 오류",
+    v_compile_error: "컴파일 오류",
+    v_output_limit_exceeded: "출력 초과",
+    v_not_run: "실행 안 함",
     review_title: "검토",
     review_key_help: "reports:read 권한이 있는 백엔드 API 키. 이 탭에만 보관됩니다(sessionStorage).",
     load: "불러오기",
@@ -222,6 +238,12 @@ function pick() {
 }
 
 export const lang = () => current;
+
+/** A test verdict (VERDICT_WRONG_ANSWER) in words; an unknown one as it came. */
+export function verdictText(verdict) {
+  const name = (verdict || "").replace("VERDICT_", "").toLowerCase();
+  return TEXT[current][`v_${name}`] ?? TEXT.en[`v_${name}`] ?? name;
+}
 
 /** The text of `key` in the current language, with {name} replaced from `params`. */
 export function t(key, params = {}) {

@@ -2,7 +2,7 @@
 // page draw them the same way. Every number says what it is and where it comes from (weights,
 // medians, the formula, the degraded parts).
 import { el, fixed, lower } from "./api.js";
-import { t } from "./i18n.js";
+import { t, verdictText } from "./i18n.js";
 
 /** The grade and the four scores, with the formula and the LLM that judged. */
 export function scoresBlock(r) {
@@ -75,7 +75,7 @@ export function testsTable(code) {
       el("thead", {}, el("tr", {}, ...["test", "verdict", "cpu", "detail"].map((k) => el("th", { scope: "col", text: t(k) })))),
       el("tbody", {}, ...(c.tests || []).map((x) => el("tr", {},
         el("td", { text: `${x.test_id}${x.hidden ? " " + t("hidden") : ""}` }),
-        el("td", { class: `verdict ${lower(x.verdict, "VERDICT_")}`, text: lower(x.verdict, "VERDICT_") }),
+        el("td", { class: `verdict ${lower(x.verdict, "VERDICT_")}`, text: verdictText(x.verdict) }),
         el("td", { text: `${fixed(x.cpu_ms, 1)} ms` }),
         el("td", {}, x.detail ? el("pre", { class: "detail", text: x.detail }) : ""))))),
     el("p", { class: "meta", text: c.performance_rule || "" }),
