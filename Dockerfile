@@ -1,5 +1,7 @@
 # Images of the four services, built in stages so that no build tool ships:
 #
+#   web       Node.js and npm: builds the pages' script bundle (tools/web: esbuild bundles CodeMirror,
+#             markdown-it, DOMPurify and vibe/services/gateway/web/src/) from the npm registry; never run.
 #   build     compilers and pip: builds the wheel (the package build generates the gRPC stubs
 #             from protos/) and the static sandbox helper vibe-box; never run.
 #   base      Debian's python3 + a virtualenv holding the wheel and its dependencies; nothing else.
@@ -20,6 +22,17 @@
 # supports, so the services run with it too. Update the digest and the date together.
 ARG BASE_IMAGE=debian:bookworm-20260918-slim@sha256:3783cc01769c7b2b1b83a5c5ad96c815348e28ed7da68e2e3687004faa906251
 
+FROM ${BASE_IMAGE} AS web
+# The packages are pinned by tools/web/package-lock.json (npm ci); only the bundle leaves this stage.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates nodejs npm \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY tools/web/package.json tools/web/package-lock.json tools/web/build.mjs ./tools/web/
+RUN npm ci --prefix tools/web --no-audit --no-fund
+COPY vibe/services/gateway/web/src ./vibe/services/gateway/web/src
+RUN node tools/web/build.mjs
+
 FROM ${BASE_IMAGE} AS build
 # gcc + libc6-dev: the static helper; python3-venv: pip for the wheel build and the virtualenv.
 RUN apt-get update \
@@ -30,6 +43,9 @@ COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY protos ./protos
 COPY vibe ./vibe
 COPY vibe_dev ./vibe_dev
+# The page's bundle, from the web stage (a bundle in the local tree is ignored: .dockerignore); the
+# wheel then ships it as package data.
+COPY --from=web /src/vibe/services/gateway/web/static ./vibe/services/gateway/web/static
 # The sandbox helper: static, so it starts in a fraction of a millisecond and needs no library
 # at run time; root-owned 0755 (the scoring service refuses a helper anybody else could write).
 RUN mkdir -p /out \

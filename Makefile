@@ -10,18 +10,18 @@ STAMP := $(VENV)/.installed
 HELPER := $(VENV)/bin/vibe-box
 CC ?= cc
 
-.PHONY: setup system-deps tools protos demo test up bench check format clean
+.PHONY: setup system-deps tools web browser protos demo test up bench check format clean
 
-setup: system-deps $(STAMP) protos tools $(HELPER)
+setup: system-deps $(STAMP) protos tools web $(HELPER)
 
-# What submitted programs are compiled and run with (g++, node), and the C compiler that builds
-# the sandbox helper; installed from Debian's packages when missing and we are root.
+# What submitted programs are compiled and run with (g++, node), the C compiler that builds
+# the sandbox helper, and npm (the web page's bundle, buf); installed from Debian's packages when missing and we are root.
 system-deps:
-	@missing=""; for tool in cc g++ node; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	@missing=""; for tool in cc g++ node npm; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc g++ libc6-dev nodejs) >/dev/null; \
-	  else echo "error: missing$$missing (install gcc, g++ and nodejs)"; exit 1; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc g++ libc6-dev nodejs npm) >/dev/null; \
+	  else echo "error: missing$$missing (install gcc, g++, nodejs and npm)"; exit 1; fi; \
 	fi
 
 # The sandbox helper (vibe/services/scoring/vibe-box.c): static when the C library allows, so that it
@@ -47,6 +47,32 @@ $(BUF): tools/buf/package.json tools/buf/package-lock.json
 	  npm ci --prefix tools/buf --no-audit --no-fund --silent && touch $@; \
 	else echo "note: npm is not installed; buf (protobuf lint) is not available to scripts/check"; fi
 
+# The web page's script: CodeMirror, markdown-it, DOMPurify and the page's modules
+# (vibe/services/gateway/web/src/) bundled by esbuild into web/static/app.js, which is not
+# committed (a generated file); the packages are pinned in tools/web/package-lock.json and
+# installed there from the npm registry. The package build (setup.py) and the Dockerfile's web
+# stage run the same build; a gateway without the bundle says so instead of serving the page.
+WEB := tools/web
+BUNDLE := vibe/services/gateway/web/static/app.js
+web: $(BUNDLE)
+
+$(WEB)/node_modules/.stamp: $(WEB)/package.json $(WEB)/package-lock.json
+	npm ci --prefix $(WEB) --no-audit --no-fund --silent
+	touch $@
+
+$(BUNDLE): $(WEB)/node_modules/.stamp $(WEB)/build.mjs $(wildcard vibe/services/gateway/web/src/*.js)
+	node $(WEB)/build.mjs
+
+# The browser tests (tests/test_web_pages.py) drive Debian's Chromium through chromedriver, with
+# a Korean font for the Korean interface's screenshots: installed when missing and we are root,
+# else this fails saying what to install (and so would the tests).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! [ -d /usr/share/fonts/opentype/noto ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk) >/dev/null; \
+	  else echo "error: the browser tests need chromium, chromedriver and a Korean font (Debian: apt-get install chromium chromium-driver fonts-noto-cjk)"; exit 1; fi; \
+	fi
+
 # Generated stubs go to vibe_api/<service>/v1/ (never committed or edited); the
 # package build runs the same generator (setup.py), so `pip install .` ships them.
 protos: $(STAMP) vibe_api/.stamp
@@ -58,7 +84,7 @@ vibe_api/.stamp: $(PROTOS) vibe_dev/protos.py
 demo: setup
 	$(PY) -m vibe_dev.devinfra run -- $(PY) -m vibe_dev.cli demo
 
-test: setup
+test: setup browser
 	$(PY) -m vibe_dev.devinfra run -- $(PY) -m pytest -q $(PYTEST_ARGS)
 
 up: setup
@@ -85,4 +111,4 @@ format: setup
 	$(PY) -m ruff format .
 
 clean:
-	rm -rf $(VENV) vibe_api tools/buf/node_modules
+	rm -rf $(VENV) vibe_api tools/buf/node_modules $(WEB)/node_modules $(BUNDLE)

@@ -143,6 +143,12 @@ def _grpc_ops() -> dict[str, tuple[str, GrpcOp]]:
             Scope.ADMIN,
             lambda s, sid, md: keys(s).RevokeApiKey(review_pb2.RevokeApiKeyRequest(key_id="000000000000"), metadata=md),
         ),
+        "RunVisibleTests": (
+            CANDIDATE,
+            lambda s, sid, md: gw(s).RunVisibleTests(
+                gateway_pb2.RunVisibleTestsRequest(session_id=sid, language="python", code="print(1)"), metadata=md
+            ),
+        ),
         # Submit last: it closes the session.
         "Submit": (
             CANDIDATE,
@@ -190,7 +196,7 @@ async def test_every_grpc_method_against_every_kind_of_credential(stack: Stack) 
         else:
             code, details = await _grpc_code(op, stack, sid, creds.good)
             assert code == DENIED and "session token" in details, (name, details)
-    assert len(seen) == 12 * 6
+    assert len(seen) == 13 * 6
 
 
 async def test_refusals_say_what_to_send(stack: Stack) -> None:
@@ -264,6 +270,7 @@ def _http_ops(sid: str) -> list[tuple[str, str, str, dict[str, Any] | None]]:
         (Scope.ADMIN, "GET", "/api/keys", None),
         (Scope.ADMIN, "POST", "/api/keys", {"name": "made", "scopes": ["reports:read"]}),
         (Scope.ADMIN, "POST", "/api/keys/000000000000/revoke", None),
+        (CANDIDATE, "POST", f"/api/sessions/{sid}/run", {"language": "python", "code": "print(1)"}),
         (CANDIDATE, "POST", f"/api/sessions/{sid}/submit", {"language": "python", "code": REFERENCE}),
     ]
 

@@ -160,6 +160,21 @@ def test_stages_build_once_and_run_without_build_tools(dockerfile: Dockerfile) -
     assert "python3" in dockerfile.stages["base"].apt_packages(), "Debian's python3: also what Python submissions run"
 
 
+def test_the_web_stage_builds_the_bundle_into_the_wheel_and_ships_no_node(dockerfile: Dockerfile) -> None:
+    web, build = dockerfile.stages["web"], dockerfile.stages["build"]
+    assert {"nodejs", "npm"} <= web.apt_packages()
+    runs = " ".join(web.args("RUN"))
+    assert "npm ci --prefix tools/web" in runs, "the packages of the lock file, nothing resolved anew"
+    assert "node tools/web/build.mjs" in runs
+    assert "--from=web /src/vibe/services/gateway/web/static ./vibe/services/gateway/web/static" in build.args("COPY")
+    for target in ("runtime", "scoring"):
+        chain = dockerfile.lineage(target)
+        assert "web" not in [s.name for s in chain]
+        assert "npm" not in set().union(*(s.apt_packages() for s in chain)), f"{target} ships npm"
+    assert _ignored("vibe/services/gateway/web/static/app.js", _dockerignore_patterns()), "a local bundle stays out"
+    assert not _ignored("tools/web/package-lock.json", _dockerignore_patterns())
+
+
 def test_runtime_users_and_the_sandbox_helper(dockerfile: Dockerfile) -> None:
     runtime, scoring = dockerfile.stages["runtime"], dockerfile.stages["scoring"]
     (user,) = runtime.args("USER")
@@ -243,6 +258,16 @@ def test_the_wheel_from_the_build_context_holds_every_file_of_the_packages(
                 if rel.startswith(("vibe/", "vibe_dev/")):
                     expected.add(rel)
     assert not any("__pycache__" in rel for rel in expected)
+    # What the web stage adds: the bundle this tree built (make setup), where the build stage puts it.
+    for copy in dockerfile.stages["build"].args("COPY"):
+        if copy.startswith("--from=web "):
+            dest = copy.split()[2].removeprefix("./")
+            for path in sorted((ROOT / dest).rglob("*")):
+                rel = path.relative_to(ROOT).as_posix()
+                (context / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, context / rel)
+                expected.add(rel)
+    assert "vibe/services/gateway/web/static/app.js" in expected, "the bundle is built (make setup)"
     # Without build isolation: the dev environment has the build requirements (setuptools,
     # grpcio-tools, mypy-protobuf), and the test needs no download.
     result = subprocess.run(

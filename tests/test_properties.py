@@ -96,6 +96,13 @@ def grpc_calls(world: World) -> st.SearchStrategy[Call]:
         st.builds(lambda s, t: grpc_call("GetSession", t, session_id=s), field(ids), tokens),
         st.builds(lambda s, t: grpc_call("GetReport", t, session_id=s), field(ids), tokens),
         st.builds(
+            lambda s, t, lang, code: grpc_call("RunVisibleTests", t, session_id=s, language=lang, code=code),
+            field(ids),
+            tokens,
+            field(["python", "cpp", "cobol"]),
+            field(["print(1)"]),
+        ),
+        st.builds(
             lambda s, t, m, k: grpc_call("Chat", t, session_id=s, message=m, idempotency_key=k),
             field(ids),
             tokens,

@@ -195,7 +195,10 @@ async def up(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with process_stack(env, addrs) as addrs:
         http = settings.http_addr
-        print(f"gateway   gRPC {addrs.gateway}" + (f"   web page http://{http}/" if http else ""))
+        print(
+            f"gateway   gRPC {addrs.gateway}"
+            + (f"   candidates http://{http}/   reviewers http://{http}/review" if http else "")
+        )
         print(f"tutor     gRPC {addrs.tutor}\nevaluator gRPC {addrs.evaluator}\nscoring   gRPC {addrs.scoring}")
         if addrs.api_key and not os.environ.get("VIBE_API_KEYS"):  # generated here, so shown
             print(f"development API key (every scope, valid until Ctrl-C): {addrs.api_key}")

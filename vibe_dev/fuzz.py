@@ -52,6 +52,7 @@ METHODS: dict[str, tuple[bool, Any]] = {
     "Chat": (True, gateway_pb2.ChatEvent),
     "Submit": (True, gateway_pb2.SubmitEvent),
     "GetReport": (False, gateway_pb2.Report),
+    "RunVisibleTests": (False, gateway_pb2.RunVisibleTestsResponse),
 }
 FIELDS: dict[str, dict[str, int]] = {
     "CreateSession": {"candidate_id": 1, "problem_id": 2},
@@ -59,6 +60,7 @@ FIELDS: dict[str, dict[str, int]] = {
     "Chat": {"session_id": 1, "message": 2, "idempotency_key": 3},
     "Submit": {"session_id": 1, "language": 2, "code": 3, "idempotency_key": 4},
     "GetReport": {"session_id": 1},
+    "RunVisibleTests": {"session_id": 1, "language": 2, "code": 3},
 }
 # Answers that are a decision about the request; anything else from a healthy stack is ours.
 REJECTIONS = frozenset(
@@ -306,7 +308,7 @@ def random_call(rng: random.Random, world: World) -> Call:
         return rng.choice(NOT_UTF8)
 
     if rng.random() < 0.55:
-        method = rng.choice(["CreateSession", "GetSession", "Chat", "Chat", "Submit", "GetReport"])
+        method = rng.choice(["CreateSession", "GetSession", "Chat", "Chat", "Submit", "GetReport", "RunVisibleTests"])
         if rng.random() < 0.03:
             return GrpcCall(method, (), raw=rng.randbytes(rng.randint(1, 40)))
         if method == "CreateSession":
@@ -319,6 +321,8 @@ def random_call(rng: random.Random, world: World) -> Call:
         if method == "Submit":
             if (sid, token) in world.active:  # a valid submit would grade a live session: spoil one field
                 return grpc_call(method, token, session_id=sid, language=rng.choice(["cobol", "py\x00"]), code="x")
+            return grpc_call(method, token, session_id=sid, language=text(LANGUAGES), code=text(["print(1)"]))
+        if method == "RunVisibleTests":  # a valid one runs in the sandbox, within VIBE_LIMIT_RUNS_PER_MINUTE
             return grpc_call(method, token, session_id=sid, language=text(LANGUAGES), code=text(["print(1)"]))
         return grpc_call(method, token, session_id=sid)
     return _random_http(rng, world, session, text)
@@ -334,6 +338,7 @@ def _random_http(rng: random.Random, world: World, session: Any, text: Any) -> H
             ("/api/sessions/{id}", "GET"),
             ("/api/sessions/{id}/chat", "POST"),
             ("/api/sessions/{id}/submit", "POST"),
+            ("/api/sessions/{id}/run", "POST"),
             ("/api/sessions/{id}/report", "GET"),
             ("/api/{id}", "GET"),
             ("/nowhere", "GET"),
@@ -357,7 +362,7 @@ def _random_http(rng: random.Random, world: World, session: Any, text: Any) -> H
         headers.append(("Idempotency-Key", rng.choice([str(uuid.uuid4()), "k", "a b", "x" * 200])))
     if path.endswith("/submit") and (sid, token) in world.active:
         payload: Any = {"language": "cobol", "code": "x"}
-    elif path.endswith("/submit"):
+    elif path.endswith(("/submit", "/run")):
         payload = {"language": text(LANGUAGES), "code": text(["print(1)"])}
     elif path.endswith("/chat"):
         payload = {"message": text(VALID_MESSAGES)}

@@ -458,6 +458,10 @@ class AccessSettings:
     turns_per_session: int = 60
     sessions_per_key_per_hour: int = 500
     streams_per_key: int = 100  # chats and submits streaming at once, over the key's sessions
+    runs_per_minute: int = 10  # visible-test runs per session (each is a sandbox job)
+    # A session's time: chat and visible-test runs are refused this long after it was created
+    # (a submit is still taken; the page submits by itself at the end). 0: no limit.
+    session_time_limit_s: int = 0
     webhook_urls: tuple[str, ...] = ()
     webhook_secret: str = field(default="", repr=False)
     webhook_max_attempts: int = 10
@@ -488,6 +492,8 @@ class AccessSettings:
                 "VIBE_LIMIT_SESSIONS_PER_KEY_PER_HOUR", cls.sessions_per_key_per_hour, 1, 1_000_000
             ),
             streams_per_key=r.integer("VIBE_LIMIT_STREAMS_PER_KEY", cls.streams_per_key, 1, 1_000_000),
+            runs_per_minute=r.integer("VIBE_LIMIT_RUNS_PER_MINUTE", cls.runs_per_minute, 1, 100_000),
+            session_time_limit_s=r.integer("VIBE_SESSION_TIME_LIMIT_S", cls.session_time_limit_s, 0, 7 * 86_400),
             webhook_urls=urls,
             webhook_secret=secret,
             webhook_max_attempts=r.integer("VIBE_WEBHOOK_MAX_ATTEMPTS", cls.webhook_max_attempts, 1, 100),

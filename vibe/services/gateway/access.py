@@ -5,7 +5,7 @@ Two kinds of caller:
   scopes say what it may do: `sessions:create` (CreateSession), `reports:read` (any
   session's full report and transcript, the reviewer API), `admin` (keys);
 - a **candidate**, with the session token CreateSession returned: only that session's
-  candidate operations (Chat, Submit, GetSession, its own report view).
+  candidate operations (Chat, Submit, RunVisibleTests, GetSession, its own report view).
 
 A credential arrives as `authorization: Bearer <key or token>` (gRPC metadata or the HTTP
 header) or, for keys over HTTP, `X-API-Key`. Refusals: no credential, an invalid or a
@@ -31,7 +31,9 @@ from vibe.services.gateway.review import ReviewStore
 from vibe.services.gateway.sessions import Sessions
 from vibe.services.gateway.store import GatewayStore, MessageRow, SessionRow
 from vibe.services.gateway.submit import Progress, SubmitEvent, SubmitGuard
+from vibe.services.gateway.timing import SessionClock
 from vibe.services.gateway.views import CandidateReport, candidate_view, progress_shown, shown
+from vibe.services.gateway.visible import VisibleTests
 from vibe_api.gateway.v1 import gateway_pb2
 
 
@@ -124,6 +126,8 @@ class GuardedGateway:
     submit_core: SubmitGuard
     review_store: ReviewStore
     candidate_report: CandidateReport
+    visible: VisibleTests
+    clock: SessionClock  # the session's time limit
 
     async def create_session(self, cred: Credential, candidate_id: str, problem_id: str) -> tuple[SessionRow, str]:
         key = await self.access.backend(cred, Scope.SESSIONS_CREATE, "CreateSession")
@@ -147,6 +151,7 @@ class GuardedGateway:
         bind_session(session_id)  # every span of the call carries the session, the access checks' too
         token = await self.access.candidate(cred, session_id, "Chat")
         check_text("message", message, multiline=True)
+        await self.clock.check_open(session_id, "Chat")
         # Counted only once the caller is known to be the candidate: nobody else can use
         # up a candidate's chats.
         await self.limits.chat(session_id)
@@ -173,6 +178,17 @@ class GuardedGateway:
             async with contextlib.aclosing(events):
                 async for event in events:
                     yield progress_shown(event, view) if isinstance(event, Progress) else shown(event, view, released)
+
+    async def run_visible_tests(
+        self, cred: Credential, session_id: str, language: str, code: str
+    ) -> gateway_pb2.RunVisibleTestsResponse:
+        session_id = session_key(session_id)
+        bind_session(session_id)
+        token = await self.access.candidate(cred, session_id, "RunVisibleTests")
+        check_text("language", language)
+        check_text("code", code, multiline=True)
+        await self.limits.run(session_id)  # counted for the candidate only, like chats
+        return await self.visible.run(session_id, token, language, code, self.clock)
 
     async def report(self, cred: Credential, session_id: str) -> gateway_pb2.Report:
         session_id = session_key(session_id)

@@ -4,6 +4,8 @@ servicer and the HTTP API, both thin translations):
 - `sessions.py`: creating a session and its token, authorising every later call;
 - `chat.py`: one chat turn, numbered, streamed, stored and queued for evaluation;
 - `submit.py`: the submit guard of docs/DESIGN.md §5 and the stored report;
+- `visible.py`: the candidate's run of the visible tests before a submit; `timing.py`: the
+  session's time limit;
 - `access.py`: who may call what (backend keys, session tokens), in front of the above
   with the limits (`limits.py`) and the report views (`views.py`); the edges call it;
 - `review.py`: the reviewer API; `webhooks.py`: the graded-session webhook.
@@ -26,7 +28,9 @@ from vibe.services.gateway.review import Review, ReviewStore
 from vibe.services.gateway.sessions import GatewayParts, Sessions
 from vibe.services.gateway.store import GatewayStore
 from vibe.services.gateway.submit import SubmitGuard
+from vibe.services.gateway.timing import SessionClock
 from vibe.services.gateway.views import CandidateReport
+from vibe.services.gateway.visible import VisibleTests
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Gateway:
     access: Access
     review: Review
     keys: KeyAdmin
+    clock: SessionClock
 
     @classmethod
     def create(
@@ -50,6 +55,7 @@ class Gateway:
         keyring = KeyRing(key_store, settings.access.api_keys)
         access = Access(keyring, sessions)
         review_store = ReviewStore(store.db)
+        clock = SessionClock(store, settings.access.session_time_limit_s)
         guarded = GuardedGateway(
             access=access,
             limits=Limits(redis, keys, settings.access),
@@ -59,6 +65,8 @@ class Gateway:
             submit_core=submit,
             review_store=review_store,
             candidate_report=CandidateReport(settings.access.candidate_report),
+            visible=VisibleTests(**vars(parts)),
+            clock=clock,
         )
         return cls(
             sessions=sessions,
@@ -68,4 +76,5 @@ class Gateway:
             access=access,
             review=Review(review_store, upstreams),
             keys=KeyAdmin(access, key_store, keyring),
+            clock=clock,
         )

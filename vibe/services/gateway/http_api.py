@@ -1,31 +1,38 @@
-"""The candidates' HTTP API and web page: JSON requests, server-sent events for the
+"""The candidates' HTTP API and web pages: JSON requests, server-sent events for the
 streamed chat reply and the submit progress. A thin translation of the gateway core (core.py),
 like the gRPC servicer.
 
-    GET  /                                   the page
+    GET  /                                   the candidate's page (web/index.html)
+    GET  /review                             the reviewers' page (web/review.html)
+    GET  /static/app.js, /static/style.css   their script (built by `make setup`) and style
     GET  /api/problems                       problems to choose from
     POST /api/sessions                       {"candidate_id", "problem_id"} -> session + token
     GET  /api/sessions/{id}                  session, problem and messages      (Bearer token)
     POST /api/sessions/{id}/chat             {"message"}  -> SSE turn_started, delta*, completed
     POST /api/sessions/{id}/submit           {"language", "code"} -> SSE progress*, report
                                              (both take an optional Idempotency-Key header)
+    POST /api/sessions/{id}/run              {"language", "code"} -> the visible tests' verdicts
     GET  /api/sessions/{id}/report           the stored report
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
 import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from aiohttp import web
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from vibe.platform.errors import InvalidArgument, ResourceExhausted, ServiceError, translate
+from vibe.platform.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError, Unavailable, translate
 from vibe.platform.validation import parse_json_object
 from vibe.services.gateway.access import Credential
 from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
@@ -37,6 +44,8 @@ from vibe.shared.convert import guardrail_to_pb
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
+WEB_DIR = resources.files(__package__).joinpath("web")
+BUNDLE = "static/app.js"
 
 
 def _pb(message: Message) -> dict[str, Any]:
@@ -128,9 +137,62 @@ def _sse_line(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def page(request: web.Request) -> web.Response:
-    html = resources.files(__package__).joinpath("web/index.html").read_text(encoding="utf-8")
-    return web.Response(text=html, content_type="text/html")
+@dataclass(frozen=True)
+class Asset:
+    body: bytes
+    content_type: str
+    etag: str
+    gzipped: bytes  # compressed once at start (the bundle is ~720 kB, ~255 kB gzipped)
+
+
+_CONTENT_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def load_asset(web_dir: Traversable, name: str) -> Asset | None:
+    """A file of the pages, read once when the app starts (restart the gateway after `make web`)."""
+    path = web_dir.joinpath(name)
+    if not path.is_file():
+        return None
+    body = path.read_bytes()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return Asset(body, _CONTENT_TYPES[name[name.rindex(".") :]], etag, gzip.compress(body, mtime=0))
+
+
+_BUNDLE_MISSING = (
+    "The web page's script bundle ({path}) was not built, so the page cannot work. Build it with `make setup` "
+    "(or `make web`; it needs Node.js and npm), or install a wheel or image that was built with it, then restart "
+    "the gateway. The HTTP API itself works without it."
+)
+ASSETS_KEY = web.AppKey("assets", dict[str, Asset | None])
+
+
+def _serve(name: str) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        assets = request.app[ASSETS_KEY]
+        if assets[BUNDLE] is None and name in (BUNDLE, "index.html", "review.html"):
+            # A page without its script would be a blank form that does nothing: say why instead.
+            message = _BUNDLE_MISSING.format(path=f"vibe/services/gateway/web/{BUNDLE}")
+            if name == BUNDLE:
+                raise Unavailable(message)
+            return web.Response(
+                text=f"<!doctype html><meta charset=utf-8><title>Page not built</title><p>{message}</p>",
+                content_type="text/html",
+                status=503,
+            )
+        asset = assets[name]
+        if asset is None:
+            raise NotFound(f"{name} is missing from the gateway's package")
+        # Revalidated on every load (no-cache) and answered 304 when unchanged: a rebuilt bundle
+        # is never mixed with a cached page.
+        headers = {"ETag": asset.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+        if request.headers.get("If-None-Match") == asset.etag:
+            return web.Response(status=304, headers=headers)
+        body = asset.body
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            body, headers["Content-Encoding"] = asset.gzipped, "gzip"
+        return web.Response(body=body, content_type=asset.content_type, charset="utf-8", headers=headers)
+
+    return handler
 
 
 async def list_problems(request: web.Request) -> web.Response:
@@ -146,7 +208,8 @@ async def create_session(request: web.Request) -> web.Response:
     )
     problem = await gateway.sessions.problem(session.problem_id)
     return web.json_response(
-        {"session": _pb(session_to_pb(session, problem=problem)), "session_token": token}, status=201
+        {"session": _pb(session_to_pb(session, problem=problem, clock=gateway.clock)), "session_token": token},
+        status=201,
     )
 
 
@@ -154,7 +217,7 @@ async def get_session(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     session, messages = await gateway.guarded.get_session(credential_of(request), request.match_info["session_id"])
     problem = await gateway.sessions.problem(session.problem_id)
-    return web.json_response(_pb(session_to_pb(session, messages, problem)))
+    return web.json_response(_pb(session_to_pb(session, messages, problem, gateway.clock)))
 
 
 async def chat(request: web.Request) -> web.StreamResponse:
@@ -212,6 +275,15 @@ async def submit(request: web.Request) -> web.StreamResponse:
     return await _sse(request, events())
 
 
+async def run_visible_tests(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    body = await _body(request, "language", "code")
+    result = await gateway.guarded.run_visible_tests(
+        credential_of(request), request.match_info["session_id"], body["language"], body["code"]
+    )
+    return web.json_response(_pb(result))
+
+
 async def report(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     return web.json_response(
@@ -223,16 +295,23 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def make_http_app(gateway: Gateway) -> web.Application:
+def make_http_app(gateway: Gateway, web_dir: Traversable = WEB_DIR) -> web.Application:
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_BODY_BYTES)
     app[GATEWAY_KEY] = gateway
-    app.router.add_get("/", page)
+    app[ASSETS_KEY] = {name: load_asset(web_dir, name) for name in ("index.html", "review.html", "style.css", BUNDLE)}
+    if app[ASSETS_KEY][BUNDLE] is None:
+        log.warning("web page not built", extra={"detail": _BUNDLE_MISSING.format(path=str(web_dir.joinpath(BUNDLE)))})
+    app.router.add_get("/", _serve("index.html"))
+    app.router.add_get("/review", _serve("review.html"))
+    app.router.add_get("/static/app.js", _serve(BUNDLE))
+    app.router.add_get("/static/style.css", _serve("style.css"))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/problems", list_problems)
     app.router.add_post("/api/sessions", create_session)
     app.router.add_get("/api/sessions/{session_id}", get_session)
     app.router.add_post("/api/sessions/{session_id}/chat", chat)
     app.router.add_post("/api/sessions/{session_id}/submit", submit)
+    app.router.add_post("/api/sessions/{session_id}/run", run_visible_tests)
     app.router.add_get("/api/sessions/{session_id}/report", report)
     from vibe.services.gateway.review_http import add_review_routes  # it imports this module's helpers
 

@@ -2,6 +2,7 @@
 (HTTP 429) with a message naming the limit and, when waiting helps, when to retry.
 
 - chats per minute, per session (a sliding window in Redis);
+- visible-test runs per minute, per session (likewise: each is a sandbox job);
 - turns per session (the session's own turn count, checked under its chat lease);
 - sessions per key per hour (a sliding window in Redis);
 - concurrent streams per key: chats and submits streaming at once over the sessions the
@@ -43,6 +44,7 @@ class Limits:
         self.keys = keys
         self.settings = settings
         self._chats = SlidingWindow(redis, settings.chats_per_minute, 60.0)
+        self._runs = SlidingWindow(redis, settings.runs_per_minute, 60.0)
         self._sessions = SlidingWindow(redis, settings.sessions_per_key_per_hour, 3600.0)
         self._streams = Slots(redis, settings.streams_per_key, STREAM_LEASE_S)
 
@@ -52,6 +54,15 @@ class Limits:
             raise ResourceExhausted(
                 f"limit reached: {self.settings.chats_per_minute} chats per minute per session "
                 f"(VIBE_LIMIT_CHATS_PER_MINUTE); send again in {_seconds(admitted)}",
+                admitted.retry_after_s,
+            )
+
+    async def run(self, session_id: str) -> None:
+        admitted = await self._runs.admit(f"{self.keys.prefix}limit:runs:{session_id}")
+        if isinstance(admitted, Refused):
+            raise ResourceExhausted(
+                f"limit reached: {self.settings.runs_per_minute} visible-test runs per minute per session "
+                f"(VIBE_LIMIT_RUNS_PER_MINUTE); run again in {_seconds(admitted)}",
                 admitted.retry_after_s,
             )
 

@@ -23,7 +23,8 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "no credential, or an invalid or revoked API key",
         403: "a credential of the wrong kind, a key without the scope, or another session's token",
         404: "no such session, problem or key",
-        409: "not now: no report yet, chat after submit, another chat of the session still streaming",
+        409: "not now: no report yet, chat after submit or past the session's time limit, another chat of the "
+        "session still streaming",
         429: "a limit was reached (the message names it)",
         503: "a backend service is unavailable; retry",
     }
@@ -78,6 +79,33 @@ def document() -> dict[str, Any]:
                 "summary": "The candidate's web page",
                 "security": [],
                 "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": string}}}},
+            }
+        },
+        "/review": {
+            "get": {
+                "operationId": "reviewPage",
+                "summary": "The reviewers' web page (it asks for an API key with reports:read)",
+                "security": [],
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": string}}}},
+            }
+        },
+        "/static/app.js": {
+            "get": {
+                "operationId": "pageScript",
+                "summary": "The pages' script (CodeMirror, markdown-it, DOMPurify and ours, bundled by make setup)",
+                "security": [],
+                "responses": {
+                    "200": {"description": "JavaScript", "content": {"text/javascript": {"schema": string}}},
+                    **_errors(503),
+                },
+            }
+        },
+        "/static/style.css": {
+            "get": {
+                "operationId": "pageStyle",
+                "summary": "The pages' style sheet",
+                "security": [],
+                "responses": {"200": {"description": "CSS", "content": {"text/css": {"schema": string}}}},
             }
         },
         "/healthz": {
@@ -143,6 +171,19 @@ def document() -> dict[str, Any]:
                 "summary": "Submit the code (the session token): events progress..., report (the candidate's view)",
                 "requestBody": _body({"language": string, "code": string}, ["code"]),
                 "responses": {"200": _SSE, **_errors(400, 401, 403, 404, 409, 429, 503)},
+            }
+        },
+        "/api/sessions/{session_id}/run": {
+            "post": {
+                "operationId": "runVisibleTests",
+                "security": _CANDIDATE,
+                "parameters": [_SESSION_ID],
+                "summary": "Run the code against the visible tests (the session token); never graded or stored",
+                "requestBody": _body({"language": string, "code": string}, ["code"]),
+                "responses": {
+                    "200": _json(_OBJECT, "RunVisibleTestsResponse (vibe.scoring.v1)"),
+                    **_errors(400, 401, 403, 404, 409, 429, 503),
+                },
             }
         },
         "/api/sessions/{session_id}/report": {

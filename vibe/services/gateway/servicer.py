@@ -15,6 +15,7 @@ from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.core import Gateway
 from vibe.services.gateway.store import MessageRow, Role, SessionRow, SessionStatus
 from vibe.services.gateway.submit import Progress
+from vibe.services.gateway.timing import SessionClock
 from vibe.shared.convert import guardrail_to_pb
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2
@@ -41,7 +42,10 @@ def message_to_pb(m: MessageRow) -> tutor_pb2.ChatMessage:
 
 
 def session_to_pb(
-    s: SessionRow, messages: list[MessageRow] | None = None, problem: scoring_pb2.Problem | None = None
+    s: SessionRow,
+    messages: list[MessageRow] | None = None,
+    problem: scoring_pb2.Problem | None = None,
+    clock: SessionClock | None = None,
 ) -> gateway_pb2.Session:
     pb = gateway_pb2.Session(
         session_id=s.session_id,
@@ -56,6 +60,9 @@ def session_to_pb(
         pb.submitted_at.FromDatetime(s.submitted_at)
     if problem is not None:
         pb.problem.CopyFrom(problem)
+    if clock is not None and (deadline := clock.deadline(s)) is not None:
+        pb.deadline.FromDatetime(deadline)
+        pb.time_limit_s = clock.time_limit_s
     return pb
 
 
@@ -72,7 +79,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             )
             problem = await self.gateway.sessions.problem(session.problem_id)
             return gateway_pb2.CreateSessionResponse(
-                session=session_to_pb(session, problem=problem), session_token=token
+                session=session_to_pb(session, problem=problem, clock=self.gateway.clock), session_token=token
             )
 
     async def GetSession(
@@ -81,7 +88,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         async with grpc_errors(context):
             session, messages = await self.gateway.guarded.get_session(credential(context), request.session_id)
             problem = await self.gateway.sessions.problem(session.problem_id)
-            return session_to_pb(session, messages, problem)
+            return session_to_pb(session, messages, problem, self.gateway.clock)
 
     async def Chat(
         self, request: gateway_pb2.ChatRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -126,6 +133,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                         )
                     else:
                         yield gateway_pb2.SubmitEvent(report=event)
+
+    async def RunVisibleTests(
+        self, request: gateway_pb2.RunVisibleTestsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> gateway_pb2.RunVisibleTestsResponse:
+        async with grpc_errors(context):
+            return await self.gateway.guarded.run_visible_tests(
+                credential(context), request.session_id, request.language, request.code
+            )
 
     async def GetReport(
         self, request: gateway_pb2.GetReportRequest, context: grpc.aio.ServicerContext[Any, Any]
