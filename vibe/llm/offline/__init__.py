@@ -28,7 +28,8 @@ Only the standard library and numpy are used (the artefact is read once per proc
 """
 
 from vibe.llm.offline.holistic_judge import judge_holistic
-from vibe.llm.offline.learned import check_guardrail_in_context, check_guardrail_text, classify_intent, is_hint_like
+from vibe.llm.offline.intent import is_hint_like
+from vibe.llm.offline.learned import check_guardrail_in_context, check_guardrail_text, classify_intent
 from vibe.llm.offline.provider import OfflineProvider
 from vibe.llm.offline.text import contains_code, is_korean
 from vibe.llm.offline.turn_judge import judge_turn

@@ -118,5 +118,20 @@ def rule_intent(message: str, has_history: bool) -> Intent:
     return _first_match(message, has_history) or Intent.HINT_QUERY
 
 
-# An explicit request for a hint, whatever the intent (used by learned.is_hint_like).
+# An explicit request for a hint, whatever the intent.
 EXPLICIT_HINT = rx(r"\b(?:hints?|clues?|nudge)\b|힌트")
+
+
+def is_hint_like(message: str, has_history: bool) -> bool:
+    """A request that climbs the hint ladder: a hint/explanation request, or a message of
+    another intent that explicitly asks for a hint (but not a rule like "only hints").
+
+    A text rule of the tutor's hint ladder (the same whichever provider writes the reply),
+    so it reads the keyword rules, not the learned judge: a bare "just tell me" or "몰라"
+    asks for help whatever a reviewer would call its intent."""
+    intent = rule_intent(message, has_history)
+    if intent is Intent.HINT_QUERY:
+        return True
+    if intent is Intent.FOLLOW_UP and "?" in message:  # a concrete question on the earlier hint
+        return True
+    return intent is not Intent.RULE_SETTING and bool(EXPLICIT_HINT.search(message))

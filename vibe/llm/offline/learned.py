@@ -165,19 +165,6 @@ def _history_or_marker(history: Sequence[Exchange], has_history: bool | None) ->
     return (Exchange(0, "", ""),)
 
 
-def is_hint_like(
-    message: str, has_history: bool, *, history: Sequence[Exchange] = (), problem: ProblemContext | None = None
-) -> bool:
-    """A request that climbs the hint ladder: a hint/explanation request, or a message of
-    another intent that explicitly asks for a hint (but not a rule like "only hints")."""
-    intent = classify_intent(message, has_history, history=history, problem=problem)
-    if intent is Intent.HINT_QUERY:
-        return True
-    if intent is Intent.FOLLOW_UP and "?" in message:  # a concrete question on the earlier hint
-        return True
-    return intent is not Intent.RULE_SETTING and bool(EXPLICIT_HINT.search(message))
-
-
 # ----- score band ---------------------------------------------------------------------
 
 BANDS = ("low", "mid", "high")
