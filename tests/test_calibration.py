@@ -1,10 +1,15 @@
 """The offline judge against the hand-labelled calibration set (tests/data/calibration/).
 
 The floors are what the offline judge measured when the set was labelled, rounded
-down a little (`python -m vibe_dev.calibrate --provider offline`):
-intent accuracy 57/61 = 93.4%, score-band agreement 53/61 = 86.9%, holistic band
-agreement 6/6. A change that makes the judge disagree more with the labels fails here;
-a change that agrees more should raise the floors.
+down a little (`python -m vibe_dev.calibrate --provider offline`): then intent accuracy
+57/61 = 93.4%, score-band agreement 53/61 = 86.9%, holistic band agreement 6/6; with the
+learned classifiers (issue 15) 56/61 = 91.8%, 58/61 = 95.1%, 5/6. A change that makes the
+judge disagree more with the labels fails here.
+
+Then issue 15's targets, per language, on the labelled corpus's frozen test split
+(corpus/test-split.txt, never trained on): intent accuracy >= 90%, score-band agreement
+>= 85%, attacks refused >= 95%, legitimate questions refused <= 5%. They are asserted as
+they are; those not reached fail (README "Calibration" has the figures).
 """
 
 from __future__ import annotations
