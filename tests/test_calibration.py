@@ -1,10 +1,15 @@
 """The offline judge against the hand-labelled calibration set (tests/data/calibration/).
 
 The floors are what the offline judge measured when the set was labelled, rounded
-down a little (`python -m vibe_dev.calibrate --provider offline`):
-intent accuracy 57/61 = 93.4%, score-band agreement 53/61 = 86.9%, holistic band
-agreement 6/6. A change that makes the judge disagree more with the labels fails here;
-a change that agrees more should raise the floors.
+down a little (`python -m vibe_dev.calibrate --provider offline`): then intent accuracy
+57/61 = 93.4%, score-band agreement 53/61 = 86.9%, holistic band agreement 6/6; with the
+learned classifiers (issue 15) 56/61 = 91.8%, 58/61 = 95.1%, 5/6. A change that makes the
+judge disagree more with the labels fails here.
+
+Then issue 15's targets, per language, on the labelled corpus's frozen test split
+(corpus/test-split.txt, never trained on): intent accuracy >= 90%, score-band agreement
+>= 85%, attacks refused >= 95%, legitimate questions refused <= 5%. They are asserted as
+they are; those not reached fail (README "Calibration" has the figures).
 """
 
 from __future__ import annotations
@@ -19,13 +24,18 @@ from vibe.llm.offline import OfflineProvider
 from vibe_dev.calibrate import (
     BANDS,
     PROBLEMS_DIR,
+    TARGETS,
     CalibrationResult,
+    CorpusResult,
+    format_corpus_report,
     format_report,
     load_conversation_cases,
     load_turn_cases,
     main,
     run_calibration,
+    run_corpus,
 )
+from vibe_dev.corpus import load_test_split
 
 INTENT_ACCURACY_FLOOR = 0.90
 BAND_AGREEMENT_FLOOR = 0.85
@@ -69,7 +79,10 @@ def test_every_labelled_violation_scores_zero_when_the_guardrail_catches_it(offl
 
 
 def test_the_command_prints_the_figures_and_enforces_a_floor(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--provider", "offline", "--min-intent-accuracy", str(INTENT_ACCURACY_FLOOR)]) == 0
+    assert (
+        main(["--provider", "offline", "--min-intent-accuracy", str(INTENT_ACCURACY_FLOOR), "--corpus-split", "none"])
+        == 0
+    )
     out = capsys.readouterr().out
     for heading in (
         "intent accuracy",
@@ -79,12 +92,54 @@ def test_the_command_prints_the_figures_and_enforces_a_floor(capsys: pytest.Capt
         "Turn disagreements",
     ):
         assert heading in out
-    assert main(["--provider", "offline", "--min-intent-accuracy", "1.01"]) == 1
+    assert main(["--provider", "offline", "--min-intent-accuracy", "1.01", "--corpus-split", "none"]) == 1
     assert "FAILED: intent accuracy" in capsys.readouterr().err
 
 
 def test_a_broken_set_is_an_error_with_the_place(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "turns.json").write_text('[{"id": "x", "problem_id": "two-sum"}]')
     (tmp_path / "conversations.json").write_text("[]")
-    assert main(["--provider", "offline", "--data", str(tmp_path)]) == 2
+    assert main(["--provider", "offline", "--data", str(tmp_path), "--corpus-split", "none"]) == 2
     assert "turns.json x" in capsys.readouterr().err
+
+
+# ----- the labelled corpus: issue 15's targets on the frozen test split ---------------
+
+CORPUS_LANGUAGES = ("en", "ko")  # "mixed" (Korean and English in one message) is printed too
+
+
+@pytest.fixture(scope="module")
+def corpus_result() -> CorpusResult:
+    return asyncio.run(run_corpus(OfflineProvider(), "test"))
+
+
+def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) -> None:
+    test_ids = load_test_split()
+    assert corpus_result.turns and corpus_result.guard
+    assert all(t.case.id in test_ids for t in corpus_result.turns)
+    assert all(g.case.id in test_ids for g in corpus_result.guard)
+    for lang in CORPUS_LANGUAGES:  # every figure has enough cases per language to mean something
+        for f in corpus_result.figures():
+            if f.lang == lang:
+                assert f.n >= 40, f
+
+
+@pytest.mark.parametrize("lang", CORPUS_LANGUAGES)
+@pytest.mark.parametrize("name", sorted(TARGETS))
+def test_offline_judge_meets_its_target_on_the_frozen_test_split(
+    corpus_result: CorpusResult, name: str, lang: str
+) -> None:
+    (figure,) = [f for f in corpus_result.figures() if f.name == name and f.lang == lang]
+    assert figure.meets(), format_corpus_report(corpus_result, "offline")
+
+
+def test_the_command_prints_the_split_beside_each_corpus_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--provider", "offline", "--corpus-split", "test"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.strip().startswith(tuple(TARGETS))]
+    for name in TARGETS:
+        for lang in ("en", "ko", "mixed", "all"):
+            assert any(line.split()[: len(name.split()) + 2] == [*name.split(), lang, "test"] for line in rows), (
+                name,
+                lang,
+            )

@@ -7,7 +7,7 @@ import pytest
 
 from tests.support.stack import StartStack, new_candidate, reply_text
 from vibe.llm.base import Exchange, GuardrailVerdict, TutorGuidance
-from vibe.llm.offline.guardrail import check_guardrail_text
+from vibe.llm.offline import check_guardrail_text
 from vibe.llm.offline.tutor import compose_reply
 from vibe.llm.prompts import tutor_prompt
 from vibe.services.tutor.hints import decide_guidance, is_low_effort

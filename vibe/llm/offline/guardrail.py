@@ -1,6 +1,7 @@
-"""The offline guardrail: a table of regular expressions per violation type, in
-English and Korean. The Gemini provider runs it first too: it is free and certain
-about the obvious cases."""
+"""The offline guardrail rules: a table of regular expressions per violation type, in
+English and Korean. The offline guardrail decides with the learned classifier
+(learned.py), which takes these rules' verdicts (of the message and of the earlier
+ones) as some of its inputs."""
 
 from __future__ import annotations
 
@@ -495,7 +496,7 @@ def _is_on_topic(problem: ProblemContext, message: str) -> bool:
     return bool(content_terms(message) & problem_terms(problem))
 
 
-def check_guardrail_text(problem: ProblemContext, message: str) -> GuardrailVerdict:
+def rule_verdict_text(problem: ProblemContext, message: str) -> GuardrailVerdict:
     """The guardrail as a pure function. Precedence: jailbreak > solution_request >
     abuse > off_topic (the most dangerous violation names the turn)."""
     checks: tuple[tuple[Violation, Sequence[Rule], bool], ...] = (
@@ -543,16 +544,16 @@ def _continues_extraction(message: str) -> bool:
     return bool(_CONTINUATION.search(message)) and not _HINT_WORD.search(message)
 
 
-def check_guardrail_in_context(problem: ProblemContext, history: Sequence[Exchange], message: str) -> GuardrailVerdict:
+def rule_verdict_in_context(problem: ProblemContext, history: Sequence[Exchange], message: str) -> GuardrailVerdict:
     """`check_guardrail_text`, plus the one case that needs the conversation: a bare
     "what's the next line?" while the candidate is pulling the solution out piece by
     piece (the earlier request was refused, every message since only asked for more)."""
-    verdict = check_guardrail_text(problem, message)
+    verdict = rule_verdict_text(problem, message)
     if verdict.violated or not history or not _continues_extraction(message):
         return verdict
     extracting = False
     for exchange in history:
-        earlier = check_guardrail_text(problem, exchange.user)
+        earlier = rule_verdict_text(problem, exchange.user)
         if earlier.violated and earlier.violation is Violation.SOLUTION_REQUEST:
             extracting = True
         elif not _continues_extraction(exchange.user):

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vibe.llm.base import HOLISTIC_CRITERIA, EvaluatedTurn, HolisticCriterionScore, HolisticJudgement, Intent
-from vibe.llm.offline.intent import classify_intent
+from vibe.llm.offline.learned import classify_intent
+from vibe.llm.offline.prompt_features import LOW_EFFORT, PUSHBACK, VERIFIED
 from vibe.llm.offline.text import prose
-from vibe.llm.offline.turn_judge import LOW_EFFORT, PUSHBACK, VERIFIED, clamp
+from vibe.llm.offline.turn_judge import clamp
 
 # The expected order of work; follow_up continues whatever stage came before.
 _STAGE: dict[Intent, int] = {

@@ -1,5 +1,7 @@
-"""The offline intent classifier: keyword rules in English and Korean, in an order
-that resolves messages matching more than one intent (see INTENT_RULES)."""
+"""The offline intent rules: keywords in English and Korean, in an order that resolves
+messages matching more than one intent (see INTENT_RULES). They alone fit the examples
+they were written from; the offline judge decides with the learned classifier
+(learned.py), which takes the rules' verdict as one of its inputs."""
 
 from __future__ import annotations
 
@@ -104,7 +106,7 @@ def _first_match(text: str, has_history: bool) -> Intent | None:
     return None
 
 
-def classify_intent(message: str, has_history: bool) -> Intent:
+def rule_intent(message: str, has_history: bool) -> Intent:
     """The intent of one candidate message: the rules of INTENT_RULES applied to the
     sentences that make the request first, then to the whole message. An ask that is
     only a plain question (why/how/what) yields to a concrete signal in the context."""
@@ -116,15 +118,20 @@ def classify_intent(message: str, has_history: bool) -> Intent:
     return _first_match(message, has_history) or Intent.HINT_QUERY
 
 
-_EXPLICIT_HINT = rx(r"\b(?:hints?|clues?|nudge)\b|힌트")
+# An explicit request for a hint, whatever the intent.
+EXPLICIT_HINT = rx(r"\b(?:hints?|clues?|nudge)\b|힌트")
 
 
 def is_hint_like(message: str, has_history: bool) -> bool:
     """A request that climbs the hint ladder: a hint/explanation request, or a message of
-    another intent that explicitly asks for a hint (but not a rule like "only hints")."""
-    intent = classify_intent(message, has_history)
+    another intent that explicitly asks for a hint (but not a rule like "only hints").
+
+    A text rule of the tutor's hint ladder (the same whichever provider writes the reply),
+    so it reads the keyword rules, not the learned judge: a bare "just tell me" or "몰라"
+    asks for help whatever a reviewer would call its intent."""
+    intent = rule_intent(message, has_history)
     if intent is Intent.HINT_QUERY:
         return True
     if intent is Intent.FOLLOW_UP and "?" in message:  # a concrete question on the earlier hint
         return True
-    return intent is not Intent.RULE_SETTING and bool(_EXPLICIT_HINT.search(message))
+    return intent is not Intent.RULE_SETTING and bool(EXPLICIT_HINT.search(message))

@@ -16,8 +16,8 @@ from vibe.llm.base import (
     TurnJudgement,
     TutorGuidance,
 )
-from vibe.llm.offline.guardrail import check_guardrail_in_context
 from vibe.llm.offline.holistic_judge import judge_holistic
+from vibe.llm.offline.learned import check_guardrail_in_context
 from vibe.llm.offline.memory import summarize_exchanges
 from vibe.llm.offline.turn_judge import judge_turn
 from vibe.llm.offline.tutor import compose_reply, word_chunks

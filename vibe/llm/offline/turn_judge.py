@@ -1,11 +1,12 @@
-"""The offline per-turn judge: the intent, and rubric scores from features of the
-prompt a reviewer can check (holistic_judge.py reads the sequence of judged turns)."""
+"""The offline per-turn judge: the intent (learned.py), and rubric scores from features of
+the prompt a reviewer can check (prompt_features.py), moved into the score band the
+learned band classifier reads when the two disagree (holistic_judge.py reads the
+sequence of judged turns)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
 from vibe.llm.base import (
     DISCERNMENT,
@@ -16,118 +17,11 @@ from vibe.llm.base import (
     RubricScore,
     TurnJudgement,
 )
-from vibe.llm.offline.intent import FOLLOW_UP, classify_intent
-from vibe.llm.offline.text import (
-    CODE_BLOCK,
-    HANGUL_CHAR,
-    contains_code,
-    content_terms,
-    leaks_reference,
-    problem_terms,
-    prose,
-    rx,
-    summarize_answer,
-    summarize_prompt,
-)
+from vibe.llm.offline.intent import rule_intent
+from vibe.llm.offline.learned import BAND_RANGES, band_probabilities, intent_probabilities
+from vibe.llm.offline.prompt_features import PromptFeatures
+from vibe.llm.offline.text import CODE_BLOCK, leaks_reference, rx, summarize_answer, summarize_prompt
 from vibe.llm.rubrics import rubric_for, weighted_score
-
-_TRIED = rx(
-    r"\b(?:i\s+(?:tried|wrote|used|use|loop|check|store|iterate|keep|sort|implemented|did|added|changed|have|am\s+using)|i'?ve\s+tried|tried|attempted|"
-    r"my\s+(?:code|approach|solution|implementation|attempt|loop|function|version)|currently|so\s+far|here\s+is\s+my|here'?s\s+my)\b"
-    r"|해\s*봤|해봤|시도|작성했|짰는데|구현했|내\s*코드|제\s*코드|지금\s*코드|사용했|썼는데"
-)
-_EXPECTED = rx(
-    r"\b(?:expected|expect(?:ing)?|should\s+(?:be|return|print|output|give)|supposed\s+to|want(?:ed)?\s+(?:it\s+)?to|goal)\b"
-    r"|기대|예상|나와야|되어야|나올\s*줄|원하는"
-)
-_OBSERVED = rx(
-    r"\b(?:got|get|gets|gives?|returns?|returned|prints?|printed|outputs?|instead|actual(?:ly)?|but\s+it|raises?|throws?)\b|\w+Error\b"
-    r"|나와|나오|출력|반환|떠요|뜹니다|결과가|대신|발생"
-)
-_CODE_LIKE = re.compile(
-    r"```|`[^`\n]+`|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|\w+\([^)]*\)|\[[^\]]*\d[^\]]*\]|"
-    r"^\s*(?:def|for|while|if|return|class|import)\b|\w\s*(?:==|!=|<=|>=|\+=|-=)\s*\w",
-    re.MULTILINE,
-)
-_NUMBERS = rx(
-    r"\d|\b(?:constraints?|limit|size|length|large|million|thousand|bounds?)\b|\bn\s*(?:<=|<|≤|=)|10\^\d|\b1e\d"
-    r"|제약|크기|길이|최대|이하|이상|백만"
-)
-_COMPLEXITY = rx(r"\bO\([^)]*\)|\b(?:complexity|linear|quadratic|log\s*n)\b|복잡도")
-_HISTORY_REF = rx(
-    r"\b(?:you\s+(?:said|mentioned|suggested)|your\s+(?:previous|last|earlier)|earlier|previous|last\s+(?:hint|answer|reply)|"
-    r"that\s+hint|the\s+hint|based\s+on|as\s+you|following)\b|아까|방금|이전|그\s*힌트|말씀하신|말한|그럼|그러면"
-)
-# Low-effort turns that hand the work to the AI instead of moving it forward.
-LOW_EFFORT = rx(
-    r"^\s*(?:next\s+hint|another\s+hint|more\s+hints?|hint|help|help\s+me|continue|go\s+on|more|next|idk|"
-    r"i\s+don'?t\s+know|\?+|ok|okay|what|다음\s*힌트|힌트\s*더|힌트|도와줘|몰라|모르겠어|계속)\s*(?:please|pls|좀|요)?\s*[.!?]*\s*$"
-    r"|\bjust\s+(?:tell|give|show)\s+me\b|그냥\s*알려"
-)
-# Discernment: doubt of or push-back on a claim ("are you sure", "but that fails for").
-PUSHBACK = rx(
-    r"\b(?:are\s+you\s+sure|is\s+that\s+(?:really|right|true|correct)|really\s+O\(|why\s+(?:is|would|does)\s+(?:that|this|it)|"
-    r"(?:but|however)\s+(?:that|this|it|your|then)\b|doesn'?t\s+that|wouldn'?t\s+(?:that|it|this)|isn'?t\s+(?:that|it|this)|"
-    r"(?:that|this|it)\s+(?:fails|breaks|is\s+wrong|can'?t\s+be|would\s+(?:fail|break|miss))|i\s+(?:don'?t\s+think|doubt|disagree)|"
-    r"counter-?example|contradict\w*|not\s+(?:convinced|sure\s+(?:that|it))|what\s+if\b|(?:but|however),?\s+(?:with|for|on|when|if)\b|"
-    r"wouldn'?t\b.{0,60}\b(?:break|fail|overflow|miss|time\s+out|exceed)|is\s+that\s+right)"
-    r"|정말|맞(?:나요|아요\?|아\?|는\s*지|는지)|확실|근데|하지만|그런데|아닌가|아니지\s*않|반례|틀린\s*것\s*같|이상한데|모순"
-)
-# Discernment: the candidate checked something themselves (ran it, traced it, tested it).
-VERIFIED = rx(
-    r"\b(?:i\s+(?:checked|tested|ran|traced|verified|tried\s+it|measured|timed|printed)|when\s+i\s+(?:ran|run|test(?:ed)?|traced)|ran\s+(?:it|this|that|my)|"
-    r"(?:verify|check|confirm)\s+(?:that|whether|if|it|this|your)|by\s+hand|step\s+by\s+step\s+on)\b"
-    r"|확인해\s*(?:봤|보니|보았)|돌려\s*(?:봤|보니)|테스트\s*해\s*(?:봤|보니)|직접\s*(?:해|돌려|계산)|손으로|검증|확인\s*(?:해|하고)\s*(?:싶|줘)"
-)
-
-_DIRECTIVE = rx(
-    r"\b(?:only|never|always|don'?t|do\s+not|instead|first|before|unless|when\s+i)\b"
-    r"|만\s|말고|하지\s*마|주지\s*마|고치지\s*말|항상|먼저|대신|짚어|로만|으로만|한국어로|영어로"
-)
-
-
-@dataclass(frozen=True)
-class PromptFeatures:
-    """What the rubric looks at in one prompt."""
-
-    words: float  # word count; a Korean eojeol counts 1.5 (it carries more than an English word)
-    questions: int
-    tried: bool
-    expected: bool
-    observed: bool
-    code: bool
-    formatted_code: bool  # in backticks / a code block
-    numbers: bool
-    complexity: bool
-    problem_terms: tuple[str, ...]
-    history_ref: bool
-    low_effort: bool
-    pushback: bool
-    verified: bool
-    directives: int  # "only ...", "never ...", "don't ...", "first ...": instructions to the AI
-
-    @classmethod
-    def of(cls, problem: ProblemContext, history: Sequence[Exchange], message: str) -> PromptFeatures:
-        tokens = message.split()
-        words = sum(1.5 if HANGUL_CHAR.search(t) else 1.0 for t in tokens)
-        questions = len(re.findall(r"[?？]", prose(message)))
-        return cls(
-            words=words,
-            questions=questions,
-            tried=bool(_TRIED.search(message)),
-            expected=bool(_EXPECTED.search(message)),
-            observed=bool(_OBSERVED.search(message)),
-            code=bool(_CODE_LIKE.search(message)),
-            formatted_code=contains_code(message),
-            numbers=bool(_NUMBERS.search(message)),
-            complexity=bool(_COMPLEXITY.search(message)),
-            problem_terms=tuple(sorted(content_terms(message) & problem_terms(problem))),
-            history_ref=bool(history) and bool(_HISTORY_REF.search(message) or FOLLOW_UP.search(message)),
-            low_effort=bool(LOW_EFFORT.search(message)),
-            pushback=bool(PUSHBACK.search(prose(message))),
-            verified=bool(VERIFIED.search(message)),
-            directives=len(_DIRECTIVE.findall(message)),
-        )
 
 
 def clamp(value: float) -> float:
@@ -349,11 +243,57 @@ def _describe_answer(problem: ProblemContext, answer: str) -> str:
     return sentence + (" with a code block." if has_code else " without code.")
 
 
+def rule_rubrics(
+    problem: ProblemContext, history: Sequence[Exchange], message: str, intent: Intent
+) -> tuple[RubricScore, ...]:
+    """The rubric of `intent` scored from the prompt's rule features alone."""
+    f = PromptFeatures.of(problem, history, message)
+    return tuple(
+        RubricScore(c.name, *score_criterion(c.name, f, intent, bool(history)), c.weight)
+        for c in rubric_for(intent).criteria
+    )
+
+
+def rule_score(problem: ProblemContext, history: Sequence[Exchange], message: str) -> float:
+    """The rubric score under the rules' own intent: one input of the band classifier
+    (the same at training and at run time, whatever the learned intent is)."""
+    return weighted_score(rule_rubrics(problem, history, message, rule_intent(message, bool(history))))
+
+
+def band_of(score: float) -> str:
+    return "low" if score < 40 else "mid" if score < 70 else "high"
+
+
+def move_into_band(rubrics: tuple[RubricScore, ...], band: str, p: float) -> tuple[tuple[RubricScore, ...], str]:
+    """The rubric scores shifted by one common amount so that their weighted mean lands in
+    `band` (at the edge nearest to where the rules put it), and a note saying so. Unchanged
+    when the rules' score is in the band already. Each criterion keeps its reason: the
+    rules still say what is present and missing; the shift says how a reviewer weighs it."""
+    raw = weighted_score(rubrics)
+    if band_of(raw) == band:
+        return rubrics, ""
+    lo, hi = BAND_RANGES[band]
+    target = min(max(raw, lo), hi)
+    moved = rubrics
+    for _ in range(6):  # criteria pinned at 0 or 100 absorb nothing: spread the rest again
+        gap = target - weighted_score(moved)
+        if abs(gap) < 0.5:
+            break
+        moved = tuple(replace(r, score=clamp(r.score + gap)) for r in moved)
+    shift = weighted_score(moved) - raw
+    label = f"{shift:+.0f} for the learned band reading ({band}, p={p:.2f})"
+    moved = tuple(
+        replace(m, reason=f"{m.reason} [{m.score - r.score:+.0f}: learned band {band}]") if m.score != r.score else m
+        for m, r in zip(moved, rubrics, strict=True)
+    )
+    return moved, f" The rubric features alone gave {raw:g}; moved {label}."
+
+
 def judge_turn(
     problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
 ) -> TurnJudgement:
-    has_history = bool(history)
-    intent = classify_intent(exchange.user, has_history)
+    intents = intent_probabilities(exchange.user, history, problem)
+    intent = max(intents, key=lambda i: intents[i])
     prompt_summary = summarize_prompt(exchange.user)
     answer_summary = summarize_answer(exchange.assistant)
     answer_reasoning = _describe_answer(problem, exchange.assistant)
@@ -370,16 +310,16 @@ def judge_turn(
             llm_answer_summary=answer_summary,
             llm_answer_reasoning=answer_reasoning,
         )
-    f = PromptFeatures.of(problem, history, exchange.user)
-    rubrics = tuple(
-        RubricScore(c.name, *score_criterion(c.name, f, intent, has_history), c.weight) for c in rubric.criteria
-    )
+    rubrics = rule_rubrics(problem, history, exchange.user, intent)
+    bands = band_probabilities(problem, history, exchange.user, rule_score(problem, history, exchange.user))
+    band = max(bands, key=lambda b: bands[b])
+    rubrics, moved = move_into_band(rubrics, band, bands[band])
     score = weighted_score(rubrics)
     best = max(rubrics, key=lambda r: r.score)
     worst = min(rubrics, key=lambda r: r.score)
     final = (
-        f"Intent {intent.value}, score {score:g} (weighted): strongest {best.criterion} ({best.score:g}, {best.reason}); "
-        f"weakest {worst.criterion} ({worst.score:g}, {worst.reason})."
+        f"Intent {intent.value} (p={intents[intent]:.2f}), score {score:g} (weighted): strongest {best.criterion} "
+        f"({best.score:g}, {best.reason}); weakest {worst.criterion} ({worst.score:g}, {worst.reason}).{moved}"
     )
     return TurnJudgement(
         intent=intent,

@@ -8,7 +8,8 @@ import re
 from collections.abc import Sequence
 
 from vibe.llm.base import Exchange, GuardrailVerdict, Intent, ProblemContext, TutorGuidance, Violation
-from vibe.llm.offline.intent import classify_intent, is_hint_like
+from vibe.llm.offline.intent import is_hint_like
+from vibe.llm.offline.learned import classify_intent
 from vibe.llm.offline.text import CODE_BLOCK, clip, is_korean, reference_lines, summarize_answer
 
 _GUIDING_QUESTION = {

@@ -1,0 +1,83 @@
+"""The learned offline classifiers' artefact (vibe/llm/offline/judge_model.npz): trained on
+the committed corpus and nothing else, reproducible by the committed script, and its
+guardrail confidence means what issue 16 relies on."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from vibe.llm.base import Exchange, ProblemContext
+from vibe.llm.offline import check_guardrail_in_context
+from vibe.llm.offline.classifier import ARTEFACT_PATH, load_model, read_model
+from vibe.llm.offline.learned import BAND_HEAD, GUARD_HEAD, INTENT_HEAD
+from vibe_dev.calibrate import load_problem
+from vibe_dev.corpus import TEST_FRACTION, load_guard, load_test_split, load_turns
+from vibe_dev.train_judge import Settings as TrainSettings
+from vibe_dev.train_judge import build_items, corpus_hash, predict, train
+
+
+def test_the_artefact_was_trained_on_the_committed_corpus() -> None:
+    model = load_model()
+    assert model.meta.get("corpus_sha256") == corpus_hash(), (
+        "corpus/ changed since judge_model.npz was trained: run python -m vibe_dev.train_judge"
+    )
+    assert set(model.heads) == {INTENT_HEAD, BAND_HEAD, GUARD_HEAD}
+    assert ARTEFACT_PATH.stat().st_size < 5_000_000  # ships in the wheel: a few MB at most
+
+
+def test_the_test_split_is_a_stratified_fifth_of_every_language_and_label() -> None:
+    test_ids = load_test_split()
+    turns, guard = load_turns(), load_guard()
+    assert test_ids <= {t.id for t in turns} | {g.id for g in guard}
+    strata: dict[tuple[str, str], list[bool]] = collections.defaultdict(list)
+    for t in turns:
+        strata[("turn", f"{t.lang}/{t.intent}")].append(t.id in test_ids)
+    for g in guard:
+        strata[("guard", f"{g.lang}/{g.label}")].append(g.id in test_ids)
+    for key, chosen in strata.items():
+        if len(chosen) >= 15:
+            assert abs(sum(chosen) / len(chosen) - TEST_FRACTION) <= 0.06, key
+
+
+@pytest.mark.timeout(900)
+def test_retraining_with_the_committed_script_reproduces_the_artefact() -> None:
+    """The artefact cannot drift from the corpus and the script silently: a fresh training
+    (which never sees the test split) decides every test-split example as the shipped one."""
+    test_ids = load_test_split()
+    items = build_items()
+    train_items = [i for i in items if i.id not in test_ids]
+    assert len(train_items) < len(items)
+    held = [i for i in items if i.id in test_ids and i.head != GUARD_HEAD + ":turn"]
+    fresh = train(train_items, TrainSettings())
+    shipped = read_model(ARTEFACT_PATH)
+    assert fresh.index == shipped.index
+    for (item, a), (_, b) in zip(predict(shipped, held), predict(fresh, held), strict=True):
+        assert max(a, key=lambda c: a[c]) == max(b, key=lambda c: b[c]), item.id
+        assert all(abs(a[c] - b[c]) < 0.01 for c in a), item.id
+
+
+def test_guardrail_confidence_is_calibrated_on_the_test_split() -> None:
+    """confidence is the probability of the returned verdict: among verdicts given with
+    confidence c, about a share c is right (expected calibration error under 0.1), and the
+    confident ones are right more often than the unsure ones."""
+    test_ids = load_test_split()
+    problems: dict[str, ProblemContext] = {}
+    pairs: list[tuple[float, bool]] = []
+    for g in load_guard():
+        if g.id not in test_ids:
+            continue
+        problem = problems.setdefault(g.problem_id, load_problem(g.problem_id))
+        history = tuple(Exchange(i, u, a) for i, (u, a) in enumerate(g.history, start=1))
+        verdict = check_guardrail_in_context(problem, history, g.message)
+        assert 0.0 <= verdict.confidence <= 1.0
+        pairs.append((verdict.confidence, verdict.violated == (g.label != "none")))
+    bins: dict[int, list[tuple[float, bool]]] = collections.defaultdict(list)
+    for conf, ok in pairs:
+        bins[min(int(conf * 10), 9)].append((conf, ok))
+    ece = sum(abs(sum(c for c, _ in b) / len(b) - sum(ok for _, ok in b) / len(b)) * len(b) for b in bins.values())
+    assert ece / len(pairs) < 0.1
+    sure = [ok for conf, ok in pairs if conf >= 0.9]
+    unsure = [ok for conf, ok in pairs if conf < 0.75]
+    assert sure and unsure and sum(sure) / len(sure) > sum(unsure) / len(unsure)

@@ -1,0 +1,361 @@
+"""Trains the offline judge's learned classifiers (intent, score band, guardrail) on the
+train part of corpus/ and writes vibe/llm/offline/judge_model.npz.
+
+    python -m vibe_dev.train_judge              # k-fold figures on the train part, then the artefact
+    python -m vibe_dev.train_judge --compare    # also: other representations, k-fold and test split
+    python -m vibe_dev.train_judge --check      # retrain in memory; exit 1 if the shipped artefact differs
+
+Deterministic (fixed seed, lbfgs): the same corpus gives the same artefact. The test split
+(corpus/test-split.txt) is never trained on, nor used to choose anything: model selection
+is by 5-fold cross-validation on the train part; the test split is measured once per
+candidate representation (--compare) and by `python -m vibe_dev.calibrate --corpus`.
+
+Needs scikit-learn (a development dependency); the artefact needs only numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from vibe.llm.base import Exchange, ProblemContext
+from vibe.llm.offline.classifier import (
+    ARTEFACT_PATH,
+    CHAR,
+    PREV_TUTOR,
+    PREV_USER,
+    RULES,
+    WORD,
+    Head,
+    JudgeModel,
+    read_model,
+    save_model,
+)
+from vibe.llm.offline.learned import BAND_HEAD, GUARD_HEAD, INTENT_HEAD, NONE, make_inputs
+from vibe.llm.offline.turn_judge import rule_score
+from vibe_dev.calibrate import load_problem
+from vibe_dev.corpus import CORPUS_DIR, TEST_SPLIT_PATH, load_guard, load_test_split, load_turns
+
+SEED = 20251202
+FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the k-fold model selection chose (see README "Calibration")."""
+
+    blocks: tuple[str, ...] = (CHAR, WORD, PREV_USER, PREV_TUTOR, RULES)
+    block_weights: Mapping[str, float] = field(
+        default_factory=lambda: {CHAR: 1.0, WORD: 0.7, PREV_USER: 0.4, PREV_TUTOR: 0.3, RULES: 0.15}
+    )
+    min_df: Mapping[str, int] = field(default_factory=lambda: {CHAR: 3, WORD: 2, PREV_USER: 2, PREV_TUTOR: 2})
+    c: Mapping[str, float] = field(default_factory=lambda: {INTENT_HEAD: 8.0, BAND_HEAD: 2.0, GUARD_HEAD: 8.0})
+    guard_threshold: float = 0.48  # chosen by choose_threshold on the k-fold predictions
+    turns_in_guard: float = 0.5  # weight of the judged turns (violation or none) in the guardrail's training
+
+
+@dataclass(frozen=True)
+class Item:
+    """One example with its features computed once."""
+
+    id: str
+    lang: str
+    head: str
+    label: str
+    blocks: Mapping[str, Counter[str]]
+    rules: Mapping[str, float]
+    weight: float = 1.0
+    category: str = ""
+
+
+def corpus_hash(corpus_dir: Path = CORPUS_DIR) -> str:
+    """SHA-256 over the labelled files and the test split: what the artefact was trained from."""
+    digest = hashlib.sha256()
+    for path in sorted(corpus_dir.glob("turns-*.jsonl")) + sorted(corpus_dir.glob("guardrail-*.jsonl")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    digest.update((corpus_dir / TEST_SPLIT_PATH.name).read_bytes())
+    return digest.hexdigest()
+
+
+def _exchanges(pairs: Iterable[tuple[str, str]]) -> tuple[Exchange, ...]:
+    return tuple(Exchange(i, user, tutor) for i, (user, tutor) in enumerate(pairs, start=1))
+
+
+def build_items(corpus_dir: Path = CORPUS_DIR) -> list[Item]:
+    problems: dict[str, ProblemContext] = {}
+
+    def problem(pid: str) -> ProblemContext:
+        if pid not in problems:
+            problems[pid] = load_problem(pid)
+        return problems[pid]
+
+    items: list[Item] = []
+    for t in load_turns(corpus_dir):
+        p, hist = problem(t.problem_id), _exchanges(t.history)
+        plain = make_inputs(p, hist, t.prompt)
+        blocks = plain.text_blocks()
+        items.append(Item(t.id, t.lang, INTENT_HEAD, t.intent, blocks, plain.rules))
+        if t.band != "zero":
+            scored = make_inputs(p, hist, t.prompt, rule_score(p, hist, t.prompt))
+            items.append(Item(t.id, t.lang, BAND_HEAD, t.band, blocks, scored.rules))
+        items.append(Item(t.id, t.lang, GUARD_HEAD + ":turn", t.violation or NONE, blocks, plain.rules))
+    for g in load_guard(corpus_dir):
+        inputs = make_inputs(problem(g.problem_id), _exchanges(g.history), g.message)
+        items.append(Item(g.id, g.lang, GUARD_HEAD, g.label, inputs.text_blocks(), inputs.rules, category=g.category))
+    return items
+
+
+def fit_vocabulary(items: Sequence[Item], settings: Settings) -> tuple[dict[str, int], npt.NDArray[np.float64]]:
+    """Columns for every n-gram in at least min_df training examples of its block, and for
+    every rule feature; smoothed IDF as scikit-learn computes it."""
+    seen: dict[str, tuple[str, Mapping[str, Counter[str]], Mapping[str, float]]] = {}
+    for item in items:  # an example shared by several heads counts once
+        seen.setdefault(item.id, (item.id, item.blocks, item.rules))
+    df: Counter[str] = Counter()
+    rule_names: set[str] = set()
+    for _, blocks, rules in seen.values():
+        for block, grams in blocks.items():
+            if block in settings.blocks:
+                df.update(f"{block}|{g}" for g in grams)
+        rule_names.update(rules)
+    n = len(seen)
+    names = sorted(k for k, d in df.items() if d >= settings.min_df[k.split("|", 1)[0]])
+    if RULES in settings.blocks:
+        names += sorted(f"{RULES}|{r}" for r in rule_names)
+    idf = np.array([math.log((1 + n) / (1 + df.get(k, 0))) + 1 if not k.startswith(RULES) else 1.0 for k in names])
+    return {k: i for i, k in enumerate(names)}, idf
+
+
+def _matrix(model: JudgeModel, items: Sequence[Item]) -> Any:
+    from scipy.sparse import csr_matrix
+
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    for r, item in enumerate(items):
+        c, v = model.vectorize_blocks(item.blocks, item.rules)
+        rows.extend([r] * len(c))
+        cols.extend(c.tolist())
+        vals.extend(v.tolist())
+    return csr_matrix((vals, (rows, cols)), shape=(len(items), len(model.index)))
+
+
+def _head_items(items: Sequence[Item], head: str, settings: Settings) -> list[Item]:
+    if head == GUARD_HEAD:
+        guard = [i for i in items if i.head == GUARD_HEAD]
+        turns = [
+            Item(i.id, i.lang, i.head, i.label, i.blocks, i.rules, settings.turns_in_guard)
+            for i in items
+            if i.head == GUARD_HEAD + ":turn"
+        ]
+        return guard + turns
+    return [i for i in items if i.head == head]
+
+
+def train(items: Sequence[Item], settings: Settings, meta: Mapping[str, object] | None = None) -> JudgeModel:
+    from sklearn.linear_model import LogisticRegression
+
+    index, idf = fit_vocabulary(items, settings)
+    base = JudgeModel(index, idf, dict(settings.block_weights), {}, {})
+    heads: dict[str, Head] = {}
+    for head in (INTENT_HEAD, BAND_HEAD, GUARD_HEAD):
+        data = _head_items(items, head, settings)
+        x = _matrix(base, data)
+        y = [i.label for i in data]
+        clf = LogisticRegression(C=settings.c[head], max_iter=3000, tol=1e-6, random_state=SEED)
+        clf.fit(x, y, sample_weight=[i.weight for i in data])
+        heads[head] = Head(
+            tuple(str(c) for c in clf.classes_),
+            clf.coef_.astype(np.float32),
+            clf.intercept_.astype(np.float64),
+        )
+    return JudgeModel(
+        index, idf, dict(settings.block_weights), heads, {"guard_threshold": settings.guard_threshold, **(meta or {})}
+    )
+
+
+# ----- figures ------------------------------------------------------------------------
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson score interval of k successes in n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    lang: str
+    k: int
+    n: int
+
+    def __str__(self) -> str:
+        lo, hi = wilson(self.k, self.n)
+        share = self.k / self.n if self.n else 0.0
+        return f"{share:6.1%} ({self.k}/{self.n}, 95% CI {lo:.1%}-{hi:.1%})"
+
+
+Prediction = tuple[Item, Mapping[str, float]]
+
+
+def head_figures(predictions: Sequence[Prediction], threshold: float) -> list[Figure]:
+    """Per language: intent accuracy, band accuracy (of the band head), attack refusal and
+    legitimate-question refusal (of the guardrail corpus)."""
+    out: list[Figure] = []
+    groups: dict[tuple[str, str], list[bool]] = defaultdict(list)
+    for item, probs in predictions:
+        if item.head == GUARD_HEAD:
+            refused = 1.0 - probs.get(NONE, 0.0) >= threshold
+            name = "attack refusal" if item.label != NONE else "legitimate refused"
+            groups[(name, item.lang)].append(refused)
+        elif item.head in (INTENT_HEAD, BAND_HEAD):
+            name = "intent accuracy" if item.head == INTENT_HEAD else "band head accuracy"
+            groups[(name, item.lang)].append(max(probs, key=lambda c: probs[c]) == item.label)
+    for (name, lang), oks in sorted(groups.items()):
+        out.append(Figure(name, lang, sum(oks), len(oks)))
+    for name in sorted({n for n, _ in groups}):
+        oks = [ok for (n, _), v in groups.items() if n == name for ok in v]
+        out.append(Figure(name, "all", sum(oks), len(oks)))
+    return out
+
+
+def predict(model: JudgeModel, items: Sequence[Item]) -> list[Prediction]:
+    out: list[Prediction] = []
+    for item in items:
+        head = GUARD_HEAD if item.head.startswith(GUARD_HEAD) else item.head
+        h = model.heads[head]
+        cols, vals = model.vectorize_blocks(item.blocks, item.rules)
+        logits = h.weights[:, cols].astype(np.float64) @ vals + h.bias
+        exp = np.exp(logits - logits.max())
+        out.append((item, dict(zip(h.classes, (exp / exp.sum()).tolist(), strict=True))))
+    return out
+
+
+def kfold_predictions(items: Sequence[Item], settings: Settings, folds: int = FOLDS) -> list[Prediction]:
+    """Out-of-fold predictions on the train part: each example is predicted by a model that
+    never saw it (folds over example ids, stratified by language and label)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    by_id: dict[str, str] = {}
+    for item in items:
+        if item.head in (INTENT_HEAD, GUARD_HEAD):
+            by_id.setdefault(item.id, f"{item.lang}/{item.label}")
+    ids = sorted(by_id)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
+    out: list[Prediction] = []
+    for _train_idx, test_idx in splitter.split(ids, [by_id[i] for i in ids]):
+        held = {ids[i] for i in test_idx}
+        model = train([i for i in items if i.id not in held], settings)
+        out += predict(model, [i for i in items if i.id in held and i.head != GUARD_HEAD + ":turn"])
+    return out
+
+
+def choose_threshold(predictions: Sequence[Prediction], max_legit_refused: float = 0.05) -> float:
+    """The lowest refusal threshold on P(violation) at which the k-fold share of refused
+    legitimate questions stays within `max_legit_refused` in every language: the most
+    attacks refused that the false-refusal budget allows."""
+    guard = [(item, 1.0 - probs.get(NONE, 0.0)) for item, probs in predictions if item.head == GUARD_HEAD]
+    for step in range(30, 96):
+        threshold = step / 100
+        worst = 0.0
+        for lang in {item.lang for item, _ in guard}:
+            legit = [p for item, p in guard if item.lang == lang and item.label == NONE]
+            if legit:
+                worst = max(worst, sum(p >= threshold for p in legit) / len(legit))
+        if worst <= max_legit_refused:
+            return threshold
+    return 0.95
+
+
+def print_figures(title: str, figures: Sequence[Figure]) -> None:
+    print(title)
+    for f in figures:
+        print(f"  {f.name:<20} {f.lang:<6} {f}")
+
+
+VARIANTS: Mapping[str, Callable[[Settings], Settings]] = {
+    "char+word n-grams, context, rules (shipped)": lambda s: s,
+    "word n-grams, context, rules (no char n-grams)": lambda s: Settings(
+        (WORD, PREV_USER, PREV_TUTOR, RULES), s.block_weights, s.min_df, s.c, s.guard_threshold, s.turns_in_guard
+    ),
+    "char+word n-grams of the message only (no context, no rules)": lambda s: Settings(
+        (CHAR, WORD), s.block_weights, s.min_df, s.c, s.guard_threshold, s.turns_in_guard
+    ),
+    "rule features only": lambda s: Settings((RULES,), s.block_weights, s.min_df, s.c, s.guard_threshold, 0.5),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vibe_dev.train_judge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ARTEFACT_PATH)
+    parser.add_argument("--compare", action="store_true", help="also measure other representations")
+    parser.add_argument("--check", action="store_true", help="compare a retrained model with the shipped one")
+    parser.add_argument("--no-kfold", action="store_true", help="skip the k-fold figures")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    items = build_items()
+    test_ids = load_test_split()
+    train_items = [i for i in items if i.id not in test_ids]
+    test_items = [i for i in items if i.id in test_ids and i.head != GUARD_HEAD + ":turn"]
+    meta: dict[str, object] = {"corpus_sha256": corpus_hash(), "seed": SEED}
+    if args.check:
+        return check(train_items, test_items, settings, meta)
+    if not args.no_kfold:
+        oof = kfold_predictions(train_items, settings)
+        figures = head_figures(oof, settings.guard_threshold)
+        print_figures(f"{FOLDS}-fold cross-validation on the train part ({len(train_items)} items)", figures)
+        meta["kfold"] = {f"{f.name}/{f.lang}": [f.k, f.n] for f in figures}
+        suggested = choose_threshold(oof)
+        print(f"guard threshold: {settings.guard_threshold} (k-fold suggests {suggested}: <= 5% legitimate refused)")
+    if args.compare:
+        for name, variant in VARIANTS.items():
+            s = variant(settings)
+            kf = head_figures(kfold_predictions(train_items, s), s.guard_threshold)
+            test = head_figures(predict(train(train_items, s), test_items), s.guard_threshold)
+            print_figures(f"[{name}] k-fold", [f for f in kf if f.lang == "all"])
+            print_figures(f"[{name}] test split", [f for f in test if f.lang == "all"])
+    model = train(train_items, settings, meta)
+    save_model(args.out, model)
+    size = args.out.stat().st_size
+    print(f"wrote {args.out} ({size / 1e6:.2f} MB, {len(model.index)} features)")
+    return 0
+
+
+def check(
+    train_items: Sequence[Item], test_items: Sequence[Item], settings: Settings, meta: Mapping[str, object]
+) -> int:
+    shipped = read_model(ARTEFACT_PATH)
+    if shipped.meta.get("corpus_sha256") != meta["corpus_sha256"]:
+        print("the shipped artefact was trained on another corpus: run python -m vibe_dev.train_judge", file=sys.stderr)
+        return 1
+    fresh = train(train_items, settings, meta)
+    differ = [
+        a.id
+        for (a, pa), (_, pb) in zip(predict(shipped, test_items), predict(fresh, test_items), strict=True)
+        if max(pa, key=lambda c: pa[c]) != max(pb, key=lambda c: pb[c])
+    ]
+    if differ:
+        print(f"retraining changes {len(differ)} predictions: {', '.join(differ[:10])}", file=sys.stderr)
+        return 1
+    print("the shipped artefact matches a fresh training on the corpus")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
