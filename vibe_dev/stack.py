@@ -11,7 +11,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vibe.platform.api_keys import ALL_SCOPES, new_key, settings_entry
 from vibe.platform.config import EvaluatorSettings, GatewaySettings, ScoringSettings, TutorSettings
@@ -35,6 +35,7 @@ class StackAddrs:
     scoring: str
     http: str = ""  # the gateway's web page and HTTP API, when enabled
     api_key: str = ""  # a key the launcher generated or was given (VIBE_API_KEY), for its clients
+    pids: dict[str, int] = field(default_factory=dict)  # process_stack: each service's process id
 
     def env(self) -> dict[str, str]:
         return {
@@ -95,7 +96,14 @@ async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
         port = await server.start()
         stack.push_async_callback(server.stop, 0.5)
         bound["gateway"] = f"127.0.0.1:{port}"
-        yield StackAddrs(**bound, http=bundle.endpoints.get("http", ""), api_key=env.get("VIBE_API_KEY", ""))
+        yield StackAddrs(
+            gateway=bound["gateway"],
+            tutor=bound["tutor"],
+            evaluator=bound["evaluator"],
+            scoring=bound["scoring"],
+            http=bundle.endpoints.get("http", ""),
+            api_key=env.get("VIBE_API_KEY", ""),
+        )
 
 
 def free_port() -> int:
@@ -115,7 +123,8 @@ async def process_stack(
 ) -> AsyncIterator[StackAddrs]:
     """The four services as child processes; SIGTERM to each on the way out."""
     if addrs is None:
-        addrs = StackAddrs(*(f"127.0.0.1:{free_port()}" for _ in range(4)))
+        gateway, tutor, evaluator, scoring = (f"127.0.0.1:{free_port()}" for _ in range(4))
+        addrs = StackAddrs(gateway, tutor, evaluator, scoring)
     child_env = {**with_dev_secrets(env), **addrs.env()}
     addrs.api_key = child_env.get("VIBE_API_KEY", "")
     procs: dict[str, asyncio.subprocess.Process] = {}
@@ -140,6 +149,7 @@ async def process_stack(
             dead = [name for name, p in procs.items() if p.returncode is not None]
             raise RuntimeError(f"service(s) exited during start-up: {', '.join(dead)} (see their errors above)")
         ready.result()
+        addrs.pids = {name: proc.pid for name, proc in procs.items()}
         yield addrs
     finally:
         for proc in procs.values():
