@@ -29,6 +29,7 @@ import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 import uuid
@@ -41,7 +42,7 @@ import asyncpg
 import grpc
 from google import genai
 
-from vibe.llm.gemini import make_client
+from vibe.llm.gemini import close_client, make_client
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.scratch import DATABASE_URL, LIFTED_LIMITS, REDIS_URL, drop_scratch
 from vibe_dev.stack import process_stack
@@ -108,7 +109,7 @@ async def direct(url: str, n: int, rounds: int) -> Timings:
         for r in range(rounds):
             await asyncio.gather(*(_direct_one(client, MESSAGES[(i + r) % len(MESSAGES)], out) for i in range(n)))
     finally:
-        await client.aio.aclose()
+        await close_client(client)
     return out
 
 
@@ -193,7 +194,40 @@ async def _chat_requests(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM llm_usage WHERE purpose IN ('guardrail', 'tutor_reply')"))
 
 
-async def bench(levels: list[int], latency_ms: float, chunk_delay_ms: float, min_samples: int) -> dict[str, object]:
+async def start_profilers(pids: dict[str, int], directory: Path, raw: bool) -> list[asyncio.subprocess.Process]:
+    """py-spy on each service (flame graphs, or collapsed stacks with `raw`, written when
+    it is interrupted at the end)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    return [
+        await asyncio.create_subprocess_exec(
+            str(spy),
+            "record",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--format",
+            "raw" if raw else "flamegraph",
+            "-o",
+            str(directory / f"{name}.{'txt' if raw else 'svg'}"),
+            "-p",
+            str(pid),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for name, pid in pids.items()
+        if name != "scoring"
+    ]
+
+
+async def bench(
+    levels: list[int],
+    latency_ms: float,
+    chunk_delay_ms: float,
+    min_samples: int,
+    profile: Path | None = None,
+    raw_profile: bool = False,
+    overrides: dict[str, str] | None = None,
+) -> dict[str, object]:
     tag = uuid.uuid4().hex[:10]
     schema, prefix = f"bench_{tag}", f"bench:{tag}:"
     fake, url = await start_fake_gemini(latency_ms, chunk_delay_ms)
@@ -214,6 +248,7 @@ async def bench(levels: list[int], latency_ms: float, chunk_delay_ms: float, min
         "EVALUATOR_WORKERS": "64",
         "PATH": os.environ.get("PATH", ""),
         **LIFTED_LIMITS,
+        **(overrides or {}),
     }
     results: list[Level] = []
     load_before = os.getloadavg()
@@ -237,6 +272,7 @@ async def bench(levels: list[int], latency_ms: float, chunk_delay_ms: float, min
             # Warm-up: connections, caches, the first import of everything on the path.
             await through_gateway(gateway, sessions[: min(5, len(sessions))], 1, 0)
             await direct(url, 1, 1)
+            profilers = await start_profilers(addrs.pids, profile, raw_profile) if profile else []
             conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": schema})
             try:
                 turns_so_far = min(5, len(sessions))
@@ -274,6 +310,9 @@ async def bench(levels: list[int], latency_ms: float, chunk_delay_ms: float, min
                     _print_level(level)
             finally:
                 await conn.close()
+                for spy in profilers:
+                    spy.send_signal(signal.SIGINT)
+                    await spy.wait()
     finally:
         fake.terminate()
         await fake.wait()
@@ -287,6 +326,7 @@ async def bench(levels: list[int], latency_ms: float, chunk_delay_ms: float, min
         "cpus": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "settings": overrides or {},
         "levels": [asdict(lv) for lv in results],
         "capacity_sessions": capacity,
         "capacity_rule": f"largest N measured with p99 added first-chunk latency < {CAPACITY_P99_MS:g} ms",
@@ -333,12 +373,30 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=2500.0, help="the fake server's time to first chunk")
     parser.add_argument("--chunk-delay-ms", type=float, default=20.0, help="the fake server's gap between chunks")
     parser.add_argument("--min-samples", type=int, default=10, help="chat turns per level at least (rounds of N)")
+    parser.add_argument("--profile", type=Path, help="write py-spy flame graphs of the services to this directory")
+    parser.add_argument("--raw-profile", action="store_true", help="collapsed stacks (text) instead of SVG")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the services (A/B runs)"
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/chat.json"))
     args = parser.parse_args()
     levels = sorted({int(x) for x in args.sessions.split(",") if x.strip()})
     if not levels or levels[0] < 1:
         parser.error("--sessions needs positive numbers")
-    report = asyncio.run(bench(levels, args.latency_ms, args.chunk_delay_ms, args.min_samples))
+    overrides = dict(item.split("=", 1) for item in args.env)
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    report = asyncio.run(
+        bench(
+            levels,
+            args.latency_ms,
+            args.chunk_delay_ms,
+            args.min_samples,
+            args.profile,
+            args.raw_profile,
+            overrides,
+        )
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written to {args.json}")
