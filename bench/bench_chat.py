@@ -29,6 +29,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import signal
 import sys
 import time
@@ -87,7 +88,8 @@ class Timings:
     chunk_gap_s: list[float] = field(default_factory=list)
 
 
-async def _direct_one(client: genai.Client, message: str, out: Timings) -> None:
+async def _direct_one(client: genai.Client, message: str, out: Timings, delay_s: float) -> None:
+    await asyncio.sleep(delay_s)
     started = time.perf_counter()
     last = None
     stream = await client.aio.models.generate_content_stream(model=MODEL, contents=message)
@@ -101,21 +103,32 @@ async def _direct_one(client: genai.Client, message: str, out: Timings) -> None:
             last = now
 
 
-async def direct(url: str, n: int, rounds: int) -> Timings:
+def start_offsets(n: int, spread_s: float, seed: int) -> list[float]:
+    """When each of `n` sessions sends its message: uniformly at random within the window
+    (the same offsets for the gateway and the direct requests); all at once with 0."""
+    rng = random.Random(seed)
+    return [rng.uniform(0, spread_s) if n > 1 else 0.0 for _ in range(n)]
+
+
+async def direct(url: str, n: int, rounds: int, spread_s: float) -> Timings:
     """N requests at once straight to the LLM server, as our provider's client sends them."""
     client = make_client("bench-key", url, "v1beta", 60)
     out = Timings()
     try:
         for r in range(rounds):
-            await asyncio.gather(*(_direct_one(client, MESSAGES[(i + r) % len(MESSAGES)], out) for i in range(n)))
+            offsets = start_offsets(n, spread_s, r)
+            await asyncio.gather(
+                *(_direct_one(client, MESSAGES[(i + r) % len(MESSAGES)], out, offsets[i]) for i in range(n))
+            )
     finally:
         await close_client(client)
     return out
 
 
 async def _chat_one(
-    gateway: gateway_pb2_grpc.GatewayAsyncStub, session: tuple[str, str], message: str, out: Timings
+    gateway: gateway_pb2_grpc.GatewayAsyncStub, session: tuple[str, str], message: str, out: Timings, delay_s: float
 ) -> None:
+    await asyncio.sleep(delay_s)
     session_id, token = session
     started = time.perf_counter()
     last = None
@@ -139,12 +152,20 @@ async def _chat_one(
 
 
 async def through_gateway(
-    gateway: gateway_pb2_grpc.GatewayAsyncStub, sessions: Sequence[tuple[str, str]], rounds: int, turn0: int
+    gateway: gateway_pb2_grpc.GatewayAsyncStub,
+    sessions: Sequence[tuple[str, str]],
+    rounds: int,
+    turn0: int,
+    spread_s: float = 0.0,
 ) -> Timings:
     out = Timings()
     for r in range(rounds):
+        offsets = start_offsets(len(sessions), spread_s, r)
         await asyncio.gather(
-            *(_chat_one(gateway, s, MESSAGES[(i + r + turn0) % len(MESSAGES)], out) for i, s in enumerate(sessions))
+            *(
+                _chat_one(gateway, s, MESSAGES[(i + r + turn0) % len(MESSAGES)], out, offsets[i])
+                for i, s in enumerate(sessions)
+            )
         )
     return out
 
@@ -227,6 +248,7 @@ async def bench(
     profile: Path | None = None,
     raw_profile: bool = False,
     overrides: dict[str, str] | None = None,
+    spread_s: float = 10.0,
 ) -> dict[str, object]:
     tag = uuid.uuid4().hex[:10]
     schema, prefix = f"bench_{tag}", f"bench:{tag}:"
@@ -245,7 +267,7 @@ async def bench(
         "VIBE_LOG_LEVEL": "warning",
         # Every turn's evaluation runs in the background, as in production; enough workers
         # that a 2.5 s judge keeps up with 500 turns at once.
-        "EVALUATOR_WORKERS": "64",
+        "EVALUATOR_WORKERS": "32",
         "PATH": os.environ.get("PATH", ""),
         **LIFTED_LIMITS,
         **(overrides or {}),
@@ -271,7 +293,7 @@ async def bench(
             sessions = await asyncio.gather(*(create(i) for i in range(max(levels))))
             # Warm-up: connections, caches, the first import of everything on the path.
             await through_gateway(gateway, sessions[: min(5, len(sessions))], 1, 0)
-            await direct(url, 1, 1)
+            await direct(url, 1, 1, 0)
             profilers = await start_profilers(addrs.pids, profile, raw_profile) if profile else []
             conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": schema})
             try:
@@ -280,10 +302,10 @@ async def bench(
                 await _wait_evaluated(conn, turns_so_far)
                 for n in levels:
                     rounds = max(1, math.ceil(min_samples / n))
-                    llm = await direct(url, n, rounds)
+                    llm = await direct(url, n, rounds, spread_s)
                     requests0 = await _chat_requests(conn)
                     cpu0 = {name: cpu_s(pid) for name, pid in addrs.pids.items()}
-                    gw = await through_gateway(gateway, sessions[:n], rounds, turns_so_far)
+                    gw = await through_gateway(gateway, sessions[:n], rounds, turns_so_far, spread_s)
                     turns = n * rounds
                     turns_so_far += turns
                     stored = await _wait_evaluated(conn, turns_so_far)
@@ -323,6 +345,7 @@ async def bench(
     report: dict[str, object] = {
         "fake_gemini_latency_ms": latency_ms,
         "chunk_delay_ms": chunk_delay_ms,
+        "spread_s": spread_s,
         "cpus": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -372,6 +395,12 @@ def main() -> None:
     parser.add_argument("--sessions", default="1,50,200,500", help="concurrent sessions, comma-separated")
     parser.add_argument("--latency-ms", type=float, default=2500.0, help="the fake server's time to first chunk")
     parser.add_argument("--chunk-delay-ms", type=float, default=20.0, help="the fake server's gap between chunks")
+    parser.add_argument(
+        "--spread-s",
+        type=float,
+        default=10.0,
+        help="each of the N sessions sends its message at a random moment in this window (0: all at once)",
+    )
     parser.add_argument("--min-samples", type=int, default=10, help="chat turns per level at least (rounds of N)")
     parser.add_argument("--profile", type=Path, help="write py-spy flame graphs of the services to this directory")
     parser.add_argument("--raw-profile", action="store_true", help="collapsed stacks (text) instead of SVG")
@@ -395,6 +424,7 @@ def main() -> None:
             args.profile,
             args.raw_profile,
             overrides,
+            args.spread_s,
         )
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
