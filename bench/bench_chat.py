@@ -2,7 +2,10 @@
 chatting at once through the gateway over gRPC, against the fake Gemini server in its own
 process with a fixed latency (default 2.5 s to the first chunk, like Gemini 2.5 Flash).
 
-For each N (default 1, 50, 200, 500):
+For each N (default 1, 50, 200, 500), N sessions each send one message at a random
+moment within --spread-s (default 10 s: N candidates active in the same ten seconds;
+--spread-s 0 sends them all at the same instant, a burst no two cores can absorb), in
+rounds until --min-samples turns:
 
 - time to first reply chunk through the gateway against the LLM server's own: the same
   request sent straight to the fake server with google-genai, N at once, in the same run;
@@ -16,6 +19,12 @@ then the capacity: the largest N measured whose p99 added first-chunk latency is
 50 ms. Printed as a table and written as JSON (--json, default bench/results/chat.json).
 
     .venv/bin/python -m bench.bench_chat [--sessions 1,50,200,500] [--latency-ms 2500]
+        [--spread-s 10] [--env VIBE_EVENT_LOOP=asyncio] [--services-from /tmp/main-export]
+        [--profile bench/profiles [--raw-profile]]
+
+--env sets a setting of the services (an A/B of one change); --services-from runs the
+services from another source tree (a baseline: `git archive main` plus its vibe_api/);
+--profile records py-spy flame graphs of the gateway, tutor and evaluator.
 
 Needs PostgreSQL and Redis at DATABASE_URL / REDIS_URL; uses its own schema and key
 prefix and removes them afterwards.
@@ -249,6 +258,7 @@ async def bench(
     raw_profile: bool = False,
     overrides: dict[str, str] | None = None,
     spread_s: float = 10.0,
+    code_dir: str = "",
 ) -> dict[str, object]:
     tag = uuid.uuid4().hex[:10]
     schema, prefix = f"bench_{tag}", f"bench:{tag}:"
@@ -276,7 +286,7 @@ async def bench(
     load_before = os.getloadavg()
     try:
         async with (
-            process_stack(env, quiet=True) as addrs,
+            process_stack(env, quiet=True, code_dir=code_dir) as addrs,
             grpc.aio.insecure_channel(addrs.gateway) as channel,
         ):
             gateway: gateway_pb2_grpc.GatewayAsyncStub = gateway_pb2_grpc.GatewayStub(channel)
@@ -346,6 +356,7 @@ async def bench(
         "fake_gemini_latency_ms": latency_ms,
         "chunk_delay_ms": chunk_delay_ms,
         "spread_s": spread_s,
+        "services_from": code_dir or "this checkout",
         "cpus": os.cpu_count(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -407,6 +418,12 @@ def main() -> None:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="a setting of the services (A/B runs)"
     )
+    parser.add_argument(
+        "--services-from",
+        default="",
+        metavar="DIR",
+        help="run the services from this source tree (e.g. `git archive main` plus its vibe_api): a baseline",
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/chat.json"))
     args = parser.parse_args()
     levels = sorted({int(x) for x in args.sessions.split(",") if x.strip()})
@@ -425,6 +442,7 @@ def main() -> None:
             args.raw_profile,
             overrides,
             args.spread_s,
+            args.services_from,
         )
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)

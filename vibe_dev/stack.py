@@ -27,6 +27,14 @@ MODULES = {
 }
 
 
+# The editable install's import finder comes before sys.path: drop it so `code_dir` wins.
+_RUN_FROM = (
+    "import runpy, sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(type(f), '__module__', '')]; "
+    "sys.path.insert(0, {code_dir!r}); runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+)
+
+
 @dataclass
 class StackAddrs:
     gateway: str
@@ -119,9 +127,16 @@ async def _all_serving(addrs: StackAddrs, timeout_s: float) -> None:
 
 @contextlib.asynccontextmanager
 async def process_stack(
-    env: Mapping[str, str], addrs: StackAddrs | None = None, quiet: bool = False, start_timeout_s: float = 60
+    env: Mapping[str, str],
+    addrs: StackAddrs | None = None,
+    quiet: bool = False,
+    start_timeout_s: float = 60,
+    code_dir: str = "",
 ) -> AsyncIterator[StackAddrs]:
-    """The four services as child processes; SIGTERM to each on the way out."""
+    """The four services as child processes; SIGTERM to each on the way out.
+
+    `code_dir`: run the services from that source tree (e.g. an export of another branch,
+    with its generated stubs) instead of the installed one: a benchmark's baseline."""
     if addrs is None:
         gateway, tutor, evaluator, scoring = (f"127.0.0.1:{free_port()}" for _ in range(4))
         addrs = StackAddrs(gateway, tutor, evaluator, scoring)
@@ -132,8 +147,11 @@ async def process_stack(
         for name in SERVICES:
             procs[name] = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                MODULES[name],
+                *(
+                    ("-c", _RUN_FROM.format(code_dir=code_dir, module=MODULES[name]))
+                    if code_dir
+                    else ("-m", MODULES[name])
+                ),
                 env=child_env,
                 stdout=asyncio.subprocess.DEVNULL if quiet else None,
                 stderr=asyncio.subprocess.DEVNULL if quiet else None,
