@@ -43,7 +43,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import cast
@@ -91,10 +91,26 @@ async def start_fake_gemini(latency_ms: float, chunk_delay_ms: float) -> tuple[a
     return proc, url
 
 
+# A chat or direct request not finished this long after it started is counted as failed
+# (and the benchmark goes on): the figures say how many.
+CALL_TIMEOUT_S = 60.0
+
+
 @dataclass
 class Timings:
     first_chunk_s: list[float] = field(default_factory=list)
     chunk_gap_s: list[float] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+async def _bounded(call: Awaitable[None], out: Timings, what: str) -> None:
+    try:
+        async with asyncio.timeout(CALL_TIMEOUT_S):
+            await call
+    except TimeoutError:
+        out.failed.append(f"{what}: no end after {CALL_TIMEOUT_S:g} s")
+    except grpc.aio.AioRpcError as exc:
+        out.failed.append(f"{what}: {exc.code().name} {exc.details()}")
 
 
 async def _direct_one(client: genai.Client, message: str, out: Timings, delay_s: float) -> None:
@@ -127,7 +143,10 @@ async def direct(url: str, n: int, rounds: int, spread_s: float) -> Timings:
         for r in range(rounds):
             offsets = start_offsets(n, spread_s, r)
             await asyncio.gather(
-                *(_direct_one(client, MESSAGES[(i + r) % len(MESSAGES)], out, offsets[i]) for i in range(n))
+                *(
+                    _bounded(_direct_one(client, MESSAGES[(i + r) % len(MESSAGES)], out, offsets[i]), out, "direct")
+                    for i in range(n)
+                )
             )
     finally:
         await close_client(client)
@@ -172,7 +191,7 @@ async def through_gateway(
         offsets = start_offsets(len(sessions), spread_s, r)
         await asyncio.gather(
             *(
-                _chat_one(gateway, s, MESSAGES[(i + r + turn0) % len(MESSAGES)], out, offsets[i])
+                _bounded(_chat_one(gateway, s, MESSAGES[(i + r + turn0) % len(MESSAGES)], out, offsets[i]), out, "chat")
                 for i, s in enumerate(sessions)
             )
         )
@@ -206,6 +225,7 @@ class Level:
     cpu_ms_per_turn: dict[str, float]
     llm_requests_per_turn: float
     evaluations_stored: int
+    failed: list[str]
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float]:
@@ -337,11 +357,12 @@ async def bench(
                         cpu,
                         round(requests / turns, 3),
                         stored,
+                        llm.failed + gw.failed,
                     )
                     results.append(level)
                     _print_level(level)
             finally:
-                await conn.close()
+                await conn.close(timeout=10)
                 for spy in profilers:
                     spy.send_signal(signal.SIGINT)
                     await spy.wait()
@@ -399,6 +420,8 @@ def _print_level(lv: Level) -> None:
         f"   (LLM alone: first chunk p50 {lv.llm_first_chunk_ms['p50']:.0f} ms, p99 {lv.llm_first_chunk_ms['p99']:.0f} ms)",
         flush=True,
     )
+    if lv.failed:
+        print(f"       {len(lv.failed)} calls failed: {sorted(set(lv.failed))[:5]}", flush=True)
 
 
 def main() -> None:
