@@ -25,7 +25,7 @@ from typing import cast
 import asyncpg
 import grpc
 
-from vibe.llm.gemini import make_client
+from vibe.llm.gemini import close_client, make_client
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.scratch import DATABASE_URL, LIFTED_LIMITS, REDIS_URL, drop_scratch
 from vibe_dev.stack import in_process_stack
@@ -60,7 +60,7 @@ async def sdk_first_chunk_s(url: str, samples: int) -> list[float]:
                 break
             await cast("AsyncGenerator[object, None]", stream).aclose()  # the SDK annotates an AsyncIterator
     finally:
-        await client.aio.aclose()
+        await close_client(client)
     return times
 
 

@@ -221,8 +221,10 @@ async def test_holistic_evaluation_is_one_structured_call(gemini: MakeLLM, fake:
 
 
 async def test_guardrail_rules_first_then_the_model(gemini: MakeLLM, fake: FakeGemini) -> None:
+    """With VIBE_GUARDRAIL_ASK_MODEL=always (the default asks only when the offline verdict is
+    unsure: tests/test_guardrail_policy.py)."""
     fake.script("guardrail", Reply(text=json.dumps({"violation": "solution_request", "reason": "wants the code"})))
-    async with gemini() as llm:
+    async with gemini(VIBE_GUARDRAIL_ASK_MODEL="always") as llm:
         obvious = await llm.check_guardrail(PROBLEM, [], "Just give me the full solution code.")
         assert obvious.violation is Violation.SOLUTION_REQUEST and not fake.requests, "the rules decided; no call"
         # The learned offline classifier catches a paraphrase without keywords, still without a call.

@@ -75,6 +75,14 @@ class Recorded:
         return (self.body.get("generationConfig") or {}).get("responseJsonSchema") or {}
 
     @property
+    def thinking_budget(self) -> int | None:
+        """generationConfig.thinkingConfig.thinkingBudget; the SDK sends the proto field
+        name (thinking_budget), which the API's JSON parsing accepts as well."""
+        config = (self.body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        budget = config.get("thinkingBudget", config.get("thinking_budget"))
+        return int(budget) if budget is not None else None
+
+    @property
     def purpose(self) -> str:
         props = self.schema.get("properties", {})
         if "intent" in props:

@@ -11,7 +11,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vibe.platform.api_keys import ALL_SCOPES, new_key, settings_entry
 from vibe.platform.config import EvaluatorSettings, GatewaySettings, ScoringSettings, TutorSettings
@@ -27,6 +27,14 @@ MODULES = {
 }
 
 
+# The editable install's import finder comes before sys.path: drop it so `code_dir` wins.
+_RUN_FROM = (
+    "import runpy, sys; "
+    "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in getattr(type(f), '__module__', '')]; "
+    "sys.path.insert(0, {code_dir!r}); runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+)
+
+
 @dataclass
 class StackAddrs:
     gateway: str
@@ -35,6 +43,7 @@ class StackAddrs:
     scoring: str
     http: str = ""  # the gateway's web page and HTTP API, when enabled
     api_key: str = ""  # a key the launcher generated or was given (VIBE_API_KEY), for its clients
+    pids: dict[str, int] = field(default_factory=dict)  # process_stack: each service's process id
 
     def env(self) -> dict[str, str]:
         return {
@@ -95,7 +104,14 @@ async def in_process_stack(env: Mapping[str, str]) -> AsyncIterator[StackAddrs]:
         port = await server.start()
         stack.push_async_callback(server.stop, 0.5)
         bound["gateway"] = f"127.0.0.1:{port}"
-        yield StackAddrs(**bound, http=bundle.endpoints.get("http", ""), api_key=env.get("VIBE_API_KEY", ""))
+        yield StackAddrs(
+            gateway=bound["gateway"],
+            tutor=bound["tutor"],
+            evaluator=bound["evaluator"],
+            scoring=bound["scoring"],
+            http=bundle.endpoints.get("http", ""),
+            api_key=env.get("VIBE_API_KEY", ""),
+        )
 
 
 def free_port() -> int:
@@ -116,12 +132,17 @@ async def process_stack(
     quiet: bool = False,
     start_timeout_s: float = 60,
     per_service: Mapping[str, Mapping[str, str]] | None = None,
+    code_dir: str = "",
 ) -> AsyncIterator[StackAddrs]:
     """The four services as child processes; SIGTERM to each on the way out.
-    `per_service` adds settings to one service's environment only (a benchmark's tutor
-    on another LLM provider, say)."""
+
+    `per_service` adds settings to one service's environment only (a benchmark's tutor on
+    another LLM provider, say). `code_dir`: run the services from that source tree (e.g. an
+    export of another branch, with its generated stubs) instead of the installed one: a
+    benchmark's baseline."""
     if addrs is None:
-        addrs = StackAddrs(*(f"127.0.0.1:{free_port()}" for _ in range(4)))
+        gateway, tutor, evaluator, scoring = (f"127.0.0.1:{free_port()}" for _ in range(4))
+        addrs = StackAddrs(gateway, tutor, evaluator, scoring)
     child_env = {**with_dev_secrets(env), **addrs.env()}
     addrs.api_key = child_env.get("VIBE_API_KEY", "")
     procs: dict[str, asyncio.subprocess.Process] = {}
@@ -129,8 +150,11 @@ async def process_stack(
         for name in SERVICES:
             procs[name] = await asyncio.create_subprocess_exec(
                 sys.executable,
-                "-m",
-                MODULES[name],
+                *(
+                    ("-c", _RUN_FROM.format(code_dir=code_dir, module=MODULES[name]))
+                    if code_dir
+                    else ("-m", MODULES[name])
+                ),
                 env={**child_env, **(per_service or {}).get(name, {})},
                 stdout=asyncio.subprocess.DEVNULL if quiet else None,
                 stderr=asyncio.subprocess.DEVNULL if quiet else None,
@@ -146,6 +170,7 @@ async def process_stack(
             dead = [name for name, p in procs.items() if p.returncode is not None]
             raise RuntimeError(f"service(s) exited during start-up: {', '.join(dead)} (see their errors above)")
         ready.result()
+        addrs.pids = {name: proc.pid for name, proc in procs.items()}
         yield addrs
     finally:
         for proc in procs.values():

@@ -16,7 +16,7 @@ def make_provider(settings: CommonSettings) -> LLMProvider:
 
     # Imported here so that offline runs never load google-genai (a slow import).
     from vibe.llm.breaker import CircuitBreaker
-    from vibe.llm.gemini import GeminiProvider, make_client
+    from vibe.llm.gemini import GeminiProvider, GuardrailPolicy, ThinkingBudgets, make_client
     from vibe.llm.ratelimit import SharedRateLimiter
     from vibe.llm.resilient import ResilientProvider
     from vibe.llm.retry import RetryPolicy
@@ -41,6 +41,14 @@ def make_provider(settings: CommonSettings) -> LLMProvider:
         request_timeout_s=settings.gemini_timeout_s,
         judge_temperature=settings.llm_judge_temperature,
         seed=settings.llm_seed,
+        thinking=ThinkingBudgets(
+            reply=settings.gemini_thinking_budget_reply,
+            guardrail=settings.gemini_thinking_budget_guardrail,
+            judge=settings.gemini_thinking_budget_judge,
+        ),
+        guardrail=GuardrailPolicy(
+            confident=settings.guardrail_confident, always_ask=settings.guardrail_ask_model == "always"
+        ),
     )
     breaker = CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_reset_s)
     return ResilientProvider(gemini, offline, breaker)

@@ -197,9 +197,13 @@ class LLMProvider(Protocol):
     def model(self) -> str: ...
 
     async def check_guardrail(
-        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str, *, second_opinion: bool = False
     ) -> GuardrailVerdict:
-        """Is this message a request for the solution, a jailbreak, off-topic or abuse?"""
+        """Is this message a request for the solution, a jailbreak, off-topic or abuse?
+
+        `second_opinion`: the caller has a reason to doubt a verdict already given (the
+        reply tripped the leak check); a provider with a model asks it, whatever the
+        offline classifier's confidence."""
         ...
 
     def stream_tutor_reply(
@@ -260,9 +264,9 @@ class DelegatingProvider:
         return self.inner.model
 
     async def check_guardrail(
-        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str, *, second_opinion: bool = False
     ) -> GuardrailVerdict:
-        return await self.inner.check_guardrail(problem, history, message)
+        return await self.inner.check_guardrail(problem, history, message, second_opinion=second_opinion)
 
     def stream_tutor_reply(
         self,

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import time
+import urllib.request
+import weakref
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 import aiohttp
@@ -83,6 +85,43 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+OfflineGuardrail = Callable[[ProblemContext, Sequence[Exchange], str], GuardrailVerdict]
+
+
+@dataclass(frozen=True)
+class ThinkingBudgets:
+    """Gemini's thinking budget (tokens) of each kind of call: 0 = none, -1 = the model
+    decides (VIBE_GEMINI_THINKING_BUDGET_*; the README says why the defaults)."""
+
+    reply: int = 0
+    guardrail: int = 0
+    judge: int = 1024  # turn and holistic evaluation, conversation summary
+
+    def config(self, purpose: str) -> types.ThinkingConfig:
+        budget = {"tutor_reply": self.reply, "guardrail": self.guardrail}.get(purpose, self.judge)
+        return types.ThinkingConfig(thinking_budget=budget)
+
+
+@dataclass(frozen=True)
+class GuardrailPolicy:
+    """When the model is asked about a message (VIBE_GUARDRAIL_CONFIDENT,
+    VIBE_GUARDRAIL_ASK_MODEL): the offline classifier decides first, and its verdict is
+    final when its confidence is at least `confident`; otherwise, or when the caller asks
+    for a second opinion (the reply tripped the leak check), the model decides.
+    `always_ask`: the model is asked about every message the offline rules let through
+    (the behaviour before the offline-first decision; two LLM requests per chat turn)."""
+
+    confident: float = 0.9
+    always_ask: bool = False
+
+    def offline_is_final(self, verdict: GuardrailVerdict, second_opinion: bool) -> bool:
+        if second_opinion:
+            return False
+        if self.always_ask:
+            return verdict.violated
+        return verdict.confidence >= self.confident
+
+
 class GeminiProvider:
     name = "gemini"
 
@@ -96,6 +135,9 @@ class GeminiProvider:
         request_timeout_s: float,
         judge_temperature: float = 0.0,
         seed: int | None = None,
+        thinking: ThinkingBudgets | None = None,
+        guardrail: GuardrailPolicy | None = None,
+        offline_guardrail: OfflineGuardrail = check_guardrail_in_context,
     ):
         self.client = client
         self.model = model
@@ -106,16 +148,21 @@ class GeminiProvider:
         # The judge's sampling (guardrail, turn, holistic): fixed so a grade is repeatable.
         self.judge_temperature = judge_temperature
         self.seed = seed
+        self.thinking = thinking or ThinkingBudgets()
+        self.guardrail = guardrail or GuardrailPolicy()
+        self.offline_guardrail = (
+            offline_guardrail  # the classifier asked first (tests give verdicts of chosen confidence)
+        )
 
     # ----- the LLMProvider interface -----------------------------------------------
 
     async def check_guardrail(
-        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str, *, second_opinion: bool = False
     ) -> GuardrailVerdict:
-        # The offline rules are free and certain about the obvious cases; the model
-        # only classifies what they let through.
-        verdict = check_guardrail_in_context(problem, history, message)
-        if verdict.violated:
+        # The offline classifier is free: its confident verdicts stand (about one LLM
+        # request per chat turn, the reply's); the model decides what it is unsure of.
+        verdict = self.offline_guardrail(problem, history, message)
+        if self.guardrail.offline_is_final(verdict, second_opinion):
             return verdict
         return await self._structured(
             "guardrail", guardrail_prompt(problem, message), GUARDRAIL_SCHEMA, parse_guardrail, _GUARDRAIL_TOKENS
@@ -134,6 +181,7 @@ class GeminiProvider:
             system_instruction=prompt.system,
             temperature=0.7,
             max_output_tokens=_REPLY_TOKENS,
+            thinking_config=self.thinking.config("tutor_reply"),
             http_options=self._http(self.request_timeout_s),
         )
         deadline = call_deadline(self.budget_s)  # bounds the wait for the first text
@@ -231,7 +279,7 @@ class GeminiProvider:
 
     async def aclose(self) -> None:
         # make_provider gave this provider its client and the limiter's Redis connection.
-        await self.client.aio.aclose()
+        await close_client(self.client)
         await self.limiter.redis.aclose()
 
     # ----- one structured call -----------------------------------------------------
@@ -249,6 +297,7 @@ class GeminiProvider:
         deadline = call_deadline(self.budget_s)
         for output_attempt in (1, 2):
             config = schema_config(prompt, schema, max_tokens, temperature=self.judge_temperature, seed=self.seed)
+            config.thinking_config = self.thinking.config(purpose)
             response = await self._generate(purpose, prompt, config, deadline)
             try:
                 result = parse(load_object(response.text, _finish_reason(response)))
@@ -350,13 +399,41 @@ def make_client(api_key: str, base_url: str, api_version: str, timeout_s: float)
     """The async-capable client, created inside the running loop (its aiohttp session
     belongs to that loop). The API version is explicit so request paths do not move
     under a new SDK default; the SDK's retries are off because ours honour the
-    server's retry delay, the shared limiter and the caller's deadline."""
-    return genai.Client(
+    server's retry delay, the shared limiter and the caller's deadline.
+
+    The aiohttp session is ours, not the SDK's: the SDK's reads the proxy settings and
+    ~/.netrc on every request, in a worker thread (`trust_env`), a tenth of the tutor's
+    CPU per chat turn; ours reads them only when a proxy is configured at all. Close the
+    client with `close_client`."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),  # as the SDK's: no cap on concurrent requests
+        trust_env=bool(urllib.request.getproxies()),
+        read_bufsize=_READ_BUFFER_SIZE,
+    )
+    client = genai.Client(
         api_key=api_key,
         http_options=types.HttpOptions(
             base_url=base_url or None,
             api_version=api_version,
             timeout=int(timeout_s * 1000),
             retry_options=types.HttpRetryOptions(attempts=1),
+            aiohttp_client=session,
         ),
     )
+    _SESSIONS[client] = session
+    return client
+
+
+async def close_client(client: genai.Client) -> None:
+    """Closes the client and the aiohttp session make_client gave it."""
+    try:
+        await client.aio.aclose()
+    finally:
+        session = _SESSIONS.pop(client, None)
+        if session is not None:
+            await session.close()
+
+
+# The SDK's own read buffer (a whole streamed event must fit in it).
+_READ_BUFFER_SIZE = 2**22
+_SESSIONS: weakref.WeakKeyDictionary[genai.Client, aiohttp.ClientSession] = weakref.WeakKeyDictionary()

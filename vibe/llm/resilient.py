@@ -50,14 +50,14 @@ class ResilientProvider:
         self.model = primary.model
 
     async def check_guardrail(
-        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str, *, second_opinion: bool = False
     ) -> GuardrailVerdict:
         # Never the breaker's trial: it runs beside the tutor's reply, which has no
         # fallback; were the guardrail the trial, the reply would be refused, the check
         # cancelled with it, and the breaker would stay half-open for every later turn.
         return await self._with_fallback(
             "guardrail",
-            lambda: self.primary.check_guardrail(problem, history, message),
+            lambda: self.primary.check_guardrail(problem, history, message, second_opinion=second_opinion),
             lambda: self.fallback.check_guardrail(problem, history, message),
             trial=False,
         )

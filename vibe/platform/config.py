@@ -22,6 +22,9 @@ DEFAULT_ADDRS = {
     "scoring": "127.0.0.1:50054",
 }
 LLM_PROVIDERS = ("offline", "gemini")
+# When the Gemini provider asks the model about a message the offline guardrail passed:
+# only when the offline verdict is uncertain (or the reply trips the leak check), or always.
+GUARDRAIL_ASK_MODEL = ("uncertain", "always")
 _ADDR_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -168,8 +171,20 @@ class CommonSettings:
     # Sampling of the judge (guardrail, per-turn and holistic calls): fixed for stable grades.
     llm_judge_temperature: float = 0.0
     llm_seed: int = 1234
+    # Gemini's thinking budget (tokens) per kind of call: 0 = no thinking, -1 = the model
+    # decides. Thinking delays a reply's first chunk and is billed as output (README, "Settings").
+    gemini_thinking_budget_reply: int = 0
+    gemini_thinking_budget_guardrail: int = 0
+    gemini_thinking_budget_judge: int = 1024
+    # The guardrail is decided offline first: a verdict whose confidence is at least this is
+    # final; below it (or when the reply trips the leak check) the model is asked.
+    # VIBE_GUARDRAIL_ASK_MODEL=always asks the model about every message the rules let through.
+    guardrail_confident: float = 0.9
+    guardrail_ask_model: str = "uncertain"
     # Simulated LLM latency of the offline provider (tests and benchmarks).
     offline_latency_ms: int = 0
+    # The services' event loop: uvloop (less CPU per chat turn; bench/bench_chat.py) or asyncio's own.
+    event_loop: str = "uvloop"
     log_level: str = "INFO"
     shutdown_grace_s: float = 5.0
     # Servers close a client's connection after this long (GOAWAY; calls in flight finish), so
@@ -226,7 +241,19 @@ class CommonSettings:
             llm_breaker_reset_s=r.number("VIBE_LLM_BREAKER_RESET_S", cls.llm_breaker_reset_s, 0.1, 3600.0),
             llm_judge_temperature=r.number("VIBE_LLM_JUDGE_TEMPERATURE", cls.llm_judge_temperature, 0.0, 2.0),
             llm_seed=r.integer("VIBE_LLM_SEED", cls.llm_seed, 0, 2**31 - 1),
+            gemini_thinking_budget_reply=r.integer(
+                "VIBE_GEMINI_THINKING_BUDGET_REPLY", cls.gemini_thinking_budget_reply, -1, 24576
+            ),
+            gemini_thinking_budget_guardrail=r.integer(
+                "VIBE_GEMINI_THINKING_BUDGET_GUARDRAIL", cls.gemini_thinking_budget_guardrail, -1, 24576
+            ),
+            gemini_thinking_budget_judge=r.integer(
+                "VIBE_GEMINI_THINKING_BUDGET_JUDGE", cls.gemini_thinking_budget_judge, -1, 24576
+            ),
+            guardrail_confident=r.number("VIBE_GUARDRAIL_CONFIDENT", cls.guardrail_confident, 0.0, 1.0),
+            guardrail_ask_model=r.choice("VIBE_GUARDRAIL_ASK_MODEL", cls.guardrail_ask_model, GUARDRAIL_ASK_MODEL),
             offline_latency_ms=r.integer("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
+            event_loop=r.choice("VIBE_EVENT_LOOP", cls.event_loop, ("uvloop", "asyncio")),
             log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             shutdown_grace_s=r.number("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),
             grpc_max_connection_age_s=r.number("VIBE_GRPC_MAX_CONNECTION_AGE_S", 0.0, 0.0, 86400.0),

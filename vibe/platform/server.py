@@ -213,6 +213,16 @@ class ServiceSettings(Protocol):
 S = TypeVar("S", bound=ServiceSettings)
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop a service runs on (VIBE_EVENT_LOOP): uvloop's costs less CPU per
+    request than asyncio's own (libuv does the socket work in C); None = asyncio's."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
 def run(
     service: str, load_settings: Callable[[], S], app: Callable[[S], AbstractAsyncContextManager[ServiceBundle]]
 ) -> None:
@@ -227,7 +237,8 @@ def run(
         setup_logging(service, settings.common.log_level)
         # Before any server or channel exists: the gRPC instrumentors patch their creation.
         setup_telemetry(service, settings.common)
-        asyncio.run(serve_until_signalled(lambda: app(settings)))
+        with asyncio.Runner(loop_factory=loop_factory(settings.common.event_loop)) as runner:
+            runner.run(serve_until_signalled(lambda: app(settings)))
     except (ConfigError, PortUnavailable, StartupRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -54,8 +54,9 @@ class OfflineProvider:
             await asyncio.sleep(self.latency_s)
 
     async def check_guardrail(
-        self, problem: ProblemContext, history: Sequence[Exchange], message: str
+        self, problem: ProblemContext, history: Sequence[Exchange], message: str, *, second_opinion: bool = False
     ) -> GuardrailVerdict:
+        # No model to ask for a second opinion: the rules' verdict is all there is.
         return check_guardrail_in_context(problem, history, message)
 
     async def stream_tutor_reply(

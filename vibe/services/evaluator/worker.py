@@ -35,6 +35,7 @@ from vibe.shared.eval_queue import EvalJob, MalformedJob, dead_letter, delivery_
 log = logging.getLogger(__name__)
 QUEUE_OBSERVE_INTERVAL_S = 5.0
 JOB_TIMEOUT_SHARE = 0.9  # of the claim idle time (VIBE_EVAL_LOCK_TTL_S)
+CLAIM_INTERVAL_MAX_S = 5.0
 
 
 class EvaluationWorker:
@@ -61,6 +62,10 @@ class EvaluationWorker:
         self.job_timeout_s = claim_idle_s * JOB_TIMEOUT_SHARE
         self.max_attempts = max_attempts
         self.dead_record_ttl_s = dead_record_ttl_s
+        # How often this worker looks for jobs to reclaim (XAUTOCLAIM): a quarter of the idle
+        # time after which a job may be claimed, at most every CLAIM_INTERVAL_MAX_S.
+        self.claim_interval_s = min(CLAIM_INTERVAL_MAX_S, claim_idle_s / 4)
+        self._next_claim = 0.0
 
     async def run(self) -> None:
         await ensure_group(self.redis, self.keys)
@@ -70,13 +75,17 @@ class EvaluationWorker:
                 await self._observe_queue(stream)
                 # Jobs of crashed workers (or failed attempts) first, then new ones.
                 # decode_responses=True: ids and fields are str (redis-py's annotation cannot say so).
-                claimed: list[tuple[str, dict[str, str] | None]]
-                _, claimed, _ = cast(
-                    "tuple[str, list[tuple[str, dict[str, str] | None]], list[str]]",
-                    await self.redis.xautoclaim(
-                        stream, EVAL_GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=10
-                    ),
-                )
+                claimed: list[tuple[str, dict[str, str] | None]] = []
+                if time.monotonic() >= self._next_claim:
+                    # Only jobs idle for claim_idle can be claimed: looking more often than a
+                    # fraction of that finds nothing more, and every worker polled on every turn.
+                    self._next_claim = time.monotonic() + self.claim_interval_s
+                    _, claimed, _ = cast(
+                        "tuple[str, list[tuple[str, dict[str, str] | None]], list[str]]",
+                        await self.redis.xautoclaim(
+                            stream, EVAL_GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=10
+                        ),
+                    )
                 if claimed:
                     deliveries = await delivery_counts(self.redis, self.keys, [mid for mid, _ in claimed])
                     for message_id, fields in claimed:

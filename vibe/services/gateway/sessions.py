@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import grpc
@@ -31,10 +32,30 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
+# Session identities kept in this process (the most recently used): a chat turn authorises
+# twice (the access check, then the turn), and each lookup was a Redis round trip.
+_IDENTITY_CACHE_SIZE = 20_000
+
+
 class Sessions:
     def __init__(self, store: GatewayStore, upstreams: Upstreams):
         self.store = store
         self.up = upstreams
+        # (candidate_id, problem_id, token_hash) never change and sessions are never deleted,
+        # so a found identity stays true; a missing one is looked up again every time.
+        self._identities: OrderedDict[str, tuple[str, str, bytes]] = OrderedDict()
+
+    async def _identity(self, session_id: str) -> tuple[str, str, bytes] | None:
+        identity = self._identities.get(session_id)
+        if identity is not None:
+            self._identities.move_to_end(session_id)
+            return identity
+        identity = await self.store.session_identity(session_id)
+        if identity is not None:
+            self._identities[session_id] = identity
+            if len(self._identities) > _IDENTITY_CACHE_SIZE:
+                self._identities.popitem(last=False)
+        return identity
 
     async def create(self, candidate_id: str, problem_id: str, api_key_id: str | None = None) -> tuple[SessionRow, str]:
         """A new session and its token (returned once, stored only as a hash), created by
@@ -49,7 +70,7 @@ class Sessions:
     async def authorize(self, session_id: str, token: str | None) -> tuple[str, str]:
         """(candidate_id, problem_id) of the session, if `token` is its token."""
         session_id = check_id("session_id", session_id)
-        identity = await self.store.session_identity(session_id)
+        identity = await self._identity(session_id)
         if identity is None:
             raise NotFound(f"no session {session_id!r}")
         if not token:

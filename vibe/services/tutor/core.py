@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -99,7 +99,13 @@ class Tutor:
         leak = self.leak_guard.check(problem)
         reply = self._guarded_reply(verdict, problem, recent, message, guidance)
         cut = cut_notice(problem, history, message, guidance)
-        return Reply(verdict, _leak_checked(reply, leak, cut, verdict), leak)
+        tripped: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+        async def second_opinion() -> GuardrailVerdict:
+            return await self.llm.check_guardrail(problem, history, message, second_opinion=True)
+
+        final = asyncio.ensure_future(_final_verdict(verdict, tripped, second_opinion))
+        return Reply(final, _leak_checked(reply, leak, cut, final, tripped), leak)
 
     async def _guarded_reply(
         self,
@@ -175,12 +181,32 @@ async def _discard(first_chunk: asyncio.Future[str | None], stream: AsyncGenerat
     await stream.aclose()
 
 
+async def _final_verdict(
+    first: asyncio.Future[GuardrailVerdict],
+    tripped: asyncio.Future[bool],
+    second_opinion: Callable[[], Awaitable[GuardrailVerdict]],
+) -> GuardrailVerdict:
+    """The turn's verdict: the first one (the offline classifier's when it was sure, else
+    the model's), unless the reply tripped the leak check while that verdict let the
+    message through: the message got the solution out, so the model is asked, whatever
+    the offline classifier's confidence."""
+    verdict = await first
+    if await tripped and not verdict.violated:
+        return await second_opinion()
+    return verdict
+
+
 async def _leak_checked(
-    chunks: AsyncGenerator[str, None], leak: LeakCheck, cut: str, verdict: asyncio.Future[GuardrailVerdict]
+    chunks: AsyncGenerator[str, None],
+    leak: LeakCheck,
+    cut: str,
+    verdict: asyncio.Future[GuardrailVerdict],
+    tripped: asyncio.Future[bool],
 ) -> AsyncGenerator[str, None]:
     """Each chunk goes out only once the reply so far, it included, is below the leak
     threshold. The chunk that reaches it and the rest of the reply are dropped (the
-    model's request is closed at once) and `cut` is sent in their place."""
+    model's request is closed at once) and `cut` is sent in their place. The stream ends
+    once the turn's `verdict` is settled (`tripped` says whether the reply was cut)."""
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
             if leak.feed(chunk):
@@ -191,7 +217,10 @@ async def _leak_checked(
                 break
             yield chunk
         else:
+            tripped.set_result(False)
+            await asyncio.wait([verdict])
             return
+    tripped.set_result(True)
     yield cut
     # The turn still gets its guardrail verdict; the cut reply no longer waits for it.
     await asyncio.wait([verdict])

@@ -78,6 +78,11 @@ class ConversationMemory:
 
     async def recall(self, session_id: str, problem: ProblemContext, exchanges: Sequence[Exchange]) -> Recall:
         """The recent turns and the summary of the older ones, together within budget."""
+        if history_tokens(exchanges) <= self.budget:
+            # The whole conversation fits: no summary can have been needed (the history only
+            # grows; a budget raised since only means more is sent as is), so the stored one
+            # is not even read: a Redis round trip saved before most replies start.
+            return Recall(list(exchanges), "", 0)
         through, summary = await self._load(session_id, exchanges)
         recent = [ex for ex in exchanges if ex.turn > through]
         if history_tokens(recent, summary) <= self.budget:
