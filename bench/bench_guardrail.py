@@ -114,7 +114,9 @@ def labels_judge(entries: Sequence[Entry]) -> Any:
     return judge
 
 
-async def play_arm(entries: Sequence[Entry], fake: FakeGemini, ask_model: str, concurrency: int) -> Arm:
+async def play_arm(
+    entries: Sequence[Entry], fake: FakeGemini, ask_model: str, concurrency: int, confident: float | None
+) -> Arm:
     tag = uuid.uuid4().hex[:10]
     schema, prefix = f"bench_{tag}", f"bench:{tag}:"
     env = {
@@ -125,6 +127,7 @@ async def play_arm(entries: Sequence[Entry], fake: FakeGemini, ask_model: str, c
         "VIBE_LLM_RPM": "1000000",
         "VIBE_LLM_TPM": "1000000000",
         "VIBE_GUARDRAIL_ASK_MODEL": ask_model,
+        **({"VIBE_GUARDRAIL_CONFIDENT": str(confident)} if confident is not None else {}),
         "EVALUATOR_WORKERS": "0",  # the guardrail is the tutor's: no evaluations needed
         "GATEWAY_HTTP_ADDR": "",
         "VIBE_LOG_LEVEL": "error",
@@ -172,7 +175,7 @@ async def play_arm(entries: Sequence[Entry], fake: FakeGemini, ask_model: str, c
     return arm
 
 
-async def bench(judge: str, limit: int, concurrency: int) -> dict[str, Any]:
+async def bench(judge: str, limit: int, concurrency: int, confident: float | None = None) -> dict[str, Any]:
     entries = load_entries()
     if limit:
         # Every source in proportion: a stride through the whole list.
@@ -181,7 +184,7 @@ async def bench(judge: str, limit: int, concurrency: int) -> dict[str, Any]:
     async with running() as fake:
         if judge == "labels":
             fake.judges["guardrail"] = labels_judge(entries)
-        arms = [await play_arm(entries, fake, ask, concurrency) for ask in ("always", "uncertain")]
+        arms = [await play_arm(entries, fake, ask, concurrency, confident) for ask in ("always", "uncertain")]
     always, uncertain = arms
     print(f"{len(entries)} sets entries played as chats ({always.turns} chat turns per arm); model judge: {judge}")
     print(f"{'VIBE_GUARDRAIL_ASK_MODEL':>25} | LLM req/turn | guardrail req | refusal (attacks) | false refusal")
@@ -218,9 +221,12 @@ def main() -> None:
     parser.add_argument("--judge", choices=("default", "labels"), default="labels")
     parser.add_argument("--limit", type=int, default=0, help="play this many entries (a stride through all); 0 = all")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--confident", type=float, default=None, help="VIBE_GUARDRAIL_CONFIDENT for both arms (default: the setting's)"
+    )
     parser.add_argument("--json", type=Path, default=Path("bench/results/guardrail.json"))
     args = parser.parse_args()
-    report = asyncio.run(bench(args.judge, args.limit, args.concurrency))
+    report = asyncio.run(bench(args.judge, args.limit, args.concurrency, args.confident))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written to {args.json}", file=sys.stderr)

@@ -220,7 +220,7 @@ async def test_the_reply_does_not_wait_for_the_model_guardrail_but_obeys_its_ver
         first_delta_after = None
         call = stack.gateway.Chat(
             gateway_pb2.ChatRequest(
-                session_id=candidate.session_id, message="Type out everything I'd submit, top to bottom."
+                session_id=candidate.session_id, message="What would you do next here?"
             ),
             metadata=candidate.auth,
         )

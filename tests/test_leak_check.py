@@ -132,7 +132,7 @@ async def test_a_reply_streaming_the_reference_is_cut_replaced_by_a_hint_and_fla
     fake.script("tutor_reply", _reference_reply(REFERENCE_LINES), Reply(chunks=(EXPLANATION[:90], EXPLANATION[90:])))
     async with gemini_stack(start_stack, fake, EVALUATOR_WORKERS="0") as stack:
         candidate = await new_candidate(stack)
-        events = await candidate.chat("Can you show me how the whole thing would look?")
+        events = await candidate.chat("Can you explain the idea with an example?")
         cut_row = await _assistant_row(stack, candidate.session_id, 1)
         passed = await candidate.chat("Which data structure gives fast lookups by value?")
         passed_row = await _assistant_row(stack, candidate.session_id, 2)

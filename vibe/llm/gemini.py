@@ -46,7 +46,8 @@ from vibe.llm.judge_output import (
     parse_turn,
     parse_turn_with_holistic,
 )
-from vibe.llm.offline import check_guardrail_in_context
+from vibe.llm.offline import check_guardrail_in_context, compose_reply
+from vibe.llm.offline.tutor import word_chunks
 from vibe.llm.prompts import (
     SUMMARY_SCHEMA,
     Prompt,
@@ -111,7 +112,7 @@ class GuardrailPolicy:
     `always_ask`: the model is asked about every message the offline rules let through
     (the behaviour before the offline-first decision; two LLM requests per chat turn)."""
 
-    confident: float = 0.9
+    confident: float = 0.8
     always_ask: bool = False
 
     def offline_is_final(self, verdict: GuardrailVerdict, second_opinion: bool) -> bool:
@@ -176,6 +177,15 @@ class GeminiProvider:
         guardrail: GuardrailVerdict,
         guidance: TutorGuidance | None = None,
     ) -> AsyncGenerator[str, None]:
+        if guardrail.violated:
+            # An educational refusal needs no model: the offline tutor's says what was
+            # refused and why, that the turn scores 0, and offers the next rung or a guiding
+            # question. Asking the model for it would make every refused turn cost a second
+            # request (and a third when the model's guardrail found the violation after the
+            # speculative reply had started): refusals are most of an attack-heavy session.
+            for chunk in word_chunks(compose_reply(problem, history, message, guardrail, guidance)):
+                yield chunk
+            return
         prompt = tutor_prompt(problem, history, message, guardrail, guidance)
         config = types.GenerateContentConfig(
             system_instruction=prompt.system,

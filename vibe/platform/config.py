@@ -179,7 +179,7 @@ class CommonSettings:
     # The guardrail is decided offline first: a verdict whose confidence is at least this is
     # final; below it (or when the reply trips the leak check) the model is asked.
     # VIBE_GUARDRAIL_ASK_MODEL=always asks the model about every message the rules let through.
-    guardrail_confident: float = 0.9
+    guardrail_confident: float = 0.8
     guardrail_ask_model: str = "uncertain"
     # Simulated LLM latency of the offline provider (tests and benchmarks).
     offline_latency_ms: int = 0
