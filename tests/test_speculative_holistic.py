@@ -262,3 +262,24 @@ def test_the_conversation_listing_stays_bounded_however_long_the_session_and_its
 
 def _text(prompt: Prompt) -> str:
     return prompt.system + "".join(p.text or "" for c in prompt.contents for p in c.parts or ())
+
+
+def test_the_stored_report_is_the_same_document_with_its_turns_converted_beforehand() -> None:
+    from vibe.services.gateway.report import report_to_json, turns_to_json
+    from vibe_api.evaluator.v1 import evaluator_pb2
+
+    turns = [
+        evaluator_pb2.TurnEvaluation(
+            session_id="s",
+            turn=n,
+            score=40.0 + n,
+            final_reasoning=f"turn {n}",
+            rubrics=[evaluator_pb2.RubricScore(criterion="clarity", score=50.0, reason="ok", weight=0.5)],
+        )
+        for n in (1, 2, 3)
+    ]
+    report = gateway_pb2.Report(session_id="s", turns=turns, language="python")
+    report.holistic.precomputed = True
+    assert report_to_json(report, turns_to_json(turns)) == report_to_json(report)
+    empty = gateway_pb2.Report(session_id="s")
+    assert report_to_json(empty, turns_to_json([])) == report_to_json(empty)

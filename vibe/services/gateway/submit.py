@@ -26,7 +26,13 @@ from vibe.platform.leases import Lease
 from vibe.platform.metrics import SUBMIT_DURATION
 from vibe.platform.telemetry import bind_session
 from vibe.platform.validation import check_body_text, check_idempotency_key, check_language
-from vibe.services.gateway.report import build_report, holistic_line, report_from_json, report_to_json
+from vibe.services.gateway.report import (
+    build_report,
+    holistic_line,
+    report_from_json,
+    report_to_json,
+    turns_to_json,
+)
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import SessionRow
 from vibe_api.evaluator.v1 import evaluator_pb2
@@ -138,13 +144,16 @@ class SubmitGuard(GatewayParts):
                 yield Progress(
                     Stage.HOLISTIC, 1, 1, f"holistic flow score {holistic.score:.2f}, {holistic_line(holistic)}"
                 )
+                turns = [turn_logs[t] for t in sorted(turn_logs)]
+                aggregate = round(sum(t.score for t in turns) / len(turns), 2) if turns else 0.0
+                # Most of the stored report, made while the code checks still run: after
+                # them, only the grade and the store stand between the candidate and it.
+                turns_json = turns_to_json(turns)
                 code_result = await code_task
             finally:
                 _settle(code_task)
             yield Progress(Stage.TESTS, 1, 1, f"{code_result.passed}/{code_result.total} tests passed")
 
-            turns = [turn_logs[t] for t in sorted(turn_logs)]
-            aggregate = round(sum(t.score for t in turns) / len(turns), 2) if turns else 0.0
             scores = await self._call(
                 self.up.scoring.GradeSession,
                 scoring_pb2.GradeSessionRequest(
@@ -161,7 +170,7 @@ class SubmitGuard(GatewayParts):
             yield Progress(Stage.GRADE, 1, 1, f"grade {scores.grade} ({scores.total_score:.2f})")
             report = build_report(session, turns, holistic, code_result, scores, language, code)
             # Stored before it is shown (docs/DESIGN.md §2, item 7).
-            if not await self.store.save_report(session_id, report_to_json(report), submit_lock.fence):
+            if not await self.store.save_report(session_id, report_to_json(report, turns_json), submit_lock.fence):
                 # A newer submit took over (this one outlived its lease): its report stands.
                 stored = await self.store.report(session_id)
                 if stored is None:
