@@ -32,6 +32,7 @@ from vibe.llm.base import (
     TutorGuidance,
 )
 from vibe.llm.deadline import call_deadline
+from vibe.llm.injection import penalized, split_grader_text
 from vibe.llm.judge_output import (
     GUARDRAIL_SCHEMA,
     HOLISTIC_SCHEMA,
@@ -187,10 +188,14 @@ class GeminiProvider:
         exchange: Exchange,
         guardrail: GuardrailVerdict,
     ) -> TurnJudgement:
-        judgement = await self._structured(
-            "turn_evaluation", turn_prompt(problem, history, exchange, guardrail), TURN_SCHEMA, parse_turn, _TURN_TOKENS
-        )
-        return _attributed(judgement, self.name, self.model)
+        # Text addressed to the grader is never sent: one call on the turn without it,
+        # told only what kinds of text were removed, then the same penalty as offline
+        # (vibe/llm/injection.py), so the score is at most what the stripped turn earns.
+        split = split_grader_text(exchange.user)
+        shown = replace(exchange, user=split.marked()) if split.found else exchange
+        prompt = turn_prompt(problem, history, shown, guardrail, removed_kinds=split.kinds)
+        judgement = await self._structured("turn_evaluation", prompt, TURN_SCHEMA, parse_turn, _TURN_TOKENS)
+        return _attributed(penalized(judgement, split), self.name, self.model)
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         judgement = await self._structured(

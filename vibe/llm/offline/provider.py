@@ -12,15 +12,19 @@ from vibe.llm.base import (
     Exchange,
     GuardrailVerdict,
     HolisticJudgement,
+    Intent,
     ProblemContext,
+    RubricScore,
     TurnJudgement,
     TutorGuidance,
 )
+from vibe.llm.injection import guarded_judgement, split_grader_text
 from vibe.llm.offline.guardrail import check_guardrail_in_context
 from vibe.llm.offline.holistic_judge import judge_holistic
 from vibe.llm.offline.memory import summarize_exchanges
-from vibe.llm.offline.turn_judge import judge_turn
+from vibe.llm.offline.turn_judge import PromptFeatures, judge_turn, score_criterion
 from vibe.llm.offline.tutor import compose_reply, word_chunks
+from vibe.llm.rubrics import rubric_for, weighted_score
 
 
 class OfflineProvider:
@@ -66,7 +70,25 @@ class OfflineProvider:
         guardrail: GuardrailVerdict,
     ) -> TurnJudgement:
         await self._simulate_latency()
-        return replace(judge_turn(problem, history, exchange, guardrail), provider=self.name, model=self.model)
+        judgement = judge_turn(problem, history, exchange, guardrail)
+        split = split_grader_text(exchange.user)
+        if split.found and not guardrail.violated:  # a violation scores 0 whatever the text
+            # The min rule (vibe/llm/injection.py): text addressed to the grader never pays.
+            # Each text is also scored under the other's intent: the segment (or its
+            # removal) may move the intent to a rubric that pays more, and neither
+            # intent is more trustworthy than the other.
+            kept = replace(exchange, user=split.kept)
+            stripped = judge_turn(problem, history, kept, guardrail)
+            judgement = guarded_judgement(
+                [
+                    judgement,
+                    stripped,
+                    _judged_as(problem, history, exchange, stripped.intent, judgement),
+                    _judged_as(problem, history, kept, judgement.intent, stripped),
+                ],
+                split,
+            )
+        return replace(judgement, provider=self.name, model=self.model)
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         await self._simulate_latency()
@@ -79,3 +101,22 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def _judged_as(
+    problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, intent: Intent, like: TurnJudgement
+) -> TurnJudgement:
+    """`exchange` scored under `intent`'s rubric (the summaries taken from `like`)."""
+    features = PromptFeatures.of(problem, history, exchange.user)
+    rubrics = tuple(
+        RubricScore(c.name, *score_criterion(c.name, features, intent, bool(history)), c.weight)
+        for c in rubric_for(intent).criteria
+    )
+    score = weighted_score(rubrics)
+    return replace(
+        like,
+        intent=intent,
+        score=score,
+        rubrics=rubrics,
+        final_reasoning=f"Intent {intent.value}, score {score:g} (weighted), scored under this intent's rubric.",
+    )
