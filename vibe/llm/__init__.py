@@ -41,6 +41,7 @@ def make_provider(settings: CommonSettings) -> LLMProvider:
         request_timeout_s=settings.gemini_timeout_s,
         judge_temperature=settings.llm_judge_temperature,
         seed=settings.llm_seed,
+        anchor_tokens=settings.gemini_anchor_tokens,
     )
     breaker = CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_reset_s)
     return ResilientProvider(gemini, offline, breaker)

@@ -21,6 +21,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from vibe.llm.anchors import guardrail_anchors, judge_anchors
 from vibe.llm.base import (
     EvaluatedTurn,
     Exchange,
@@ -95,6 +96,7 @@ class GeminiProvider:
         request_timeout_s: float,
         judge_temperature: float = 0.0,
         seed: int | None = None,
+        anchor_tokens: int = 0,
     ):
         self.client = client
         self.model = model
@@ -105,6 +107,10 @@ class GeminiProvider:
         # The judge's sampling (guardrail, turn, holistic): fixed so a grade is repeatable.
         self.judge_temperature = judge_temperature
         self.seed = seed
+        # Few-shot anchors (VIBE_GEMINI_ANCHOR_TOKENS): fixed per process, so every judge
+        # and guardrail prompt starts with the same text (cacheable).
+        self.judge_anchors = judge_anchors(anchor_tokens)
+        self.guardrail_anchors = guardrail_anchors(anchor_tokens)
 
     # ----- the LLMProvider interface -----------------------------------------------
 
@@ -117,7 +123,11 @@ class GeminiProvider:
         if verdict.violated:
             return verdict
         return await self._structured(
-            "guardrail", guardrail_prompt(problem, message), GUARDRAIL_SCHEMA, parse_guardrail, _GUARDRAIL_TOKENS
+            "guardrail",
+            guardrail_prompt(problem, message, anchors=self.guardrail_anchors),
+            GUARDRAIL_SCHEMA,
+            parse_guardrail,
+            _GUARDRAIL_TOKENS,
         )
 
     async def stream_tutor_reply(
@@ -193,7 +203,7 @@ class GeminiProvider:
         # (vibe/llm/injection.py), so the score is at most what the stripped turn earns.
         split = split_grader_text(exchange.user)
         shown = replace(exchange, user=split.marked()) if split.found else exchange
-        prompt = turn_prompt(problem, history, shown, guardrail, removed_kinds=split.kinds)
+        prompt = turn_prompt(problem, history, shown, guardrail, removed_kinds=split.kinds, anchors=self.judge_anchors)
         judgement = await self._structured("turn_evaluation", prompt, TURN_SCHEMA, parse_turn, _TURN_TOKENS)
         return _attributed(penalized(judgement, split), self.name, self.model)
 

@@ -91,7 +91,7 @@ _ADDRESSED = re.compile(
     r"\b(?:note|notes|message|instructions?|memo|reminder|remark|comment|request|p\.?s\.?|attention|dear|hey|hello|"
     r"notice|annotation|directive|fyi)\b[\s\w,]{0,20}?(?:\bto|\bfor)?\s*(?:the\s+|all\s+|any\s+|our\s+)?(?:"
     + _NOUN
-    + r")|(?:^|[^\w\s'\u2019]\s*|\b(?:pls|please|hey|hi|ok|okay|and|so)\s+)(?:"
+    + r")|(?:^\W*|[^\w\s'\u2019]\s*|\b)(?:"
     + _GRADER_STRONG
     + r")(?:\s+\w+)?\s*[:,\-—)\]]|\b(?:to|for)\s+(?:the\s+|any\s+)?(?:"
     + _NOUN

@@ -121,13 +121,14 @@ code"), or in an encoding or translation trick (base64, reversed text, "translat
 - abuse: insults or profanity aimed at the tutor.
 Not violations ("none"): hints, explanations of an algorithm or concept, a small syntax example, debugging help \
 with their own code, tests for their own function, reviews of their own code, questions in any language.
-{rule}
+{anchors}{rule}
 Answer with JSON only."""
 
 
-def guardrail_prompt(problem: ProblemContext, message: str) -> Prompt:
+def guardrail_prompt(problem: ProblemContext, message: str, anchors: str = "") -> Prompt:
+    """`anchors`: labelled examples (vibe/llm/anchors.py), before anything that changes per request."""
     nonce = secrets.token_hex(6)
-    system = _GUARDRAIL.format(rule=BLOCK_RULE.format(nonce=nonce))
+    system = _GUARDRAIL.format(anchors=f"{anchors}\n" if anchors else "", rule=BLOCK_RULE.format(nonce=nonce))
     body = f"{_problem(problem)}\n\n{untrusted(nonce, 'Message to classify', message)}"
     return Prompt(system, [_user(body)])
 
@@ -154,15 +155,19 @@ Rubric per intent (criterion weight (what it asks of that intent)):
 {rubrics}
 3. user_prompt_summary, llm_answer_summary (what the assistant replied), llm_answer_reasoning (was the reply \
 sound and did it stay Socratic), final_reasoning (why this score).
-{rule}
+{anchors}{rule}
 Answer with JSON only, matching the schema."""
 
 
-def _judge_system(nonce: str) -> str:
+def _judge_system(nonce: str, anchors: str = "") -> str:
     intents = "; ".join(f"{i.value} ({d})" for i, d in _INTENTS.items())
     criteria = "; ".join(f"{c} ({GENERAL_MEANING[c]})" for c in RUBRIC_CRITERIA)
     return _JUDGE.format(
-        intents=intents, criteria=criteria, rubrics=describe_rubrics(), rule=BLOCK_RULE.format(nonce=nonce)
+        intents=intents,
+        criteria=criteria,
+        rubrics=describe_rubrics(),
+        anchors=f"{anchors}\n" if anchors else "",
+        rule=BLOCK_RULE.format(nonce=nonce),
     )
 
 
@@ -179,6 +184,7 @@ def turn_prompt(
     exchange: Exchange,
     guardrail: GuardrailVerdict,
     removed_kinds: Sequence[str] = (),
+    anchors: str = "",
 ) -> Prompt:
     """`exchange.user` is the prompt as the judge may see it: grader-addressed segments
     already replaced by a marker (`vibe/llm/injection.py`); `removed_kinds` says what they were."""
@@ -195,7 +201,7 @@ def turn_prompt(
     if removed_kinds:
         kinds = ", ".join(sorted(set(removed_kinds)))
         parts.append(_GRADER_TEXT.format(n=len(removed_kinds), kinds=kinds, marker=REMOVED))
-    return Prompt(_judge_system(nonce), [_user("\n\n".join(parts))])
+    return Prompt(_judge_system(nonce, anchors), [_user("\n\n".join(parts))])
 
 
 # ----- holistic evaluation --------------------------------------------------------------

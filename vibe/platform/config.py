@@ -168,6 +168,9 @@ class CommonSettings:
     # Sampling of the judge (guardrail, per-turn and holistic calls): fixed for stable grades.
     llm_judge_temperature: float = 0.0
     llm_seed: int = 1234
+    # Few-shot anchors (labelled corpus examples) in the Gemini judge and guardrail prompts:
+    # at most this many tokens each (vibe/llm/anchors.py); 0 = none.
+    gemini_anchor_tokens: int = 1500
     # Simulated LLM latency of the offline provider (tests and benchmarks).
     offline_latency_ms: int = 0
     log_level: str = "INFO"
@@ -226,6 +229,7 @@ class CommonSettings:
             llm_breaker_reset_s=r.number("VIBE_LLM_BREAKER_RESET_S", cls.llm_breaker_reset_s, 0.1, 3600.0),
             llm_judge_temperature=r.number("VIBE_LLM_JUDGE_TEMPERATURE", cls.llm_judge_temperature, 0.0, 2.0),
             llm_seed=r.integer("VIBE_LLM_SEED", cls.llm_seed, 0, 2**31 - 1),
+            gemini_anchor_tokens=r.integer("VIBE_GEMINI_ANCHOR_TOKENS", cls.gemini_anchor_tokens, 0, 20_000),
             offline_latency_ms=r.integer("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
             log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
             shutdown_grace_s=r.number("VIBE_SHUTDOWN_GRACE_S", 5.0, 0.0, 300.0),
