@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.injections import CorpusTurn, corpus_turns, injections, insert
+from tests.support.injections import REPO, CorpusTurn, corpus_turns, injections, insert
 from vibe.llm import make_provider
 from vibe.llm.base import RUBRIC_CRITERIA, Exchange, GuardrailVerdict, LLMProvider, ProblemContext, TurnJudgement
 from vibe.llm.injection import IGNORED_NOTE, REMOVED, split_grader_text
@@ -124,10 +125,18 @@ def test_the_injection_cannot_move_the_intent_to_a_better_paying_one() -> None:
     assert judge(base, f"{base.prompt}\n{injected}").score <= judge(base, base.prompt).score
 
 
-def test_legitimate_corpus_turns_are_left_whole() -> None:
-    """No legitimate labelled turn loses a segment (a false positive costs points)."""
-    flagged = [t.id for t in TURNS if split_grader_text(t.prompt).found]
-    assert flagged == []
+def test_legitimate_corpus_messages_are_left_whole() -> None:
+    """No legitimate labelled message (the turns without a violation, the guardrail's
+    messages labelled none, hard negatives included) loses a segment: a false positive
+    costs the candidate points."""
+    legit = [(t.id, t.prompt) for t in TURNS]
+    for path in sorted((REPO / "corpus").glob("guardrail-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            raw = json.loads(line)
+            if raw["label"] == "none":
+                legit.append((raw["id"], raw["message"]))
+    assert len(legit) > 2000
+    assert [i for i, text in legit if split_grader_text(text).found] == []
 
 
 # ----- the property ---------------------------------------------------------------------
