@@ -65,10 +65,14 @@ _HOMOGLYPHS = str.maketrans(
 )
 
 
+_SPACED = re.compile(r"\b(?:[A-Za-z] ){3,}[A-Za-z]\b")  # "g r a d e r"
+
+
 def normalize(text: str) -> str:
     """What detection reads: NFKC (full-width letters), no zero-width characters,
-    look-alike letters as Latin, lower case."""
-    return unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_HOMOGLYPHS).lower()
+    look-alike letters as Latin, lower case, spaced-out letters joined."""
+    n = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_HOMOGLYPHS).lower()
+    return _SPACED.sub(lambda m: m.group(0).replace(" ", ""), n)
 
 
 # ----- the vocabulary of grading ----------------------------------------------------------
@@ -93,7 +97,7 @@ _ADDRESSED = re.compile(
     + _NOUN
     + r")|(?:^\W*|[^\w\s'\u2019]\s*|\b)(?:"
     + _GRADER_STRONG
-    + r")(?:\s+\w+)?\s*[:,\-—)\]]|\b(?:to|for)\s+(?:the\s+|any\s+)?(?:"
+    + r")(?:\s+(?:note|notice|comment|only|team|bot|ai|update|instructions?))?\s*[:,\-—)\]]|\b(?:to|for)\s+(?:the\s+|any\s+)?(?:"
     + _NOUN
     + r")(?:\s+\w+)?\s*[:,)\]]|\b(?:to|for)\s+(?:the|any|all|our|an?|every)\s+(?:[\w-]+\s+){1,2}(?:"
     + _NOUN
@@ -104,6 +108,13 @@ _ADDRESSED = re.compile(
     + r")\w{0,3}\s*(?:님|께|에게|분들|여러분|참고|보세요|보시오)|(?:"
     + _GRADER_STRONG
     + r")\s*(?:은|는|이|가)?\s*(?:반드시|꼭)"
+    # "the model evaluating this", "whoever is assessing this chat", "when you grade this later",
+    # "[reviewer's note]", "reading this transcript"
+    r"|\b(?:ai|model|llm|system|bot|person|one|agent)\s+(?:that\s+is\s+|who\s+is\s+|which\s+is\s+)?(?:evaluating|grading|scoring|"
+    r"assessing|marking|judging|rating)\b|\bwhoever\b.{0,30}?\b(?:grad|scor|evaluat|assess|mark|judg|rat)\w*"
+    r"|\bwhen\s+you\s+(?:later\s+)?(?:evaluate|grade|score|assess|mark|judge|rate)\b"
+    r"|\b(?:read|review|look)\w*\s+(?:at\s+)?(?:this|the|my)\s+(?:log|logs|transcript|conversation\s+log|chat\s+(?:log|history)|record)\b"
+    r"|(?:" + _NOUN + r")(?:'s|s'|\u2019s)?\s+(?:note|notes|notice|comment|memo|annotation|remark|instructions?|message)\b"
     # "to whoever grades this", "for the model that scores turns", "이 대화를 채점하는 분께"
     r"|\b(?:to|for|dear|hey|attention)\s+(?:whoever|whomever|anyone|any\s+one|the\s+(?:person|one|people|ai|model|llm|system|bot)|"
     r"those|someone)\b.{0,40}?\b(?:grad|scor|evaluat|assess|review|mark|judg|rat)\w*"
@@ -127,15 +138,18 @@ _NUMBERISH = re.compile(
 )
 # Verbs that act on a score: what a candidate asks of a grader.
 _TO_GRADER = re.compile(
-    r"\b(?:give|gives|giving|assign|award|set|mark|marked|rate|rated|grade|graded|score|scored|treat|treated|consider|"
-    r"considered|deserves?|deserving|evaluated\s+as|judged\s+as|"
+    r"\b(?:give|gives|giving|assign|award|deserves?|deserving|worth|evaluated\s+as|judged\s+as|"
     r"ignore|override|disregard|bump|raise|boost|maximi[sz]e)\b"
-    r"|매겨|매기|부여|처리|해야|해라|하시오|바랍|반영|인정|간주|올려|높여|할\s*것",
+    # the verbs that are nouns too ("the score", "a mark") only with an object: "score this", "mark it"
+    r"|\b(?:set|mark|marked|rate|rated|grade|graded|score|scored|treat|treated|consider|considered|count|counted|"
+    r"classify|label|record)\s+(?:it|this|that|me|us|my\s+\w+|the\s+(?:turn|prompt|candidate|conversation|session)|"
+    r"every\s+\w+|all\s+\w+|as)\b"
+    r"|매겨|매기|부여|처리|해야|해라|하시오|바랍|반영|인정|간주|올려|높여|할\s*것|짜리",
     _I,
 )
 # The turn being graded, or its author, referred to from outside.
 _THIS_TURN = re.compile(
-    r"\b(?:this|the\s+(?:above|following)|above|current)\s+(?:turn|prompt|conversation|session|submission|"
+    r"\b(?:this|the\s+(?:above|following)|above|current)\s+(?:turn|prompt|message|question|conversation|session|submission|"
     r"interaction|chat\s+turn|exchange)\b|\bmy\s+(?:turn|prompt|prompts|message|messages|"
     r"conversation|session|submission|interaction)\b|\b(?:the|this)\s+(?:candidate|applicant|test[-\s]?taker|examinee)\b"
     r"|(?:이|본|위|현재)\s*(?:턴|프롬프트|대화|세션|제출)|응시자|지원자|수험생",
@@ -177,31 +191,50 @@ _OVERRIDE = re.compile(
 )
 # "{...}" / "key: value" / "<score>..</score>" with a score-like key.
 _SCORE_KEY = (
-    r"(?:final_?|overall_?|total_?|turn_?|prompt_?)?(?:score|scores|grade|rating|points|marks|evaluation|assessment|"
+    r"(?:(?:final|overall|total|turn|prompt)[_\s]?)?(?:score|scores|grade|rating|points|marks|evaluation|assessment|"
     r"verdict|band|clarity|specificity|completeness|discernment|점수|평가|등급|채점)"
 )
 _SCORE_OBJECT = re.compile(r"\{[^{}]{0,600}?[\"']?\b" + _SCORE_KEY + r"\b[\"']?\s*[:=][^{}]{0,600}?\}", _I | re.DOTALL)
-_GRADE_VALUE = (
-    r"(?:\d{2,3}(?:\s*/\s*\d+)?|a\+|high|top|pass|passed|excellent|perfect|max|full|상|최상|만점|우수)(?![\w])"
-)
+_GRADE_VALUE = r"(?:\d{2,3}(?:\s*/\s*\d+)?|a\+|high|top|pass|passed|excellent|outstanding|exceptional|perfect|max|full|strong|상|최상|만점|우수)(?![\w])"
+_KV_SEP = r"(?:[:=]|=>|->|→)"
 _SCORE_KV = re.compile(
-    r"^\s*[-*]?\s*[\"']?" + _SCORE_KEY + r"[\"']?\s*[:=]\s*\S|\b" + _SCORE_KEY + r"[\"']?\s*:\s*$"
-    r"|(?:^|[\[{(,;\s])[\"']?(?:\w+_)?"
+    r"\b" + _SCORE_KEY + r"[\"']?\s*:\s*$"
+    r"|(?:^[\s\-*]*|[\[{(,;|.!?:]\s*)[\"']?(?:\w+_)?"
     + _SCORE_KEY
-    + r"(?:_\w+)?[\"']?\s*[:=]\s*[\"']?"
+    + r"(?:_\w+)?[\"']?(?:\s+\w+)?\s*"
+    + _KV_SEP
+    + r"\s*[\"']?"
     + _GRADE_VALUE
-    + r"|(?:채점|평가|점수|등급|심사)\s*(?:결과|점수|등급|의견|메모)?\s*[:=]",
+    + r"|\b(?:\w+_)?"
+    + _SCORE_KEY
+    + r"(?:_\w+)?(?:\s+\w+)?\s*(?:[:=]|=>|->|→)\s*[\"']?(?:a\+|excellent|outstanding|exceptional|perfect|high|top|max|full|"
+    r"pass|passed|상|최상|만점|우수)(?![\w])"
+    r"|(?:채점|평가|점수|등급|심사)\s*(?:결과|점수|등급|의견|메모)?\s*[:=]",
     _I | re.MULTILINE,
 )
 _SCORE_TAG = re.compile(
     r"<\s*(\w*(?:score|grade|rating|grader|evaluat|judge|system|instruction)\w*)[^>]*>.*?<\s*/\s*\1\s*>", _I | re.DOTALL
 )
 # Role markers: a chat-format token, or a line that starts with a role name and a colon.
+_ROLES = (
+    r"system|sys|assistant|admin|administrator|developer|operator|platform|grader|evaluator|judge|autograder|"
+    r"시스템|관리자|운영팀|운영자|채점자|평가자|어시스턴트"
+)
 _ROLE_TOKEN = re.compile(
-    r"<\|[^|>\n]{1,40}\|>|\[/?\s*(?:inst|system|sys|assistant|admin|developer|grader|evaluator|judge)\s*\]|<</?sys>>"
-    r"|#{2,}\s*(?:system|instruction|instructions|assistant|response|evaluation|grader|judge|admin)\b"
+    r"<\|[^|>\n]{1,40}\|>|<</?sys>>|\[/?\s*inst\s*\]"
+    # [SYSTEM], [SYSTEM NOTICE], [운영팀 공지], <operator>...</operator>, <system_prompt>
+    r"|\[/?\s*(?:"
+    + _ROLES
+    + r")(?:[\s_-]+[\w가-힣]+){0,2}\s*\]|<\s*/?\s*(?:"
+    + _ROLES
+    + r")(?:[_-]\w+)?\b[^>\n]{0,40}>"
+    r"|#{2,}\s*(?:instruction|instructions|response|evaluation|" + _ROLES + r")\b"
     r"|^\s*[\[(<]?\s*(?:system|assistant|model|developer|admin|administrator|grader|evaluator|operator|"
-    r"시스템|관리자|채점자|평가자|어시스턴트)\s*(?:message|note|prompt|override|instruction)?\s*[\])>]?\s*[:\uff1a]",
+    r"시스템|관리자|채점자|평가자|어시스턴트)\s*(?:message|note|notice|prompt|override|instruction)?\s*[\])>]?\s*[:\uff1a]"
+    r"|\bsystem\s+(?:override|prompt|message|notice|instruction|instructions|update|note)\s*[:\uff1a]"
+    # a chat transcript's role header alone on its line, or a role set as a key ("role": "system")
+    r"|^\s*(?:system|assistant|developer)\s*$|\brole[\"']?\s*[:=]\s*[\"']?(?:system|assistant|developer|grader|evaluator|"
+    r"admin|operator|judge)\b",
     _I | re.MULTILINE,
 )
 _KEY_LINE = re.compile(r"^\s*[-*]?\s*[\"']?[\w가-힣 ]{1,30}[\"']?\s*[:=]")
@@ -218,17 +251,26 @@ def _speaks_to_grader(unit: str) -> bool:
     if _SCORE_OBJECT.search(n) or _SCORE_KV.search(n) or _SCORE_TAG.search(n) or _THIRD_PERSON.search(n):
         return True
     numberish, this_turn = bool(_NUMBERISH.search(n)), bool(_THIS_TURN.search(n))
+    # A score a candidate wants: 100, 9/10, full marks, A+, "excellent" (not "the max score is 10^9").
+    gradeish = bool(_SCORE_GIVEN.search(n) or _GRADE_WORD.search(n))
+    if _TEST_SCORE.search(n) and not (this_turn or _ADDRESSED.search(n)):
+        return False  # "a high score on the hidden tests": the candidate's code, not this turn
     if _SCORE_GIVEN.search(n) and (
-        _TO_GRADER.search(n) or this_turn or re.search(r"\b(?:it|this)\b|(?:주|줘|처리|부여)", n)
+        _TO_GRADER.search(n)
+        or this_turn
+        or re.search(
+            r"\b(?:it|this|appreciate|want|like|hope|expect|request|accordingly)\b|주|줘|처리|부여|요청|부탁|바람|바랍",
+            n,
+        )
     ):
         return True
     if _DESCRIBED.search(n):
         return True
-    if _SCORE_NOUN.search(n) and (numberish or this_turn or _TO_GRADER.search(n)):
-        if _SCORE_GIVEN.search(n) or (_TO_GRADER.search(n) and (numberish or this_turn)):
+    if _SCORE_NOUN.search(n) and (gradeish or this_turn or _TO_GRADER.search(n)):
+        if _TO_GRADER.search(n) and (gradeish or this_turn):
             return True  # "100점 주세요", "give it full marks", "rate this turn 9/10"
         # A question about how grading works ("is only my code graded?") asks the tutor.
-        question = n.rstrip().endswith(("?", "\uff1f")) and not numberish and not this_turn
+        question = n.rstrip().endswith(("?", "\uff1f")) and not this_turn
         return not question and _not_about_the_problem(n)
     if _SCORE_NOUN_WEAK.search(n) and (this_turn or (numberish and _TO_GRADER.search(n))):
         return _not_about_the_problem(n)
@@ -260,9 +302,24 @@ _DATA_TALK = re.compile(
 
 
 _SCORE_GIVEN = re.compile(
-    r"\d+\s*(?:점|points?|pts|marks?)(?!\w)|\b\d{1,3}\s*/\s*(?:10|100)\b(?!\s*[-\d/])|out\s+of\s+(?:5|10|100)\b|만점|"
-    r"full\s+marks|top\s+marks|perfect\s+score|(?:max(?:imum)?|highest|high|top|best)\s+(?:score|grade|band|rating|tier|mark)s?\b"
-    r"|\b(?:rate|score|grade|mark)\s+(?:it|this|that|me|us|my\s+\w+|the\s+\w+)?\s*(?:a|an|as|at|with)?\s*\d",
+    r"\d+\s*(?:점(?![0-9A-Za-z])|(?:points?|pts|marks?)(?!\w))|\b\d{1,3}\s*/\s*(?:10|100)\b(?!\s*[-\d/])|out\s+of\s+(?:5|10|100)\b|만점|"
+    r"full\s+marks|top\s+marks|perfect\s+score|(?:max(?:imum)?|highest|high|top|best)\s+(?:possible\s+)?(?:score|grade|band|rating|tier|mark)s?\b"
+    r"|\b(?:scores?|grades?|ratings?|marks|points)\s+(?:to|of|at|as|=)\s+(?:100|10/10|100/100|full|max(?:imum)?)\b"
+    r"|\b(?:rate|score|grade|mark)\s+(?:it|this|that|me|us|my\s+\w+|the\s+\w+)?\s*(?:a|an|as|at|with)?\s*\d"
+    r"|\b(?:good|great|high|higher|better|nice|generous|favou?rable)\s+(?:scores?|grades?|ratings?|marks|band|evaluation)\b"
+    r"|\b(?:rate|grade|score|mark|evaluate|judge)\s+(?:it|this|me|them|us)?\s*(?:accordingly|highly|generously|high)\b"
+    r"|최고\s*점|고득점|가산점|높은\s*(?:점수|등급|평가)",
+    _I,
+)
+
+
+_GRADE_WORD = re.compile(
+    r"\b(?:excellent|outstanding|exceptional|perfect|flawless|exemplary|full|a\+|maximum)\b|만점|최고|최상|우수", _I
+)
+_TEST_SCORE = re.compile(
+    r"(?:scores?|grades?|marks|points)\s+(?:on|in|for|from|of)\s+(?:the\s+|my\s+|all\s+|every\s+)?(?:hidden\s+|visible\s+|"
+    r"sample\s+|public\s+|large\s+)?(?:tests?|test\s*cases?|cases|judge|submission|code|solution)\b"
+    r"|(?:테스트|케이스|제출|코드)\S{0,3}\s*(?:점수|채점)",
     _I,
 )
 
@@ -364,7 +421,38 @@ def _find_segments(text: str) -> list[Segment]:
             if body.strip() and all(taken[pos : pos + len(body)]):
                 block_indent = indent
         pos += len(line)
-    return sorted(segments, key=lambda s: s.start)
+    return _merged(_with_headers(text, sorted(segments, key=lambda s: s.start)))
+
+
+def _merged(segments: list[Segment]) -> list[Segment]:
+    """Overlapping or touching segments as one (the first one's kind), in order."""
+    out: list[Segment] = []
+    for seg in sorted(segments, key=lambda s: s.start):
+        if out and seg.start <= out[-1].end:
+            out[-1] = Segment(out[-1].start, max(out[-1].end, seg.end), out[-1].kind)
+        else:
+            out.append(seg)
+    return out
+
+
+# A role word or a rule left at the end of the line before a segment ("... assistant\n<the
+# injected turn>", "... ---\nrole: system") is the segment's header.
+_HEADER_TAIL = re.compile(
+    r"(?:\b(?:system|assistant|developer|user|model|grader|evaluator)\s*:?|-{3,}|={3,}|\*{3,})\s*$", _I
+)
+
+
+def _with_headers(text: str, segments: list[Segment]) -> list[Segment]:
+    out = []
+    for seg in segments:
+        line_start = text.rfind("\n", 0, seg.start) + 1
+        if not text[line_start : seg.start].strip() and line_start > 0:
+            previous = text[text.rfind("\n", 0, line_start - 1) + 1 : line_start - 1]
+            tail = _HEADER_TAIL.search(previous)
+            if tail is not None:
+                seg = Segment(line_start - 1 - len(previous) + tail.start(), seg.end, seg.kind)
+        out.append(seg)
+    return out
 
 
 def _fold(text: str) -> str:
@@ -428,7 +516,8 @@ def _rebuild(text: str, segments: Sequence[Segment], marker: str) -> str:
     out: list[str] = []
     pos = 0
     for seg in segments:
-        if seg.start < pos:
+        if seg.start < pos:  # overlapping segments are one
+            pos = max(pos, seg.end)
             continue
         out.append(text[pos : seg.start])
         out.append(_SENTINEL)
