@@ -88,7 +88,7 @@ PAIRS = [
 
 
 @pytest.mark.parametrize(("base", "injection"), PAIRS)
-@pytest.mark.parametrize("where", ["start", "middle", "end"])
+@pytest.mark.parametrize("where", ["start", "middle", "end", "word"])
 def test_a_pair_never_scores_higher_with_the_injection(base: CorpusTurn, injection: str, where: str) -> None:
     without = judge(base, base.prompt)
     with_injection = judge(base, insert(base.prompt, injection, where, 0.5))
@@ -181,7 +181,7 @@ def test_other_forms_never_raise_a_corpus_turn(injection: str) -> None:
     raised = []
     for turn in TURNS[::31][:60]:
         without = judge(turn, turn.prompt).score
-        for where in ("start", "middle", "end"):
+        for where in ("start", "middle", "end", "word"):
             text = insert(turn.prompt, injection, where, 0.5)
             if judge(turn, text).score > without:
                 raised.append((turn.id, where))
@@ -195,7 +195,7 @@ def test_other_forms_never_raise_a_corpus_turn(injection: str) -> None:
 @given(
     turn=st.sampled_from(TURNS),
     injection=injections(),
-    where=st.sampled_from(["start", "middle", "end"]),
+    where=st.sampled_from(["start", "middle", "end", "word"]),
     at=st.floats(0, 1),
 )
 def test_generated_grader_text_never_raises_a_corpus_turn(

@@ -129,11 +129,18 @@ def injections(draw: st.DrawFn) -> str:
 
 
 def insert(turn: str, injection: str, where: str, at: float) -> str:
-    """`turn` with `injection` at its start, end, or between two of its lines or sentences."""
+    """`turn` with `injection` at its start, end, between two of its lines or sentences
+    ("middle"), or between two words ("word")."""
     if where == "start":
         return f"{injection}\n{turn}"
     if where == "end":
         return f"{turn}\n{injection}"
+    if where == "word":  # between two words, mid-sentence
+        spaces = [i for i, ch in enumerate(turn) if ch == " "]
+        if spaces:
+            cut = spaces[min(len(spaces) - 1, int(at * len(spaces)))]
+            return f"{turn[:cut]} {injection} {turn[cut + 1 :]}"
+        return f"{turn} {injection}"
     cuts = [i + 1 for i, ch in enumerate(turn[:-1]) if ch == "\n" or (ch in ".?!" and turn[i + 1] == " ")]
     if not cuts:
         return f"{turn} {injection}"

@@ -72,7 +72,17 @@ def normalize(text: str) -> str:
     """What detection reads: NFKC (full-width letters), no zero-width characters,
     look-alike letters as Latin, lower case, spaced-out letters joined."""
     n = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_HOMOGLYPHS).lower()
-    return _SPACED.sub(lambda m: m.group(0).replace(" ", ""), n)
+    return _SPACED.sub(_unspaced, n)
+
+
+# Words a spaced-out run is cut at again once joined ("i g r a d e r" -> "i grader").
+_SPACED_WORDS = re.compile(
+    r"grader|evaluator|reviewer|examiner|assessor|judge|score|grade|rating|marks|points|system|assistant|rubric|give|rate"
+)
+
+
+def _unspaced(m: re.Match[str]) -> str:
+    return " " + _SPACED_WORDS.sub(lambda w: f" {w.group(0)} ", m.group(0).replace(" ", "")) + " "
 
 
 # ----- the vocabulary of grading ----------------------------------------------------------
