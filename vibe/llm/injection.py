@@ -24,7 +24,9 @@ Cyrillic letters or with a zero-width space inside is "score".
 How a judge uses it (the min rule, `guarded_judgement`): the turn is judged on the full
 text AND on the text with every segment removed, each also under the other's intent
 (removing or adding text can move the intent to a rubric that pays more), and the
-lowest judgement is kept; then the criteria grader-addressed text speaks against
+lowest score is kept, under the stripped text's intent (what the candidate asked the AI:
+an intent the grader-addressed text suggested could buy credit elsewhere, e.g. test_case
+as verification in the holistic judge); then the criteria grader-addressed text speaks against
 (clarity: the turn talks to someone other than the AI; discernment: gaming the grader
 is not checking the AI) lose `PENALTY` points, with a reason saying the text was
 ignored. The offline provider does exactly this (four offline scorings cost
@@ -32,8 +34,8 @@ microseconds); the Gemini provider sends the stripped text once, told only the *
 of what was removed (never its words: a model can be steered by text it reads), and
 applies the same penalty: one call per turn as before (see `gemini.py`, README).
 
-A false positive (a legitimate sentence about, say, a game's score with a number in it)
-costs the turn that sentence and the penalty: we fail closed.
+A false positive costs the candidate that line and the penalty: we fail closed. No
+legitimate message of the labelled corpus is one (tests/test_judge_injection.py).
 """
 
 from __future__ import annotations
@@ -124,7 +126,9 @@ _ADDRESSED = re.compile(
     r"assessing|marking|judging|rating)\b|\bwhoever\b.{0,30}?\b(?:grad|scor|evaluat|assess|mark|judg|rat)\w*"
     r"|\bwhen\s+you\s+(?:later\s+)?(?:evaluate|grade|score|assess|mark|judge|rate)\b"
     r"|\b(?:read|review|look)\w*\s+(?:at\s+)?(?:this|the|my)\s+(?:log|logs|transcript|conversation\s+log|chat\s+(?:log|history)|record)\b"
-    r"|(?:" + _NOUN + r")(?:'s|s'|\u2019s)?\s+(?:note|notes|notice|comment|memo|annotation|remark|instructions?|message)\b"
+    r"|(?:"
+    + _NOUN
+    + r")(?:'s|s'|\u2019s)?\s+(?:note|notes|notice|comment|memo|annotation|remark|instructions?|message)\b"
     # "to whoever grades this", "for the model that scores turns", "이 대화를 채점하는 분께"
     r"|\b(?:to|for|dear|hey|attention)\s+(?:whoever|whomever|anyone|any\s+one|the\s+(?:person|one|people|ai|model|llm|system|bot)|"
     r"those|someone)\b.{0,40}?\b(?:grad|scor|evaluat|assess|review|mark|judg|rat)\w*"
@@ -572,14 +576,32 @@ def without_grader_instructions(text: str) -> str:
 # ----- the min rule ----------------------------------------------------------------------
 
 
-def guarded_judgement(judgements: Sequence[TurnJudgement], split: GraderSplit) -> TurnJudgement:
-    """The judgement of a turn with grader-addressed text: the lowest of `judgements`
-    (the full text's first; the first on a tie), penalised. The offline provider passes
-    the full and the stripped text's judgements, each also under the other's intent."""
-    if not judgements:
-        raise ValueError("no judgement to choose from")
-    chosen = min(judgements, key=lambda j: j.score)
-    return penalized(chosen, split) if split.found else judgements[0]
+def guarded_judgement(stripped: TurnJudgement, others: Sequence[TurnJudgement], split: GraderSplit) -> TurnJudgement:
+    """The judgement of a turn with grader-addressed text, penalised: the intent is the
+    stripped text's (what the candidate asked the AI; never one the grader-addressed text
+    suggested, which could buy credit elsewhere, e.g. a test_case intent in the holistic
+    judge), the score the lowest of `stripped` and `others` (the offline provider passes
+    the full text's judgement and each text under the other's intent). When the lowest
+    is under another intent, the stripped judgement's criteria are scaled down to it."""
+    if not split.found:
+        return stripped
+    low = min([stripped, *others], key=lambda j: j.score)
+    chosen = low if low.intent is stripped.intent else _scaled_to(stripped, low.score, low.intent.value)
+    return penalized(chosen, split)
+
+
+def _scaled_to(judgement: TurnJudgement, score: float, other_intent: str) -> TurnJudgement:
+    factor = score / judgement.score if judgement.score > 0 else 0.0
+    note = f"capped at {score:g}, what the turn scored under the {other_intent} rubric"
+    rubrics = tuple(
+        replace(r, score=round(r.score * factor, 2), reason=f"{r.reason}; {note}") for r in judgement.rubrics
+    )
+    return replace(
+        judgement,
+        rubrics=rubrics,
+        score=min(score, weighted_score(rubrics)),
+        final_reasoning=f"{judgement.final_reasoning} Score {note}.",
+    )
 
 
 def penalized(judgement: TurnJudgement, split: GraderSplit) -> TurnJudgement:

@@ -18,7 +18,7 @@ from vibe.llm.base import (
     TurnJudgement,
     TutorGuidance,
 )
-from vibe.llm.injection import guarded_judgement, split_grader_text
+from vibe.llm.injection import guarded_judgement, sanitize_turns, split_grader_text
 from vibe.llm.offline.guardrail import check_guardrail_in_context
 from vibe.llm.offline.holistic_judge import judge_holistic
 from vibe.llm.offline.memory import summarize_exchanges
@@ -80,9 +80,9 @@ class OfflineProvider:
             kept = replace(exchange, user=split.kept)
             stripped = judge_turn(problem, history, kept, guardrail)
             judgement = guarded_judgement(
+                stripped,
                 [
                     judgement,
-                    stripped,
                     _judged_as(problem, history, exchange, stripped.intent, judgement),
                     _judged_as(problem, history, kept, judgement.intent, stripped),
                 ],
@@ -92,7 +92,8 @@ class OfflineProvider:
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         await self._simulate_latency()
-        return replace(judge_holistic(turns), provider=self.name, model=self.model)
+        # Text addressed to the grader is no evidence of a strategy (vibe/llm/injection.py).
+        return replace(judge_holistic(sanitize_turns(turns)), provider=self.name, model=self.model)
 
     async def summarize_conversation(
         self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
