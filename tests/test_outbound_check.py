@@ -29,6 +29,7 @@ from vibe.services.tutor.leak import (
     LeakGuard,
     text_key,
 )
+from vibe_api.gateway.v1 import review_pb2, review_pb2_grpc
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 from vibe_dev.fake_gemini import FakeGemini, Reply
 
@@ -161,7 +162,8 @@ async def _assistant_row(stack: Stack, session_id: str, turn: int) -> dict[str, 
     db = await stack.db()
     try:
         row = await db.fetchrow(
-            "SELECT content, leak_cut, leak_share FROM messages WHERE session_id = $1 AND turn = $2 AND role = 'assistant'",
+            "SELECT content, leak_cut, leak_share, leak_material FROM messages"
+            " WHERE session_id = $1 AND turn = $2 AND role = 'assistant'",
             session_id,
             turn,
         )
@@ -195,6 +197,9 @@ async def test_a_reply_giving_the_system_prompt_away_never_reaches_the_candidate
         candidate = await new_candidate(stack)
         events = await candidate.chat(message)
         row = await _assistant_row(stack, candidate.session_id, 1)
+        transcript = await review_pb2_grpc.ReviewServiceStub(stack.channel).GetTranscript(
+            review_pb2.GetTranscriptRequest(session_id=candidate.session_id), metadata=stack.key_auth
+        )
     [request, *_] = fake.of("tutor_reply")
     system = request.system
     assert len(system) > 500 and "Socratic tutor" in system, "the fake was sent a real system prompt"
@@ -206,7 +211,10 @@ async def test_a_reply_giving_the_system_prompt_away_never_reaches_the_candidate
     assert "I can't share my instructions" in sent or "지시 사항" in sent, sent
     assert "Anything else?" not in sent, "the rest of the reply was withheld"
     assert row["leak_cut"] is True and row["content"] == sent, "the turn is stored as the candidate saw it, cut"
+    assert row["leak_material"] == INSTRUCTIONS
     assert events[-1].completed.leak_cut
+    [turn] = transcript.turns
+    assert turn.leak_check.cut and turn.leak_check.material == INSTRUCTIONS, "reviewers see what was protected"
 
 
 async def test_the_tutor_reports_what_was_protected_and_closes_the_models_stream(
