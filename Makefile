@@ -66,7 +66,7 @@ up: setup
 
 # The benchmarks one after another (each prints its own medians and ratios); BENCH_ARGS
 # is passed to each, e.g. `make bench BENCHES=bench_llm BENCH_ARGS="--turns 5"`.
-BENCHES ?= bench_llm bench_eval_throughput bench_tracing bench_sandbox
+BENCHES ?= bench_llm bench_eval_throughput bench_tracing bench_sandbox bench_guards
 bench: setup
 	$(PY) -m vibe_dev.devinfra run -- sh -c 'set -e; for b in $(BENCHES); do echo "== $$b"; $(PY) -m bench.$$b $(BENCH_ARGS); done'
 

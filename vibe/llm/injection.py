@@ -74,7 +74,13 @@ def normalize(text: str) -> str:
     """What detection reads: NFKC (full-width letters), no zero-width characters,
     look-alike letters as Latin, lower case, spaced-out letters joined."""
     n = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).translate(_HOMOGLYPHS).lower()
+    # One space or one newline where there were runs: no pattern then backtracks over a run.
+    n = _NEWLINES.sub("\n", _BLANKS.sub(" ", n))
     return _SPACED.sub(_unspaced, n)
+
+
+_BLANKS = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r"\n(?:[^\S]*\n)?")
 
 
 # Words a spaced-out run is cut at again once joined ("i g r a d e r" -> "i grader").
@@ -107,7 +113,7 @@ _ADDRESSED = re.compile(
     r"\b(?:note|notes|message|instructions?|memo|reminder|remark|comment|request|p\.?s\.?|attention|dear|hey|hello|"
     r"notice|annotation|directive|fyi)\b[\s\w,]{0,20}?(?:\bto|\bfor)?\s*(?:the\s+|all\s+|any\s+|our\s+)?(?:"
     + _NOUN
-    + r")|(?:^\W*|[^\w\s'\u2019]\s*|\b)(?:"
+    + r")|(?:^[^\w\n]*|[^\w\s'\u2019]\s?|\b)(?:"
     + _GRADER_STRONG
     + r")(?:\s+(?:note|notice|comment|only|team|bot|ai|update|instructions?))?\s*[:,\-—)\]]|\b(?:to|for)\s+(?:the\s+|any\s+)?(?:"
     + _NOUN
@@ -138,8 +144,8 @@ _ADDRESSED = re.compile(
 # Grading words that mean a score whatever the context ...
 _SCORE_NOUN = re.compile(
     r"\b(?:scores?|scoring|scored|grades?|grading|graded|ratings?|rubrics?|full\s+marks|top\s+marks|top\s+band|"
-    r"\d+\s*(?:points?|pts|marks?)|out\s+of\s+(?:5|10|100))\b|\b\d{1,3}(?:\.\d+)?\s*/\s*(?:5|10|100)\b(?!\s*[-\d/])"
-    r"|점수|채점|만점|등급|학점|루브릭|가산점|배점|감점|\d+\s*점",
+    r"(?<!\d)\d+\s*(?:points?|pts|marks?)|out\s+of\s+(?:5|10|100))\b|\b\d{1,3}(?:\.\d+)?\s*/\s*(?:5|10|100)\b(?!\s*[-\d/])"
+    r"|점수|채점|만점|등급|학점|루브릭|가산점|배점|감점|(?<!\d)\d+\s*점",
     _I,
 )
 # ... and ones that are everyday words too ("evaluate the expression", "코드 평가해 줘"):
@@ -213,7 +219,7 @@ _GRADE_VALUE = r"(?:\d{2,3}(?:\s*/\s*\d+)?|a\+|high|top|pass|passed|excellent|ou
 _KV_SEP = r"(?:[:=]|=>|->|→)"
 _SCORE_KV = re.compile(
     r"\b" + _SCORE_KEY + r"[\"']?\s*:\s*$"
-    r"|(?:^[\s\-*]*|[\[{(,;|.!?:]\s*)[\"']?(?:\w+_)?"
+    r"|(?:^[ \t\-*]*|[\[{(,;|.!?:][ \t]*)[\"']?(?:\w+_)?"
     + _SCORE_KEY
     + r"(?:_\w+)?[\"']?(?:\s+\w+)?\s*"
     + _KV_SEP
@@ -227,7 +233,8 @@ _SCORE_KV = re.compile(
     _I | re.MULTILINE,
 )
 _SCORE_TAG = re.compile(
-    r"<\s*(\w*(?:score|grade|rating|grader|evaluat|judge|system|instruction)\w*)[^>]*>.*?<\s*/\s*\1\s*>", _I | re.DOTALL
+    r"<\s*(\w*(?:score|grade|rating|grader|evaluat|judge|system|instruction)\w*)[^>]{0,200}>.{0,2000}?<\s*/\s*\1\s*>",
+    _I | re.DOTALL,
 )
 # Role markers: a chat-format token, or a line that starts with a role name and a colon.
 _ROLES = (
@@ -242,16 +249,16 @@ _ROLE_TOKEN = re.compile(
     + r")(?:[\s_-]+[\w가-힣]+){0,2}\s*\]|<\s*/?\s*(?:"
     + _ROLES
     + r")(?:[_-]\w+)?\b[^>\n]{0,40}>"
-    r"|#{2,}\s*(?:instruction|instructions|response|evaluation|" + _ROLES + r")\b"
-    r"|^\s*[\[(<]?\s*(?:system|assistant|model|developer|admin|administrator|grader|evaluator|operator|"
+    r"|(?<!#)#{2,}\s*(?:instruction|instructions|response|evaluation|" + _ROLES + r")\b"
+    r"|^[ \t]*(?:[\[(<][ \t]*)?(?:system|assistant|model|developer|admin|administrator|grader|evaluator|operator|"
     r"시스템|관리자|채점자|평가자|어시스턴트)\s*(?:message|note|notice|prompt|override|instruction)?\s*[\])>]?\s*[:\uff1a]"
     r"|\bsystem\s+(?:override|prompt|message|notice|instruction|instructions|update|note)\s*[:\uff1a]"
     # a chat transcript's role header alone on its line, or a role set as a key ("role": "system")
-    r"|^\s*(?:system|assistant|developer)\s*$|\brole[\"']?\s*[:=]\s*[\"']?(?:system|assistant|developer|grader|evaluator|"
+    r"|^[ \t]*(?:system|assistant|developer)[ \t]*$|\brole[\"']?\s*[:=]\s*[\"']?(?:system|assistant|developer|grader|evaluator|"
     r"admin|operator|judge)\b",
     _I | re.MULTILINE,
 )
-_KEY_LINE = re.compile(r"^\s*[-*]?\s*[\"']?[\w가-힣 ]{1,30}[\"']?\s*[:=]")
+_KEY_LINE = re.compile(r"^[ \t]*(?:[-*][ \t]*)?[\"']?[\w가-힣 ]{1,30}[\"']?[ \t]*[:=]")
 _ROLE_END = re.compile(r"<\|(?:im_end|end|eot_id|endoftext)\|>|\[/\s*inst\s*\]|<</sys>>", _I)
 
 
@@ -316,7 +323,7 @@ _DATA_TALK = re.compile(
 
 
 _SCORE_GIVEN = re.compile(
-    r"\d+\s*(?:점(?![0-9A-Za-z])|(?:points?|pts|marks?)(?!\w))|\b\d{1,3}\s*/\s*(?:10|100)\b(?!\s*[-\d/])|out\s+of\s+(?:5|10|100)\b|만점|"
+    r"(?<!\d)\d+\s*(?:점(?![0-9A-Za-z])|(?:points?|pts|marks?)(?!\w))|\b\d{1,3}\s*/\s*(?:10|100)\b(?!\s*[-\d/])|out\s+of\s+(?:5|10|100)\b|만점|"
     r"full\s+marks|top\s+marks|perfect\s+score|(?:max(?:imum)?|highest|high|top|best)\s+(?:possible\s+)?(?:score|grade|band|rating|tier|mark)s?\b"
     r"|\b(?:scores?|grades?|ratings?|marks|points)\s+(?:to|of|at|as|=)\s+(?:100|10/10|100/100|full|max(?:imum)?)\b"
     r"|\b(?:rate|score|grade|mark)\s+(?:it|this|that|me|us|my\s+\w+|the\s+\w+)?\s*(?:a|an|as|at|with)?\s*\d"
@@ -388,9 +395,19 @@ _LINE_UNITS = (
     ("aside", re.compile(r"\[[^\[\]\n]{3,}\]|\([^()\n]{3,}\)|<[^<>\n]{3,}>|【[^】\n]{3,}】|\{[^{}\n]{3,}\}")),
 )
 _Add = Callable[[int, int, str], None]
-_SENTENCE = re.compile(
-    r"(?:[^.!?\u3002\uff01\uff1f\n]|[.!?\u3002\uff01\uff1f](?![.!?\u3002\uff01\uff1f]*(?:\s|$)))*(?:[.!?\u3002\uff01\uff1f]+(?=\s|$)|$)"
-)
+# A sentence ends at a run of end marks followed by a space or the end (so "1.5" and
+# "lines[1].split" do not end one); runs are matched from their start only (linear time).
+_SENTENCE_END = re.compile(r"(?<![.!?\u3002\uff01\uff1f])[.!?\u3002\uff01\uff1f]+(?=\s|$)")
+
+
+def _sentences(line: str) -> list[tuple[int, int]]:
+    spans, start = [], 0
+    for m in _SENTENCE_END.finditer(line):
+        spans.append((start, m.end()))
+        start = m.end()
+    if start < len(line):
+        spans.append((start, len(line)))
+    return spans
 
 
 def _find_segments(text: str) -> list[Segment]:
@@ -492,9 +509,9 @@ def _line_segments(text: str, base: int, line: str, taken: bytearray, add: _Add)
             start, end = base + m.start(), base + m.end()
             if not any(taken[start:end]) and _speaks_to_grader(m.group(0)):
                 first = start if first is None else min(first, start)
-    for m in _SENTENCE.finditer(line):
-        start, end = base + m.start(), base + m.end()
-        if not m.group(0).strip() or all(taken[start:end]) or (first is not None and start >= first):
+    for s_start, s_end in _sentences(line):
+        start, end = base + s_start, base + s_end
+        if not line[s_start:s_end].strip() or all(taken[start:end]) or (first is not None and start >= first):
             continue
         free = "".join(ch for ch, t in zip(text[start:end], taken[start:end], strict=True) if not t)
         if _speaks_to_grader(free):
@@ -522,7 +539,7 @@ _SENTINEL = "\x00"
 # What is left of a line once its grader-addressed part is gone, when it is only the
 # carrier of that part: `print()`, `msg = `, `# `, a bracket. Such a residue is dropped
 # too, or the carrier alone would read as code the candidate wrote.
-_RESIDUE = re.compile(r"^[\s\W]*(?:[A-Za-z_][\w.]*\s*(?:=|\(|:)?[\s\W]*)?$")
+_RESIDUE = re.compile(r"^[\s\W]*(?:[A-Za-z_][\w.]*[\s\W]*)?$")
 _EMPTY_FENCE = re.compile(r"```[\w+-]*\s*```")
 
 
