@@ -95,6 +95,15 @@ def text_shingles(text: str, k: int = TEXT_K) -> frozenset[int]:
     return frozenset(hash(key[i : i + k]) for i in range(len(key) - k + 1))
 
 
+def text_index(texts: Sequence[TextItem]) -> dict[int, dict[int, list[int]]]:
+    """shingle size -> shingle -> the texts (positions in `texts`) that have it."""
+    index: dict[int, dict[int, list[int]]] = {}
+    for i, item in enumerate(texts):
+        for h in item.shingles:
+            index.setdefault(item.k, {}).setdefault(h, []).append(i)
+    return index
+
+
 @dataclass
 class _TextState:
     found: set[int] = field(default_factory=set)
@@ -105,17 +114,20 @@ class _TextState:
 class LeakCheck:
     """The running check of one reply."""
 
-    def __init__(self, references: Mapping[str, frozenset[int]], threshold: float, texts: Sequence[TextItem] = ()):
+    def __init__(
+        self,
+        references: Mapping[str, frozenset[int]],
+        threshold: float,
+        texts: Sequence[TextItem] = (),
+        index: Mapping[int, Mapping[int, Sequence[int]]] | None = None,
+    ):
         self.references = references
         self.threshold = threshold
         self._stream = StreamFingerprinter(identifiers=True)
         self._found = dict.fromkeys(references, 0)
         self._best = NOT_CHECKED
         self.texts = texts
-        self._index: dict[int, dict[int, list[int]]] = {}  # k -> shingle -> items
-        for i, item in enumerate(texts):
-            for h in item.shingles:
-                self._index.setdefault(item.k, {}).setdefault(h, []).append(i)
+        self._index = text_index(texts) if index is None else index
         self._text = [_TextState() for _ in texts]
         self._tail = ""  # the last characters of the reply's text key (as many as the longest shingle needs)
         self._pos = 0
@@ -176,7 +188,7 @@ class LeakGuard:
             raise ValueError(f"leak threshold must be in (0, 1], got {threshold}")
         self.threshold = threshold
         self._references: dict[str, dict[str, frozenset[int]]] = {}
-        self._texts: dict[tuple[str, int | None], tuple[TextItem, ...]] = {}
+        self._texts: dict[tuple[str, int | None], tuple[tuple[TextItem, ...], dict[int, dict[int, list[int]]]]] = {}
         self._instructions = instruction_texts()
 
     def check(
@@ -189,8 +201,10 @@ class LeakGuard:
             self._references[problem.problem_id] = reference_fingerprints(problem)
         key = (problem.problem_id, rungs_shown)
         if key not in self._texts:
-            self._texts[key] = self._protected(problem, rungs_shown, hidden_tests)
-        return LeakCheck(self._references[problem.problem_id], self.threshold, self._texts[key])
+            texts = self._protected(problem, rungs_shown, hidden_tests)
+            self._texts[key] = (texts, text_index(texts))
+        texts, index = self._texts[key]
+        return LeakCheck(self._references[problem.problem_id], self.threshold, texts, index)
 
     def _protected(
         self, problem: ProblemContext, rungs_shown: int | None, hidden_tests: Sequence[str]
