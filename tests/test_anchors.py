@@ -192,3 +192,28 @@ async def test_calibrate_with_the_gemini_provider_runs_against_the_fake_server(
     assert "degraded" not in report, report[:2000]
     judged = fake.of("turn_evaluation")
     assert len(judged) >= 61 and all(judge_anchors(DEFAULT) in r.system for r in judged)
+
+
+async def test_a_gemini_calibration_waits_for_the_quota_instead_of_falling_back(
+    isolated_env: dict[str, str], fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At Gemini's free 15 requests a minute a full run takes minutes: each call may wait
+    that long for the shared quota (unless VIBE_LLM_CALL_BUDGET_S says otherwise)."""
+    from vibe.llm.resilient import ResilientProvider
+    from vibe_dev.calibrate import GEMINI_CALL_BUDGET_S, _make_llm
+
+    for name, value in {**isolated_env, "GEMINI_API_KEY": "test-key", "GEMINI_BASE_URL": fake.url}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("VIBE_LLM_CALL_BUDGET_S", raising=False)
+    llm = _make_llm("gemini", 1)
+    try:
+        assert isinstance(llm, ResilientProvider)
+        assert getattr(llm.primary, "budget_s", None) == GEMINI_CALL_BUDGET_S == 600
+    finally:
+        await llm.aclose()
+    monkeypatch.setenv("VIBE_LLM_CALL_BUDGET_S", "30")
+    llm = _make_llm("gemini", 1)
+    try:
+        assert getattr(llm, "primary", None) is not None and llm.primary.budget_s == 30  # type: ignore[attr-defined]
+    finally:
+        await llm.aclose()
