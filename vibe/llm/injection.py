@@ -22,15 +22,15 @@ characters dropped, Cyrillic/Greek look-alikes mapped to Latin), so "score" spel
 Cyrillic letters or with a zero-width space inside is "score".
 
 How a judge uses it (the min rule, `guarded_judgement`): the turn is judged on the full
-text AND on the text with every segment removed, each also under the other's intent
+text AND on the text with every segment removed, each also under every intent's rubric
 (removing or adding text can move the intent to a rubric that pays more), and the
 lowest score is kept, under the stripped text's intent (what the candidate asked the AI:
 an intent the grader-addressed text suggested could buy credit elsewhere, e.g. test_case
 as verification in the holistic judge); then the criteria grader-addressed text speaks against
 (clarity: the turn talks to someone other than the AI; discernment: gaming the grader
 is not checking the AI) lose `PENALTY` points, with a reason saying the text was
-ignored. The offline provider does exactly this (four offline scorings cost
-microseconds); the Gemini provider sends the stripped text once, told only the *kinds*
+ignored. The offline provider does exactly this (sixteen offline scorings cost well
+under a millisecond); the Gemini provider sends the stripped text once, told only the *kinds*
 of what was removed (never its words: a model can be steered by text it reads), and
 applies the same penalty: one call per turn as before (see `gemini.py`, README).
 
@@ -428,7 +428,7 @@ def _find_segments(text: str) -> list[Segment]:
         end = len(text) if paragraph < 0 else paragraph
         if close is not None and close.end() <= end + 1:
             end = close.end()
-        add(line_start if not text[line_start : m.start()].strip() else m.start(), end, "role_marker")
+        add(line_start, end, "role_marker")  # its whole line too, as for any segment
     # 2. Multi-line blocks: score objects, tags, block comments and docstrings.
     for kind, pattern in _BLOCKS:
         for m in pattern.finditer(text):
@@ -598,7 +598,7 @@ def guarded_judgement(stripped: TurnJudgement, others: Sequence[TurnJudgement], 
     stripped text's (what the candidate asked the AI; never one the grader-addressed text
     suggested, which could buy credit elsewhere, e.g. a test_case intent in the holistic
     judge), the score the lowest of `stripped` and `others` (the offline provider passes
-    the full text's judgement and each text under the other's intent). When the lowest
+    the full text's judgement and both texts under every intent's rubric). When the lowest
     is under another intent, the stripped judgement's criteria are scaled down to it."""
     if not split.found:
         return stripped

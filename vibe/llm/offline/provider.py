@@ -74,20 +74,19 @@ class OfflineProvider:
         split = split_grader_text(exchange.user)
         if split.found and not guardrail.violated:  # a violation scores 0 whatever the text
             # The min rule (vibe/llm/injection.py): text addressed to the grader never pays.
-            # Each text is also scored under the other's intent: the segment (or its
-            # removal) may move the intent to a rubric that pays more, and neither
-            # intent is more trustworthy than the other.
+            # Both texts are also scored under every intent's rubric: the segment, or its
+            # removal (which may take words of the candidate's with it), can move the
+            # intent to a rubric that pays more, and no intent read from such a turn is
+            # more trustworthy than another. Fourteen offline scorings cost well under a
+            # millisecond; a turn that wrote to the grader gets the lowest any reading earns.
             kept = replace(exchange, user=split.kept)
             stripped = judge_turn(problem, history, kept, guardrail)
-            judgement = guarded_judgement(
-                stripped,
-                [
-                    judgement,
-                    _judged_as(problem, history, exchange, stripped.intent, judgement),
-                    _judged_as(problem, history, kept, judgement.intent, stripped),
-                ],
-                split,
-            )
+            readings = [
+                _judged_as(problem, history, ex, intent, like)
+                for ex, like in ((exchange, judgement), (kept, stripped))
+                for intent in Intent
+            ]
+            judgement = guarded_judgement(stripped, [judgement, *readings], split)
         return replace(judgement, provider=self.name, model=self.model)
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
