@@ -94,7 +94,7 @@ up: setup
 # is passed to each, e.g. `make bench BENCHES=bench_llm BENCH_ARGS="--turns 5"`.
 # All of them together are meant to stay under 10 minutes (on a 2-core machine: about 2 for the first
 # four, 4.5 for bench_submit, 3.5 for bench_chat).
-BENCHES ?= bench_llm bench_chat bench_eval_throughput bench_tracing bench_sandbox bench_submit
+BENCHES ?= bench_llm bench_chat bench_eval_throughput bench_tracing bench_sandbox bench_submit bench_guards
 # Every one runs even when an earlier one missed a target (exit status 1 then, naming them).
 bench: setup
 	$(PY) -m vibe_dev.devinfra run -- sh -c 'failed=""; for b in $(BENCHES); do echo "== $$b"; $(PY) -m bench.$$b $(BENCH_ARGS) || failed="$$failed $$b"; done; \

@@ -177,7 +177,7 @@ async def test_the_threshold_setting_moves_the_boundary_in_the_service(
         events = await _tutor_reply(stack, candidate.session_id, "How would the function look?")
     done = events[-1].done
     text = "".join(e.delta for e in events if e.WhichOneof("event") == "delta")
-    assert done.leak.cut is cut and done.leak.language == "python"
+    assert done.leak.cut is cut and done.leak.language == "python" and done.leak.material == "reference_solution"
     assert 0.35 <= done.leak.share < 0.6
     assert ("That is the whole program." in text) is not cut
 

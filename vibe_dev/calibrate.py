@@ -40,6 +40,7 @@ from vibe.llm.base import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT / "tests" / "data" / "calibration"
 PROBLEMS_DIR = REPO_ROOT / "vibe" / "services" / "scoring" / "problems"
+GEMINI_CALL_BUDGET_S = 600  # the longest VIBE_LLM_CALL_BUDGET_S allows
 BANDS = ("zero", "low", "mid", "high")  # zero: exactly 0 (a guardrail violation); low < 40 <= mid < 70 <= high
 _ABBREV = {
     Intent.GENERATION: "gen",
@@ -509,7 +510,13 @@ def _make_llm(provider: str, samples: int) -> LLMProvider:
     from vibe.llm.median import median_of
     from vibe.platform.config import CommonSettings
 
-    settings = CommonSettings.from_env({**os.environ, "VIBE_LLM_PROVIDER": provider}, who="calibrate")
+    env = {**os.environ, "VIBE_LLM_PROVIDER": provider}
+    if provider == "gemini":
+        # A calibration run waits for the shared quota (VIBE_LLM_RPM: ~160 requests take
+        # about 11 minutes at Gemini's free 15 a minute) instead of falling back to the
+        # offline judge after the usual 20 s: a degraded judgement says nothing of Gemini.
+        env.setdefault("VIBE_LLM_CALL_BUDGET_S", str(GEMINI_CALL_BUDGET_S))
+    settings = CommonSettings.from_env(env, who="calibrate")
     return median_of(make_provider(settings), samples)
 
 

@@ -4,7 +4,8 @@ google-genai SDK: `POST /{version}/models/{model}:generateContent`,
 
 Tests run it in process and script it: queued replies (`script`), a default judge that
 answers every structured request with valid JSON for its schema, latency, 429 storms,
-503s, streams that break in the middle, fenced or truncated JSON. It records every
+503s, streams that break in the middle, fenced or truncated JSON, a tutor reply that
+repeats its system instruction verbatim (`Reply(leak_system=...)`). It records every
 request (arrival time, path, body) and every stream the client closed before the end.
 
 `python -m vibe_dev.fake_gemini --latency-ms 50` runs it alone with its default replies
@@ -50,6 +51,9 @@ class Reply:
     retry_after_s: float | None = None  # Retry-After header
     break_after: int | None = None  # stream: drop the connection after this many chunks
     latency_s: float | None = None  # overrides the server's latency for this reply
+    # A model that gives its instructions away: the stream is this text with "{system}"
+    # replaced by the request's system instruction, verbatim, in 40-character chunks.
+    leak_system: str = ""
 
 
 @dataclass
@@ -212,6 +216,9 @@ class FakeGemini:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         chunks = reply.chunks or (reply.text,)
+        if reply.leak_system:
+            text = reply.leak_system.replace("{system}", rec.system)
+            chunks = tuple(text[i : i + 40] for i in range(0, len(text), 40))
         try:
             for i, chunk in enumerate(chunks):
                 if i:

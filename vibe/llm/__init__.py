@@ -49,6 +49,7 @@ def make_provider(settings: CommonSettings) -> LLMProvider:
         guardrail=GuardrailPolicy(
             confident=settings.guardrail_confident, always_ask=settings.guardrail_ask_model == "always"
         ),
+        anchor_tokens=settings.gemini_anchor_tokens,
     )
     breaker = CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_reset_s)
     return ResilientProvider(gemini, offline, breaker)

@@ -23,6 +23,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from vibe.llm.anchors import guardrail_anchors, judge_anchors
 from vibe.llm.base import (
     EvaluatedTurn,
     Exchange,
@@ -34,6 +35,7 @@ from vibe.llm.base import (
     TutorGuidance,
 )
 from vibe.llm.deadline import call_deadline
+from vibe.llm.injection import penalized, split_grader_text
 from vibe.llm.judge_output import (
     GUARDRAIL_SCHEMA,
     HOLISTIC_SCHEMA,
@@ -139,6 +141,7 @@ class GeminiProvider:
         thinking: ThinkingBudgets | None = None,
         guardrail: GuardrailPolicy | None = None,
         offline_guardrail: OfflineGuardrail = check_guardrail_in_context,
+        anchor_tokens: int = 0,
     ):
         self.client = client
         self.model = model
@@ -154,6 +157,10 @@ class GeminiProvider:
         self.offline_guardrail = (
             offline_guardrail  # the classifier asked first (tests give verdicts of chosen confidence)
         )
+        # Few-shot anchors (VIBE_GEMINI_ANCHOR_TOKENS): fixed per process, so every judge
+        # and guardrail prompt starts with the same text (cacheable).
+        self.judge_anchors = judge_anchors(anchor_tokens)
+        self.guardrail_anchors = guardrail_anchors(anchor_tokens)
 
     # ----- the LLMProvider interface -----------------------------------------------
 
@@ -166,7 +173,11 @@ class GeminiProvider:
         if self.guardrail.offline_is_final(verdict, second_opinion):
             return verdict
         return await self._structured(
-            "guardrail", guardrail_prompt(problem, message), GUARDRAIL_SCHEMA, parse_guardrail, _GUARDRAIL_TOKENS
+            "guardrail",
+            guardrail_prompt(problem, message, anchors=self.guardrail_anchors),
+            GUARDRAIL_SCHEMA,
+            parse_guardrail,
+            _GUARDRAIL_TOKENS,
         )
 
     async def stream_tutor_reply(
@@ -183,8 +194,8 @@ class GeminiProvider:
             # question. Asking the model for it would make every refused turn cost a second
             # request (and a third when the model's guardrail found the violation after the
             # speculative reply had started): refusals are most of an attack-heavy session.
-            for chunk in word_chunks(compose_reply(problem, history, message, guardrail, guidance)):
-                yield chunk
+            for piece in word_chunks(compose_reply(problem, history, message, guardrail, guidance)):
+                yield piece
             return
         prompt = tutor_prompt(problem, history, message, guardrail, guidance)
         config = types.GenerateContentConfig(
@@ -248,10 +259,23 @@ class GeminiProvider:
         guardrail: GuardrailVerdict,
         conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
-        prompt = turn_prompt(problem, history, exchange, guardrail, conversation)
+        # Text addressed to the grader is never sent: one call on the turn without it,
+        # told only what kinds of text were removed, then the same penalty as offline
+        # (vibe/llm/injection.py), so the score is at most what the stripped turn earns.
+        split = split_grader_text(exchange.user)
+        shown = replace(exchange, user=split.marked()) if split.found else exchange
+        prompt = turn_prompt(
+            problem,
+            history,
+            shown,
+            guardrail,
+            conversation,
+            removed_kinds=split.kinds,
+            anchors=self.judge_anchors,
+        )
         if conversation is None:
             judgement = await self._structured("turn_evaluation", prompt, TURN_SCHEMA, parse_turn, _TURN_TOKENS)
-            return _attributed(judgement, self.name, self.model)
+            return _attributed(penalized(judgement, split), self.name, self.model)
         # One call, one answer: the turn and the conversation through it (its output is
         # about twice a turn's, hence the budget).
         judgement = await self._structured(
@@ -263,7 +287,7 @@ class GeminiProvider:
         )
         holistic = judgement.holistic
         return replace(
-            _attributed(judgement, self.name, self.model),
+            _attributed(penalized(judgement, split), self.name, self.model),
             holistic=_attributed(holistic, self.name, self.model) if holistic is not None else None,
         )
 

@@ -8,8 +8,10 @@ breaker is open):
 - turn and holistic evaluation: the offline judge's result, marked `degraded`, so a
   submit always completes and the report says which parts were produced how.
 
-Judges never see sentences a candidate addressed to the grader (`injection.py`),
-whichever provider judges.
+Text a candidate addressed to the grader never raises a score (`injection.py`): the
+earlier turns and the holistic judge's turns are passed without it; the turn being
+judged is passed whole, and each provider applies the min rule to it (the offline
+judge scores it with and without that text; Gemini is sent it without, once).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from vibe.llm.base import (
     TutorGuidance,
 )
 from vibe.llm.breaker import CircuitBreaker
-from vibe.llm.injection import sanitize_exchange, sanitize_history, sanitize_turns
+from vibe.llm.injection import sanitize_history, sanitize_turns
 
 log = logging.getLogger(__name__)
 J = TypeVar("J", TurnJudgement, HolisticJudgement)
@@ -97,7 +99,7 @@ class ResilientProvider:
         guardrail: GuardrailVerdict,
         conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
-        history, exchange = sanitize_history(history), sanitize_exchange(exchange)
+        history = sanitize_history(history)
         turns = sanitize_turns(conversation) if conversation is not None else None
         return await self._with_fallback(
             "turn evaluation",

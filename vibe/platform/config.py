@@ -181,6 +181,9 @@ class CommonSettings:
     # VIBE_GUARDRAIL_ASK_MODEL=always asks the model about every message the rules let through.
     guardrail_confident: float = 0.8
     guardrail_ask_model: str = "uncertain"
+    # Few-shot anchors (labelled corpus examples) in the Gemini judge and guardrail prompts:
+    # at most this many tokens each (vibe/llm/anchors.py); 0 = none.
+    gemini_anchor_tokens: int = 1500
     # Simulated LLM latency of the offline provider (tests and benchmarks).
     offline_latency_ms: int = 0
     # The services' event loop: uvloop (less CPU per chat turn; bench/bench_chat.py) or asyncio's own.
@@ -252,6 +255,7 @@ class CommonSettings:
             ),
             guardrail_confident=r.number("VIBE_GUARDRAIL_CONFIDENT", cls.guardrail_confident, 0.0, 1.0),
             guardrail_ask_model=r.choice("VIBE_GUARDRAIL_ASK_MODEL", cls.guardrail_ask_model, GUARDRAIL_ASK_MODEL),
+            gemini_anchor_tokens=r.integer("VIBE_GEMINI_ANCHOR_TOKENS", cls.gemini_anchor_tokens, 0, 20_000),
             offline_latency_ms=r.integer("VIBE_OFFLINE_LATENCY_MS", 0, 0, 600_000),
             event_loop=r.choice("VIBE_EVENT_LOOP", cls.event_loop, ("uvloop", "asyncio")),
             log_level=r.choice("VIBE_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),

@@ -56,6 +56,22 @@ async def load_problem_context(db: asyncpg.Pool, problem_id: str) -> ProblemCont
 
 
 @idempotent
+async def load_hidden_tests(db: asyncpg.Pool, problem_id: str, max_chars: int = 2000) -> tuple[str, ...]:
+    """The problem's hidden test data (each input, then each expected output, at most
+    `max_chars` of each), which no reply may show: the tutor's outbound check protects it."""
+    rows = await db.fetch(
+        "SELECT substring(input FROM 1 FOR $2) AS input, substring(expected FROM 1 FOR $2) AS expected"
+        " FROM problem_tests WHERE problem_id = $1 AND hidden ORDER BY test_id",
+        problem_id,
+        max_chars,
+    )
+    texts: list[str] = []
+    for r in rows:
+        texts += [bytes(r["input"]).decode("utf-8", "replace"), bytes(r["expected"]).decode("utf-8", "replace")]
+    return tuple(texts)
+
+
+@idempotent
 async def load_exchanges(db: asyncpg.Pool, session_id: str, before_turn: int) -> list[Exchange]:
     """The completed turns of a session before `before_turn`, in order."""
     rows = await db.fetch(

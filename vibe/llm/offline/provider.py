@@ -12,15 +12,20 @@ from vibe.llm.base import (
     Exchange,
     GuardrailVerdict,
     HolisticJudgement,
+    Intent,
     ProblemContext,
+    RubricScore,
     TurnJudgement,
     TutorGuidance,
 )
+from vibe.llm.injection import guarded_judgement, sanitize_turns, split_grader_text
 from vibe.llm.offline.holistic_judge import judge_holistic
 from vibe.llm.offline.learned import check_guardrail_in_context
 from vibe.llm.offline.memory import summarize_exchanges
-from vibe.llm.offline.turn_judge import judge_turn
+from vibe.llm.offline.prompt_features import PromptFeatures
+from vibe.llm.offline.turn_judge import judge_turn, score_criterion
 from vibe.llm.offline.tutor import compose_reply, word_chunks
+from vibe.llm.rubrics import rubric_for, weighted_score
 
 
 def _read_unevaluated(problem: ProblemContext, conversation: Sequence[EvaluatedTurn]) -> list[EvaluatedTurn]:
@@ -83,7 +88,24 @@ class OfflineProvider:
         conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
         await self._simulate_latency()
-        judgement = replace(judge_turn(problem, history, exchange, guardrail), provider=self.name, model=self.model)
+        judgement = judge_turn(problem, history, exchange, guardrail)
+        split = split_grader_text(exchange.user)
+        if split.found and not guardrail.violated:  # a violation scores 0 whatever the text
+            # The min rule (vibe/llm/injection.py): text addressed to the grader never pays.
+            # Both texts are also scored under every intent's rubric: the segment, or its
+            # removal (which may take words of the candidate's with it), can move the
+            # intent to a rubric that pays more, and no intent read from such a turn is
+            # more trustworthy than another. A turn that wrote to the grader gets the lowest
+            # any reading earns (fourteen scorings: only such turns pay for them).
+            kept = replace(exchange, user=split.kept)
+            stripped = judge_turn(problem, history, kept, guardrail)
+            readings = [
+                _judged_as(problem, history, ex, intent, like)
+                for ex, like in ((exchange, judgement), (kept, stripped))
+                for intent in Intent
+            ]
+            judgement = guarded_judgement(stripped, [judgement, *readings], split)
+        judgement = replace(judgement, provider=self.name, model=self.model)
         if conversation is None:
             return judgement
         this_turn = EvaluatedTurn(
@@ -94,13 +116,15 @@ class OfflineProvider:
             0.0 if guardrail.violated else judgement.score,
             guardrail.violated,
         )
-        turns = [*_read_unevaluated(problem, conversation), this_turn]
+        # Text addressed to the grader is no evidence of a strategy (vibe/llm/injection.py).
+        turns = sanitize_turns([*_read_unevaluated(problem, conversation), this_turn])
         holistic = replace(judge_holistic(turns), provider=self.name, model=self.model)
         return replace(judgement, holistic=holistic)
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         await self._simulate_latency()
-        return replace(judge_holistic(turns), provider=self.name, model=self.model)
+        # Text addressed to the grader is no evidence of a strategy (vibe/llm/injection.py).
+        return replace(judge_holistic(sanitize_turns(turns)), provider=self.name, model=self.model)
 
     async def summarize_conversation(
         self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
@@ -109,3 +133,22 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def _judged_as(
+    problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, intent: Intent, like: TurnJudgement
+) -> TurnJudgement:
+    """`exchange` scored under `intent`'s rubric (the summaries taken from `like`)."""
+    features = PromptFeatures.of(problem, history, exchange.user)
+    rubrics = tuple(
+        RubricScore(c.name, *score_criterion(c.name, features, intent, bool(history)), c.weight)
+        for c in rubric_for(intent).criteria
+    )
+    score = weighted_score(rubrics)
+    return replace(
+        like,
+        intent=intent,
+        score=score,
+        rubrics=rubrics,
+        final_reasoning=f"Intent {intent.value}, score {score:g} (weighted), scored under this intent's rubric.",
+    )

@@ -156,6 +156,7 @@ class Chat(GatewayParts):
                     interrupted=False,
                     leak_cut=done.leak.cut,
                     leak_share=done.leak.share if done.HasField("leak") else None,
+                    leak_material=done.leak.material or None,
                     idempotency_key=key,
                     fence=lock.fence,
                 )

@@ -222,7 +222,8 @@ class ReviewStore:
     async def turns(self, session_id: str) -> list[review_pb2.TranscriptTurn]:
         rows = await self.db.fetch(
             "SELECT session_id, turn, role, content, created_at, guardrail_violation, guardrail_reason, provider,"
-            " interrupted, leak_cut, leak_share FROM messages WHERE session_id = $1 ORDER BY turn, role DESC",
+            " interrupted, leak_cut, leak_share, leak_material FROM messages WHERE session_id = $1"
+            " ORDER BY turn, role DESC",
             session_id,
         )
         turns: dict[int, review_pb2.TranscriptTurn] = {}
@@ -242,7 +243,10 @@ class ReviewStore:
                 turn.provider = r["provider"] or ""
                 turn.leak_check.CopyFrom(
                     review_pb2.LeakCheckOutcome(
-                        checked=r["leak_share"] is not None, cut=r["leak_cut"], share=r["leak_share"] or 0.0
+                        checked=r["leak_share"] is not None,
+                        cut=r["leak_cut"],
+                        share=r["leak_share"] or 0.0,
+                        material=r["leak_material"] or "",
                     )
                 )
         return [turns[t] for t in sorted(turns)]

@@ -169,12 +169,14 @@ class GatewayStore:
         interrupted: bool,
         leak_cut: bool = False,
         leak_share: float | None = None,
+        leak_material: str | None = None,
         *,
         idempotency_key: str,
         fence: int,
     ) -> tuple[MessageRow, MessageRow]:
         """Both messages of a turn and the session's turn count, in one transaction.
-        `leak_cut`/`leak_share` are the tutor's leak check of the reply (None: not checked).
+        `leak_cut`/`leak_share` are the tutor's leak check of the reply (None: not checked);
+        `leak_material` what a cut reply was turning into (vibe/services/tutor/leak.py).
 
         The UPDATE only succeeds while the session is active, `turn` is the next turn
         and `fence` (the chat lease's token) is not older than the last chat's, so two
@@ -215,9 +217,9 @@ class GatewayStore:
             rows = await conn.fetch(
                 f"""
                 INSERT INTO messages (session_id, turn, role, content, guardrail_violation, guardrail_reason,
-                                      provider, interrupted, leak_cut, leak_share, idempotency_key)
-                VALUES ($1, $2, 'user', $3, $4, $5, NULL, false, false, NULL, $11),
-                       ($1, $2, 'assistant', $6, NULL, NULL, $7, $8, $9, $10, NULL)
+                                      provider, interrupted, leak_cut, leak_share, idempotency_key, leak_material)
+                VALUES ($1, $2, 'user', $3, $4, $5, NULL, false, false, NULL, $11, NULL),
+                       ($1, $2, 'assistant', $6, NULL, NULL, $7, $8, $9, $10, NULL, $12)
                 RETURNING {_MESSAGE_COLUMNS}
                 """,
                 session_id,
@@ -231,6 +233,7 @@ class GatewayStore:
                 leak_cut,
                 leak_share,
                 idempotency_key,
+                leak_material if leak_cut else None,
             )
         user, assistant = _turn_rows(rows)
         return user, assistant

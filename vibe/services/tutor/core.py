@@ -16,10 +16,10 @@ from vibe.llm.base import Exchange, GuardrailVerdict, LLMProvider, LLMUnavailabl
 from vibe.llm.usage import UsageMeter, metered
 from vibe.llm.usage_store import PHASE_CHAT, save_calls
 from vibe.platform.errors import InvalidArgument, Unavailable
-from vibe.services.tutor.hints import DEFAULT_LOW_EFFORT_LIMIT, decide_guidance
-from vibe.services.tutor.leak import LeakCheck, LeakGuard, cut_notice
+from vibe.services.tutor.hints import DEFAULT_LOW_EFFORT_LIMIT, decide_guidance, rungs_shown
+from vibe.services.tutor.leak import LeakCheck, LeakGuard, LeakOutcome, cut_notice
 from vibe.services.tutor.memory import ConversationMemory
-from vibe.shared.records import load_exchanges, load_problem_context
+from vibe.shared.records import load_exchanges, load_hidden_tests, load_problem_context
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,12 @@ class Tutor:
         self.leak_guard = leak_guard  # TUTOR_LEAK_THRESHOLD: see vibe.services.tutor.leak
         self.memory = memory  # TUTOR_HISTORY_TOKEN_BUDGET: see vibe.services.tutor.memory; None = whole history
         self._problems: dict[str, ProblemContext] = {}  # problems do not change while we run
+        self._hidden: dict[str, tuple[str, ...]] = {}
 
     async def _problem(self, problem_id: str) -> ProblemContext:
         if problem_id not in self._problems:
             self._problems[problem_id] = await load_problem_context(self.db, problem_id)
+            self._hidden[problem_id] = await load_hidden_tests(self.db, problem_id)
         return self._problems[problem_id]
 
     @contextlib.asynccontextmanager
@@ -96,9 +98,14 @@ class Tutor:
                 guidance = replace(guidance or TutorGuidance(), memory_summary=recall.summary)
         # The guardrail reads the whole conversation (a piece-by-piece extraction spans turns).
         verdict = asyncio.ensure_future(self.llm.check_guardrail(problem, history, message))
-        leak = self.leak_guard.check(problem)
+        # One outbound check: reference solutions, our instructions, the rungs not given, hidden tests.
+        shown = rungs_shown(problem, history, message, low_effort_limit=self.low_effort_limit)
+        leak = self.leak_guard.check(problem, rungs_shown=shown, hidden_tests=self._hidden.get(problem_id, ()))
         reply = self._guarded_reply(verdict, problem, recent, message, guidance)
-        cut = cut_notice(problem, history, message, guidance)
+
+        def cut(outcome: LeakOutcome) -> str:
+            return cut_notice(problem, history, message, guidance, outcome.material)
+
         tripped: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
         async def second_opinion() -> GuardrailVerdict:
@@ -199,20 +206,25 @@ async def _final_verdict(
 async def _leak_checked(
     chunks: AsyncGenerator[str, None],
     leak: LeakCheck,
-    cut: str,
+    cut: Callable[[LeakOutcome], str],
     verdict: asyncio.Future[GuardrailVerdict],
     tripped: asyncio.Future[bool],
 ) -> AsyncGenerator[str, None]:
     """Each chunk goes out only once the reply so far, it included, is below the leak
     threshold. The chunk that reaches it and the rest of the reply are dropped (the
-    model's request is closed at once) and `cut` is sent in their place. The stream ends
-    once the turn's `verdict` is settled (`tripped` says whether the reply was cut)."""
+    model's request is closed at once) and `cut(outcome)` is sent in their place. The
+    stream ends once the turn's `verdict` is settled (`tripped` says whether the reply
+    was cut)."""
     async with contextlib.aclosing(chunks):
         async for chunk in chunks:
             if leak.feed(chunk):
                 log.warning(
                     "reply cut by the leak check",
-                    extra={"leak_share": round(leak.outcome.share, 3), "leak_language": leak.outcome.language},
+                    extra={
+                        "leak_share": round(leak.outcome.share, 3),
+                        "leak_language": leak.outcome.language,
+                        "leak_material": leak.outcome.material,
+                    },
                 )
                 break
             yield chunk
@@ -221,7 +233,7 @@ async def _leak_checked(
             await asyncio.wait([verdict])
             return
     tripped.set_result(True)
-    yield cut
+    yield cut(leak.outcome)
     # The turn still gets its guardrail verdict; the cut reply no longer waits for it.
     await asyncio.wait([verdict])
 

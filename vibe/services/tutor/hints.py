@@ -226,6 +226,27 @@ def decide_guidance(
     memory_summary: str = "",
 ) -> TutorGuidance:
     """The guidance for the reply to `message`, given ALL earlier exchanges in order."""
+    guidance, _ = _replay(problem, history, message, low_effort_limit, memory_summary)
+    return guidance
+
+
+def rungs_shown(
+    problem: ProblemContext,
+    history: Sequence[Exchange],
+    message: str,
+    *,
+    low_effort_limit: int = DEFAULT_LOW_EFFORT_LIMIT,
+) -> int:
+    """How many rungs of the ladder (from the first) the candidate may have seen once the
+    reply to `message` is out: the ones given so far, this turn's included, and any an
+    earlier reply quoted. The outbound check protects the rest."""
+    _, given = _replay(problem, history, message, low_effort_limit, "")
+    return min(len(problem.hints), max(given, _revealed_rungs(problem, history)))
+
+
+def _replay(
+    problem: ProblemContext, history: Sequence[Exchange], message: str, low_effort_limit: int, memory_summary: str
+) -> tuple[TutorGuidance, int]:
     if low_effort_limit < 1:
         raise ValueError(f"low_effort_limit must be >= 1, got {low_effort_limit}")
     last_rung = len(problem.hints) - 1
@@ -248,4 +269,5 @@ def decide_guidance(
                 given = max(given, _revealed_rungs(problem, history))
             hint_index = min(given, last_rung)
             given += 1
-    return TutorGuidance(hint_index=hint_index, ask_to_try_first=ask_to_try_first, memory_summary=memory_summary)
+    guidance = TutorGuidance(hint_index=hint_index, ask_to_try_first=ask_to_try_first, memory_summary=memory_summary)
+    return guidance, given

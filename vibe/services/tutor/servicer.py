@@ -66,7 +66,9 @@ class TutorServicer(tutor_pb2_grpc.TutorServicer):
                 guardrail=guardrail_to_pb(reply.verdict.result()),
                 provider=self.tutor.llm.name,
                 model=self.tutor.llm.model,
-                leak=tutor_pb2.LeakCheck(cut=leak.cut, share=leak.share, language=leak.language),
+                leak=tutor_pb2.LeakCheck(
+                    cut=leak.cut, share=leak.share, language=leak.language, material=leak.material
+                ),
             )
             await events.put(tutor_pb2.StreamReplyResponse(turn=request.turn, done=done))
         except Exception as exc:  # handed to the RPC's task, which turns it into a status
