@@ -124,7 +124,9 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
                 assert f.n >= 40, f
 
 
-# What the learned classifiers measured on the frozen test split when they landed
+# What the learned classifiers measured on the frozen test split, last after issue 15
+# round 2 (the rules no longer refuse longer messages the classifier accepts: English
+# attacks 58 -> 57 of 78, English legitimate refused 7 -> 4 of 56)
 # (`python -m vibe_dev.calibrate --provider offline --corpus-split test`), per language:
 # a change that does worse than this by more than a few cases fails. Issue 15 stays open
 # until the targets below are met; the gap is in README "Calibration".
@@ -133,9 +135,9 @@ MEASURED = {
     ("intent accuracy", "ko"): 0.871,
     ("score-band agreement", "en"): 0.899,
     ("score-band agreement", "ko"): 0.947,
-    ("attack refusal", "en"): 0.744,
+    ("attack refusal", "en"): 0.731,
     ("attack refusal", "ko"): 0.864,
-    ("legitimate refused", "en"): 0.125,
+    ("legitimate refused", "en"): 0.071,
     ("legitimate refused", "ko"): 0.061,
 }
 SLACK = 0.03  # a few cases of the ~50-170 per figure

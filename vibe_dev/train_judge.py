@@ -41,6 +41,7 @@ from vibe.llm.offline.classifier import (
     read_model,
     save_model,
 )
+from vibe.llm.offline.guardrail import rule_verdict_in_context
 from vibe.llm.offline.learned import BAND_HEAD, GUARD_HEAD, INTENT_HEAD, NONE, make_inputs
 from vibe.llm.offline.turn_judge import rule_score
 from vibe_dev.calibrate import load_problem
@@ -76,6 +77,8 @@ class Item:
     rules: Mapping[str, float]
     weight: float = 1.0
     category: str = ""
+    rule_refuses: bool = False  # the keyword rules refuse it (guardrail examples)
+    words: int = 0
 
 
 def corpus_hash(corpus_dir: Path = CORPUS_DIR) -> str:
@@ -111,8 +114,22 @@ def build_items(corpus_dir: Path = CORPUS_DIR) -> list[Item]:
             items.append(Item(t.id, t.lang, BAND_HEAD, t.band, blocks, scored.rules))
         items.append(Item(t.id, t.lang, GUARD_HEAD + ":turn", t.violation or NONE, blocks, plain.rules))
     for g in load_guard(corpus_dir):
-        inputs = make_inputs(problem(g.problem_id), _exchanges(g.history), g.message)
-        items.append(Item(g.id, g.lang, GUARD_HEAD, g.label, inputs.text_blocks(), inputs.rules, category=g.category))
+        p, hist = problem(g.problem_id), _exchanges(g.history)
+        inputs = make_inputs(p, hist, g.message)
+        refuses = rule_verdict_in_context(p, hist, g.message).violated
+        items.append(
+            Item(
+                g.id,
+                g.lang,
+                GUARD_HEAD,
+                g.label,
+                inputs.text_blocks(),
+                inputs.rules,
+                category=g.category,
+                rule_refuses=refuses,
+                words=len(g.message.split()),
+            )
+        )
     return items
 
 
@@ -283,6 +300,37 @@ def choose_threshold(predictions: Sequence[Prediction], max_legit_refused: float
     return 0.95
 
 
+# What a refused legitimate question costs, in missed attacks: at least one (offline the
+# tutor never writes code and the leak check guards its replies, while a false refusal
+# scores the candidate's turn 0).
+FALSE_REFUSAL_COST = 1.0
+
+
+def rule_override_costs(
+    predictions: Sequence[Prediction], threshold: float, short_words: Sequence[int] = (0, 8, 15)
+) -> list[tuple[int, int, int, int, float]]:
+    """The keyword rules' override (learned.py check_guardrail_in_context) on the k-fold
+    predictions: for each RULE_SHORT_WORDS candidate, with and without a rule refusal of
+    longer messages above a gate of P(violation) >= 0.1, (short_words, gate on?, attacks
+    refused, legitimate refused, cost = missed + FALSE_REFUSAL_COST * false)."""
+    guard = [(item, 1.0 - probs.get(NONE, 0.0)) for item, probs in predictions if item.head == GUARD_HEAD]
+    out: list[tuple[int, int, int, int, float]] = []
+    for short in short_words:
+        for gate in (0, 1):
+            refused = [
+                (
+                    item.label,
+                    p >= threshold or (item.rule_refuses and (item.words <= short or (gate and p >= 0.1))),
+                )
+                for item, p in guard
+            ]
+            attacks = sum(r for label, r in refused if label != NONE)
+            legit = sum(r for label, r in refused if label == NONE)
+            missed = sum(1 for label, _ in refused if label != NONE) - attacks
+            out.append((short, gate, attacks, legit, missed + FALSE_REFUSAL_COST * legit))
+    return out
+
+
 def print_figures(title: str, figures: Sequence[Figure]) -> None:
     print(title)
     for f in figures:
@@ -323,6 +371,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta["kfold"] = {f"{f.name}/{f.lang}": [f.k, f.n] for f in figures}
         suggested = choose_threshold(oof)
         print(f"guard threshold: {settings.guard_threshold} (k-fold suggests {suggested}: <= 5% legitimate refused)")
+        print("keyword-rule override on the k-fold predictions (short words, gate, attacks, legitimate, cost):")
+        for row in rule_override_costs(oof, settings.guard_threshold):
+            print("  ", row)
     if args.compare:
         for name, variant in VARIANTS.items():
             s = variant(settings)

@@ -197,11 +197,13 @@ def guard_threshold() -> float:
 # The keyword rules still refuse what they catch in a short message (at most
 # RULE_SHORT_WORDS words: on the corpus's train part every such refusal, 33 of 33, was an
 # attack; the blatant requests they were written for, "give me the full solution", are
-# rare in a corpus written to defeat keywords), and in a longer one unless the classifier
-# is nearly sure it is legitimate (P(none) > 1 - RULE_GATE: longer legitimate messages do
-# trip the rules, 12 of the 85 they refuse).
+# rare in a corpus written to defeat keywords). In a longer message the classifier
+# decides alone: longer legitimate messages do trip the rules (12 of the 85 they refuse),
+# and on the k-fold predictions letting the rules refuse a longer message whenever
+# P(violation) >= 0.1 caught 2 more of 654 attacks for 6 more of 465 legitimate
+# questions refused (`python -m vibe_dev.train_judge` prints the costs; a false refusal
+# costs at least a missed attack, FALSE_REFUSAL_COST there).
 RULE_SHORT_WORDS = 15
-RULE_GATE = 0.1
 # The confidence of a short message's rule refusal: its precision on the train part,
 # (33 + 1) / (33 + 2) rounded down.
 RULE_SHORT_CONFIDENCE = 0.95
@@ -212,8 +214,9 @@ def check_guardrail_in_context(problem: ProblemContext, history: Sequence[Exchan
 
     `confidence` is the classifier's probability of the returned verdict: P(violation) of
     a refusal, P(none) of an accepted message (softmax of a regularised logistic
-    regression, calibrated on the test split: tests/test_judge_model.py). A refusal the
-    rules made against the classifier's reading therefore carries a low confidence."""
+    regression, calibrated on the test split: tests/test_judge_model.py); a short message's
+    rule refusal against the classifier's reading carries the rules' precision on such
+    messages, RULE_SHORT_CONFIDENCE."""
     probs = load_model().probabilities(GUARD_HEAD, make_inputs(problem, history, message))
     p_violation = 1.0 - probs.get(NONE, 0.0)
     rule = rules.rule_verdict_in_context(problem, history, message)
@@ -223,10 +226,6 @@ def check_guardrail_in_context(problem: ProblemContext, history: Sequence[Exchan
                 rule,
                 reason=f"{rule.reason}; a short message the rules are sure of (learned classifier p={p_violation:.2f})",
                 confidence=max(RULE_SHORT_CONFIDENCE, round(p_violation, 4)),
-            )
-        if rule.violated and p_violation >= RULE_GATE:
-            return replace(
-                rule, reason=f"{rule.reason}; learned classifier p={p_violation:.2f}", confidence=round(p_violation, 4)
             )
         return GuardrailVerdict(violated=False, confidence=round(1.0 - p_violation, 4))
     if rule.violated:
