@@ -157,6 +157,8 @@ async def test_the_session_time_limit(start_stack: StartStack) -> None:
         events = await cand.submit(REFERENCE)
         report = events[-1].report
         assert report.scores.grade and len(report.turns) == 1
+        late = (report.submitted_at.ToDatetime(tzinfo=UTC) - deadline).total_seconds()
+        assert late > 0.3 and report.late_by_s == int(late), "graded, and shown as late"
 
 
 async def test_without_a_time_limit_there_is_no_deadline(start_stack: StartStack) -> None:

@@ -23,6 +23,7 @@ def build_report(
     scores: scoring_pb2.FinalScores,
     language: str,
     submitted_code: str,
+    late_by_s: int = 0,
 ) -> gateway_pb2.Report:
     refused = [t for t in turns if t.guardrail.violated]
     by_violation = Counter(
@@ -58,6 +59,7 @@ def build_report(
         language=language,
         submitted_code=submitted_code,
         graded_at=now,
+        late_by_s=late_by_s,
     )
     if session.submitted_at is not None:
         report.submitted_at.FromDatetime(session.submitted_at)

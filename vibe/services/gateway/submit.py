@@ -35,6 +35,7 @@ from vibe.services.gateway.report import (
 )
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import SessionRow
+from vibe.services.gateway.timing import SessionClock
 from vibe_api.evaluator.v1 import evaluator_pb2
 from vibe_api.gateway.v1 import gateway_pb2
 from vibe_api.scoring.v1 import scoring_pb2
@@ -168,7 +169,9 @@ class SubmitGuard(GatewayParts):
                 deadline,
             )
             yield Progress(Stage.GRADE, 1, 1, f"grade {scores.grade} ({scores.total_score:.2f})")
-            report = build_report(session, turns, holistic, code_result, scores, language, code)
+            report = build_report(
+                session, turns, holistic, code_result, scores, language, code, self._late_by_s(session)
+            )
             # Stored before it is shown (docs/DESIGN.md §2, item 7).
             if not await self.store.save_report(session_id, report_to_json(report, turns_json), submit_lock.fence):
                 # A newer submit took over (this one outlived its lease): its report stands.
@@ -263,6 +266,9 @@ class SubmitGuard(GatewayParts):
         finally:
             for task in tasks:
                 task.cancel()
+
+    def _late_by_s(self, session: SessionRow) -> int:
+        return SessionClock(self.store, self.settings.access.session_time_limit_s).late_by_s(session)
 
     async def _call(self, method: Callable[..., Awaitable[R]], request: Any, upstream: str, deadline: float) -> R:
         """One call to an upstream within what is left of the guard's time."""

@@ -2,7 +2,8 @@
 limit in force, so a changed setting applies to the sessions still open too. After it, the
 candidate's chat and visible-test runs are refused (FAILED_PRECONDITION, naming the setting);
 a submit is still taken, since that is how a session ends (the page submits by itself when its
-timer runs out)."""
+timer runs out); one that comes after the deadline is graded and its report says by how much
+(`late_by_s`), for the reviewer to weigh."""
 
 from __future__ import annotations
 
@@ -31,6 +32,14 @@ class SessionClock:
         if session is None:
             raise NotFound(f"no session {session_id!r}")
         self.check(session, operation)
+
+    def late_by_s(self, session: SessionRow) -> int:
+        """Whole seconds the frozen session's submit came after its deadline (0: in time,
+        no limit, or not submitted)."""
+        deadline = self.deadline(session)
+        if deadline is None or session.submitted_at is None:
+            return 0
+        return max(0, int((session.submitted_at - deadline).total_seconds()))
 
     def check(self, session: SessionRow, operation: str) -> None:
         deadline = self.deadline(session)

@@ -14,7 +14,14 @@ export function scoresBlock(r) {
       el("span", { text: `${t("total")} ${fixed(s.total_score)} · ${t("prompt")} ${fixed(s.prompt_score)} · `
         + `${t("performance")} ${fixed(s.performance_score)} · ${t("correctness")} ${fixed(s.correctness_score)}` })),
     el("p", { class: "meta", text: `${s.formula || ""} · ${t("llm")}: ${r.llm_provider || ""}${degraded}` }),
+    lateLine(r),
     holisticWhen(r));
+}
+
+/** A submit that came after the session's time limit (int64 arrives as a string in JSON). */
+export function lateLine(r) {
+  const late = Number(r.late_by_s || 0);
+  return late > 0 ? el("p", { class: "meta late", text: t("submitted_late", { s: late }) }) : null;
 }
 
 /** Whether the conversation was judged with the last turn's evaluation (while the candidate
