@@ -144,7 +144,7 @@ async def test_a_reply_streaming_the_reference_is_cut_replaced_by_a_hint_and_fla
     assert "That is the whole program." not in sent and "main()" not in sent
     sent_code = sent.split("I'll stop there")[0]
     assert _share(sent_code) < 0.35, "what went out before the cut stays under the threshold"
-    assert fake.closed_by_client, "the model's stream was closed when the reply was cut"
+    assert await fake.closed_by_client_within(), "the model's stream was closed when the reply was cut"
     assert cut_row["leak_cut"] is True and cut_row["leak_share"] >= 0.35
     assert cut_row["content"] == sent, "the turn stores what the candidate saw"
     assert events[-1].completed.assistant_message.content == sent

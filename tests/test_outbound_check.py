@@ -247,7 +247,7 @@ async def test_the_tutor_reports_what_was_protected_and_closes_the_models_stream
     text = "".join(e.delta for e in events if e.WhichOneof("event") == "delta")
     assert done.leak.cut and done.leak.material == INSTRUCTIONS
     assert "More of the same" not in text
-    assert fake.closed_by_client, "the model's stream was closed when the reply was cut"
+    assert await fake.closed_by_client_within(), "the model's stream was closed when the reply was cut"
 
 
 async def test_a_reply_dumping_the_hint_ladder_is_cut_but_the_current_rung_goes_through(

@@ -166,6 +166,14 @@ class FakeGemini:
         """Answers the next requests of `purpose` (see Recorded.purpose) with these."""
         self._scripts.setdefault(purpose, deque()).extend(replies)
 
+    async def closed_by_client_within(self, seconds: float = 2.0) -> bool:
+        """Whether a client left a stream early, waiting up to `seconds`: the server notices
+        a closed connection at its next write or pause, a moment after the client closed it."""
+        deadline = time.monotonic() + seconds
+        while not self.closed_by_client and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return bool(self.closed_by_client)
+
     def of(self, purpose: str) -> list[Recorded]:
         return [r for r in self.requests if r.purpose == purpose]
 
