@@ -155,6 +155,7 @@ class FakeGemini:
     storm: Reply | None = None  # when set, every request gets this error
     requests: list[Recorded] = field(default_factory=list)
     closed_by_client: list[float] = field(default_factory=list)  # when a client left a stream early
+    _client_left: asyncio.Event = field(default_factory=asyncio.Event)
     stream_ends: list[float] = field(default_factory=list)  # when a stream was fully written
     first_chunk_at: list[float] = field(default_factory=list)  # when each stream's first chunk was written
     chunk_written_at: list[float] = field(default_factory=list)  # when each stream chunk was written (all streams)
@@ -169,9 +170,8 @@ class FakeGemini:
     async def closed_by_client_within(self, seconds: float = 2.0) -> bool:
         """Whether a client left a stream early, waiting up to `seconds`: the server notices
         a closed connection at its next write or pause, a moment after the client closed it."""
-        deadline = time.monotonic() + seconds
-        while not self.closed_by_client and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._client_left.wait(), seconds)
         return bool(self.closed_by_client)
 
     def of(self, purpose: str) -> list[Recorded]:
@@ -252,6 +252,7 @@ class FakeGemini:
             self.stream_ends.append(time.monotonic())
         except (ConnectionResetError, ClientGone):
             self.closed_by_client.append(time.monotonic())
+            self._client_left.set()
         return response
 
     async def _pause(self, request: web.Request, seconds: float) -> None:
