@@ -11,8 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.support.sandboxes import started
-from tests.support.stack import Stack, StartStack, running_stack
+from tests.support.stack import MakeLLM, Stack, StartStack, running_stack
 from tests.support.stack import isolated_env as isolated_env_for
+from vibe.llm import make_provider
+from vibe.llm.resilient import ResilientProvider
+from vibe.platform.config import EvaluatorSettings
 from vibe.services.scoring.isolation import IsolationMode
 from vibe.services.scoring.sandbox import Sandbox
 from vibe_dev.fake_gemini import FakeGemini, running
@@ -64,3 +67,20 @@ async def isolated() -> AsyncIterator[Sandbox]:
     limits, tmpfs)."""
     async for s in started(IsolationMode.NAMESPACES):
         yield s
+
+
+@pytest.fixture
+def gemini(isolated_env: dict[str, str], fake: FakeGemini) -> MakeLLM:
+    """`async with gemini(VIBE_LLM_RPM="15") as llm:` — a provider like a service's, on the fake server."""
+
+    @contextlib.asynccontextmanager
+    async def make(**overrides: str) -> AsyncIterator[ResilientProvider]:
+        env = {**isolated_env, "VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": "test-key", "GEMINI_BASE_URL": fake.url}
+        llm = make_provider(EvaluatorSettings.from_env({**env, **overrides}).common)
+        assert isinstance(llm, ResilientProvider)
+        try:
+            yield llm
+        finally:
+            await llm.aclose()
+
+    return make

@@ -8,21 +8,19 @@ the fake Gemini server."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import random
 import shutil
 import sys
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from vibe.llm import make_provider
+from tests.support.stack import MakeLLM
 from vibe.llm.anchors import chosen, estimate_tokens, guardrail_anchors, judge_anchors, load
-from vibe.llm.base import Exchange, GuardrailVerdict, Intent, LLMProvider, ProblemContext, Violation
-from vibe.platform.config import CommonSettings, ConfigError, EvaluatorSettings
+from vibe.llm.base import Exchange, GuardrailVerdict, Intent, ProblemContext, Violation
+from vibe.platform.config import CommonSettings, ConfigError
 from vibe_dev import anchors as generator
 from vibe_dev.fake_gemini import FakeGemini
 
@@ -114,22 +112,6 @@ def test_the_packaged_file_is_what_the_corpus_makes() -> None:
 
 
 # ----- in the Gemini prompts ------------------------------------------------------------
-
-MakeLLM = Callable[..., contextlib.AbstractAsyncContextManager[LLMProvider]]
-
-
-@pytest.fixture
-def gemini(isolated_env: dict[str, str], fake: FakeGemini) -> MakeLLM:
-    @contextlib.asynccontextmanager
-    async def make(**overrides: str) -> AsyncIterator[LLMProvider]:
-        env = {**isolated_env, "VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": "test-key", "GEMINI_BASE_URL": fake.url}
-        llm = make_provider(EvaluatorSettings.from_env({**env, "VIBE_LLM_RPM": "100000", **overrides}).common)
-        try:
-            yield llm
-        finally:
-            await llm.aclose()
-
-    return make
 
 
 def _before_nonce(system: str) -> str:

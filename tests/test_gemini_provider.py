@@ -4,16 +4,14 @@ limiter, circuit breaker, offline fallback) against the local fake Gemini server
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from vibe.llm import make_provider
+from tests.support.stack import MakeLLM
 from vibe.llm.base import (
     CRITERIA,
     EvaluatedTurn,
@@ -29,7 +27,6 @@ from vibe.llm.deadline import deadline_scope
 from vibe.llm.injection import REMOVED
 from vibe.llm.resilient import ResilientProvider
 from vibe.llm.usage import UsageMeter, metered
-from vibe.platform.config import EvaluatorSettings
 from vibe_dev.fake_gemini import FakeGemini, Recorded, Reply, default_turn_judgement, fenced, truncated
 
 PROBLEM = ProblemContext(
@@ -40,25 +37,6 @@ TURN = Exchange(
     1, "Which data structure avoids checking every pair in two sum?", "What would you need to look up fast?"
 )
 FAST_RETRIES = {"VIBE_LLM_BACKOFF_BASE_S": "0.02", "VIBE_LLM_BACKOFF_MAX_S": "0.1"}
-
-MakeLLM = Callable[..., contextlib.AbstractAsyncContextManager[ResilientProvider]]
-
-
-@pytest.fixture
-def gemini(isolated_env: dict[str, str], fake: FakeGemini) -> MakeLLM:
-    """`async with gemini(VIBE_LLM_RPM="15") as llm:` — a provider like a service's."""
-
-    @contextlib.asynccontextmanager
-    async def make(**overrides: str) -> AsyncIterator[ResilientProvider]:
-        env = {**isolated_env, "VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": "test-key", "GEMINI_BASE_URL": fake.url}
-        llm = make_provider(EvaluatorSettings.from_env({**env, **overrides}).common)
-        assert isinstance(llm, ResilientProvider)
-        try:
-            yield llm
-        finally:
-            await llm.aclose()
-
-    return make
 
 
 async def evaluate(llm: ResilientProvider, exchange: Exchange = TURN) -> tuple[TurnJudgement, UsageMeter]:

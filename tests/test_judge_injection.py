@@ -14,10 +14,9 @@ injections.py), many more combinations than any list of phrasings.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -26,11 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.injections import REPO, CorpusTurn, corpus_turns, injections, insert
-from vibe.llm import make_provider
-from vibe.llm.base import RUBRIC_CRITERIA, Exchange, GuardrailVerdict, LLMProvider, ProblemContext, TurnJudgement
+from tests.support.stack import MakeLLM
+from vibe.llm.base import RUBRIC_CRITERIA, Exchange, GuardrailVerdict, ProblemContext, TurnJudgement
 from vibe.llm.injection import IGNORED_NOTE, REMOVED, split_grader_text
 from vibe.llm.offline import OfflineProvider
-from vibe.platform.config import EvaluatorSettings
 from vibe_dev.calibrate import load_problem
 from vibe_dev.fake_gemini import FakeGemini, Recorded, default_turn_judgement
 
@@ -248,22 +246,6 @@ def test_generated_grader_text_never_raises_a_corpus_turn(
 
 
 # ----- Gemini, through the fake server ---------------------------------------------------
-
-MakeLLM = Callable[..., contextlib.AbstractAsyncContextManager[LLMProvider]]
-
-
-@pytest.fixture
-def gemini(isolated_env: dict[str, str], fake: FakeGemini) -> MakeLLM:
-    @contextlib.asynccontextmanager
-    async def make(**overrides: str) -> AsyncIterator[LLMProvider]:
-        env = {**isolated_env, "VIBE_LLM_PROVIDER": "gemini", "GEMINI_API_KEY": "test-key", "GEMINI_BASE_URL": fake.url}
-        llm = make_provider(EvaluatorSettings.from_env({**env, "VIBE_LLM_RPM": "100000", **overrides}).common)
-        try:
-            yield llm
-        finally:
-            await llm.aclose()
-
-    return make
 
 
 def gullible_judge(injection: str) -> Callable[[Recorded], dict[str, Any]]:

@@ -12,6 +12,7 @@ import asyncpg
 import grpc
 import redis.asyncio as aioredis
 
+from vibe.llm.resilient import ResilientProvider
 from vibe.platform.service_auth import service_channel
 from vibe.services.scoring.bank import DEFAULT_PROBLEMS_DIR
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -143,3 +144,8 @@ def gemini_stack(
 ) -> contextlib.AbstractAsyncContextManager[Stack]:
     """The four services on the Gemini provider, talking to `fake`."""
     return start_stack(VIBE_LLM_PROVIDER="gemini", GEMINI_API_KEY="test-key", GEMINI_BASE_URL=fake.url, **overrides)
+
+
+# A Gemini provider like a service's, against the fake server (the `gemini` fixture):
+# `async with gemini(VIBE_LLM_RPM="15") as llm:`.
+MakeLLM = Callable[..., contextlib.AbstractAsyncContextManager[ResilientProvider]]
