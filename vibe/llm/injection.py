@@ -123,7 +123,7 @@ _ADDRESSED = re.compile(
     + _NOUN
     + r"|ai|llm|model)\b.{0,20}(?:read|grad|scor|evaluat|assess|review|mark|judg)|(?:"
     + _NOUN
-    + r")\w{0,3}\s*(?:님|께|에게|분들|여러분|참고|보세요|보시오)|(?:"
+    + r")\w{0,3}\s*(?:님(?!이|은|도|의|께서|한테서)|께|에게|분들|여러분|참고|보세요|보시오)|(?:"
     + _GRADER_STRONG
     + r")\s*(?:은|는|이|가)?\s*(?:반드시|꼭)"
     # "the model evaluating this", "whoever is assessing this chat", "when you grade this later",
@@ -141,11 +141,20 @@ _ADDRESSED = re.compile(
     r"|(?:채점|평가|검토|심사|점수\s*매기)\w{0,3}\s*(?:하는|할|하시는|하실|매기는)\s*(?:분|사람|ai|모델|시스템|봇|쪽|측)",
     re.IGNORECASE | re.MULTILINE,
 )
+# A fraction is a score unless it counts tests ("passed 9/10 hidden tests") or sits in an
+# input line of numbers ("`2 / 5 5 / 10`": n, the array, the target; see the lookbehinds);
+# "task 1 points to it" is not "1 point".
+_NOT_TESTS = (
+    r"(?!\s*(?:of\s+(?:the\s+|my\s+)?)?(?:hidden\s+|visible\s+|sample\s+|public\s+|large\s+|small\s+|official\s+)?"
+    r"(?:tests?|test\s*cases?|cases|examples|subtasks|inputs)\b)"
+)
 # Grading words that mean a score whatever the context ...
 _SCORE_NOUN = re.compile(
     r"\b(?:scores?|scoring|scored|grades?|grading|graded|ratings?|rubrics?|full\s+marks|top\s+marks|top\s+band|"
-    r"(?<!\d)\d+\s*(?:points?|pts|marks?)|out\s+of\s+(?:5|10|100))\b|\b\d{1,3}(?:\.\d+)?\s*/\s*(?:5|10|100)\b(?!\s*[-\d/])"
-    r"|점수|채점|만점|등급|학점|루브릭|가산점|배점|감점|(?<!\d)\d+\s*점",
+    r"(?<!\d)\d+\s*(?:points?|pts|marks?)(?!\s+(?:to|at|from|into|towards|back)\b)|out\s+of\s+(?:5|10|100))\b"
+    r"|(?<![\d/]\s)(?<![\d/])\b\d{1,3}(?:\.\d+)?\s*/\s*(?:5|10|100)\b(?!\s*[-\d/])"
+    + _NOT_TESTS
+    + r"|점수|채점|만점|등급|학점|루브릭|가산점|배점|감점|(?<!\d)\d+\s*점",
     _I,
 )
 # ... and ones that are everyday words too ("evaluate the expression", "코드 평가해 줘"):
@@ -181,7 +190,9 @@ _THIRD_PERSON = re.compile(
     r"\b(?:the|this|our)\s+(?:candidate|applicant|examinee|test[-\s]?taker|interviewee)(?:'s)?\s+(?:has|have|had|is|was|"
     r"tried|showed|shows|demonstrated|demonstrates|verified|checked|tested|did|does|deserves|should|must|clearly|"
     r"gave|asked|wrote|understands|understood|used|provided|stated|prompt|prompts|question|questions|work|answer)\b"
-    r"|응시자|지원자|수험생|피평가자",
+    # Korean: "이/본/해당 응시자" speaks of the candidate; a bare 응시자 is how candidates
+    # name themselves ("응시자인데요, ...", "응시자 입장에서").
+    r"|(?:이|본|해당|위)\s*(?:응시자|지원자|수험생)|피평가자",
     _I,
 )
 # Praise of the turn itself ("this prompt is exceptionally clear"): nobody asks the tutor that.
@@ -251,7 +262,7 @@ _ROLE_TOKEN = re.compile(
     + r")(?:[_-]\w+)?\b[^>\n]{0,40}>"
     r"|(?<!#)#{2,}\s*(?:instruction|instructions|response|evaluation|" + _ROLES + r")\b"
     r"|^[ \t]*(?:[\[(<][ \t]*)?(?:system|assistant|model|developer|admin|administrator|grader|evaluator|operator|"
-    r"시스템|관리자|채점자|평가자|어시스턴트)\s*(?:message|note|notice|prompt|override|instruction)?\s*[\])>]?\s*[:\uff1a]"
+    r"시스템|관리자|채점자|평가자|어시스턴트)\s*(?:message|note|notice|prompt|override|instruction)?\s*[\])>]?\s*[:\uff1a](?!\s*(?:windows|win\d|linux|ubuntu|debian|fedora|arch|wsl|mac|macos|os\s*x|python|py\d|node|java|jdk|gcc|g\+\+|clang|msvc|x86|x64|amd64|arm|intel|amd|apple|m[1-4]\b|\d))"
     r"|\bsystem\s+(?:override|prompt|message|notice|instruction|instructions|update|note)\s*[:\uff1a]"
     # a chat transcript's role header alone on its line, or a role set as a key ("role": "system")
     r"|^[ \t]*(?:system|assistant|developer)[ \t]*$|\brole[\"']?\s*[:=]\s*[\"']?(?:system|assistant|developer|grader|evaluator|"
@@ -323,7 +334,10 @@ _DATA_TALK = re.compile(
 
 
 _SCORE_GIVEN = re.compile(
-    r"(?<!\d)\d+\s*(?:점(?![0-9A-Za-z])|(?:points?|pts|marks?)(?!\w))|\b\d{1,3}\s*/\s*(?:10|100)\b(?!\s*[-\d/])|out\s+of\s+(?:5|10|100)\b|만점|"
+    r"(?<!\d)\d+\s*(?:점(?![0-9A-Za-z])|(?:points?|pts|marks?)(?!\w)(?!\s+(?:to|at|from|into|towards|back)\b))"
+    r"|(?<![\d/]\s)(?<![\d/])\b\d{1,3}\s*/\s*(?:10|100)\b(?!\s*[-\d/])"
+    + _NOT_TESTS
+    + r"|out\s+of\s+(?:5|10|100)\b|만점|"
     r"full\s+marks|top\s+marks|perfect\s+score|(?:max(?:imum)?|highest|high|top|best)\s+(?:possible\s+)?(?:score|grade|band|rating|tier|mark)s?\b"
     r"|\b(?:scores?|grades?|ratings?|marks|points)\s+(?:to|of|at|as|=)\s+(?:100|10/10|100/100|full|max(?:imum)?)\b"
     r"|\b(?:rate|score|grade|mark)\s+(?:it|this|that|me|us|my\s+\w+|the\s+\w+)?\s*(?:a|an|as|at|with)?\s*\d"
