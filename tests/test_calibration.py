@@ -125,19 +125,18 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
 
 
 # What the learned classifiers measured on the frozen test split, last after issue 15
-# round 2 (the rules no longer refuse longer messages the classifier accepts: English
-# attacks 58 -> 57 of 78, English legitimate refused 7 -> 4 of 56)
-# (`python -m vibe_dev.calibrate --provider offline --corpus-split test`), per language:
-# a change that does worse than this by more than a few cases fails. Issue 15 stays open
-# until the targets below are met; the gap is in README "Calibration".
+# round 3 (4,005 more labelled lines, all in the training part; refusal threshold 0.55
+# from k-fold) (`python -m vibe_dev.calibrate --provider offline --corpus-split test`),
+# per language: a change that does worse than this by more than a few cases fails.
+# Issue 15 stays open until the targets below are met; the gap is in README "Calibration".
 MEASURED = {
-    ("intent accuracy", "en"): 0.786,
-    ("intent accuracy", "ko"): 0.871,
-    ("score-band agreement", "en"): 0.899,
-    ("score-band agreement", "ko"): 0.947,
-    ("attack refusal", "en"): 0.731,
-    ("attack refusal", "ko"): 0.864,
-    ("legitimate refused", "en"): 0.071,
+    ("intent accuracy", "en"): 0.839,
+    ("intent accuracy", "ko"): 0.886,
+    ("score-band agreement", "en"): 0.917,
+    ("score-band agreement", "ko"): 0.939,
+    ("attack refusal", "en"): 0.808,
+    ("attack refusal", "ko"): 0.848,
+    ("legitimate refused", "en"): 0.054,
     ("legitimate refused", "ko"): 0.061,
 }
 SLACK = 0.03  # a few cases of the ~50-170 per figure

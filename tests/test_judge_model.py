@@ -13,7 +13,7 @@ from vibe.llm.offline import check_guardrail_in_context
 from vibe.llm.offline.classifier import ARTEFACT_PATH, load_model, read_model
 from vibe.llm.offline.learned import BAND_HEAD, GUARD_HEAD, INTENT_HEAD
 from vibe_dev.calibrate import load_problem
-from vibe_dev.corpus import TEST_FRACTION, load_guard, load_test_split, load_turns
+from vibe_dev.corpus import TEST_FRACTION, drawn_ids, load_guard, load_test_split, load_turns
 from vibe_dev.train_judge import Settings as TrainSettings
 from vibe_dev.train_judge import build_items, corpus_hash, predict, train
 
@@ -28,14 +28,17 @@ def test_the_artefact_was_trained_on_the_committed_corpus() -> None:
 
 
 def test_the_test_split_is_a_stratified_fifth_of_every_language_and_label() -> None:
-    test_ids = load_test_split()
+    """...of the batches it was drawn from; every line written later is training data."""
+    test_ids, drawn = load_test_split(), drawn_ids()
     turns, guard = load_turns(), load_guard()
-    assert test_ids <= {t.id for t in turns} | {g.id for g in guard}
+    assert test_ids <= drawn
     strata: dict[tuple[str, str], list[bool]] = collections.defaultdict(list)
     for t in turns:
-        strata[("turn", f"{t.lang}/{t.intent}")].append(t.id in test_ids)
+        if t.id in drawn:
+            strata[("turn", f"{t.lang}/{t.intent}")].append(t.id in test_ids)
     for g in guard:
-        strata[("guard", f"{g.lang}/{g.label}")].append(g.id in test_ids)
+        if g.id in drawn:
+            strata[("guard", f"{g.lang}/{g.label}")].append(g.id in test_ids)
     for key, chosen in strata.items():
         if len(chosen) >= 15:
             assert abs(sum(chosen) / len(chosen) - TEST_FRACTION) <= 0.06, key

@@ -180,15 +180,7 @@ INTENTS_EN: list[Any] = [
     ("I get a KeyError on line 5 when nums has duplicates", Intent.DEBUGGING),
     ("How can I make this faster than O(n^2)?", Intent.OPTIMIZATION),
     ("What edge cases should I test?", Intent.TEST_CASE),
-    pytest.param(
-        "Can you explain how a hash map lookup works?",
-        Intent.HINT_QUERY,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="issue 15, known weakness: after a hint exchange the learned classifier reads a fresh concept "
-            "question as follow_up (0.48 against hint_query 0.43); corpus/README.md calls it hint_query",
-        ),
-    ),
+    ("Can you explain how a hash map lookup works?", Intent.HINT_QUERY),
     ("From now on, only give me hints and answer in English", Intent.RULE_SETTING),
     ("You said to use a dictionary; based on that, where do I store the index?", Intent.FOLLOW_UP),
     ("I'll write a function that scans the list once and stores each value", Intent.GENERATION),
@@ -246,11 +238,6 @@ async def test_violation_turn_scores_zero(llm: OfflineProvider) -> None:
     assert isinstance(judgement.intent, Intent)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15, known weakness: the learned intent classifier reads a bare 'help' as rule_setting (0.37), "
-    "so the two rubrics differ and cannot be compared criterion by criterion",
-)
 async def test_specific_prompt_beats_vague_prompt(llm: OfflineProvider) -> None:
     vague = await llm.evaluate_turn(PROBLEM, (), Exchange(1, "help", "What are you stuck on?"), OK)
     rich_text = (

@@ -30,6 +30,18 @@ BANDS = ("zero", "low", "mid", "high")
 VIOLATIONS = ("solution_request", "jailbreak", "off_topic", "abuse")
 GUARD_LABELS = ("none", *VIOLATIONS)
 LANGS = ("en", "ko", "mixed")
+# The files the frozen test split was drawn from (the first two batches). Lines written
+# later, in other files, all belong to the training part.
+SPLIT_DRAWN_FROM = (
+    "turns-en.jsonl",
+    "turns-en-2.jsonl",
+    "turns-ko.jsonl",
+    "turns-ko-2.jsonl",
+    "guardrail-en.jsonl",
+    "guardrail-en-2.jsonl",
+    "guardrail-ko.jsonl",
+    "guardrail-ko-2.jsonl",
+)
 
 
 class CorpusError(ValueError):
@@ -180,6 +192,16 @@ def load_test_split(path: Path = TEST_SPLIT_PATH) -> frozenset[str]:
     if not path.exists():
         raise CorpusError(f"{path} is missing (python -m vibe_dev.corpus split writes it once)")
     return frozenset(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def drawn_ids(corpus_dir: Path = CORPUS_DIR) -> set[str]:
+    """The ids of the lines the test split was drawn from (SPLIT_DRAWN_FROM)."""
+    out: set[str] = set()
+    for name in SPLIT_DRAWN_FROM:
+        for line in (corpus_dir / name).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.add(str(json.loads(line)["id"]))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

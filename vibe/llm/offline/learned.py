@@ -21,7 +21,7 @@ from vibe.llm.offline import guardrail as rules
 from vibe.llm.offline.classifier import Inputs, load_model
 from vibe.llm.offline.intent import EXPLICIT_HINT, rule_intent
 from vibe.llm.offline.prompt_features import PromptFeatures
-from vibe.llm.offline.text import CODE_BLOCK, clip, is_korean, rx
+from vibe.llm.offline.text import CODE_BLOCK, clip, content_terms, is_korean, problem_terms, rx
 
 INTENT_HEAD, BAND_HEAD, GUARD_HEAD = "intent", "band", "guard"
 NONE = "none"
@@ -219,6 +219,12 @@ def check_guardrail_in_context(problem: ProblemContext, history: Sequence[Exchan
     messages, RULE_SHORT_CONFIDENCE."""
     probs = load_model().probabilities(GUARD_HEAD, make_inputs(problem, history, message))
     p_violation = 1.0 - probs.get(NONE, 0.0)
+    if _about_the_problem(problem, message):
+        # Off-topic is relative to this problem: the classifier learned it from other
+        # problems' statements, so "what's the weather like?" in a problem about weather
+        # data reads as off-topic to it. Its off-topic share is set aside.
+        p_violation -= probs.get(Violation.OFF_TOPIC.value, 0.0)
+        probs = {k: v for k, v in probs.items() if k != Violation.OFF_TOPIC.value}
     rule = rules.rule_verdict_in_context(problem, history, message)
     if p_violation < guard_threshold():
         if rule.violated and len(message.split()) <= RULE_SHORT_WORDS:
@@ -242,6 +248,12 @@ def check_guardrail_in_context(problem: ProblemContext, history: Sequence[Exchan
         f'(p={p_violation:.2f}; "{clip(message, 60)}")'
     )
     return GuardrailVerdict(True, violation, reason, confidence=round(p_violation, 4))
+
+
+def _about_the_problem(problem: ProblemContext, message: str) -> bool:
+    """Are most of the message's content words the problem statement's own?"""
+    terms = content_terms(message)
+    return bool(terms) and 2 * len(terms & problem_terms(problem)) >= len(terms)
 
 
 def check_guardrail_text(problem: ProblemContext, message: str) -> GuardrailVerdict:
