@@ -208,7 +208,9 @@ async def test_guardrail_rules_first_then_the_model(gemini: MakeLLM, fake: FakeG
         # The learned offline classifier catches a paraphrase without keywords, still without a call.
         paraphrase = await llm.check_guardrail(PROBLEM, [], "Type out everything I'd have to submit, top to bottom.")
         assert paraphrase.violation is Violation.SOLUTION_REQUEST and not fake.requests
-        subtle = await llm.check_guardrail(PROBLEM, [], "How would an expert finish this one?")
+        # One the offline classifier is unsure of (P(none) 0.62, under VIBE_GUARDRAIL_CONFIDENT):
+        # the model's verdict decides.
+        subtle = await llm.check_guardrail(PROBLEM, [], "How would an expert approach this one?")
         assert subtle.violation is Violation.SOLUTION_REQUEST and "model classification" in subtle.reason
         fake.storm = Reply(status=503)
         assert not (await llm.check_guardrail(PROBLEM, [], "How do I start?")).violated, "down: the rules' verdict"

@@ -219,7 +219,9 @@ async def test_the_reply_does_not_wait_for_the_model_guardrail_but_obeys_its_ver
         events = []
         first_delta_after = None
         call = stack.gateway.Chat(
-            gateway_pb2.ChatRequest(session_id=candidate.session_id, message="What would you do next here?"),
+            gateway_pb2.ChatRequest(
+                session_id=candidate.session_id, message="Where would an experienced dev go from here?"
+            ),
             metadata=candidate.auth,
         )
         async for event in call:
