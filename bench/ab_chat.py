@@ -54,7 +54,7 @@ def env_for(tag: str, url: str, extra: dict[str, str]) -> dict[str, str]:
     }
 
 
-async def main(arms: list[tuple[str, str, dict[str, str]]], rounds: int, latency_ms: float) -> None:
+async def main(arms: list[tuple[str, str, dict[str, str]]], rounds: int, latency_ms: float, pause_s: float) -> None:
     fake, url = await start_fake_gemini(latency_ms, 20.0)
     tags = [uuid.uuid4().hex[:8] for _ in arms]
     try:
@@ -86,7 +86,7 @@ async def main(arms: list[tuple[str, str, dict[str, str]]], rounds: int, latency
                         else:
                             i = [a[0] for a in arms].index(name)
                             await _chat_one(gateways[i][0], gateways[i][1], msg, out, 0)
-                        await asyncio.sleep(0.3)
+                        await asyncio.sleep(pause_s)
                     if r >= 3 and (r - 2) % 10 == 0:
                         report(results)
             finally:
@@ -117,6 +117,12 @@ if __name__ == "__main__":
     parser.add_argument("--arm", action="append", required=True, help="name=code_dir[;NAME=VALUE,...]")
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--latency-ms", type=float, default=2500.0)
+    parser.add_argument(
+        "--pause-s",
+        type=float,
+        default=0.3,
+        help="between two requests (bench_chat sends the next turn at once: the previous turn's evaluation then runs beside it)",
+    )
     args = parser.parse_args()
     arms = []
     for a in args.arm:
@@ -125,5 +131,5 @@ if __name__ == "__main__":
         extra = dict(e.split("=", 1) for e in envs.split(",") if e)
         arms.append((name, code_dir, extra))
     t0 = time.time()
-    asyncio.run(main(arms, args.rounds, args.latency_ms))
+    asyncio.run(main(arms, args.rounds, args.latency_ms, args.pause_s))
     print(f"{time.time() - t0:.0f} s")
