@@ -10,7 +10,7 @@ from vibe.llm.base import Exchange, GuardrailVerdict, TutorGuidance
 from vibe.llm.offline import check_guardrail_text
 from vibe.llm.offline.tutor import compose_reply
 from vibe.llm.prompts import tutor_prompt
-from vibe.services.tutor.hints import decide_guidance, is_low_effort
+from vibe.services.tutor.hints import SignsCache, decide_guidance, is_low_effort, plan_hints, rungs_shown
 from vibe_dev.redteam_report import problem_context
 
 PROBLEM = problem_context("two-sum")
@@ -107,6 +107,20 @@ def test_an_attempt_resets_the_streak_and_the_ladder_resumes_without_skipping() 
 def test_acknowledgements_neither_count_nor_reset() -> None:
     guidance = [g for g, _ in converse(["next hint", "thanks", "next hint", "ok", "next hint"])]
     assert [g.ask_to_try_first for g in guidance] == [False, False, False, False, True]
+
+
+def test_one_replay_with_remembered_signs_decides_as_the_two_functions() -> None:
+    # The tutor plans each reply with plan_hints and a SignsCache (each earlier message
+    # classified once per process): the same guidance and rungs as the replays without it.
+    messages = ["next hint", "thanks", "give me a hint", "just give me the full solution", "next hint", "idk", "more"]
+    signs = SignsCache(size=4)  # smaller than the conversation: evictions must not change anything
+    history: list[Exchange] = []
+    for turn, message in enumerate(messages, start=1):
+        for _ in range(2):  # the second time from the cache
+            guidance, shown = plan_hints(PROBLEM, history, message, low_effort_limit=2, signs=signs)
+            assert guidance == decide_guidance(PROBLEM, history, message, low_effort_limit=2)
+            assert shown == rungs_shown(PROBLEM, history, message, low_effort_limit=2)
+        history.append(Exchange(turn, message, f"reply {turn}"))
 
 
 def test_the_limit_is_configurable() -> None:

@@ -12,7 +12,12 @@ import grpc
 import pytest
 
 from tests.support.stack import REFERENCE, Stack, StartStack, new_candidate
+from vibe.platform.config import AccessSettings
+from vibe.platform.errors import ResourceExhausted
+from vibe.platform.hot_state import Keys
+from vibe.platform.leases import Lease
 from vibe.platform.limits import Refused, Slots
+from vibe.services.gateway.limits import Limits
 from vibe_api.gateway.v1 import gateway_pb2
 
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -184,5 +189,39 @@ async def test_a_dead_holders_slot_expires(stack: Stack) -> None:
         await asyncio.sleep(0.7)
         async with slots.hold(key) as refused:
             assert refused is None, "free once the lease ran out"
+    finally:
+        await redis.aclose()
+
+
+async def test_a_chats_limits_and_lease_in_one_round_trip(stack: Stack) -> None:
+    """Limits.chat_turn asks the chat limit, the stream slot and the session's chat lease
+    in one pipeline; refused as when they were asked one after another: a refused chat
+    keeps neither the lease nor the slot, a refused slot keeps the chat counted and no lease."""
+    redis = stack.redis()
+    try:
+        limits = Limits(redis, Keys(stack.key("")), AccessSettings(chats_per_minute=2, streams_per_key=1))
+        slots = stack.key("limit:streams:k1")
+
+        def lease() -> Lease:
+            return Lease(redis, stack.key("lock:chat:s1"), ttl_s=5)
+
+        first = lease()
+        async with limits.chat_turn("s1", "k1", first) as held:
+            assert held and first.held and await redis.zcard(slots) == 1
+            # The key's only slot is taken: refused, and the session's lease was not taken.
+            second = lease()
+            with pytest.raises(ResourceExhausted, match="VIBE_LIMIT_STREAMS_PER_KEY"):
+                async with limits.chat_turn("s1", "k1", second):
+                    pass
+            assert not second.held
+            await first.release()
+        assert await redis.zcard(slots) == 0, "the slot is freed when the block ends"
+        # Two chats counted (the refused slot's too): the third is refused and keeps nothing.
+        third = lease()
+        with pytest.raises(ResourceExhausted, match="VIBE_LIMIT_CHATS_PER_MINUTE"):
+            async with limits.chat_turn("s1", "k1", third):
+                pass
+        assert not third.held and await redis.zcard(slots) == 0
+        assert await lease().try_acquire(), "the lease the refused chat's pipeline took was given back"
     finally:
         await redis.aclose()

@@ -28,8 +28,10 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from vibe.platform.storefaults import is_store_fault
 
@@ -75,14 +77,26 @@ class Lease:
         self.owner = secrets.token_hex(16)
         self.fence = 0
         self.lost = False  # a renewal found the lease taken by someone else, or gone
+        # Taken by this object and not released since (it may have expired meanwhile): a
+        # lease never taken, or released already, needs no round trip to be released.
+        self.held = False
         self._heartbeat_task: asyncio.Task[None] | None = None
 
     async def try_acquire(self) -> bool:
-        token = int(
+        return self.took(
             await self.redis.eval(_ACQUIRE, 2, self.key, self.fence_key, self.owner, self.ttl_ms, FENCE_COUNTER_TTL_MS)
         )
+
+    def try_acquire_on(self, pipe: Pipeline) -> None:
+        """`try_acquire` queued on `pipe` (one round trip with other commands); `took`
+        reads the pipeline's result."""
+        pipe.eval(_ACQUIRE, 2, self.key, self.fence_key, self.owner, self.ttl_ms, FENCE_COUNTER_TTL_MS)
+
+    def took(self, result: object) -> bool:
+        """Whether the acquisition that answered `result` took the lease (its token is then `fence`)."""
+        token = int(cast("int", result))
         if token:
-            self.fence, self.lost = token, False
+            self.fence, self.lost, self.held = token, False, True
         return bool(token)
 
     async def acquire(self, timeout_s: float, poll_s: float = 0.05) -> bool:
@@ -107,13 +121,17 @@ class Lease:
             self._heartbeat_task = asyncio.create_task(self._heartbeat())
 
     async def release(self) -> None:
-        """Stops the heartbeat and frees the lease if it is still ours. Best effort: when
-        Redis cannot be reached, the lease frees itself within its TTL."""
+        """Stops the heartbeat and frees the lease if it is still ours (once: releasing
+        again, or a lease never taken, costs nothing). Best effort: when Redis cannot be
+        reached, the lease frees itself within its TTL."""
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
             self._heartbeat_task = None
+        if not self.held:
+            return
+        self.held = False
         try:
             await self.redis.eval(_RELEASE, 1, self.key, self.owner)
         except Exception as exc:

@@ -16,8 +16,10 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,18 @@ class SlidingWindow:
         wait_ms = int(await self._admit(keys=[key], args=[self.window_ms, self.limit, ticket]))
         return ticket if wait_ms == 0 else Refused(wait_ms / 1000)
 
+    def admit_on(self, pipe: Pipeline, key: str) -> str:
+        """`admit` queued on `pipe` (one round trip with other commands): its ticket;
+        `admitted` reads the pipeline's result."""
+        ticket = secrets.token_hex(8)
+        pipe.eval(_ADMIT, 1, key, self.window_ms, self.limit, ticket)
+        return ticket
+
+    @staticmethod
+    def admitted(ticket: str, result: object) -> str | Refused:
+        wait_ms = int(cast("int", result))
+        return ticket if wait_ms == 0 else Refused(wait_ms / 1000)
+
     async def forget(self, key: str, ticket: str) -> None:
         """Takes back an admission whose event did not happen after all."""
         await self.redis.zrem(key, ticket)
@@ -96,6 +110,7 @@ class Slots:
         self.lease_s = lease_s
         self._take = redis.register_script(_TAKE)
         self._renew = redis.register_script(_RENEW)
+        self._lease_ms = max(1, int(lease_s * 1000))
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[Refused | None]:
@@ -103,11 +118,25 @@ class Slots:
         The lease is renewed every third of its length while the block runs, and released
         however the block ends."""
         holder = secrets.token_hex(8)
-        lease_ms = max(1, int(self.lease_s * 1000))
-        wait_ms = int(await self._take(keys=[key], args=[lease_ms, self.limit, holder]))
+        wait_ms = int(await self._take(keys=[key], args=[self._lease_ms, self.limit, holder]))
+        async with self.kept(key, holder, wait_ms) as refused:
+            yield refused
+
+    def take_on(self, pipe: Pipeline, key: str) -> str:
+        """Taking a slot of `key`, queued on `pipe` (one round trip with other commands):
+        the holder's id, for `kept` with the pipeline's result."""
+        holder = secrets.token_hex(8)
+        pipe.eval(_TAKE, 1, key, self._lease_ms, self.limit, holder)
+        return holder
+
+    @contextlib.asynccontextmanager
+    async def kept(self, key: str, holder: str, result: object) -> AsyncIterator[Refused | None]:
+        """`hold`'s block for a slot taken by `take_on` (`result`: the pipeline's answer)."""
+        wait_ms = int(cast("int", result))
         if wait_ms:
             yield Refused(wait_ms / 1000)
             return
+        lease_ms = self._lease_ms
         renewer = asyncio.create_task(self._keep(key, holder, lease_ms))
         try:
             yield None
@@ -116,6 +145,11 @@ class Slots:
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
             await asyncio.shield(self.redis.zrem(key, holder))
+
+    async def give_back(self, key: str, holder: str) -> None:
+        """Frees a slot `take_on` took whose block will not run (its caller was refused
+        by another limit)."""
+        await self.redis.zrem(key, holder)
 
     async def _keep(self, key: str, holder: str, lease_ms: int) -> None:
         while True:

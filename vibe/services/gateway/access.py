@@ -15,6 +15,7 @@ scope, another session's token -> PERMISSION_DENIED (403); each message says wha
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -151,15 +152,19 @@ class GuardedGateway:
         bind_session(session_id)  # every span of the call carries the session, the access checks' too
         token = await self.access.candidate(cred, session_id, "Chat")
         check_text("message", message, multiline=True)
+        self.chat_core.check_request(message, idempotency_key)
         await self.clock.check_open(session_id, "Chat")
         # Counted only once the caller is known to be the candidate: nobody else can use
-        # up a candidate's chats.
-        await self.limits.chat(session_id)
-        async with self.limits.stream(await self.review_store.owner(session_id)):
-            events = self.chat_core.turn(session_id, token, message, idempotency_key)
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    yield event
+        # up a candidate's chats. The limits and the session's chat lease are one round trip.
+        lease = self.chat_core.lease(session_id)
+        try:
+            async with self.limits.chat_turn(session_id, await self.review_store.owner(session_id), lease) as held:
+                events = self.chat_core.turn(session_id, token, message, idempotency_key, lease=lease, held=held)
+                async with contextlib.aclosing(events):
+                    async for event in events:
+                        yield event
+        finally:
+            await asyncio.shield(lease.release())  # the turn releases it; this, if the turn never ran
 
     async def submit(
         self, cred: Credential, session_id: str, language: str, code: str, idempotency_key: str = ""

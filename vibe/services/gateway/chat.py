@@ -18,7 +18,7 @@ from vibe.platform.validation import check_body_text, check_idempotency_key
 from vibe.services.gateway.idempotency import CHAT_RETRY_WAIT_S, ChatRetries, request_key
 from vibe.services.gateway.limits import check_turn_limit
 from vibe.services.gateway.sessions import GatewayParts
-from vibe.services.gateway.store import MessageRow, SessionStatus, StoredTurn
+from vibe.services.gateway.store import MessageRow, SessionRow, SessionStatus, StoredTurn
 from vibe.shared.convert import guardrail_from_pb
 from vibe.shared.eval_queue import EvalJob, enqueue
 from vibe_api.tutor.v1 import tutor_pb2
@@ -66,8 +66,25 @@ class Chat(GatewayParts):
     def _check_message(self, message: str) -> str:
         return check_body_text("message", message, max_chars=self.settings.max_message_chars)
 
+    def check_request(self, message: str, idempotency_key: str) -> None:
+        """What `turn` checks of the request first: callers that count a chat against a
+        limit call it before, so that an invalid request is not counted."""
+        self._check_message(message)
+        check_idempotency_key(idempotency_key)
+
+    def lease(self, session_id: str) -> Lease:
+        """The session's chat lease (one chat at a time per session), not taken yet."""
+        return Lease(self.redis, self.keys.chat_lock(session_id), self.settings.common.lease_ttl_s)
+
     async def turn(
-        self, session_id: str, token: str | None, message: str, idempotency_key: str = ""
+        self,
+        session_id: str,
+        token: str | None,
+        message: str,
+        idempotency_key: str = "",
+        *,
+        lease: Lease | None = None,
+        held: bool = False,
     ) -> AsyncGenerator[ChatEvent, None]:
         """One turn: fix its number, stream the tutor's reply, store both messages with
         the turn in one transaction, queue the turn's evaluation.
@@ -80,37 +97,44 @@ class Chat(GatewayParts):
         evaluated like any other turn. A retried request (same idempotency key, or the
         same message as the last turn within the dedup window) replays the stored turn
         (idempotency.py).
+
+        `lease`: the session's chat lease, already tried by the caller (`held`: taken),
+        released here however the turn ends; without it the turn takes its own.
         """
-        self._check_message(message)
-        client_key = check_idempotency_key(idempotency_key)
-        bind_session(session_id)
-        _, problem_id = await self.sessions.authorize(session_id, token)
-        retries = ChatRetries(self.store, self.settings.chat_dedup_window_s)
-        stored_turn = await retries.find(session_id, message, client_key)
-        if stored_turn is not None:
-            for replayed in _replay(stored_turn):
-                yield replayed
-            return
-        lock = Lease(self.redis, self.keys.chat_lock(session_id), self.settings.common.lease_ttl_s)
-        if not await lock.try_acquire():
-            # A retry of an attempt still answering waits for it, then gets its turn.
-            if not (client_key and await lock.acquire(timeout_s=CHAT_RETRY_WAIT_S)):
-                session = await self.store.get_session(session_id)
-                if session is not None and session.status is not SessionStatus.ACTIVE:
-                    raise FailedPrecondition("the session was submitted; chat is closed")
-                raise Aborted(
-                    "the previous message of this session is still being answered; send again when it is done"
-                )
-            stored_turn = await retries.find(session_id, message, client_key)
+        lock = lease if lease is not None else self.lease(session_id)
+        try:
+            self._check_message(message)
+            client_key = check_idempotency_key(idempotency_key)
+            bind_session(session_id)
+            _, problem_id = await self.sessions.authorize(session_id, token)
+            retries = ChatRetries(self.store, self.settings.chat_dedup_window_s)
+            session: SessionRow | None = None
+            if lease is None:
+                held = await lock.try_acquire()
+            if not held:
+                stored_turn = await retries.find(session_id, message, client_key)
+                if stored_turn is not None:
+                    for replayed in _replay(stored_turn):
+                        yield replayed
+                    return
+                # A retry of an attempt still answering waits for it, then gets its turn.
+                if not (client_key and await lock.acquire(timeout_s=CHAT_RETRY_WAIT_S)):
+                    session = await self.store.get_session(session_id)
+                    if session is not None and session.status is not SessionStatus.ACTIVE:
+                        raise FailedPrecondition("the session was submitted; chat is closed")
+                    raise Aborted(
+                        "the previous message of this session is still being answered; send again when it is done"
+                    )
+            # With the lease held, one round trip reads the session and the turn this request
+            # may repeat (nobody can store a turn of the session meanwhile).
+            session, stored_turn = await retries.find_with_session(session_id, message, client_key)
             if stored_turn is not None:
-                await lock.release()
+                await asyncio.shield(lock.release())
                 for replayed in _replay(stored_turn):
                     yield replayed
                 return
-        lock.start_heartbeat()
-        key = request_key(client_key)
-        try:
-            session = await self.store.get_session(session_id)
+            lock.start_heartbeat()
+            key = request_key(client_key)
             assert session is not None
             if session.status is not SessionStatus.ACTIVE:
                 raise FailedPrecondition("the session was submitted; chat is closed")
@@ -171,7 +195,7 @@ class Chat(GatewayParts):
             await self._queue_evaluation(session_id, turn)
             yield TurnCompleted(turn, guardrail, done.provider, user, assistant)
         finally:
-            await asyncio.shield(lock.release())
+            await asyncio.shield(lock.release())  # a no-op when it is not held (or released already)
 
     async def _store_interrupted(
         self, session_id: str, turn: int, message: str, partial: str, key: str, fence: int

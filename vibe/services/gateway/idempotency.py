@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from vibe.platform.errors import InvalidArgument
-from vibe.services.gateway.store import GatewayStore, StoredTurn
+from vibe.services.gateway.store import GatewayStore, SessionRow, StoredTurn
 
 # How long a retry waits for the first attempt of the same key to finish answering.
 CHAT_RETRY_WAIT_S = 60.0
@@ -42,17 +42,35 @@ class ChatRetries:
     async def find(self, session_id: str, message: str, client_key: str) -> StoredTurn | None:
         """The stored turn this request repeats, if any."""
         if client_key:
-            stored = await self.store.stored_turn(session_id, idempotency_key=client_key)
-            if stored is not None and stored.user.content != message:
+            return self._repeated(
+                await self.store.stored_turn(session_id, idempotency_key=client_key), message, client_key
+            )
+        if self.dedup_window_s <= 0:
+            return None
+        return self._repeated(await self.store.stored_turn(session_id, last=True), message, client_key)
+
+    async def find_with_session(
+        self, session_id: str, message: str, client_key: str
+    ) -> tuple[SessionRow | None, StoredTurn | None]:
+        """The session and, in the same round trip, what `find` finds (called with the
+        session's chat lease held, when both are needed)."""
+        session, stored = await self.store.session_and_turn(
+            session_id, idempotency_key=client_key, last=not client_key and self.dedup_window_s > 0
+        )
+        return session, self._repeated(stored, message, client_key)
+
+    def _repeated(self, stored: StoredTurn | None, message: str, client_key: str) -> StoredTurn | None:
+        """`stored` (the client key's turn, or the session's last) if this request repeats it."""
+        if stored is None:
+            return None
+        if client_key:
+            if stored.user.content != message:
                 raise InvalidArgument(
                     f"idempotency key {client_key!r} was used for turn {stored.user.turn} with another message; "
                     "use a new key for a new message"
                 )
             return stored
-        if self.dedup_window_s <= 0:
+        if stored.user.content != message:
             return None
-        last = await self.store.stored_turn(session_id, last=True)
-        if last is None or last.user.content != message:
-            return None
-        age_s = (datetime.now(UTC) - last.user.created_at).total_seconds()
-        return last if age_s <= self.dedup_window_s else None
+        age_s = (datetime.now(UTC) - stored.user.created_at).total_seconds()
+        return stored if age_s <= self.dedup_window_s else None

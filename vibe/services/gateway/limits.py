@@ -12,14 +12,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import redis.asyncio as aioredis
 
 from vibe.platform.config import AccessSettings
 from vibe.platform.errors import ResourceExhausted
 from vibe.platform.hot_state import Keys
+from vibe.platform.leases import Lease
 from vibe.platform.limits import Refused, SlidingWindow, Slots
 
 STREAM_LEASE_S = 30.0
@@ -41,6 +44,7 @@ def check_turn_limit(turn: int, turns_per_session: int) -> None:
 
 class Limits:
     def __init__(self, redis: aioredis.Redis, keys: Keys, settings: AccessSettings):
+        self.redis = redis
         self.keys = keys
         self.settings = settings
         self._chats = SlidingWindow(redis, settings.chats_per_minute, 60.0)
@@ -48,14 +52,48 @@ class Limits:
         self._sessions = SlidingWindow(redis, settings.sessions_per_key_per_hour, 3600.0)
         self._streams = Slots(redis, settings.streams_per_key, STREAM_LEASE_S)
 
-    async def chat(self, session_id: str) -> None:
-        admitted = await self._chats.admit(f"{self.keys.prefix}limit:chats:{session_id}")
+    def _chat_admitted(self, admitted: str | Refused) -> None:
         if isinstance(admitted, Refused):
             raise ResourceExhausted(
                 f"limit reached: {self.settings.chats_per_minute} chats per minute per session "
                 f"(VIBE_LIMIT_CHATS_PER_MINUTE); send again in {_seconds(admitted)}",
                 admitted.retry_after_s,
             )
+
+    @contextlib.asynccontextmanager
+    async def chat_turn(self, session_id: str, key_id: str | None, lease: Lease) -> AsyncIterator[bool]:
+        """`chat`, then `stream`, then `lease.try_acquire()` (the session's chat lease), in
+        one Redis round trip instead of three: they come before the tutor is asked, on
+        every turn. The block holds the stream slot and is given whether the lease was
+        taken (the caller releases it). A refusal is as when they were asked one after
+        another: a refused chat takes nothing (what the pipeline took is given back), a
+        refused slot leaves the chat counted and no lease."""
+        chats = f"{self.keys.prefix}limit:chats:{session_id}"
+        streams = f"{self.keys.prefix}limit:streams:{key_id}"
+        # When Redis fails midway, what the scripts took expires by itself (the lease
+        # within VIBE_LEASE_TTL_S, the slot within STREAM_LEASE_S), as before.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            ticket = self._chats.admit_on(pipe, chats)
+            holder = self._streams.take_on(pipe, streams) if key_id is not None else ""
+            lease.try_acquire_on(pipe)
+            results = await pipe.execute()
+        taken = lease.took(results[-1])
+        slot = results[1] if key_id is not None else None
+        try:
+            self._chat_admitted(SlidingWindow.admitted(ticket, results[0]))
+        except ResourceExhausted:
+            await asyncio.shield(lease.release())
+            if slot == 0:
+                await asyncio.shield(self._streams.give_back(streams, holder))
+            raise
+        if key_id is None:
+            yield taken
+            return
+        async with self._streams.kept(streams, holder, slot) as refused:
+            if refused is not None:
+                await asyncio.shield(lease.release())
+                self._stream_refused(key_id, refused)
+            yield taken
 
     async def run(self, session_id: str) -> None:
         admitted = await self._runs.admit(f"{self.keys.prefix}limit:runs:{session_id}")
@@ -92,10 +130,13 @@ class Limits:
             return
         async with self._streams.hold(f"{self.keys.prefix}limit:streams:{key_id}") as refused:
             if refused is not None:
-                raise ResourceExhausted(
-                    f"limit reached: {self.settings.streams_per_key} concurrent streams per API key "
-                    f"(VIBE_LIMIT_STREAMS_PER_KEY) over the sessions of key {key_id}; "
-                    f"retry when a chat or submit of them ends",
-                    min(refused.retry_after_s, 5.0),
-                )
+                self._stream_refused(key_id, refused)
             yield
+
+    def _stream_refused(self, key_id: str, refused: Refused) -> NoReturn:
+        raise ResourceExhausted(
+            f"limit reached: {self.settings.streams_per_key} concurrent streams per API key "
+            f"(VIBE_LIMIT_STREAMS_PER_KEY) over the sessions of key {key_id}; "
+            f"retry when a chat or submit of them ends",
+            min(refused.retry_after_s, 5.0),
+        )

@@ -89,6 +89,26 @@ class StoredTurn:
     provider: str
 
 
+# The turn whose user message has the idempotency key $2, in the session $1.
+_KEYED_TURN = "(SELECT turn FROM messages WHERE session_id = $1 AND idempotency_key = $2 AND role = 'user')"
+
+
+def _stored_turn(rows: list[asyncpg.Record]) -> StoredTurn | None:
+    """A turn's two rows (message columns, guardrail_reason, provider) as a StoredTurn."""
+    if len(rows) != 2:
+        return None
+    user, assistant = _turn_rows(rows)
+    by_role = {r["role"]: r for r in rows}
+    return StoredTurn(
+        user=user,
+        assistant=assistant,
+        guardrail=guardrail_from_columns(
+            by_role["user"]["guardrail_violation"], by_role["user"]["guardrail_reason"] or ""
+        ),
+        provider=by_role["assistant"]["provider"] or "",
+    )
+
+
 # Called inside the transaction that stores a report (the graded-session webhook's outbox).
 OnGraded = Callable[["PoolConnectionProxy[asyncpg.Record]", str, dict[str, Any]], Awaitable[None]]
 
@@ -243,9 +263,7 @@ class GatewayStore:
         """The turn whose user message has `idempotency_key`, or (`last`) the session's
         last turn: both messages, the guardrail verdict and the provider, to replay it."""
         if idempotency_key:
-            where = (
-                "turn = (SELECT turn FROM messages WHERE session_id = $1 AND idempotency_key = $2 AND role = 'user')"
-            )
+            where = f"turn = {_KEYED_TURN}"
             args: tuple[str, ...] = (session_id, idempotency_key)
         elif last:
             where = "turn = (SELECT turn_count FROM sessions WHERE session_id = $1)"
@@ -256,18 +274,42 @@ class GatewayStore:
             f"SELECT {_MESSAGE_COLUMNS}, guardrail_reason, provider FROM messages WHERE session_id = $1 AND {where}",
             *args,
         )
-        if len(rows) != 2:
-            return None
-        user, assistant = _turn_rows(rows)
-        by_role = {r["role"]: r for r in rows}
-        return StoredTurn(
-            user=user,
-            assistant=assistant,
-            guardrail=guardrail_from_columns(
-                by_role["user"]["guardrail_violation"], by_role["user"]["guardrail_reason"] or ""
-            ),
-            provider=by_role["assistant"]["provider"] or "",
+        return _stored_turn(rows)
+
+    @idempotent
+    async def session_and_turn(
+        self, session_id: str, *, idempotency_key: str = "", last: bool = False
+    ) -> tuple[SessionRow | None, StoredTurn | None]:
+        """`get_session` and `stored_turn` in one round trip: what a chat needs once it
+        holds the session's chat lease, before it asks the tutor (neither alone: None
+        for the turn)."""
+        args: tuple[str, ...]
+        if idempotency_key:
+            turn, args = _KEYED_TURN, (session_id, idempotency_key)
+        else:
+            turn, args = ("s.turn_count" if last else "NULL"), (session_id,)
+        rows = await self.db.fetch(
+            "SELECT s.session_id, s.candidate_id, s.problem_id, s.token_hash, s.status, s.turn_count,"
+            " s.created_at AS session_created_at, s.submitted_at, m.turn, m.role, m.content, m.created_at,"
+            " m.guardrail_violation, m.interrupted, m.leak_cut, m.guardrail_reason, m.provider"
+            f" FROM sessions s LEFT JOIN messages m ON m.session_id = s.session_id AND m.turn = {turn}"
+            " WHERE s.session_id = $1",
+            *args,
         )
+        if not rows:
+            return None, None
+        first = rows[0]
+        session = SessionRow(
+            session_id=first["session_id"],
+            candidate_id=first["candidate_id"],
+            problem_id=first["problem_id"],
+            token_hash=first["token_hash"],
+            status=SessionStatus(first["status"]),
+            turn_count=first["turn_count"],
+            created_at=first["session_created_at"],
+            submitted_at=first["submitted_at"],
+        )
+        return session, _stored_turn([r for r in rows if r["turn"] is not None])
 
     @idempotent
     async def freeze(

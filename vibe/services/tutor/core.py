@@ -16,7 +16,7 @@ from vibe.llm.base import Exchange, GuardrailVerdict, LLMProvider, LLMUnavailabl
 from vibe.llm.usage import UsageMeter, metered
 from vibe.llm.usage_store import PHASE_CHAT, save_calls
 from vibe.platform.errors import InvalidArgument, Unavailable
-from vibe.services.tutor.hints import DEFAULT_LOW_EFFORT_LIMIT, decide_guidance, rungs_shown
+from vibe.services.tutor.hints import DEFAULT_LOW_EFFORT_LIMIT, SignsCache, plan_hints
 from vibe.services.tutor.leak import LeakCheck, LeakGuard, LeakOutcome, cut_notice
 from vibe.services.tutor.memory import ConversationMemory
 from vibe.shared.records import load_exchanges, load_hidden_tests, load_problem_context
@@ -53,6 +53,7 @@ class Tutor:
         self.memory = memory  # TUTOR_HISTORY_TOKEN_BUDGET: see vibe.services.tutor.memory; None = whole history
         self._problems: dict[str, ProblemContext] = {}  # problems do not change while we run
         self._hidden: dict[str, tuple[str, ...]] = {}
+        self._signs = SignsCache()  # each earlier message is classified once, not once per turn
 
     async def _problem(self, problem_id: str) -> ProblemContext:
         if problem_id not in self._problems:
@@ -88,7 +89,10 @@ class Tutor:
         problem = await self._problem(problem_id)
         history = await load_exchanges(self.db, session_id, before_turn=turn)
         # From the full history: the hint ladder must not restart when older turns are summarised.
-        guidance = decide_guidance(problem, history, message, low_effort_limit=self.low_effort_limit)
+        # `shown`: the rungs the candidate may have seen once this reply is out (the outbound check protects the rest).
+        guidance, shown = plan_hints(
+            problem, history, message, low_effort_limit=self.low_effort_limit, signs=self._signs
+        )
         # The model sees the recent turns within the token budget, and a summary of the rest.
         recent = history
         if self.memory is not None:
@@ -99,7 +103,6 @@ class Tutor:
         # The guardrail reads the whole conversation (a piece-by-piece extraction spans turns).
         verdict = asyncio.ensure_future(self.llm.check_guardrail(problem, history, message))
         # One outbound check: reference solutions, our instructions, the rungs not given, hidden tests.
-        shown = rungs_shown(problem, history, message, low_effort_limit=self.low_effort_limit)
         leak = self.leak_guard.check(problem, rungs_shown=shown, hidden_tests=self._hidden.get(problem_id, ()))
         reply = self._guarded_reply(verdict, problem, recent, message, guidance)
 

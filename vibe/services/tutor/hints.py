@@ -17,8 +17,11 @@ model, no clock), so it is replayed over the history instead of being stored:
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from vibe.llm.base import Exchange, ProblemContext, TutorGuidance, Violation
 from vibe.llm.offline import check_guardrail_text, contains_code, is_hint_like
@@ -207,6 +210,52 @@ def _wants_hint(problem: ProblemContext, message: str, has_history: bool) -> boo
     return verdict.violation is Violation.SOLUTION_REQUEST
 
 
+@dataclass(frozen=True)
+class Signs:
+    """What the replay reads of one message: a pure function of the problem, the text and
+    whether it came after other messages."""
+
+    low_effort: bool
+    acknowledgement: bool
+    wants_hint: bool
+
+
+def message_signs(problem: ProblemContext, message: str, has_history: bool) -> Signs:
+    return Signs(
+        is_low_effort(message), bool(_ACKNOWLEDGEMENT.match(message)), _wants_hint(problem, message, has_history)
+    )
+
+
+SignsOf = Callable[[ProblemContext, str, bool], Signs]
+
+
+class SignsCache:
+    """`message_signs`, remembered for the most recently used messages of problems that do
+    not change while the process runs (the tutor's, keyed by problem id).
+
+    Why: every turn replays the whole conversation, and the signs of each earlier message
+    cost a run of the offline guardrail classifier; without this, a turn's reply started
+    later the longer the session (about 1 ms of CPU per earlier turn, before the model's
+    request is sent). With it, only the new message is classified."""
+
+    def __init__(self, size: int = 50_000):
+        self.size = size
+        self._signs: OrderedDict[tuple[str, bytes, bool], Signs] = OrderedDict()
+
+    def __call__(self, problem: ProblemContext, message: str, has_history: bool) -> Signs:
+        # A digest, not the text: the cache's size stays bounded whatever the messages' length.
+        digest = hashlib.blake2b(message.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        key = (problem.problem_id, digest, has_history)
+        signs = self._signs.get(key)
+        if signs is not None:
+            self._signs.move_to_end(key)
+            return signs
+        signs = self._signs[key] = message_signs(problem, message, has_history)
+        if len(self._signs) > self.size:
+            self._signs.popitem(last=False)
+        return signs
+
+
 def _revealed_rungs(problem: ProblemContext, history: Sequence[Exchange]) -> int:
     """How many rungs earlier replies quoted word for word (the highest one counts)."""
     revealed = 0
@@ -226,7 +275,9 @@ def decide_guidance(
     memory_summary: str = "",
 ) -> TutorGuidance:
     """The guidance for the reply to `message`, given ALL earlier exchanges in order."""
-    guidance, _ = _replay(problem, history, message, low_effort_limit, memory_summary)
+    guidance, _ = plan_hints(
+        problem, history, message, low_effort_limit=low_effort_limit, memory_summary=memory_summary
+    )
     return guidance
 
 
@@ -240,12 +291,32 @@ def rungs_shown(
     """How many rungs of the ladder (from the first) the candidate may have seen once the
     reply to `message` is out: the ones given so far, this turn's included, and any an
     earlier reply quoted. The outbound check protects the rest."""
-    _, given = _replay(problem, history, message, low_effort_limit, "")
-    return min(len(problem.hints), max(given, _revealed_rungs(problem, history)))
+    _, shown = plan_hints(problem, history, message, low_effort_limit=low_effort_limit)
+    return shown
+
+
+def plan_hints(
+    problem: ProblemContext,
+    history: Sequence[Exchange],
+    message: str,
+    *,
+    low_effort_limit: int = DEFAULT_LOW_EFFORT_LIMIT,
+    memory_summary: str = "",
+    signs: SignsOf = message_signs,
+) -> tuple[TutorGuidance, int]:
+    """`decide_guidance` and `rungs_shown` from one replay of the conversation (the tutor
+    needs both for every reply; `signs` may remember the earlier messages' signs)."""
+    guidance, given = _replay(problem, history, message, low_effort_limit, memory_summary, signs)
+    return guidance, min(len(problem.hints), max(given, _revealed_rungs(problem, history)))
 
 
 def _replay(
-    problem: ProblemContext, history: Sequence[Exchange], message: str, low_effort_limit: int, memory_summary: str
+    problem: ProblemContext,
+    history: Sequence[Exchange],
+    message: str,
+    low_effort_limit: int,
+    memory_summary: str,
+    signs_of: SignsOf,
 ) -> tuple[TutorGuidance, int]:
     if low_effort_limit < 1:
         raise ValueError(f"low_effort_limit must be >= 1, got {low_effort_limit}")
@@ -256,15 +327,15 @@ def _replay(
     ask_to_try_first = False
     messages = [ex.user for ex in history] + [message]
     for i, text in enumerate(messages):
-        if is_low_effort(text):
+        signs = signs_of(problem, text, i > 0)
+        if signs.low_effort:
             streak += 1
-        elif not _ACKNOWLEDGEMENT.match(text):
+        elif not signs.acknowledgement:
             streak = 0  # some work of their own: an attempt, a plan, a real question
-        wants_hint = _wants_hint(problem, text, i > 0)
         hint_index, ask_to_try_first = None, False
-        if wants_hint and streak >= low_effort_limit:
+        if signs.wants_hint and streak >= low_effort_limit:
             ask_to_try_first = True  # no rung this turn: it stays for after the attempt
-        elif wants_hint and last_rung >= 0:
+        elif signs.wants_hint and last_rung >= 0:
             if i == len(messages) - 1:
                 given = max(given, _revealed_rungs(problem, history))
             hint_index = min(given, last_rung)
