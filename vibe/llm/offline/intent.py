@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from vibe.llm.base import Intent
-from vibe.llm.offline.text import prose, rx
+from vibe.llm.offline.text import memo, prose, rx
 
 _RULE_SETTING = rx(
     r"\bfrom\s+now\s+on\b|\b(?:always|never|only)\s+(?:give|answer|respond|reply|use|show|explain|provide|write|ask)\b|"
@@ -106,6 +106,7 @@ def _first_match(text: str, has_history: bool) -> Intent | None:
     return None
 
 
+@memo
 def rule_intent(message: str, has_history: bool) -> Intent:
     """The intent of one candidate message: the rules of INTENT_RULES applied to the
     sentences that make the request first, then to the whole message. An ask that is

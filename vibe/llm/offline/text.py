@@ -3,12 +3,38 @@ summaries and the reference-solution lines that must never leave the tutor."""
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, cast
 
 from vibe.llm.base import ProblemContext
 
 _I = re.IGNORECASE
 Rule = tuple[re.Pattern[str], str]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# How many recent calls each memoised analysis keeps. One chat turn reads the same texts
+# several times (the guardrail's rules of the message, then its rule features; the intent
+# and band heads of the turn judge; every earlier message again on each later turn), and
+# these functions are pure: a few hundred entries hold any session's recent messages.
+MEMO_SIZE = 512
+_MEMOS: list[Any] = []
+
+
+def memo(fn: Callable[P, R]) -> Callable[P, R]:
+    """`fn` memoised on its arguments (strings and flags; the result must be immutable),
+    the MEMO_SIZE most recent calls."""
+    cached = functools.lru_cache(maxsize=MEMO_SIZE)(fn)
+    _MEMOS.append(cached)
+    return cast("Callable[P, R]", cached)
+
+
+def clear_memos() -> None:
+    """Forgets every memoised analysis (a benchmark measuring the cost of a new message)."""
+    for cached in _MEMOS:
+        cached.cache_clear()
 
 
 def rx(pattern: str) -> re.Pattern[str]:
@@ -124,7 +150,8 @@ _KO_PARTICLE = re.compile(r"(?:으로|에서|에게|까지|부터|은|는|이|�
 _WORD = re.compile(r"[a-z_][a-z0-9_]{3,}|[가-힣]{2,}", re.IGNORECASE)
 
 
-def content_terms(text: str) -> set[str]:
+@memo
+def content_terms(text: str) -> frozenset[str]:
     terms: set[str] = set()
     for word in _WORD.findall(text.lower()):
         if HANGUL_CHAR.match(word):
@@ -134,7 +161,7 @@ def content_terms(text: str) -> set[str]:
         elif word in _STOPWORDS:
             continue
         terms.add(word)
-    return terms
+    return frozenset(terms)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+")
@@ -179,5 +206,5 @@ def reference_lines(problem: ProblemContext) -> list[str]:
     return [ln.strip() for ln in problem.reference_solution.splitlines() if len(ln.strip()) >= 12]
 
 
-def problem_terms(problem: ProblemContext) -> set[str]:
+def problem_terms(problem: ProblemContext) -> frozenset[str]:
     return content_terms(f"{problem.title} {problem.statement}")
