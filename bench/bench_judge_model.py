@@ -8,7 +8,7 @@ run on the corpus's messages (medians of the rounds).
   to `rule_verdict_in_context` (the rules alone) on the same messages;
 - turn judge: `judge_turn` per turn (intent + band + rubric).
 
-Every round starts with the offline package's memos cleared (`clear_memos`): the figures
+Every round starts with the memos of vibe/llm/memo.py cleared (`clear_memos`): the figures
 are the cost of a message never seen before, as a new chat turn's is (its history was
 seen on earlier turns, which this does not count).
 
@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 
 from vibe.llm.base import Exchange, GuardrailVerdict
+from vibe.llm.memo import clear_memos
 from vibe.llm.offline import check_guardrail_in_context, judge_turn
 from vibe.llm.offline.classifier import ARTEFACT_PATH, read_model
 from vibe.llm.offline.guardrail import rule_verdict_in_context
-from vibe.llm.offline.text import clear_memos
 from vibe_dev.calibrate import load_problem
 from vibe_dev.corpus import load_guard
 

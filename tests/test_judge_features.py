@@ -5,9 +5,9 @@ memoised rules) computes the very vector training computes (`vectorize_blocks` o
 from __future__ import annotations
 
 from vibe.llm.base import Exchange, ProblemContext
+from vibe.llm.memo import clear_memos
 from vibe.llm.offline.classifier import Inputs, char_ngrams, load_model, word_ngrams
 from vibe.llm.offline.learned import make_inputs, rule_signals
-from vibe.llm.offline.text import clear_memos
 from vibe.llm.offline.turn_judge import rule_score
 from vibe_dev.calibrate import load_problem
 from vibe_dev.corpus import load_guard, load_turns

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from vibe.llm.offline.text import memo
+from vibe.llm.memo import memo
 
 ARTEFACT_PATH = Path(__file__).with_name("judge_model.npz")
 FORMAT = "vibe.judge-model/v1"

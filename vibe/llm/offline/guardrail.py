@@ -10,7 +10,8 @@ import re
 from collections.abc import Sequence
 
 from vibe.llm.base import Exchange, GuardrailVerdict, ProblemContext, Violation
-from vibe.llm.offline.text import CODE_BLOCK, Rule, clip, content_terms, memo, problem_terms, rx
+from vibe.llm.memo import memo
+from vibe.llm.offline.text import CODE_BLOCK, Rule, clip, content_terms, problem_terms, rx
 
 JAILBREAK_RULES: tuple[Rule, ...] = (
     (

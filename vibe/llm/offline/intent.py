@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 
 from vibe.llm.base import Intent
-from vibe.llm.offline.text import memo, prose, rx
+from vibe.llm.memo import memo
+from vibe.llm.offline.text import prose, rx
 
 _RULE_SETTING = rx(
     r"\bfrom\s+now\s+on\b|\b(?:always|never|only)\s+(?:give|answer|respond|reply|use|show|explain|provide|write|ask)\b|"

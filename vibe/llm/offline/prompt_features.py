@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vibe.llm.base import Exchange, ProblemContext
+from vibe.llm.memo import memo
 from vibe.llm.offline.intent import FOLLOW_UP
-from vibe.llm.offline.text import HANGUL_CHAR, contains_code, content_terms, memo, problem_terms, prose, rx
+from vibe.llm.offline.text import HANGUL_CHAR, contains_code, content_terms, problem_terms, prose, rx
 
 _TRIED = rx(
     r"\b(?:i\s+(?:tried|wrote|used|use|loop|check|store|iterate|keep|sort|implemented|did|added|changed|have|am\s+using)|i'?ve\s+tried|tried|attempted|"

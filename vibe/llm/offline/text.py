@@ -3,38 +3,13 @@ summaries and the reference-solution lines that must never leave the tutor."""
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, cast
 
 from vibe.llm.base import ProblemContext
+from vibe.llm.memo import memo
 
 _I = re.IGNORECASE
 Rule = tuple[re.Pattern[str], str]
-P = ParamSpec("P")
-R = TypeVar("R")
-
-# How many recent calls each memoised analysis keeps. One chat turn reads the same texts
-# several times (the guardrail's rules of the message, then its rule features; the intent
-# and band heads of the turn judge; every earlier message again on each later turn), and
-# these functions are pure: a few hundred entries hold any session's recent messages.
-MEMO_SIZE = 512
-_MEMOS: list[Any] = []
-
-
-def memo(fn: Callable[P, R]) -> Callable[P, R]:
-    """`fn` memoised on its arguments (strings and flags; the result must be immutable),
-    the MEMO_SIZE most recent calls."""
-    cached = functools.lru_cache(maxsize=MEMO_SIZE)(fn)
-    _MEMOS.append(cached)
-    return cast("Callable[P, R]", cached)
-
-
-def clear_memos() -> None:
-    """Forgets every memoised analysis (a benchmark measuring the cost of a new message)."""
-    for cached in _MEMOS:
-        cached.cache_clear()
 
 
 def rx(pattern: str) -> re.Pattern[str]:
