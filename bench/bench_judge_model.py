@@ -2,10 +2,15 @@
 process, and what one decision costs against the keyword rules alone, measured in the same
 run on the corpus's messages (medians of the rounds).
 
-- load: `read_model` of vibe/llm/offline/judge_model.npz (target: under 200 ms);
+- load: `read_model` of vibe/llm/offline/judge_model.npz and its run-time tables
+  (`JudgeModel.runtime`; target: under 200 ms);
 - guardrail: `check_guardrail_in_context` (classifier + rules) per message, and the ratio
   to `rule_verdict_in_context` (the rules alone) on the same messages;
 - turn judge: `judge_turn` per turn (intent + band + rubric).
+
+Every round starts with the memos of vibe/llm/memo.py cleared (`clear_memos`): the figures
+are the cost of a message never seen before, as a new chat turn's is (its history was
+seen on earlier turns, which this does not count).
 
     .venv/bin/python -m bench.bench_judge_model [--messages 200] [--rounds 5]
 """
@@ -18,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from vibe.llm.base import Exchange, GuardrailVerdict
+from vibe.llm.memo import clear_memos
 from vibe.llm.offline import check_guardrail_in_context, judge_turn
 from vibe.llm.offline.classifier import ARTEFACT_PATH, read_model
 from vibe.llm.offline.guardrail import rule_verdict_in_context
@@ -28,6 +34,7 @@ from vibe_dev.corpus import load_guard
 def _median_s(fn: Callable[[], object], rounds: int) -> float:
     times = []
     for _ in range(rounds):
+        clear_memos()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -45,7 +52,7 @@ def main() -> None:
         (problems[g.problem_id], tuple(Exchange(i, u, a) for i, (u, a) in enumerate(g.history, 1)), g.message)
         for g in examples
     ]
-    load_s = _median_s(lambda: read_model(ARTEFACT_PATH), args.rounds)
+    load_s = _median_s(lambda: read_model(ARTEFACT_PATH).runtime, args.rounds)
     print(f"load artefact ({ARTEFACT_PATH.stat().st_size / 1e6:.2f} MB): {load_s * 1000:.1f} ms (target < 200 ms)")
     check_guardrail_in_context(*cases[0])  # the process-wide load, outside the timings
     rules_s = _median_s(lambda: [rule_verdict_in_context(*c) for c in cases], args.rounds) / len(cases)

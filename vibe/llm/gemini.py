@@ -82,6 +82,35 @@ def _finish_reason(response: types.GenerateContentResponse) -> str:
     return str(getattr(reason, "value", reason or ""))
 
 
+def _chunk_text(chunk: types.GenerateContentResponse) -> str | None:
+    """`chunk.text` without its cost: the SDK's property dumps every part to a dict to
+    warn about non-text parts (a reply has none; 24 us a call, twice per chunk as it
+    was used). The same text: the first candidate's text parts that are not thoughts,
+    None when it has none."""
+    candidates = chunk.candidates
+    content = candidates[0].content if candidates else None
+    if content is None or not content.parts:
+        return None
+    texts = [part.text for part in content.parts if isinstance(part.text, str) and not part.thought]
+    return "".join(texts) if texts else None
+
+
+def _wire_contents(contents: Sequence[types.Content]) -> list[types.ContentDict]:
+    """The prompt's contents as the plain dicts the SDK also accepts. Given models, it
+    validates each one again from its attributes (`from_attributes`), trying every
+    field's camelCase alias first, and a missing attribute raises and catches an
+    AttributeError inside pydantic: ~0.6 ms per content, most of a streamed reply's
+    request cost once the history fills (HISTORY_TURNS: 17 contents). From dicts the
+    same models are built without that."""
+    return [{"role": c.role, "parts": [_wire_part(p) for p in c.parts or ()]} for c in contents]
+
+
+def _wire_part(part: types.Part) -> types.PartDict:
+    if part.model_fields_set <= {"text"}:  # what our prompts hold
+        return {"text": part.text}
+    return cast("types.PartDict", part.model_dump(exclude_none=True))
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, genai_errors.APIError):
         return f"{exc.code} {exc.status or ''}".strip()
@@ -205,6 +234,7 @@ class GeminiProvider:
             thinking_config=self.thinking.config("tutor_reply"),
             http_options=self._http(self.request_timeout_s),
         )
+        contents = _wire_contents(prompt.contents)
         deadline = call_deadline(self.budget_s)  # bounds the wait for the first text
         attempt = 0
         while True:
@@ -215,7 +245,7 @@ class GeminiProvider:
             try:
                 async with asyncio.timeout(deadline - time.monotonic()):
                     stream = await self.client.aio.models.generate_content_stream(
-                        model=self.model, contents=prompt.contents, config=config
+                        model=self.model, contents=contents, config=config
                     )
                 # aclosing: when our consumer goes away mid-reply, the HTTP response is
                 # closed right here, not whenever the generator is garbage-collected.
@@ -224,15 +254,20 @@ class GeminiProvider:
                     while True:
                         try:
                             # Until the first text, the call's deadline; after it, the
-                            # request timeout (no retry can replace text already shown).
-                            async with asyncio.timeout(None if sent else deadline - time.monotonic()):
+                            # request timeout (no retry can replace text already shown),
+                            # so no timer of ours per chunk.
+                            if sent:
                                 chunk = await anext(stream)
+                            else:
+                                async with asyncio.timeout(deadline - time.monotonic()):
+                                    chunk = await anext(stream)
                         except StopAsyncIteration:
                             break
                         last = chunk
-                        if chunk.text:
+                        text = _chunk_text(chunk)
+                        if text:
                             sent = True
-                            yield chunk.text
+                            yield text
             except _REQUEST_ERRORS as exc:
                 self._record("tutor_reply", last, ok=False)
                 if sent:
@@ -352,6 +387,7 @@ class GeminiProvider:
     ) -> types.GenerateContentResponse:
         """One successful HTTP answer, after as many retries as the policy and the
         deadline allow."""
+        contents = _wire_contents(prompt.contents)
         attempt = 0
         while True:
             attempt += 1
@@ -361,7 +397,7 @@ class GeminiProvider:
                 async with asyncio.timeout(remaining):
                     response = await self.client.aio.models.generate_content(
                         model=self.model,
-                        contents=prompt.contents,
+                        contents=contents,
                         config=config.model_copy(
                             update={"http_options": self._http(min(remaining, self.request_timeout_s))}
                         ),

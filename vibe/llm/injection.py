@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from vibe.llm.base import DISCERNMENT, EvaluatedTurn, Exchange, RubricScore, TurnJudgement
+from vibe.llm.memo import memo_of
 from vibe.llm.rubrics import weighted_score
 
 # What Gemini sees in place of a removed segment (the offline judge sees nothing: a
@@ -582,6 +583,13 @@ def _rebuild(text: str, segments: Sequence[Segment], marker: str) -> str:
     return joined.strip()
 
 
+# Every judgement sanitises the whole conversation before it (`sanitize_history`,
+# `sanitize_turns`: each earlier message again, on every turn), so the split of a text is
+# remembered: enough entries for the conversations of a few hundred sessions at once.
+SPLIT_MEMO_SIZE = 4096
+
+
+@memo_of(SPLIT_MEMO_SIZE)
 def split_grader_text(text: str) -> GraderSplit:
     """`text` split into what is judged and the segments addressed to the grader."""
     segments = _find_segments(text)
@@ -596,7 +604,7 @@ def split_grader_text(text: str) -> GraderSplit:
 
 
 def has_grader_instruction(text: str) -> bool:
-    return bool(_find_segments(text))
+    return split_grader_text(text).found
 
 
 def without_grader_instructions(text: str) -> str:

@@ -19,13 +19,15 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from vibe.llm.memo import memo
 
 ARTEFACT_PATH = Path(__file__).with_name("judge_model.npz")
 FORMAT = "vibe.judge-model/v1"
@@ -51,26 +53,44 @@ def normalise(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+def char_gram_list(text: str) -> list[str]:
+    """Every character n-gram occurrence inside word boundaries (each word padded with
+    spaces), in text order: the one definition both char_ngrams (training) and the
+    run-time vectoriser count."""
+    lo, hi = _CHAR_N
+    return [
+        padded[i : i + n]
+        for padded in (f" {token} " for token in normalise(text).split(" ") if token)
+        for n in range(lo, hi + 1)
+        for i in range(len(padded) - n + 1)
+    ]
+
+
+def word_gram_list(text: str, bigrams: bool = True) -> list[str]:
+    """Every word (and, with `bigrams`, word-pair) occurrence: the words first, then the pairs."""
+    tokens: list[str] = _WORD.findall(normalise(text))
+    if bigrams:
+        return tokens + [f"{a} {b}" for a, b in itertools.pairwise(tokens)]
+    return tokens
+
+
 def char_ngrams(text: str) -> Counter[str]:
     """Character n-grams inside word boundaries (each word padded with spaces)."""
-    grams: Counter[str] = Counter()
-    lo, hi = _CHAR_N
-    for token in normalise(text).split(" "):
-        if not token:
-            continue
-        padded = f" {token} "
-        for n in range(lo, hi + 1):
-            for i in range(len(padded) - n + 1):
-                grams[padded[i : i + n]] += 1
-    return grams
+    return Counter(char_gram_list(text))
 
 
 def word_ngrams(text: str, bigrams: bool = True) -> Counter[str]:
-    tokens = _WORD.findall(normalise(text))
-    grams: Counter[str] = Counter(tokens)
-    if bigrams:
-        grams.update(f"{a} {b}" for a, b in itertools.pairwise(tokens))
-    return grams
+    return Counter(word_gram_list(text, bigrams))
+
+
+# Each text block: the occurrences of its grams in one text (the same functions as
+# Inputs.text_blocks).
+_BLOCK_GRAMS: dict[str, Callable[[str], list[str]]] = {
+    CHAR: char_gram_list,
+    WORD: word_gram_list,
+    PREV_USER: word_gram_list,
+    PREV_TUTOR: functools.partial(word_gram_list, bigrams=False),
+}
 
 
 @dataclass(frozen=True)
@@ -110,8 +130,29 @@ class JudgeModel:
     meta: Mapping[str, object]  # corpus hash, training settings, figures
 
     def vectorize(self, inputs: Inputs) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-        """The sparse feature vector: (columns, values)."""
-        return self.vectorize_blocks(inputs.text_blocks(), inputs.rules)
+        """The sparse feature vector: (columns, values). The same vector as
+        `vectorize_blocks(inputs.text_blocks(), inputs.rules)` (up to float rounding),
+        which training uses, computed without building every n-gram's string key: each
+        gram is looked up in its block's vocabulary, only the matched columns are
+        counted, and a text's block is remembered (`RuntimeTables.block`: the turn judge's
+        heads, and the next turn's context, read the same texts again)."""
+        runtime = self.runtime
+        parts = [
+            runtime.block(block, text)
+            for block, text in (
+                (CHAR, inputs.message),
+                (WORD, inputs.message),
+                (PREV_USER, inputs.prev_user),
+                (PREV_TUTOR, inputs.prev_tutor),
+            )
+        ]
+        parts.append(runtime.rules(inputs.rules))
+        return np.concatenate([c for c, _ in parts]), np.concatenate([v for _, v in parts])
+
+    @functools.cached_property
+    def runtime(self) -> RuntimeTables:
+        """The run-time path's tables, derived once (load_model builds them with the read)."""
+        return RuntimeTables(self)
 
     def vectorize_blocks(
         self, blocks: Mapping[str, Counter[str]], rules: Mapping[str, float]
@@ -142,11 +183,69 @@ class JudgeModel:
     def probabilities(self, head_name: str, inputs: Inputs) -> dict[str, float]:
         head = self.heads[head_name]
         columns, values = self.vectorize(inputs)
-        logits = head.weights[:, columns].astype(np.float64) @ values + head.bias
+        logits = values @ self.runtime.weights(head_name)[columns] + head.bias
         logits -= logits.max()
         exp = np.exp(logits)
         probs = exp / exp.sum()
         return {c: float(p) for c, p in zip(head.classes, probs, strict=True)}
+
+
+class RuntimeTables:
+    """What the run-time path derives from a model once: each block's vocabulary keyed
+    by the bare gram (no "<block>|" string to build per gram), the IDF in float64,
+    each head's weights as vocabulary x classes in float64 (a row per matched column),
+    and the remembered text blocks."""
+
+    def __init__(self, model: JudgeModel):
+        self.model = model
+        self.index: dict[str, dict[str, int]] = {}
+        for name, col in model.index.items():
+            block, _, gram = name.partition("|")
+            self.index.setdefault(block, {})[gram] = col
+        self.idf = model.idf.astype(np.float64)
+        self.rule_weight = model.block_weights.get(RULES, 1.0)
+        self._weights = {
+            name: np.ascontiguousarray(head.weights.T, dtype=np.float64) for name, head in model.heads.items()
+        }
+        self.block = memo(self._block)
+
+    def weights(self, head: str) -> npt.NDArray[np.float64]:
+        return self._weights[head]
+
+    def _block(self, block: str, text: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """One text block's part of the vector: TF-IDF (sublinear tf) of the grams in the
+        vocabulary, L2-normalised over them, times the block's weight (vectorize_blocks)."""
+        vocabulary = self.index.get(block, {})
+        # Counted in C: every gram's column, None for grams outside the vocabulary.
+        counts: Counter[int | None] = Counter(map(vocabulary.get, _BLOCK_GRAMS[block](text)))
+        counts.pop(None, None)
+        if not counts:
+            return _EMPTY_COLUMNS, _EMPTY_VALUES
+        columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        values = (1.0 + np.log(tf)) * self.idf[columns]
+        norm = math.sqrt(float(values @ values))
+        values *= self.model.block_weights.get(block, 1.0) / norm
+        columns.flags.writeable = False  # shared by every caller of the memo
+        values.flags.writeable = False
+        return columns, values
+
+    def rules(self, rules: Mapping[str, float]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        vocabulary = self.index.get(RULES, {})
+        columns: list[int] = []
+        values: list[float] = []
+        for name, value in rules.items():
+            col = vocabulary.get(name)
+            if col is not None and value:
+                columns.append(col)
+                values.append(value * self.rule_weight)
+        return np.asarray(columns, dtype=np.int64), np.asarray(values, dtype=np.float64)
+
+
+_EMPTY_COLUMNS = np.zeros(0, dtype=np.int64)
+_EMPTY_VALUES = np.zeros(0, dtype=np.float64)
+_EMPTY_COLUMNS.flags.writeable = False
+_EMPTY_VALUES.flags.writeable = False
 
 
 def save_model(path: Path, model: JudgeModel) -> None:
@@ -201,8 +300,10 @@ def read_model(path: Path) -> JudgeModel:
 
 @functools.cache
 def load_model() -> JudgeModel:
-    """The shipped artefact, read once per process."""
-    return read_model(ARTEFACT_PATH)
+    """The shipped artefact, read once per process, with its run-time tables."""
+    model = read_model(ARTEFACT_PATH)
+    _ = model.runtime
+    return model
 
 
 def rule_feature_names(features: Sequence[Mapping[str, float]]) -> list[str]:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 
 from vibe.llm.base import Exchange, GuardrailVerdict, ProblemContext, Violation
+from vibe.llm.memo import memo
 from vibe.llm.offline.text import CODE_BLOCK, Rule, clip, content_terms, problem_terms, rx
 
 JAILBREAK_RULES: tuple[Rule, ...] = (
@@ -385,6 +386,8 @@ OFF_TOPIC_RULES: tuple[Rule, ...] = (
     (rx(r"영화|드라마|연예인|로또|운세|농담"), "asks about entertainment (영화, 농담)"),
 )
 
+JAILBREAK, SOLUTION, ABUSE, OFF_TOPIC = "jailbreak", "solution", "abuse", "offtopic"
+
 # If any of these appear, the message is about the work, so it is never off-topic.
 _ON_TOPIC = rx(
     r"\b(?:code|coding|function|algorithm|array|list|dict|loop|bug|error|complexity|tests?|input|output|"
@@ -415,6 +418,25 @@ def _first_rule(rules: Sequence[Rule], text: str, *, honour_negation: bool = Fal
                 continue
             return label, match.group(0).strip()
     return None
+
+
+# The rule tables by family name, with whether a negation before a match cancels it.
+# Matching a table is most of the rules' cost; one message is matched against each table
+# by the guardrail verdict, its rule features and, on later turns, the conversation
+# rule, so `family_hit` remembers the answer per text.
+FAMILIES: dict[str, tuple[tuple[Rule, ...], bool]] = {
+    JAILBREAK: (JAILBREAK_RULES, False),
+    SOLUTION: (SOLUTION_REQUEST_RULES, True),
+    ABUSE: (ABUSE_RULES, False),
+    OFF_TOPIC: (OFF_TOPIC_RULES, False),
+}
+
+
+@memo
+def family_hit(family: str, text: str) -> tuple[str, str] | None:
+    """`_first_rule` of the family's table (FAMILIES) on `text`."""
+    rules, honour_negation = FAMILIES[family]
+    return _first_rule(rules, text, honour_negation=honour_negation)
 
 
 # ----- "complete this code" where the code is only a signature and a TODO ---------------
@@ -466,6 +488,7 @@ def _python_stub(code: str) -> bool:
     return False
 
 
+@memo
 def _stub_completion(message: str) -> str | None:
     """The matched text when the message asks to complete code whose function body is
     still a stub (a signature and a TODO): that is asking for the whole solution."""
@@ -499,13 +522,21 @@ def _is_on_topic(problem: ProblemContext, message: str) -> bool:
 def rule_verdict_text(problem: ProblemContext, message: str) -> GuardrailVerdict:
     """The guardrail as a pure function. Precedence: jailbreak > solution_request >
     abuse > off_topic (the most dangerous violation names the turn)."""
-    checks: tuple[tuple[Violation, Sequence[Rule], bool], ...] = (
-        (Violation.JAILBREAK, JAILBREAK_RULES, False),
-        (Violation.SOLUTION_REQUEST, SOLUTION_REQUEST_RULES, True),
-        (Violation.ABUSE, ABUSE_RULES, False),
+    return _rule_verdict_text(problem.title, problem.statement, message)
+
+
+@memo
+def _rule_verdict_text(title: str, statement: str, message: str) -> GuardrailVerdict:
+    """rule_verdict_text of a problem by the two fields the rules read (its title names
+    it; its terms make a message on-topic)."""
+    problem = ProblemContext("", title, statement)
+    checks: tuple[tuple[Violation, str], ...] = (
+        (Violation.JAILBREAK, JAILBREAK),
+        (Violation.SOLUTION_REQUEST, SOLUTION),
+        (Violation.ABUSE, ABUSE),
     )
-    for violation, rules, honour_negation in checks:
-        hit = _first_rule(rules, message, honour_negation=honour_negation)
+    for violation, family in checks:
+        hit = family_hit(family, message)
         if hit is None and violation is Violation.SOLUTION_REQUEST:
             hit = _first_rule(
                 ((_solution_for_problem_rule(problem.title), "asks for the solution to the problem by name"),),
@@ -519,7 +550,7 @@ def rule_verdict_text(problem: ProblemContext, message: str) -> GuardrailVerdict
             label, matched = hit
             return GuardrailVerdict(True, violation, f'{violation.value}: {label} (matched "{clip(matched, 60)}")')
     if not _is_on_topic(problem, message):
-        hit = _first_rule(OFF_TOPIC_RULES, message)
+        hit = family_hit(OFF_TOPIC, message)
         if hit:
             label, matched = hit
             return GuardrailVerdict(
@@ -540,6 +571,7 @@ _CONTINUATION = rx(
 _HINT_WORD = rx(r"\b(?:hints?|clues?|nudge|explain|why)\b|힌트|설명|왜")
 
 
+@memo
 def _continues_extraction(message: str) -> bool:
     return bool(_CONTINUATION.search(message)) and not _HINT_WORD.search(message)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from vibe.llm.base import Intent
+from vibe.llm.memo import memo
 from vibe.llm.offline.text import prose, rx
 
 _RULE_SETTING = rx(
@@ -106,6 +107,7 @@ def _first_match(text: str, has_history: bool) -> Intent | None:
     return None
 
 
+@memo
 def rule_intent(message: str, has_history: bool) -> Intent:
     """The intent of one candidate message: the rules of INTENT_RULES applied to the
     sentences that make the request first, then to the whole message. An ask that is

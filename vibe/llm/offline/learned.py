@@ -58,13 +58,8 @@ def rule_signals(
     context_verdict = rules.rule_verdict_in_context(p, history, message)
     if context_verdict.violated and not text_verdict.violated:
         on("rg_context")
-    for family, table, negation in (
-        ("jailbreak", rules.JAILBREAK_RULES, False),
-        ("solution", rules.SOLUTION_REQUEST_RULES, True),
-        ("abuse", rules.ABUSE_RULES, False),
-        ("offtopic", rules.OFF_TOPIC_RULES, False),
-    ):
-        hit = rules._first_rule(table, message, honour_negation=negation)
+    for family in (rules.JAILBREAK, rules.SOLUTION, rules.ABUSE, rules.OFF_TOPIC):
+        hit = rules.family_hit(family, message)
         if hit:
             on(f"g_{family}")
             on(f"gl={hit[0]}")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vibe.llm.base import Exchange, ProblemContext
+from vibe.llm.memo import memo
 from vibe.llm.offline.intent import FOLLOW_UP
 from vibe.llm.offline.text import HANGUL_CHAR, contains_code, content_terms, problem_terms, prose, rx
 
@@ -90,6 +91,11 @@ class PromptFeatures:
 
     @classmethod
     def of(cls, problem: ProblemContext, history: Sequence[Exchange], message: str) -> PromptFeatures:
+        return _features(problem.title, problem.statement, bool(history), message)
+
+    @classmethod
+    def _read(cls, title: str, statement: str, has_history: bool, message: str) -> PromptFeatures:
+        problem = ProblemContext("", title, statement)  # the fields problem_terms reads
         tokens = message.split()
         words = sum(1.5 if HANGUL_CHAR.search(t) else 1.0 for t in tokens)
         questions = len(re.findall(r"[?？]", prose(message)))
@@ -104,9 +110,16 @@ class PromptFeatures:
             numbers=bool(_NUMBERS.search(message)),
             complexity=bool(_COMPLEXITY.search(message)),
             problem_terms=tuple(sorted(content_terms(message) & problem_terms(problem))),
-            history_ref=bool(history) and bool(_HISTORY_REF.search(message) or FOLLOW_UP.search(message)),
+            history_ref=has_history and bool(_HISTORY_REF.search(message) or FOLLOW_UP.search(message)),
             low_effort=bool(LOW_EFFORT.search(message)),
             pushback=bool(PUSHBACK.search(prose(message))),
             verified=bool(VERIFIED.search(message)),
             directives=len(_DIRECTIVE.findall(message)),
         )
+
+
+@memo
+def _features(title: str, statement: str, has_history: bool, message: str) -> PromptFeatures:
+    """PromptFeatures.of by what it reads: the rule features, the rubric of the learned
+    intent and the rules' own rubric score all read the same message."""
+    return PromptFeatures._read(title, statement, has_history, message)

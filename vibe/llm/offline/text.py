@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from vibe.llm.base import ProblemContext
+from vibe.llm.memo import memo
 
 _I = re.IGNORECASE
 Rule = tuple[re.Pattern[str], str]
@@ -124,7 +125,8 @@ _KO_PARTICLE = re.compile(r"(?:으로|에서|에게|까지|부터|은|는|이|�
 _WORD = re.compile(r"[a-z_][a-z0-9_]{3,}|[가-힣]{2,}", re.IGNORECASE)
 
 
-def content_terms(text: str) -> set[str]:
+@memo
+def content_terms(text: str) -> frozenset[str]:
     terms: set[str] = set()
     for word in _WORD.findall(text.lower()):
         if HANGUL_CHAR.match(word):
@@ -134,7 +136,7 @@ def content_terms(text: str) -> set[str]:
         elif word in _STOPWORDS:
             continue
         terms.add(word)
-    return terms
+    return frozenset(terms)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。？！])\s+")
@@ -179,5 +181,5 @@ def reference_lines(problem: ProblemContext) -> list[str]:
     return [ln.strip() for ln in problem.reference_solution.splitlines() if len(ln.strip()) >= 12]
 
 
-def problem_terms(problem: ProblemContext) -> set[str]:
+def problem_terms(problem: ProblemContext) -> frozenset[str]:
     return content_terms(f"{problem.title} {problem.statement}")

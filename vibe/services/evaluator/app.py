@@ -17,7 +17,7 @@ from vibe.platform.storage import Storage, open_storage
 from vibe.services.evaluator.core import Evaluator
 from vibe.services.evaluator.servicer import EvaluatorServicer
 from vibe.services.evaluator.store import EvaluationStore
-from vibe.services.evaluator.worker import EvaluationWorker
+from vibe.services.evaluator.worker import EvaluationWorker, WorkerPool
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
 
 SERVICE = evaluator_pb2.DESCRIPTOR.services_by_name["Evaluator"]
@@ -60,6 +60,7 @@ async def _workers(
     evaluator = Evaluator(
         db, redis, keys, EvaluationStore(db, redis, keys, settings.turn_log_ttl_s), llm, settings.common.lease_ttl_s
     )
+    pool = WorkerPool()
     workers = [
         EvaluationWorker(
             redis,
@@ -69,6 +70,7 @@ async def _workers(
             claim_idle_s=settings.eval_lock_ttl_s,
             max_attempts=settings.job_max_attempts,
             dead_record_ttl_s=settings.turn_log_ttl_s,
+            pool=pool,
         )
         for i in range(settings.workers)
     ]

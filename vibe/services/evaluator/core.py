@@ -107,10 +107,16 @@ class Evaluator:
         the result, so a holder that stalled past its lease cannot overwrite the result
         of the one that took over."""
         deadline = time.monotonic() + timeout_s
+        # A background job's turn was stored a moment ago and is hardly ever evaluated yet:
+        # its first look is the one under the lease below (a duplicate job finds the stored
+        # evaluation there), which saves a Redis and a PostgreSQL read per turn.
+        look = source is not EvaluationSource.BACKGROUND
         while True:
-            stored = await self.store.get_turn_log(session_id, turn)
-            if stored is not None:
-                return stored
+            if look:
+                stored = await self.store.get_turn_log(session_id, turn)
+                if stored is not None:
+                    return stored
+            look = True
             lease = Lease(self.redis, self.keys.eval_lock(session_id, turn), self.lease_ttl_s)
             if await lease.try_acquire():
                 async with lease.kept():

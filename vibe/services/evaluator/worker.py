@@ -38,6 +38,15 @@ JOB_TIMEOUT_SHARE = 0.9  # of the claim idle time (VIBE_EVAL_LOCK_TTL_S)
 CLAIM_INTERVAL_MAX_S = 5.0
 
 
+class WorkerPool:
+    """What the workers of one process share: whose turn it is to wait on Redis for a
+    job, and when the process next looks for jobs to reclaim."""
+
+    def __init__(self) -> None:
+        self.reading = asyncio.Lock()
+        self.next_claim = 0.0
+
+
 class EvaluationWorker:
     def __init__(
         self,
@@ -48,6 +57,7 @@ class EvaluationWorker:
         claim_idle_s: float,
         max_attempts: int,
         dead_record_ttl_s: int,
+        pool: WorkerPool | None = None,
     ):
         self.redis = redis
         self.keys = keys
@@ -62,10 +72,10 @@ class EvaluationWorker:
         self.job_timeout_s = claim_idle_s * JOB_TIMEOUT_SHARE
         self.max_attempts = max_attempts
         self.dead_record_ttl_s = dead_record_ttl_s
-        # How often this worker looks for jobs to reclaim (XAUTOCLAIM): a quarter of the idle
+        # How often the process looks for jobs to reclaim (XAUTOCLAIM): a quarter of the idle
         # time after which a job may be claimed, at most every CLAIM_INTERVAL_MAX_S.
         self.claim_interval_s = min(CLAIM_INTERVAL_MAX_S, claim_idle_s / 4)
-        self._next_claim = 0.0
+        self.pool = pool or WorkerPool()
 
     async def run(self) -> None:
         await ensure_group(self.redis, self.keys)
@@ -73,27 +83,34 @@ class EvaluationWorker:
         while not self.stopping:
             try:
                 await self._observe_queue(stream)
-                # Jobs of crashed workers (or failed attempts) first, then new ones.
                 # decode_responses=True: ids and fields are str (redis-py's annotation cannot say so).
                 claimed: list[tuple[str, dict[str, str] | None]] = []
-                if time.monotonic() >= self._next_claim:
-                    # Only jobs idle for claim_idle can be claimed: looking more often than a
-                    # fraction of that finds nothing more, and every worker polled on every turn.
-                    self._next_claim = time.monotonic() + self.claim_interval_s
-                    _, claimed, _ = cast(
-                        "tuple[str, list[tuple[str, dict[str, str] | None]], list[str]]",
-                        await self.redis.xautoclaim(
-                            stream, EVAL_GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=10
-                        ),
-                    )
+                batches: list[tuple[str, list[tuple[str, dict[str, str] | None]]]] | None = None
+                # One worker of the process at a time asks Redis for work; the others wait
+                # here, at no cost, until it has a job (or its blocking read timed out) and
+                # goes to handle it. Idle, the process sends one read a second instead of
+                # one per worker (EVALUATOR_WORKERS of them, each waking its event loop).
+                async with self.pool.reading:
+                    # Jobs of crashed workers (or failed attempts) first, then new ones.
+                    if time.monotonic() >= self.pool.next_claim:
+                        # Only jobs idle for claim_idle can be claimed: looking more often than
+                        # a fraction of that finds nothing more; one worker looks for the process.
+                        self.pool.next_claim = time.monotonic() + self.claim_interval_s
+                        _, claimed, _ = cast(
+                            "tuple[str, list[tuple[str, dict[str, str] | None]], list[str]]",
+                            await self.redis.xautoclaim(
+                                stream, EVAL_GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=10
+                            ),
+                        )
+                    if not claimed:
+                        batches = cast(
+                            "list[tuple[str, list[tuple[str, dict[str, str] | None]]]] | None",
+                            await self.redis.xreadgroup(EVAL_GROUP, self.consumer, {stream: ">"}, count=1, block=1000),
+                        )
                 if claimed:
                     deliveries = await delivery_counts(self.redis, self.keys, [mid for mid, _ in claimed])
                     for message_id, fields in claimed:
                         await self._handle(message_id, fields, deliveries[message_id])
-                batches = cast(
-                    "list[tuple[str, list[tuple[str, dict[str, str] | None]]]] | None",
-                    await self.redis.xreadgroup(EVAL_GROUP, self.consumer, {stream: ">"}, count=1, block=1000),
-                )
                 for _, messages in batches or []:
                     for message_id, new_fields in messages:
                         await self._handle(message_id, new_fields, 1)
