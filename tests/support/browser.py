@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -97,7 +97,11 @@ class Browser:
     def wait(self, what: str, condition: Callable[[], T | None], timeout_s: float = 30.0) -> T:
         """The first truthy value of `condition` within the time, else a failure naming `what`."""
         try:
-            value = cast(T, WebDriverWait(self.driver, timeout_s, poll_frequency=0.05).until(lambda _: condition()))
+            # A page that re-renders while we poll leaves a found element stale: look again.
+            waiting = WebDriverWait(
+                self.driver, timeout_s, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+            )
+            value = cast(T, waiting.until(lambda _: condition()))
         except TimeoutException:
             self.save("timeout")
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}; errors: {self.errors()}") from None
