@@ -331,8 +331,9 @@ async def test_two_evaluator_replicas_together_stay_under_15_requests_per_window
     gemini: MakeLLM, fake: FakeGemini
 ) -> None:
     # Two providers as two evaluator processes build them: own client, own Redis
-    # connection, same quota. A 2 s window stands in for the minute.
-    window_s = 2.0
+    # connection, same quota. A 4 s window stands in for the minute (at 2 s, the server-side
+    # jitter of a loaded 2-core machine, first connections included, reached 10% of it).
+    window_s = 4.0
     limits = {"VIBE_LLM_RPM": "15", "VIBE_LLM_RATE_WINDOW_S": str(window_s), "VIBE_LLM_CALL_BUDGET_S": "20"}
     async with gemini(**limits) as replica_a, gemini(**limits) as replica_b:
         started = time.monotonic()
@@ -347,6 +348,6 @@ async def test_two_evaluator_replicas_together_stay_under_15_requests_per_window
     arrivals = [r.at for r in fake.requests]
     assert len(arrivals) == 40
     # The limiter admits by Redis time; the server sees each request a little later,
-    # by a delay that varies with load. 10% of the window is left for that jitter.
-    assert most_in_any_window(arrivals, 0.9 * window_s) <= 15
+    # by a delay that varies with load. 15% of the window is left for that jitter.
+    assert most_in_any_window(arrivals, 0.85 * window_s) <= 15
     assert time.monotonic() - started >= 2 * window_s, "40 requests at 15 per window need three windows"
