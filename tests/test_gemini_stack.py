@@ -206,12 +206,14 @@ async def test_the_tutor_says_plainly_when_gemini_is_down_and_nothing_is_stored(
 async def test_the_reply_does_not_wait_for_the_model_guardrail_but_obeys_its_verdict(
     start_stack: StartStack, fake: FakeGemini
 ) -> None:
-    # The model's verdict comes 0.6 s after the reply has started streaming: the first
+    # The model's verdict comes 1.2 s after the reply has started streaming: the first
     # chunks are not held back, and the reply is cut off with a plain note when it lands.
+    # (The bound is relative to the verdict, not a latency target: this machine is shared.)
+    verdict_after_s = 1.2
     flagged = json.dumps({"violation": "solution_request", "reason": "asks for everything to submit"})
-    fake.script("guardrail", Reply(text=flagged, latency_s=0.6))
+    fake.script("guardrail", Reply(text=flagged, latency_s=verdict_after_s))
     fake.chunk_delay_s = 0.1
-    fake.reply_chunks = tuple(f"step {i}. " for i in range(20))
+    fake.reply_chunks = tuple(f"step {i}. " for i in range(40))
     # The model is asked about every message (as when the offline classifier is unsure of one).
     async with gemini_stack(start_stack, fake, VIBE_GUARDRAIL_ASK_MODEL="always") as stack:
         candidate = await new_candidate(stack)
@@ -229,9 +231,9 @@ async def test_the_reply_does_not_wait_for_the_model_guardrail_but_obeys_its_ver
                 first_delta_after = time.monotonic() - started
             events.append(event)
     completed = events[-1].completed
-    assert first_delta_after is not None and first_delta_after < 0.3
+    assert first_delta_after is not None and first_delta_after < verdict_after_s - 0.3
     assert completed.guardrail.violated
     text = reply_text(events)
     assert "outside the test rules" in text and "turn scores 0" in text
-    assert "step 19." not in text, "the rest of the reply was not sent"
+    assert "step 39." not in text, "the rest of the reply was not sent"
     assert completed.assistant_message.content == text
