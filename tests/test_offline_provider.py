@@ -186,15 +186,7 @@ INTENTS_EN: list[Any] = [
     ("I'll write a function that scans the list once and stores each value", Intent.GENERATION),
 ]
 INTENTS_KO: list[Any] = [
-    pytest.param(
-        "이 코드에서 왜 에러가 나?",
-        Intent.DEBUGGING,
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="issue 15, known weakness: after a hint exchange the learned classifier reads a bare Korean "
-            "error question as follow_up (0.57 against debugging 0.27); corpus/README.md calls it debugging",
-        ),
-    ),
+    ("이 코드에서 왜 에러가 나?", Intent.DEBUGGING),
     ("시간 복잡도를 줄이려면 어떻게 최적화해야 해?", Intent.OPTIMIZATION),
     ("반례가 될 만한 테스트 케이스가 뭐가 있을까?", Intent.TEST_CASE),
     ("힌트 좀 줘", Intent.HINT_QUERY),

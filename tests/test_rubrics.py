@@ -77,11 +77,6 @@ def _discernment(message: str) -> float:
     return next(r.score for r in judgement.rubrics if r.criterion == DISCERNMENT)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 15, known weakness: the learned band classifier reads the Korean push-back as mid and moves "
-    "its discernment to 69, one point under the bar",
-)
 def test_discernment_rewards_push_back_and_not_a_bare_request() -> None:
     push_back = _discernment(
         "You said left = last + 1, but that fails for [1, 2, 1, 3, 2]: left would move backwards. Are you sure it isn't max(left, last + 1)?"

@@ -96,15 +96,18 @@ class OfflineProvider:
             # removal (which may take words of the candidate's with it), can move the
             # intent to a rubric that pays more, and no intent read from such a turn is
             # more trustworthy than another. A turn that wrote to the grader gets the lowest
-            # any reading earns (fourteen scorings: only such turns pay for them).
+            # any reading earns (up to 24 scorings: only such turns pay for them).
             kept = replace(exchange, user=split.kept)
             stripped = judge_turn(problem, history, kept, guardrail)
-            readings = [
-                _judged_as(problem, history, ex, intent, like)
-                for ex, like in ((exchange, judgement), (kept, stripped))
-                for intent in Intent
-            ]
-            judgement = guarded_judgement(stripped, [judgement, *readings], split)
+            texts = [(exchange, judgement), (kept, stripped)]
+            if split.tight and split.tight != split.kept:
+                # Only the grader-addressed units removed, the candidate's words beside
+                # them kept: the reading nearest to the turn without them.
+                tight = replace(exchange, user=split.tight)
+                texts.append((tight, judge_turn(problem, history, tight, guardrail)))
+            readings = [_judged_as(problem, history, ex, intent, like) for ex, like in texts for intent in Intent]
+            others = [judgement, *(like for _, like in texts[2:])]
+            judgement = guarded_judgement(stripped, [*others, *readings], split)
         judgement = replace(judgement, provider=self.name, model=self.model)
         if conversation is None:
             return judgement
