@@ -120,15 +120,33 @@ class Lease:
         if self._heartbeat_task is None:
             self._heartbeat_task = asyncio.create_task(self._heartbeat())
 
-    async def release(self) -> None:
-        """Stops the heartbeat and frees the lease if it is still ours (once: releasing
-        again, or a lease never taken, costs nothing). Best effort: when Redis cannot be
-        reached, the lease frees itself within its TTL."""
+    async def stop_heartbeat(self) -> None:
+        """Stops renewing the lease (it stays held until released or expired)."""
         if self._heartbeat_task is not None:
             self._heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
             self._heartbeat_task = None
+
+    def release_on(self, pipe: Pipeline) -> None:
+        """`release` queued on `pipe` (one round trip with other commands), once its
+        heartbeat is stopped (`stop_heartbeat`); `released` says the pipeline ran. If it
+        did not (Redis unreachable), `release` tries again, and the lease frees itself
+        within its TTL anyway."""
+        if self._heartbeat_task is not None:
+            raise RuntimeError("stop the lease's heartbeat before releasing it on a pipeline")
+        if self.held:
+            pipe.eval(_RELEASE, 1, self.key, self.owner)
+
+    def released(self) -> None:
+        """The pipeline carrying `release_on` ran: releasing again costs nothing."""
+        self.held = False
+
+    async def release(self) -> None:
+        """Stops the heartbeat and frees the lease if it is still ours (once: releasing
+        again, or a lease never taken, costs nothing). Best effort: when Redis cannot be
+        reached, the lease frees itself within its TTL."""
+        await self.stop_heartbeat()
         if not self.held:
             return
         self.held = False

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from vibe.platform.hot_state import EVAL_GROUP, Keys
@@ -77,6 +78,12 @@ _CARRIER_KEYS = ("traceparent", "tracestate", "baggage")
 async def enqueue(redis: aioredis.Redis, keys: Keys, job: EvalJob) -> str:
     fields: dict[Any, Any] = job.fields()  # redis-py's annotation wants a dict of its own key/value union
     return str(await redis.xadd(keys.eval_jobs(), fields))
+
+
+def enqueue_on(pipe: Pipeline, keys: Keys, job: EvalJob) -> None:
+    """`enqueue` queued on `pipe` (one round trip with other commands)."""
+    fields: dict[Any, Any] = job.fields()  # redis-py's annotation wants a dict of its own key/value union
+    pipe.xadd(keys.eval_jobs(), fields)
 
 
 async def ensure_group(redis: aioredis.Redis, keys: Keys) -> None:

@@ -20,7 +20,7 @@ from vibe.llm.base import EvaluatedTurn, Exchange, HolisticJudgement, Intent, LL
 from vibe.llm.deadline import deadline_scope
 from vibe.llm.usage import metered
 from vibe.llm.usage_store import PHASE_BACKGROUND, PHASE_SUBMIT, save_calls, session_usage, tally
-from vibe.platform.errors import DeadlineExceeded, FailedPrecondition
+from vibe.platform.errors import DeadlineExceeded, FailedPrecondition, NotFound
 from vibe.platform.hot_state import Keys
 from vibe.platform.leases import Lease
 from vibe.services.evaluator.store import (
@@ -28,11 +28,12 @@ from vibe.services.evaluator.store import (
     EvaluationStore,
     GuardrailRecord,
     HolisticRecord,
+    TurnInputs,
     TurnLog,
 )
 from vibe.shared.convert import guardrail_from_columns
 from vibe.shared.eval_queue import dead_turns, queued_turns
-from vibe.shared.records import load_exchanges, load_problem_context, load_turn, session_problem_id
+from vibe.shared.records import load_exchanges, load_problem_context, session_problem_id
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,23 @@ class TurnStatus:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _conversation(
+    history: list[Exchange], verdicts: dict[int, tuple[str, float, str, bool]], refused: set[int]
+) -> list[EvaluatedTurn]:
+    """The turns before the evaluated one as the holistic judge sees them: with their
+    stored evaluation (`verdicts`), or (not evaluated yet: being evaluated beside this one)
+    their transcript alone, intent and score unknown (`refused`: the guardrail's refusals)."""
+    conversation = []
+    for ex in history:
+        known = verdicts.get(ex.turn)
+        if known is None:
+            conversation.append(EvaluatedTurn(ex.turn, ex.user, ex.assistant, None, None, ex.turn in refused))
+        else:
+            intent, score, summary, violated = known
+            conversation.append(EvaluatedTurn(ex.turn, ex.user, summary, Intent(intent), score, violated))
+    return conversation
 
 
 class Evaluator:
@@ -120,11 +138,12 @@ class Evaluator:
             lease = Lease(self.redis, self.keys.eval_lock(session_id, turn), self.lease_ttl_s)
             if await lease.try_acquire():
                 async with lease.kept():
-                    # It may have been finished between our read and taking the lease.
-                    stored = await self.store.get_turn_log(session_id, turn)
-                    if stored is not None:
-                        return stored
-                    return await self._evaluate_turn(session_id, turn, source, deadline, lease.fence)
+                    # It may have been finished between our read and taking the lease: the
+                    # one read below says so, beside everything the evaluation needs.
+                    inputs = await self.store.turn_inputs(session_id, turn)
+                    if inputs.stored is not None:
+                        return inputs.stored
+                    return await self._evaluate_turn(inputs, session_id, turn, source, deadline, lease)
             if time.monotonic() >= deadline:
                 raise DeadlineExceeded(
                     f"turn {turn} of session {session_id} is still being evaluated elsewhere after {timeout_s:.1f}s"
@@ -132,13 +151,16 @@ class Evaluator:
             await asyncio.sleep(_WAIT_POLL_S)
 
     async def _evaluate_turn(
-        self, session_id: str, turn: int, source: EvaluationSource, deadline: float, fence: int
+        self, inputs: TurnInputs, session_id: str, turn: int, source: EvaluationSource, deadline: float, lease: Lease
     ) -> TurnLog:
-        stored_turn = await load_turn(self.db, session_id, turn)
+        stored_turn = inputs.turn
+        if stored_turn is None:
+            raise NotFound(f"session {session_id!r} has no completed turn {turn}")
+        fence = lease.fence
         problem = await self._problem(stored_turn.problem_id)
-        history = await load_exchanges(self.db, session_id, before_turn=turn)
+        history = inputs.history
         guardrail = guardrail_from_columns(stored_turn.guardrail_violation, stored_turn.guardrail_reason)
-        conversation = await self._conversation(session_id, turn, history)
+        conversation = _conversation(history, inputs.verdicts, inputs.refused)
         with metered() as meter, deadline_scope(deadline - _LLM_DEADLINE_MARGIN_S):
             # The same call judges the conversation through this turn (no call of its own):
             # the holistic judgement stays fresh while the candidate works.
@@ -174,7 +196,7 @@ class Evaluator:
                 "leak_cut": stored_turn.leak_cut,
             },
             interrupted=stored_turn.interrupted,
-            turn_at=await self.store.turn_time(session_id, turn),
+            turn_at=inputs.turn_at,
             provider=judgement.provider or self.llm.name,
             model=judgement.model or self.llm.model,
             degraded=judgement.degraded,
@@ -185,14 +207,15 @@ class Evaluator:
         )
         if judgement.holistic is not None:
             turn_log["holistic"] = conversation_record(judgement.holistic, turn, conversation, self.llm)
-        stored, ours = await self.store.save_turn_log(turn_log, fence)
+        # Stored, the hot copy and the run count written and the lease released in one
+        # Redis round trip: the evaluation is done once it is in PostgreSQL.
+        stored, ours, runs = await self.store.save_evaluation(turn_log, fence, lease)
         if not ours:
             log.warning(
                 "a newer lease holder stored this turn's evaluation first; returning theirs",
                 extra={"session_id": session_id, "turn": turn, "fence": fence},
             )
             return stored
-        runs = await self.store.count_evaluation_run(session_id, turn)
         log.info(
             "turn evaluated",
             extra={
@@ -207,22 +230,6 @@ class Evaluator:
             },
         )
         return turn_log
-
-    async def _conversation(self, session_id: str, turn: int, history: list[Exchange]) -> list[EvaluatedTurn]:
-        """The turns before `turn` as the holistic judge sees them: with their stored
-        evaluation, or (not evaluated yet: being evaluated beside this one) their
-        transcript alone, intent and score unknown."""
-        verdicts = await self.store.earlier_verdicts(session_id, turn)
-        refused = await self.store.violated_turns(session_id, turn) if len(verdicts) < len(history) else set()
-        conversation = []
-        for ex in history:
-            known = verdicts.get(ex.turn)
-            if known is None:
-                conversation.append(EvaluatedTurn(ex.turn, ex.user, ex.assistant, None, None, ex.turn in refused))
-            else:
-                intent, score, summary, violated = known
-                conversation.append(EvaluatedTurn(ex.turn, ex.user, summary, Intent(intent), score, violated))
-        return conversation
 
     async def turn_statuses(self, session_id: str) -> list[TurnStatus]:
         """The state of every completed turn 1..N of the session (NOT_FOUND if unknown)."""

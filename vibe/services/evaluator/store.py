@@ -5,16 +5,19 @@ PostgreSQL when it has expired."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict, cast
 
 import asyncpg
 import redis.asyncio as aioredis
 
+from vibe.llm.base import Exchange
 from vibe.platform.errors import NotFound
 from vibe.platform.hot_state import Keys
+from vibe.platform.leases import Lease
 from vibe.platform.storefaults import hot_copy_optional, idempotent
-from vibe.shared.records import hold_submit_fence
+from vibe.shared.records import StoredTurn, hold_submit_fence
 
 
 class PromptEvaluationDetails(TypedDict):
@@ -102,6 +105,44 @@ def _turn_log(raw: str | bytes) -> TurnLog:
     return cast("TurnLog", json.loads(raw))
 
 
+@dataclass(frozen=True)
+class TurnInputs:
+    """What evaluating one turn reads, in one PostgreSQL round trip (`turn_inputs`)."""
+
+    stored: TurnLog | None  # the turn's stored evaluation, if there is one already
+    turn: StoredTurn | None  # both messages of the turn (None: not stored, or no session)
+    history: list[Exchange]  # the completed turns before it, in order
+    # turn -> (intent, score, answer summary, guardrail violated) of the earlier turns'
+    # stored evaluations (see `earlier_verdicts`)
+    verdicts: dict[int, tuple[str, float, str, bool]]
+    refused: set[int]  # earlier turns whose message the guardrail refused (`violated_turns`)
+    turn_at: datetime | None  # when the candidate sent the turn's message (`turn_time`)
+
+
+# One statement for what a turn's evaluation reads (each column as the separate reads
+# had it: records.load_turn, records.load_exchanges, earlier_verdicts, violated_turns,
+# turn_time, and the turn's stored evaluation): one row per user message up to the turn.
+_TURN_INPUTS = """
+SELECT s.problem_id,
+       (SELECT details FROM prompt_evaluations
+         WHERE session_id = $1 AND turn = $2 AND evaluation_type = 'TURN_EVAL') AS stored,
+       u.turn, u.content AS user_text, a.content AS assistant_text, a.turn IS NOT NULL AS answered,
+       u.guardrail_violation, u.guardrail_reason, u.created_at, a.interrupted, a.leak_cut,
+       e.details->'prompt_evaluation_details'->>'intent' AS intent,
+       (e.details->'prompt_evaluation_details'->>'score')::float8 AS score,
+       e.details->>'llm_answer_summary' AS summary,
+       COALESCE((e.details->'guardrail'->>'violated')::boolean, false) AS violated,
+       e.session_id IS NOT NULL AS evaluated
+FROM sessions s
+LEFT JOIN messages u ON u.session_id = s.session_id AND u.role = 'user' AND u.turn <= $2
+LEFT JOIN messages a ON a.session_id = s.session_id AND a.turn = u.turn AND a.role = 'assistant'
+LEFT JOIN prompt_evaluations e
+  ON e.session_id = s.session_id AND e.turn = u.turn AND e.turn < $2 AND e.evaluation_type = 'TURN_EVAL'
+WHERE s.session_id = $1
+ORDER BY u.turn
+"""
+
+
 class EvaluationStore:
     def __init__(self, db: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, turn_log_ttl_s: int):
         self.db = db
@@ -130,6 +171,52 @@ class EvaluationStore:
         return _turn_log(details)
 
     @idempotent
+    async def turn_inputs(self, session_id: str, turn: int) -> TurnInputs:
+        """Everything evaluating `turn` reads, from the system of record in one round trip:
+        its stored evaluation (if any), both its messages, the turns before it, their
+        stored verdicts and guardrail refusals, and when the turn's message came."""
+        rows = await self.db.fetch(_TURN_INPUTS, session_id, turn)
+        stored = rows[0]["stored"] if rows else None
+        current: StoredTurn | None = None
+        turn_at: datetime | None = None
+        history: list[Exchange] = []
+        verdicts: dict[int, tuple[str, float, str, bool]] = {}
+        refused: set[int] = set()
+        for r in rows:
+            if r["turn"] is None or not r["answered"]:
+                continue
+            if r["turn"] == turn:
+                turn_at = r["created_at"]
+                current = StoredTurn(
+                    session_id=session_id,
+                    problem_id=r["problem_id"],
+                    turn=turn,
+                    user=r["user_text"],
+                    assistant=r["assistant_text"],
+                    guardrail_violation=r["guardrail_violation"],
+                    guardrail_reason=r["guardrail_reason"] or "",
+                    interrupted=r["interrupted"],
+                    leak_cut=r["leak_cut"],
+                )
+                continue
+            history.append(Exchange(turn=r["turn"], user=r["user_text"], assistant=r["assistant_text"]))
+            if r["evaluated"]:
+                verdicts[r["turn"]] = (r["intent"], r["score"], r["summary"] or "", r["violated"])
+            if r["guardrail_violation"] is not None:
+                refused.add(r["turn"])
+        if stored is not None:
+            with hot_copy_optional("refill a turn log"):
+                await self.redis.set(self.keys.turn_log(session_id, turn), stored, ex=self.ttl_s)
+        return TurnInputs(
+            stored=_turn_log(stored) if stored is not None else None,
+            turn=current,
+            history=history,
+            verdicts=verdicts,
+            refused=refused,
+            turn_at=turn_at,
+        )
+
+    @idempotent
     async def list_turn_logs(self, session_id: str) -> list[TurnLog]:
         """Every stored turn log of the session, by turn, from the system of record."""
         rows = await self.db.fetch(
@@ -149,36 +236,6 @@ class EvaluationStore:
         return {r["turn"] for r in rows}
 
     @idempotent
-    async def earlier_verdicts(self, session_id: str, before_turn: int) -> dict[int, tuple[str, float, str, bool]]:
-        """turn -> (intent, score, answer summary, guardrail violated) of the stored
-        evaluations before `before_turn`: what the holistic judge needs of them, without
-        reading whole turn logs."""
-        rows = await self.db.fetch(
-            """
-            SELECT turn, details->'prompt_evaluation_details'->>'intent' AS intent,
-                   (details->'prompt_evaluation_details'->>'score')::float8 AS score,
-                   details->>'llm_answer_summary' AS summary,
-                   COALESCE((details->'guardrail'->>'violated')::boolean, false) AS violated
-            FROM prompt_evaluations
-            WHERE session_id = $1 AND evaluation_type = 'TURN_EVAL' AND turn < $2
-            """,
-            session_id,
-            before_turn,
-        )
-        return {r["turn"]: (r["intent"], r["score"], r["summary"] or "", r["violated"]) for r in rows}
-
-    @idempotent
-    async def violated_turns(self, session_id: str, before_turn: int) -> set[int]:
-        """Turns before `before_turn` whose message the guardrail refused."""
-        rows = await self.db.fetch(
-            "SELECT turn FROM messages WHERE session_id = $1 AND role = 'user' AND turn < $2"
-            " AND guardrail_violation IS NOT NULL",
-            session_id,
-            before_turn,
-        )
-        return {r["turn"] for r in rows}
-
-    @idempotent
     async def session_turn_count(self, session_id: str) -> int:
         """Completed turns of the session; NotFound for an unknown session."""
         count = await self.db.fetchval("SELECT turn_count FROM sessions WHERE session_id = $1", session_id)
@@ -186,24 +243,28 @@ class EvaluationStore:
             raise NotFound(f"no session {session_id!r}")
         return int(count)
 
-    @idempotent
-    async def turn_time(self, session_id: str, turn: int) -> datetime | None:
-        """When the candidate sent the turn's message."""
-        return await self.db.fetchval(  # type: ignore[no-any-return]  # asyncpg's fetchval is Any
-            "SELECT created_at FROM messages WHERE session_id = $1 AND turn = $2 AND role = 'user'",
-            session_id,
-            turn,
-        )
-
-    @idempotent
     async def save_turn_log(self, log: TurnLog, fence: int) -> tuple[TurnLog, bool]:
         """Durable first (upsert on the design's UNIQUE rule), then the hot copy; returns
-        what is stored and whether it is `log`.
+        what is stored and whether it is `log` (see `save_evaluation`)."""
+        stored, ours, _ = await self.save_evaluation(log, fence)
+        return stored, ours
+
+    @idempotent
+    async def save_evaluation(self, log: TurnLog, fence: int, lease: Lease | None = None) -> tuple[TurnLog, bool, int]:
+        """Durable first (upsert on the design's UNIQUE rule), then the hot copy; returns
+        what is stored, whether it is `log`, and (with `lease`) the evaluation runs of the
+        turn counted so far.
 
         Fenced: the upsert does nothing when the row was written under a newer lease
         (a higher `fence`), so a holder whose lease expired mid-evaluation never
         overwrites the evaluation of the one that took over; it gets theirs back. A
-        repeat with the same fence rewrites the same row, so a retry is harmless."""
+        repeat with the same fence rewrites the same row, so a retry is harmless.
+
+        With `lease` (the turn's, held by the evaluation that produced `log`), once the
+        row is ours the same Redis round trip as the hot copy also counts the run (the
+        guard must never cause a second one; kept as long as the turn logs) and releases
+        the lease: the evaluation is done once it is stored. When Redis fails there, the
+        lease frees itself within its TTL and the count is skipped, as each was alone."""
         session_id, turn = log["session_id"], log["turn_number"]
         payload = json.dumps(log, ensure_ascii=False)
         written = await self.db.fetchval(
@@ -227,14 +288,24 @@ class EvaluationStore:
                 session_id,
                 turn,
             )
-            return _turn_log(details), False
+            return _turn_log(details), False, 0
+        runs = 0
+        if lease is not None:
+            await lease.stop_heartbeat()  # no renewal may race the release below
         with hot_copy_optional("write a turn log"):
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.set(self.keys.turn_log(session_id, turn), payload, ex=self.ttl_s)
                 pipe.hset(self.keys.turn_scores(session_id), str(turn), log["prompt_evaluation_details"]["score"])
                 pipe.expire(self.keys.turn_scores(session_id), self.ttl_s)
-                await pipe.execute()
-        return log, True
+                if lease is not None:
+                    pipe.hincrby(self.keys.eval_runs(session_id), str(turn), 1)
+                    pipe.expire(self.keys.eval_runs(session_id), self.ttl_s)
+                    lease.release_on(pipe)
+                replies = await pipe.execute()
+            if lease is not None:
+                lease.released()
+                runs = int(replies[3])
+        return log, True, runs
 
     @idempotent
     async def save_holistic(self, session_id: str, details: HolisticRecord, fence: int = 0) -> None:
@@ -252,15 +323,3 @@ class EvaluationStore:
                 session_id,
                 json.dumps(details, ensure_ascii=False),
             )
-
-    async def count_evaluation_run(self, session_id: str, turn: int) -> int:
-        """Counts evaluations actually performed per turn (the guard must never cause a
-        second one); kept as long as the turn logs."""
-        key = self.keys.eval_runs(session_id)
-        runs = 0
-        with hot_copy_optional("count an evaluation run"):  # the evaluation is stored: a count is no reason to fail
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.hincrby(key, str(turn), 1)
-                pipe.expire(key, self.ttl_s)
-                runs, _ = await pipe.execute()
-        return int(runs)

@@ -135,7 +135,9 @@ class GuardedGateway:
         check_text("candidate_id", candidate_id)
         check_text("problem_id", problem_id)
         async with self.limits.new_session(key.key_id):
-            return await self.sessions.create(candidate_id, problem_id, key.key_id)
+            session, token = await self.sessions.create(candidate_id, problem_id, key.key_id)
+        self.review_store.remember_owner(session.session_id, key.key_id)
+        return session, token
 
     async def get_session(self, cred: Credential, session_id: str) -> tuple[SessionRow, list[MessageRow]]:
         session_id = session_key(session_id)

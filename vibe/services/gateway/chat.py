@@ -20,7 +20,7 @@ from vibe.services.gateway.limits import check_turn_limit
 from vibe.services.gateway.sessions import GatewayParts
 from vibe.services.gateway.store import MessageRow, SessionRow, SessionStatus, StoredTurn
 from vibe.shared.convert import guardrail_from_pb
-from vibe.shared.eval_queue import EvalJob, enqueue
+from vibe.shared.eval_queue import EvalJob, enqueue, enqueue_on
 from vibe_api.tutor.v1 import tutor_pb2
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,8 @@ class Chat(GatewayParts):
                         self._store_interrupted(session_id, turn, message, "".join(parts), key, lock.fence)
                     )
                 raise
-            await self._queue_evaluation(session_id, turn)
+            # The turn is stored: its evaluation queued and the lease released in one round trip.
+            await self._queue_evaluation(session_id, turn, lock)
             yield TurnCompleted(turn, guardrail, done.provider, user, assistant)
         finally:
             await asyncio.shield(lock.release())  # a no-op when it is not held (or released already)
@@ -216,9 +217,22 @@ class Chat(GatewayParts):
         except Exception:
             log.exception("could not store an interrupted turn", extra={"session_id": session_id, "turn": turn})
 
-    async def _queue_evaluation(self, session_id: str, turn: int) -> None:
+    async def _queue_evaluation(self, session_id: str, turn: int, lease: Lease | None = None) -> None:
+        """Queues the stored turn's evaluation; with `lease` (the session's chat lease, no
+        longer needed once the turn is stored), releases it in the same round trip."""
+        job = EvalJob(session_id, turn, trace_carrier=inject_carrier())
         try:
-            await enqueue(self.redis, self.keys, EvalJob(session_id, turn, trace_carrier=inject_carrier()))
+            if lease is None:
+                await enqueue(self.redis, self.keys, job)
+                return
+            await lease.stop_heartbeat()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                enqueue_on(pipe, self.keys, job)
+                lease.release_on(pipe)  # best effort, as `release`: the turn's end tries again
+                queued = (await pipe.execute(raise_on_error=False))[0]
+            lease.released()
+            if isinstance(queued, Exception):
+                raise queued
         except Exception:
             # Not fatal: the submit guard evaluates every turn that has no evaluation.
             log.exception("could not queue a turn evaluation", extra={"session_id": session_id, "turn": turn})

@@ -164,10 +164,15 @@ class ReviewStore:
             self._owners.move_to_end(session_id)
             return self._owners[session_id]
         owner: str | None = await self.db.fetchval("SELECT api_key_id FROM sessions WHERE session_id = $1", session_id)
+        self.remember_owner(session_id, owner)
+        return owner
+
+    def remember_owner(self, session_id: str, owner: str | None) -> None:
+        """The key that created the session, known when this process created it (its
+        first chat then reads nothing)."""
         self._owners[session_id] = owner
         if len(self._owners) > _OWNER_CACHE_SIZE:
             self._owners.popitem(last=False)
-        return owner
 
     async def released_at(self, session_id: str) -> datetime | None:
         value: datetime | None = await self.db.fetchval(

@@ -52,10 +52,13 @@ class Sessions:
             return identity
         identity = await self.store.session_identity(session_id)
         if identity is not None:
-            self._identities[session_id] = identity
-            if len(self._identities) > _IDENTITY_CACHE_SIZE:
-                self._identities.popitem(last=False)
+            self._remember(session_id, identity)
         return identity
+
+    def _remember(self, session_id: str, identity: tuple[str, str, bytes]) -> None:
+        self._identities[session_id] = identity
+        if len(self._identities) > _IDENTITY_CACHE_SIZE:
+            self._identities.popitem(last=False)
 
     async def create(self, candidate_id: str, problem_id: str, api_key_id: str | None = None) -> tuple[SessionRow, str]:
         """A new session and its token (returned once, stored only as a hash), created by
@@ -64,6 +67,8 @@ class Sessions:
         problem_id = check_id("problem_id", problem_id)
         token = secrets.token_urlsafe(32)
         session = await self.store.create_session(candidate_id, problem_id, hash_token(token), api_key_id)
+        # Known now: the session's first chat through this process looks nothing up.
+        self._remember(session.session_id, (session.candidate_id, session.problem_id, session.token_hash))
         log.info("session created", extra={"session_id": session.session_id, "problem_id": problem_id})
         return session, token
 

@@ -109,6 +109,38 @@ def _stored_turn(rows: list[asyncpg.Record]) -> StoredTurn | None:
     )
 
 
+# store_turn in one statement: the turn its idempotency key ($11) already stored (a
+# repeat: those rows, nothing written), else the session's turn count advanced to $2 (only
+# while the session is active, $2 is the next turn and the fence $13 is not older than the
+# last chat's) and both messages inserted; no row when neither. All parts see one snapshot
+# and commit together; an INSERT that fails (the key's unique index) undoes the UPDATE.
+_STORE_TURN = f"""
+WITH done AS (
+    SELECT {_MESSAGE_COLUMNS} FROM messages
+    WHERE session_id = $1
+      AND turn = (SELECT turn FROM messages WHERE session_id = $1 AND idempotency_key = $11 AND role = 'user')
+), advanced AS (
+    UPDATE sessions SET turn_count = turn_count + 1, chat_fence = $13
+    WHERE session_id = $1 AND status = 'active' AND turn_count = $2 - 1 AND chat_fence <= $13
+      AND NOT EXISTS (SELECT 1 FROM done)
+    RETURNING turn_count
+), stored AS (
+    INSERT INTO messages (session_id, turn, role, content, guardrail_violation, guardrail_reason,
+                          provider, interrupted, leak_cut, leak_share, idempotency_key, leak_material)
+    SELECT v.* FROM (
+        VALUES ($1::text, $2::integer, 'user', $3::text, $4::text, $5::text, NULL::text, false, false,
+                NULL::real, $11::text, NULL::text),
+               ($1, $2, 'assistant', $6, NULL, NULL, $7, $8::boolean, $9::boolean, $10::real, NULL, $12::text)
+    ) AS v
+    WHERE EXISTS (SELECT 1 FROM advanced)
+    RETURNING {_MESSAGE_COLUMNS}
+)
+SELECT * FROM done
+UNION ALL
+SELECT * FROM stored
+"""
+
+
 # Called inside the transaction that stores a report (the graded-session webhook's outbox).
 OnGraded = Callable[["PoolConnectionProxy[asyncpg.Record]", str, dict[str, Any]], Awaitable[None]]
 
@@ -206,55 +238,33 @@ class GatewayStore:
         session): a repeat of this call, or a retry of the request, finds the turn it
         stored instead of storing another, so the call is safe to retry.
         """
-        async with self.db.acquire() as conn, conn.transaction():
-            done = await conn.fetch(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages"
-                " WHERE session_id = $1 AND turn = (SELECT turn FROM messages"
-                "  WHERE session_id = $1 AND idempotency_key = $2 AND role = 'user')",
-                session_id,
-                idempotency_key,
-            )
-            if done:
-                user, assistant = _turn_rows(done)
-                return user, assistant
-            advanced = await conn.fetchval(
-                "UPDATE sessions SET turn_count = turn_count + 1, chat_fence = $3"
-                " WHERE session_id = $1 AND status = 'active' AND turn_count = $2 - 1 AND chat_fence <= $3"
-                " RETURNING turn_count",
-                session_id,
-                turn,
-                fence,
-            )
-            if advanced is None:
-                row = await conn.fetchrow("SELECT status, chat_fence FROM sessions WHERE session_id = $1", session_id)
-                if row is None or row["status"] != "active":
-                    raise FailedPrecondition("the session was submitted; chat is closed")
-                if row["chat_fence"] > fence:
-                    raise Aborted(
-                        "this chat's lease was taken over by a newer chat of the session; send the message again"
-                    )
-                raise Aborted(f"turn {turn} was taken by another chat of this session; send the message again")
-            rows = await conn.fetch(
-                f"""
-                INSERT INTO messages (session_id, turn, role, content, guardrail_violation, guardrail_reason,
-                                      provider, interrupted, leak_cut, leak_share, idempotency_key, leak_material)
-                VALUES ($1, $2, 'user', $3, $4, $5, NULL, false, false, NULL, $11, NULL),
-                       ($1, $2, 'assistant', $6, NULL, NULL, $7, $8, $9, $10, NULL, $12)
-                RETURNING {_MESSAGE_COLUMNS}
-                """,
-                session_id,
-                turn,
-                user_text,
-                str(guardrail.violation) if guardrail.violated and guardrail.violation else None,
-                guardrail.reason if guardrail.violated else None,
-                assistant_text,
-                provider,
-                interrupted,
-                leak_cut,
-                leak_share,
-                idempotency_key,
-                leak_material if leak_cut else None,
-            )
+        # One statement, so one round trip instead of five (BEGIN, the repeat's look-up, the
+        # turn count's UPDATE, the INSERT, COMMIT), and as atomic as the transaction was.
+        rows = await self.db.fetch(
+            _STORE_TURN,
+            session_id,
+            turn,
+            user_text,
+            str(guardrail.violation) if guardrail.violated and guardrail.violation else None,
+            guardrail.reason if guardrail.violated else None,
+            assistant_text,
+            provider,
+            interrupted,
+            leak_cut,
+            leak_share,
+            idempotency_key,
+            leak_material if leak_cut else None,
+            fence,
+        )
+        if not rows:
+            # Neither stored nor a repeat: say why (read after the statement, as the
+            # transaction read it after its UPDATE).
+            row = await self.db.fetchrow("SELECT status, chat_fence FROM sessions WHERE session_id = $1", session_id)
+            if row is None or row["status"] != "active":
+                raise FailedPrecondition("the session was submitted; chat is closed")
+            if row["chat_fence"] > fence:
+                raise Aborted("this chat's lease was taken over by a newer chat of the session; send the message again")
+            raise Aborted(f"turn {turn} was taken by another chat of this session; send the message again")
         user, assistant = _turn_rows(rows)
         return user, assistant
 
