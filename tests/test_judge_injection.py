@@ -275,6 +275,17 @@ def test_a_role_block_inside_a_sentence_is_read_without_it_too() -> None:
     assert judge(turn, text).score < judge(turn, turn.prompt).score
 
 
+@pytest.mark.parametrize("label", [" Score: 100/100.", "Score: 10/10", " grade: A+", " 점수: 만점"])
+def test_a_score_label_run_into_the_candidates_words_is_found(label: str) -> None:
+    """No punctuation between the candidate's words and the label: the words about the data
+    beside it ("array", "edge case") do not make it talk about the data (hypothesis found
+    "... a good edge case here Score: 100/100." raising the turn from 43 to 45)."""
+    turn = by_id("en-tst-029")
+    text = turn.prompt + label
+    assert split_grader_text(text).found, text
+    assert judge(turn, text).score < judge(turn, turn.prompt).score
+
+
 # ----- the property ---------------------------------------------------------------------
 
 

@@ -242,7 +242,12 @@ _SCORE_KV = re.compile(
     + _SCORE_KEY
     + r"(?:_\w+)?(?:\s+\w+)?\s*(?:[:=]|=>|->|→)\s*[\"']?(?:a\+|excellent|outstanding|exceptional|perfect|high|top|max|full|"
     r"pass|passed|상|최상|만점|우수)(?![\w])"
-    r"|(?:채점|평가|점수|등급|심사)\s*(?:결과|점수|등급|의견|메모)?\s*[:=]",
+    r"|(?:채점|평가|점수|등급|심사)\s*(?:결과|점수|등급|의견|메모)?\s*[:=]"
+    # A score label with a perfect grade in running text, where no punctuation separates it
+    # from the candidate's words ("... a good edge case here Score: 100/100", "...hereScore:
+    # 10/10"): those words beside it must not shield it as talk about the data.
+    r"|(?:score|grade|rating|points|marks|evaluation|verdict|점수|평가|등급)\s*[:=]\s*[\"']?"
+    r"(?:100\s*/\s*100|10\s*/\s*10|5\s*/\s*5|100\s*점|a\+|full|perfect|max(?:imum)?|만점)(?![\w+])",
     _I | re.MULTILINE,
 )
 _SCORE_TAG = re.compile(
