@@ -16,9 +16,9 @@ from google.genai import models as genai_models
 
 from vibe.llm.base import Exchange, GuardrailVerdict, ProblemContext
 from vibe.llm.gemini import close_client, make_client
-from vibe.llm.gemini_wire import Answer, WireClient, parse_answer, sdk_request_body, wire_config, wire_contents
+from vibe.llm.gemini_wire import Answer, Usage, WireClient, parse_answer, sdk_request_body, wire_config, wire_contents
 from vibe.llm.judge_output import GUARDRAIL_SCHEMA, TURN_SCHEMA
-from vibe.llm.prompts import guardrail_prompt, schema_config, tutor_prompt, turn_prompt
+from vibe.llm.prompts import guardrail_prompt, schema_config, turn_prompt, tutor_prompt
 from vibe_dev.fake_gemini import FakeGemini, Reply
 
 MODEL = "gemini-2.5-flash"
@@ -156,12 +156,12 @@ def sdk_answer(data: dict[str, Any]) -> Answer:
         str(getattr(reason, "value", reason or "")),
         None
         if usage is None
-        else (
+        else Usage(
             usage.prompt_token_count or 0,
             usage.candidates_token_count or 0,
             usage.thoughts_token_count or 0,
             usage.total_token_count or 0,
-        ),  # type: ignore[arg-type]
+        ),
         str(getattr(feedback.block_reason, "value", "")) if feedback and feedback.block_reason else "",
     )
 
@@ -169,17 +169,7 @@ def sdk_answer(data: dict[str, Any]) -> Answer:
 @pytest.mark.filterwarnings("ignore:NEW_REASON is not a valid FinishReason")
 @pytest.mark.parametrize("name", list(RESPONSES))
 def test_a_response_reads_as_the_sdk_reads_it(name: str) -> None:
-    ours = parse_answer(RESPONSES[name])
-    usage = ours.usage
-    flat = Answer(
-        ours.text,
-        ours.finish_reason,
-        None
-        if usage is None
-        else (usage.prompt_tokens, usage.output_tokens, usage.thinking_tokens, usage.total_tokens),  # type: ignore[arg-type]
-        ours.block_reason,
-    )
-    assert flat == sdk_answer(RESPONSES[name])
+    assert parse_answer(RESPONSES[name]) == sdk_answer(RESPONSES[name])
 
 
 # ----- through the fake server, side by side with the SDK ----------------------------
@@ -216,12 +206,7 @@ async def test_a_stream_and_its_request_are_the_sdks(fake: FakeGemini) -> None:
         "".join(a.text or "" for a in ours) == "What do you already know about the inputs? Which step is the hard one?"
     )
     assert ours[-1].usage is not None and ours[-1].usage.thinking_tokens == 7
-    assert (
-        ours[-1].usage.prompt_tokens,
-        ours[-1].usage.output_tokens,
-        ours[-1].usage.thinking_tokens,
-        ours[-1].usage.total_tokens,
-    ) == theirs[-1].usage
+    assert ours[-1].usage == theirs[-1].usage
 
 
 async def test_a_generate_answer_is_the_sdks(fake: FakeGemini) -> None:
