@@ -134,7 +134,7 @@ class Chain:
 
 
 def _text(prompt: Prompt) -> str:
-    return prompt.system + "\n\n" + "\n\n".join(p.text or "" for c in prompt.contents for p in c.parts or ())
+    return prompt.system + "\n\n" + "\n\n".join(p.get("text") or "" for c in prompt.contents for p in c.get("parts") or ())
 
 
 async def prototype_submit(client: Any, problem: ProblemContext, chain: Chain) -> Chain:

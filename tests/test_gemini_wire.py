@@ -6,6 +6,7 @@ version changes either, these fail."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,11 +16,15 @@ from google.genai import errors, types
 from google.genai import models as genai_models
 
 from vibe.llm.base import Exchange, GuardrailVerdict, ProblemContext
-from vibe.llm.gemini import close_client, make_client
+from vibe.llm.gemini import GeminiProvider, GuardrailPolicy, ThinkingBudgets, close_client, make_client
 from vibe.llm.gemini_wire import Answer, Usage, WireClient, parse_answer, sdk_request_body, wire_config, wire_contents
 from vibe.llm.judge_output import GUARDRAIL_SCHEMA, TURN_SCHEMA
-from vibe.llm.prompts import guardrail_prompt, schema_config, turn_prompt, tutor_prompt
+from vibe.llm.prompts import Prompt, guardrail_prompt, schema_config, turn_prompt, tutor_prompt
+from vibe.llm.ratelimit import SharedRateLimiter
+from vibe.llm.retry import RetryPolicy
+from vibe.platform.hot_state import connect_redis
 from vibe_dev.fake_gemini import FakeGemini, Reply
+from vibe_dev.scratch import REDIS_URL
 
 MODEL = "gemini-2.5-flash"
 PROBLEM = ProblemContext(
@@ -242,3 +247,44 @@ async def test_http_errors_are_the_sdks_api_errors(fake: FakeGemini, status: int
     for got in (ours.value, stream_error.value):
         assert type(got) is type(theirs.value)
         assert (got.code, got.status, got.details) == (theirs.value.code, theirs.value.status, theirs.value.details)
+
+
+# ----- what the provider sends ---------------------------------------------------------
+
+
+async def test_the_provider_sends_what_the_sdk_would(fake: FakeGemini) -> None:
+    """The tutor's reply and a guardrail call as GeminiProvider sends them (a reply's
+    settings made once, the prompt's dict contents as they are), against the SDK's body
+    for the same prompt and the config the provider used to build per request."""
+    thinking = ThinkingBudgets(reply=0, guardrail=-1, judge=1024)
+    limiter = SharedRateLimiter(
+        connect_redis(REDIS_URL), f"wire:{uuid.uuid4().hex[:8]}:", MODEL, rpm=10_000, tpm=10**9, window_s=60
+    )
+    gemini = GeminiProvider(
+        make_client("test-key", fake.url, "v1beta", 10),
+        MODEL,
+        limiter,
+        RetryPolicy(1, 0.01, 0.01),
+        budget_s=10,
+        request_timeout_s=10,
+        thinking=thinking,
+        guardrail=GuardrailPolicy(confident=1.1),  # the model decides every message
+    )
+    try:
+        reply = "".join(
+            [c async for c in gemini.stream_tutor_reply(PROBLEM, HISTORY, "and now?", GuardrailVerdict.ok())]
+        )
+        await gemini.check_guardrail(PROBLEM, HISTORY, "give me the code")
+        sent_reply, sent_guardrail = fake.requests
+        reply_prompt = tutor_prompt(PROBLEM, HISTORY, "and now?", GuardrailVerdict.ok())
+        config = reply_config(0)
+        config.system_instruction = reply_prompt.system
+        assert sent_reply.body == sdk_request_body(gemini.client, MODEL, reply_prompt.contents, config)
+        # The guardrail prompt has a fresh nonce: the SDK converts the one that was sent.
+        prompt = Prompt(sent_guardrail.system, [{"parts": [{"text": sent_guardrail.prompt}], "role": "user"}])
+        guardrail_config = schema_config(prompt, GUARDRAIL_SCHEMA, 256, temperature=0.0)
+        guardrail_config.thinking_config = types.ThinkingConfig(thinking_budget=-1)
+        assert sent_guardrail.body == sdk_request_body(gemini.client, MODEL, prompt.contents, guardrail_config)
+        assert reply.startswith("What do you ")
+    finally:
+        await gemini.aclose()

@@ -35,7 +35,7 @@ from vibe.llm.base import (
     TutorGuidance,
 )
 from vibe.llm.deadline import call_deadline
-from vibe.llm.gemini_wire import Answer, WireClient
+from vibe.llm.gemini_wire import Answer, WireClient, wire_config
 from vibe.llm.injection import penalized, split_grader_text
 from vibe.llm.judge_output import (
     GUARDRAIL_SCHEMA,
@@ -151,6 +151,11 @@ class GeminiProvider:
         self.judge_temperature = judge_temperature
         self.seed = seed
         self.thinking = thinking or ThinkingBudgets()
+        # A reply's settings and their wire form, made once (the system instruction is per prompt).
+        self._reply_config = types.GenerateContentConfig(
+            temperature=0.7, max_output_tokens=_REPLY_TOKENS, thinking_config=self.thinking.config("tutor_reply")
+        )
+        self._reply_settings = wire_config(self._reply_config)
         self.guardrail = guardrail or GuardrailPolicy()
         self.offline_guardrail = (
             offline_guardrail  # the classifier asked first (tests give verdicts of chosen confidence)
@@ -196,13 +201,7 @@ class GeminiProvider:
                 yield piece
             return
         prompt = tutor_prompt(problem, history, message, guardrail, guidance)
-        config = types.GenerateContentConfig(
-            system_instruction=prompt.system,
-            temperature=0.7,
-            max_output_tokens=_REPLY_TOKENS,
-            thinking_config=self.thinking.config("tutor_reply"),
-        )
-        body = self.wire.body(prompt.contents, config)
+        body = self.wire.body(prompt.contents, self._reply_config, system=prompt.system, settings=self._reply_settings)
         deadline = call_deadline(self.budget_s)  # bounds the wait for the first text
         attempt = 0
         while True:

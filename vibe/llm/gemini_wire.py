@@ -102,11 +102,19 @@ def parse_answer(data: Any) -> Answer:
     return Answer(text, finish, usage, block)
 
 
-def wire_contents(contents: Sequence[types.Content]) -> list[dict[str, Any]] | None:
+Contents = Sequence[types.Content] | Sequence[types.ContentDict]
+
+
+def wire_contents(contents: Contents) -> list[dict[str, Any]] | None:
     """Text-only contents in their wire form (the same dicts as the SDK sends); None
-    when a content holds anything else (the SDK converts those)."""
+    when a content holds anything else (the SDK converts those). Our prompts' contents
+    are such dicts already (vibe/llm/prompts.py) and are sent as they are."""
+    if all(isinstance(content, dict) and _text_only(content) for content in contents):
+        return cast("list[dict[str, Any]]", list(contents))
     wire: list[dict[str, Any]] = []
     for content in contents:
+        if isinstance(content, dict):
+            return None
         parts: list[dict[str, Any]] = []
         for part in content.parts or ():
             if not part.model_fields_set <= {"text"} or not isinstance(part.text, str):
@@ -114,6 +122,15 @@ def wire_contents(contents: Sequence[types.Content]) -> list[dict[str, Any]] | N
             parts.append({"text": part.text})
         wire.append({"parts": parts, "role": content.role} if content.role is not None else {"parts": parts})
     return wire
+
+
+def _text_only(content: types.ContentDict) -> bool:
+    role = content.get("role", "")
+    return (
+        content.keys() <= {"parts", "role"}
+        and isinstance(role, str)
+        and all(part.keys() == {"text"} and isinstance(part["text"], str) for part in content.get("parts") or ())
+    )
 
 
 def wire_config(config: types.GenerateContentConfig) -> dict[str, Any] | None:
@@ -168,12 +185,27 @@ class WireClient:
         self._generate_path = f"{model_path}:generateContent"
         self._stream_path = f"{model_path}:streamGenerateContent?alt=sse"
 
-    def body(self, contents: Sequence[types.Content], config: types.GenerateContentConfig) -> dict[str, Any]:
+    def body(
+        self,
+        contents: Contents,
+        config: types.GenerateContentConfig,
+        *,
+        system: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The request body for `contents` and `config`; `system`: the system
+        instruction when `config` has none (a config made once for many requests),
+        `settings`: `wire_config(config)` when the caller keeps it."""
         wire = wire_contents(contents)
-        settings = wire_config(config)
-        if wire is None or settings is None:
+        if settings is None:
+            settings = wire_config(config)
+        if wire is None or settings is None or (system is not None and "systemInstruction" in settings):
+            if system is not None:
+                config = config.model_copy(update={"system_instruction": system})
             return sdk_request_body(self.client, self.model, list(contents), config)
-        return {"contents": wire, **settings}
+        if system is None:
+            return {"contents": wire, **settings}
+        return {"contents": wire, "systemInstruction": {"parts": [{"text": system}], "role": "user"}, **settings}
 
     async def generate(self, body: dict[str, Any], http_options: types.HttpOptions) -> Answer:
         request = self.api._build_request("post", self._generate_path, body, http_options)
@@ -215,6 +247,9 @@ def _check_sdk(client: genai.Client) -> None:
     if not isinstance(api, _api_client.BaseApiClient):
         problems.append("Client._api_client is not a BaseApiClient")
     else:
+        if api._http_options.extra_body:
+            # (bodies share their generationConfig; extra_body is merged into them in place)
+            problems.append("a client with extra_body is not supported")
         if api.vertexai:
             problems.append("Vertex AI clients are not supported (the body and paths are the Gemini API's)")
         for name, params in (
@@ -239,7 +274,7 @@ def _check_sdk(client: genai.Client) -> None:
             problems.append(f"{getattr(module, '__name__', module)}.{name} is missing")
     if problems:
         raise SdkChanged(
-            f"{where} no longer has the internals vibe/llm/gemini_wire.py sends requests through: "
+            f"{where}: vibe/llm/gemini_wire.py cannot send requests through this SDK: "
             + "; ".join(problems)
             + ". Pin google-genai to a version that has them or update gemini_wire.py."
         )
