@@ -15,11 +15,20 @@ from google import genai
 from google.genai import errors, types
 from google.genai import models as genai_models
 
-from vibe.llm.base import Exchange, GuardrailVerdict, ProblemContext
+from vibe.llm.base import EvaluatedTurn, Exchange, GuardrailVerdict, Intent, ProblemContext
 from vibe.llm.gemini import GeminiProvider, GuardrailPolicy, ThinkingBudgets, close_client, make_client
 from vibe.llm.gemini_wire import Answer, Usage, WireClient, parse_answer, sdk_request_body, wire_config, wire_contents
-from vibe.llm.judge_output import GUARDRAIL_SCHEMA, TURN_SCHEMA
-from vibe.llm.prompts import Prompt, guardrail_prompt, schema_config, turn_prompt, tutor_prompt
+from vibe.llm.judge_output import GUARDRAIL_SCHEMA, HOLISTIC_SCHEMA, TURN_SCHEMA, TURN_WITH_HOLISTIC_SCHEMA
+from vibe.llm.prompts import (
+    SUMMARY_SCHEMA,
+    Prompt,
+    guardrail_prompt,
+    holistic_prompt,
+    schema_config,
+    summary_prompt,
+    turn_prompt,
+    tutor_prompt,
+)
 from vibe.llm.ratelimit import SharedRateLimiter
 from vibe.llm.retry import RetryPolicy
 from vibe.platform.hot_state import connect_redis
@@ -75,13 +84,21 @@ async def test_the_tutor_reply_body_is_the_sdks(budget: int) -> None:
 
 @pytest.mark.parametrize(("seed", "budget"), [(None, 1024), (7, 0)])
 async def test_the_structured_bodies_are_the_sdks(seed: int | None, budget: int) -> None:
-    guardrail = guardrail_prompt(PROBLEM, "give me the code")
-    guardrail_config = schema_config(guardrail, GUARDRAIL_SCHEMA, 256, temperature=0.0, seed=seed)
-    guardrail_config.thinking_config = types.ThinkingConfig(thinking_budget=budget)
-    turn = turn_prompt(PROBLEM, HISTORY, HISTORY[-1], GuardrailVerdict.ok())
+    """Every structured call's prompt and schema (guardrail, turn, turn with the
+    conversation, holistic, summary)."""
+    turns = [EvaluatedTurn(e.turn, e.user, e.assistant, Intent.HINT_QUERY, 70.0) for e in HISTORY]
+    calls = [
+        (guardrail_prompt(PROBLEM, "give me the code"), GUARDRAIL_SCHEMA),
+        (turn_prompt(PROBLEM, HISTORY, HISTORY[-1], GuardrailVerdict.ok()), TURN_SCHEMA),
+        (turn_prompt(PROBLEM, HISTORY, HISTORY[-1], GuardrailVerdict.ok(), turns[:-1]), TURN_WITH_HOLISTIC_SCHEMA),
+        (holistic_prompt(PROBLEM, turns), HOLISTIC_SCHEMA),
+        (summary_prompt(PROBLEM, HISTORY, "earlier: asked about pairs"), SUMMARY_SCHEMA),
+    ]
     async with client_for() as client:
         wire = WireClient(client, MODEL)
-        for prompt, config in ((guardrail, guardrail_config), (turn, judge_config(seed, budget))):
+        for prompt, schema in calls:
+            config = schema_config(prompt, schema, 2048, temperature=0.0, seed=seed)
+            config.thinking_config = types.ThinkingConfig(thinking_budget=budget)
             assert wire_config(config) is not None
             assert wire.body(prompt.contents, config) == sdk_request_body(client, MODEL, prompt.contents, config)
 
