@@ -156,6 +156,9 @@ class GeminiProvider:
             temperature=0.7, max_output_tokens=_REPLY_TOKENS, thinking_config=self.thinking.config("tutor_reply")
         )
         self._reply_settings = wire_config(self._reply_config)
+        self._structured_configs: dict[
+            tuple[str, int, int], tuple[dict[str, Any], types.GenerateContentConfig, dict[str, Any] | None]
+        ] = {}
         self.guardrail = guardrail or GuardrailPolicy()
         self.offline_guardrail = (
             offline_guardrail  # the classifier asked first (tests give verdicts of chosen confidence)
@@ -328,9 +331,9 @@ class GeminiProvider:
         retried once (with twice the output budget when it was cut off)."""
         deadline = call_deadline(self.budget_s)
         for output_attempt in (1, 2):
-            config = schema_config(prompt, schema, max_tokens, temperature=self.judge_temperature, seed=self.seed)
-            config.thinking_config = self.thinking.config(purpose)
-            response = await self._generate(purpose, prompt, self.wire.body(prompt.contents, config), deadline)
+            config, settings = self._structured_settings(purpose, schema, max_tokens)
+            body = self.wire.body(prompt.contents, config, system=prompt.system, settings=settings)
+            response = await self._generate(purpose, prompt, body, deadline)
             try:
                 result = parse(load_object(response.text, response.finish_reason))
             except InvalidModelOutput as exc:
@@ -344,6 +347,23 @@ class GeminiProvider:
             self._record(purpose, response, ok=True)
             return result
         raise AssertionError("unreachable")
+
+    def _structured_settings(
+        self, purpose: str, schema: dict[str, Any], max_tokens: int
+    ) -> tuple[types.GenerateContentConfig, dict[str, Any] | None]:
+        """A structured call's config (without the system instruction, which is the
+        prompt's) and its wire form, made once per kind of call: building them (a copy
+        of the schema, the config model) was most of a judge request's own cost."""
+        key = (purpose, id(schema), max_tokens)
+        made = self._structured_configs.get(key)
+        if made is None or made[0] is not schema:
+            config = schema_config(
+                Prompt("", []), schema, max_tokens, temperature=self.judge_temperature, seed=self.seed
+            )
+            config.system_instruction = None
+            config.thinking_config = self.thinking.config(purpose)
+            made = self._structured_configs[key] = (schema, config, wire_config(config))
+        return made[1], made[2]
 
     async def _generate(self, purpose: str, prompt: Prompt, body: dict[str, Any], deadline: float) -> Answer:
         """One successful HTTP answer, after as many retries as the policy and the
