@@ -134,7 +134,9 @@ class Chain:
 
 
 def _text(prompt: Prompt) -> str:
-    return prompt.system + "\n\n" + "\n\n".join(p.text or "" for c in prompt.contents for p in c.parts or ())
+    return (
+        prompt.system + "\n\n" + "\n\n".join(p.get("text") or "" for c in prompt.contents for p in c.get("parts") or ())
+    )
 
 
 async def prototype_submit(client: Any, problem: ProblemContext, chain: Chain) -> Chain:
@@ -166,7 +168,7 @@ async def prototype_submit(client: Any, problem: ProblemContext, chain: Chain) -
         await call(
             Prompt(
                 f"Score the {what} of this submission from 0 to 100.",
-                [types.Content(role="user", parts=[types.Part(text=f"{problem.statement}\n\n{REFERENCE}")])],
+                [{"parts": [{"text": f"{problem.statement}\n\n{REFERENCE}"}], "role": "user"}],
             )
         )
     chain.seconds = time.perf_counter() - started

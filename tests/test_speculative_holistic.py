@@ -261,7 +261,7 @@ def test_the_conversation_listing_stays_bounded_however_long_the_session_and_its
 
 
 def _text(prompt: Prompt) -> str:
-    return prompt.system + "".join(p.text or "" for c in prompt.contents for p in c.parts or ())
+    return prompt.system + "".join(p.get("text") or "" for c in prompt.contents for p in c.get("parts") or ())
 
 
 def test_the_stored_report_is_the_same_document_with_its_turns_converted_beforehand() -> None:

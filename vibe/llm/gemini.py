@@ -16,7 +16,7 @@ import urllib.request
 import weakref
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import aiohttp
 from google import genai
@@ -35,6 +35,7 @@ from vibe.llm.base import (
     TutorGuidance,
 )
 from vibe.llm.deadline import call_deadline
+from vibe.llm.gemini_wire import Answer, WireClient, wire_config
 from vibe.llm.injection import penalized, split_grader_text
 from vibe.llm.judge_output import (
     GUARDRAIL_SCHEMA,
@@ -74,41 +75,6 @@ _REQUEST_ERRORS = (genai_errors.APIError, aiohttp.ClientError, ConnectionError, 
 _TURN_TOKENS, _HOLISTIC_TOKENS, _GUARDRAIL_TOKENS, _REPLY_TOKENS = 2048, 2048, 256, 1024
 _SUMMARY_TOKENS = 1024  # the conversation summary (~250 words)
 _CHARS_PER_TOKEN = 4  # estimate for the rate limiter before the real count is known
-
-
-def _finish_reason(response: types.GenerateContentResponse) -> str:
-    candidates = response.candidates or []
-    reason = candidates[0].finish_reason if candidates else None
-    return str(getattr(reason, "value", reason or ""))
-
-
-def _chunk_text(chunk: types.GenerateContentResponse) -> str | None:
-    """`chunk.text` without its cost: the SDK's property dumps every part to a dict to
-    warn about non-text parts (a reply has none; 24 us a call, twice per chunk as it
-    was used). The same text: the first candidate's text parts that are not thoughts,
-    None when it has none."""
-    candidates = chunk.candidates
-    content = candidates[0].content if candidates else None
-    if content is None or not content.parts:
-        return None
-    texts = [part.text for part in content.parts if isinstance(part.text, str) and not part.thought]
-    return "".join(texts) if texts else None
-
-
-def _wire_contents(contents: Sequence[types.Content]) -> list[types.ContentDict]:
-    """The prompt's contents as the plain dicts the SDK also accepts. Given models, it
-    validates each one again from its attributes (`from_attributes`), trying every
-    field's camelCase alias first, and a missing attribute raises and catches an
-    AttributeError inside pydantic: ~0.6 ms per content, most of a streamed reply's
-    request cost once the history fills (HISTORY_TURNS: 17 contents). From dicts the
-    same models are built without that."""
-    return [{"role": c.role, "parts": [_wire_part(p) for p in c.parts or ()]} for c in contents]
-
-
-def _wire_part(part: types.Part) -> types.PartDict:
-    if part.model_fields_set <= {"text"}:  # what our prompts hold
-        return {"text": part.text}
-    return cast("types.PartDict", part.model_dump(exclude_none=True))
 
 
 def _describe(exc: BaseException) -> str:
@@ -174,14 +140,25 @@ class GeminiProvider:
     ):
         self.client = client
         self.model = model
+        # Requests go out as JSON we build, through the client's HTTP layer (gemini_wire).
+        self.wire = WireClient(client, model)
         self.limiter = limiter
         self.retry = retry
         self.budget_s = budget_s  # one logical call: limiter waits + attempts + backoff
         self.request_timeout_s = request_timeout_s  # one HTTP request (a whole stream included)
+        self._stream_http = self._http(request_timeout_s)
         # The judge's sampling (guardrail, turn, holistic): fixed so a grade is repeatable.
         self.judge_temperature = judge_temperature
         self.seed = seed
         self.thinking = thinking or ThinkingBudgets()
+        # A reply's settings and their wire form, made once (the system instruction is per prompt).
+        self._reply_config = types.GenerateContentConfig(
+            temperature=0.7, max_output_tokens=_REPLY_TOKENS, thinking_config=self.thinking.config("tutor_reply")
+        )
+        self._reply_settings = wire_config(self._reply_config)
+        self._structured_configs: dict[
+            tuple[str, int, int], tuple[dict[str, Any], types.GenerateContentConfig, dict[str, Any] | None]
+        ] = {}
         self.guardrail = guardrail or GuardrailPolicy()
         self.offline_guardrail = (
             offline_guardrail  # the classifier asked first (tests give verdicts of chosen confidence)
@@ -227,30 +204,19 @@ class GeminiProvider:
                 yield piece
             return
         prompt = tutor_prompt(problem, history, message, guardrail, guidance)
-        config = types.GenerateContentConfig(
-            system_instruction=prompt.system,
-            temperature=0.7,
-            max_output_tokens=_REPLY_TOKENS,
-            thinking_config=self.thinking.config("tutor_reply"),
-            http_options=self._http(self.request_timeout_s),
-        )
-        contents = _wire_contents(prompt.contents)
+        body = self.wire.body(prompt.contents, self._reply_config, system=prompt.system, settings=self._reply_settings)
         deadline = call_deadline(self.budget_s)  # bounds the wait for the first text
         attempt = 0
         while True:
             attempt += 1
             ticket = await self.limiter.acquire(self._estimate(prompt), deadline)
-            last: types.GenerateContentResponse | None = None  # usage comes with the last chunk
+            last: Answer | None = None  # usage comes with the last chunk
             sent = False
             try:
-                async with asyncio.timeout(deadline - time.monotonic()):
-                    stream = await self.client.aio.models.generate_content_stream(
-                        model=self.model, contents=contents, config=config
-                    )
                 # aclosing: when our consumer goes away mid-reply, the HTTP response is
                 # closed right here, not whenever the generator is garbage-collected.
-                # (the SDK annotates an AsyncIterator; it is an async generator)
-                async with contextlib.aclosing(cast("AsyncGenerator[types.GenerateContentResponse, None]", stream)):
+                # The request is sent at the first anext, within the call's deadline.
+                async with contextlib.aclosing(self.wire.stream(body, self._stream_http)) as stream:
                     while True:
                         try:
                             # Until the first text, the call's deadline; after it, the
@@ -264,7 +230,7 @@ class GeminiProvider:
                         except StopAsyncIteration:
                             break
                         last = chunk
-                        text = _chunk_text(chunk)
+                        text = chunk.text
                         if text:
                             sent = True
                             yield text
@@ -282,7 +248,7 @@ class GeminiProvider:
             self._record("tutor_reply", last, ok=sent)
             await self.limiter.settle(ticket, self._tokens(last))
             if not sent:
-                reason = _finish_reason(last) if last is not None else "none"
+                reason = last.finish_reason if last is not None else "none"
                 raise LLMUnavailable(f"the assistant returned no text (finish reason {reason}); please try again")
             return
 
@@ -365,11 +331,11 @@ class GeminiProvider:
         retried once (with twice the output budget when it was cut off)."""
         deadline = call_deadline(self.budget_s)
         for output_attempt in (1, 2):
-            config = schema_config(prompt, schema, max_tokens, temperature=self.judge_temperature, seed=self.seed)
-            config.thinking_config = self.thinking.config(purpose)
-            response = await self._generate(purpose, prompt, config, deadline)
+            config, settings = self._structured_settings(purpose, schema, max_tokens)
+            body = self.wire.body(prompt.contents, config, system=prompt.system, settings=settings)
+            response = await self._generate(purpose, prompt, body, deadline)
             try:
-                result = parse(load_object(response.text, _finish_reason(response)))
+                result = parse(load_object(response.text, response.finish_reason))
             except InvalidModelOutput as exc:
                 self._record(purpose, response, ok=False)
                 log.warning("unusable %s answer from %s (attempt %d): %s", purpose, self.model, output_attempt, exc)
@@ -382,12 +348,26 @@ class GeminiProvider:
             return result
         raise AssertionError("unreachable")
 
-    async def _generate(
-        self, purpose: str, prompt: Prompt, config: types.GenerateContentConfig, deadline: float
-    ) -> types.GenerateContentResponse:
+    def _structured_settings(
+        self, purpose: str, schema: dict[str, Any], max_tokens: int
+    ) -> tuple[types.GenerateContentConfig, dict[str, Any] | None]:
+        """A structured call's config (without the system instruction, which is the
+        prompt's) and its wire form, made once per kind of call: building them (a copy
+        of the schema, the config model) was most of a judge request's own cost."""
+        key = (purpose, id(schema), max_tokens)
+        made = self._structured_configs.get(key)
+        if made is None or made[0] is not schema:
+            config = schema_config(
+                Prompt("", []), schema, max_tokens, temperature=self.judge_temperature, seed=self.seed
+            )
+            config.system_instruction = None
+            config.thinking_config = self.thinking.config(purpose)
+            made = self._structured_configs[key] = (schema, config, wire_config(config))
+        return made[1], made[2]
+
+    async def _generate(self, purpose: str, prompt: Prompt, body: dict[str, Any], deadline: float) -> Answer:
         """One successful HTTP answer, after as many retries as the policy and the
         deadline allow."""
-        contents = _wire_contents(prompt.contents)
         attempt = 0
         while True:
             attempt += 1
@@ -395,13 +375,7 @@ class GeminiProvider:
             remaining = deadline - time.monotonic()
             try:
                 async with asyncio.timeout(remaining):
-                    response = await self.client.aio.models.generate_content(
-                        model=self.model,
-                        contents=contents,
-                        config=config.model_copy(
-                            update={"http_options": self._http(min(remaining, self.request_timeout_s))}
-                        ),
-                    )
+                    response = await self.wire.generate(body, self._http(min(remaining, self.request_timeout_s)))
             except _REQUEST_ERRORS as exc:
                 self._record(purpose, None, ok=False)
                 await self._wait_before_retry(exc, attempt, deadline)
@@ -442,20 +416,20 @@ class GeminiProvider:
         return prompt.chars() // _CHARS_PER_TOKEN + 1
 
     @staticmethod
-    def _tokens(response: types.GenerateContentResponse | None) -> int:
-        usage = response.usage_metadata if response is not None else None
-        return (usage.total_token_count or 0) if usage is not None else 0
+    def _tokens(response: Answer | None) -> int:
+        usage = response.usage if response is not None else None
+        return usage.total_tokens if usage is not None else 0
 
-    def _record(self, purpose: str, response: types.GenerateContentResponse | None, ok: bool) -> None:
-        usage = response.usage_metadata if response is not None else None
+    def _record(self, purpose: str, response: Answer | None, ok: bool) -> None:
+        usage = response.usage if response is not None else None
         record(
             CallUsage(
                 purpose=purpose,
                 provider=self.name,
                 model=self.model,
-                prompt_tokens=(usage.prompt_token_count or 0) if usage else 0,
-                output_tokens=(usage.candidates_token_count or 0) if usage else 0,
-                thinking_tokens=(usage.thoughts_token_count or 0) if usage else 0,
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                output_tokens=usage.output_tokens if usage else 0,
+                thinking_tokens=usage.thinking_tokens if usage else 0,
                 ok=ok,
             )
         )

@@ -48,11 +48,15 @@ BLOCK_RULE = (
 
 @dataclass(frozen=True)
 class Prompt:
+    """The system instruction and the contents, text only, as the plain dicts of
+    Gemini's wire form (vibe/llm/gemini_wire.py sends them as they are; building
+    google-genai models of the history cost ~20 us a message, every turn)."""
+
     system: str
-    contents: list[types.Content]
+    contents: list[types.ContentDict]
 
     def chars(self) -> int:
-        return len(self.system) + sum(len(p.text or "") for c in self.contents for p in c.parts or ())
+        return len(self.system) + sum(len(p.get("text") or "") for c in self.contents for p in c.get("parts") or ())
 
 
 def untrusted(nonce: str, label: str, text: str) -> str:
@@ -69,8 +73,12 @@ def _problem(problem: ProblemContext) -> str:
     return f"Problem: {problem.title}\n{problem.statement}"
 
 
-def _user(text: str) -> types.Content:
-    return types.Content(role="user", parts=[types.Part(text=text)])
+def _user(text: str) -> types.ContentDict:
+    return {"parts": [{"text": text}], "role": "user"}
+
+
+def _model(text: str) -> types.ContentDict:
+    return {"parts": [{"text": text}], "role": "model"}
 
 
 # ----- tutor ----------------------------------------------------------------------------
@@ -102,10 +110,10 @@ def tutor_prompt(
         system += MEMORY.format(summary=guidance.memory_summary.strip())
     if guardrail.violated and guardrail.violation is not None:
         system += REFUSAL.format(violation=guardrail.violation.value, reason=guardrail.reason)
-    contents: list[types.Content] = []
+    contents: list[types.ContentDict] = []
     for ex in history[-HISTORY_TURNS:]:
         contents.append(_user(ex.user))
-        contents.append(types.Content(role="model", parts=[types.Part(text=ex.assistant)]))
+        contents.append(_model(ex.assistant))
     contents.append(_user(message))
     return Prompt(system, contents)
 
