@@ -19,6 +19,7 @@ from vibe.llm.base import (
     TutorGuidance,
 )
 from vibe.llm.injection import guarded_judgement, sanitize_turns, split_grader_text
+from vibe.llm.offline.classifier import load_model
 from vibe.llm.offline.holistic_judge import judge_holistic
 from vibe.llm.offline.learned import check_guardrail_in_context
 from vibe.llm.offline.memory import summarize_exchanges
@@ -53,6 +54,9 @@ class OfflineProvider:
         if latency_s < 0:
             raise ValueError("latency_s must be >= 0")
         self.latency_s = float(latency_s)
+        # The learned classifiers' artefact is read here, when a service builds its
+        # provider at start-up, not on a candidate's first turn (~50 ms; once per process).
+        load_model()
 
     async def _simulate_latency(self) -> None:
         if self.latency_s > 0:
