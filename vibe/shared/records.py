@@ -32,6 +32,21 @@ class StoredTurn:
     def exchange(self) -> Exchange:
         return Exchange(turn=self.turn, user=self.user, assistant=self.assistant)
 
+    @classmethod
+    def from_row(cls, session_id: str, turn: int, row: asyncpg.Record) -> StoredTurn:
+        """From a row with the turns table's columns and the session's problem_id."""
+        return cls(
+            session_id=session_id,
+            problem_id=row["problem_id"],
+            turn=turn,
+            user=row["user_text"],
+            assistant=row["assistant_text"],
+            guardrail_violation=row["guardrail_violation"],
+            guardrail_reason=row["guardrail_reason"] or "",
+            interrupted=row["interrupted"],
+            leak_cut=row["leak_cut"],
+        )
+
 
 @idempotent
 async def load_problem_context(db: asyncpg.Pool, problem_id: str) -> ProblemContext:
@@ -104,17 +119,7 @@ async def load_turn(db: asyncpg.Pool, session_id: str, turn: int) -> StoredTurn:
     )
     if row is None:
         raise NotFound(f"session {session_id!r} has no completed turn {turn}")
-    return StoredTurn(
-        session_id=session_id,
-        problem_id=row["problem_id"],
-        turn=turn,
-        user=row["user_text"],
-        assistant=row["assistant_text"],
-        guardrail_violation=row["guardrail_violation"],
-        guardrail_reason=row["guardrail_reason"] or "",
-        interrupted=row["interrupted"],
-        leak_cut=row["leak_cut"],
-    )
+    return StoredTurn.from_row(session_id, turn, row)
 
 
 @idempotent

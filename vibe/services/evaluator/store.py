@@ -187,17 +187,7 @@ class EvaluationStore:
                 continue
             if r["turn"] == turn:
                 turn_at = r["created_at"]
-                current = StoredTurn(
-                    session_id=session_id,
-                    problem_id=r["problem_id"],
-                    turn=turn,
-                    user=r["user_text"],
-                    assistant=r["assistant_text"],
-                    guardrail_violation=r["guardrail_violation"],
-                    guardrail_reason=r["guardrail_reason"] or "",
-                    interrupted=r["interrupted"],
-                    leak_cut=r["leak_cut"],
-                )
+                current = StoredTurn.from_row(session_id, turn, r)
                 continue
             history.append(Exchange(turn=r["turn"], user=r["user_text"], assistant=r["assistant_text"]))
             if r["evaluated"]:
