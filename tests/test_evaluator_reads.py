@@ -1,20 +1,23 @@
 """The evaluator's per-turn reads and writes in fewer round trips (issue 16): one
 statement reads what a turn's evaluation needs, exactly what the separate reads gave; the
-evaluation's Redis writes count its run and release its lease in one pipeline; a lease
-released on a pipeline is free at once and is not released twice."""
+evaluation's Redis writes count its run, release its lease and acknowledge its queued job
+in one transaction; a lease released on a pipeline is free at once and is not released
+twice."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
+from typing import cast
 
 import asyncpg
 
 from tests.support.stack import Stack, evaluation_runs, new_candidate
-from vibe.platform.hot_state import Keys
+from vibe.platform.hot_state import EVAL_GROUP, Keys
 from vibe.platform.leases import Lease
 from vibe.services.evaluator.store import EvaluationStore, TurnLog
+from vibe.shared.eval_queue import EvalJob, JobAck, enqueue, ensure_group
 from vibe.shared.records import load_exchanges, load_turn
 
 MESSAGES = (
@@ -135,6 +138,63 @@ async def test_storing_an_evaluation_counts_its_run_and_frees_its_lease(stack: S
         assert await redis.get(keys.eval_lock(candidate.session_id, 1)) == stale.owner
         await stale.release()
         assert (await evaluation_runs(stack, candidate.session_id))[1] == runs_before + 1
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+async def test_storing_an_evaluation_acknowledges_its_job(stack: Stack) -> None:
+    candidate = await new_candidate(stack)
+    await candidate.chat(MESSAGES[0])
+    pool = await _pool(stack)
+    redis = stack.redis()
+    try:
+        await _evaluated(pool, candidate.session_id, 1)
+        # A queue of its own (the stack's workers read the stack's): one job delivered to us.
+        keys = Keys(stack.key("ack-test:"))
+        store = EvaluationStore(pool, redis, keys, 3600)
+        await ensure_group(redis, keys)
+        evaluation: TurnLog = json.loads(
+            await pool.fetchval(
+                "SELECT details FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", candidate.session_id
+            )
+        )
+
+        async def delivered() -> str:
+            await enqueue(redis, keys, EvalJob(candidate.session_id, 1))
+            # decode_responses=True: ids and fields are str (redis-py's annotation cannot say so).
+            reply = cast(
+                "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
+                await redis.xreadgroup(EVAL_GROUP, "test", {keys.eval_jobs(): ">"}, count=1),
+            )
+            [(_, [(message_id, _)])] = reply
+            return message_id
+
+        async def pending() -> int:
+            return int((await redis.xpending(keys.eval_jobs(), EVAL_GROUP))["pending"])
+
+        # Stored under the turn's lease: the job is acknowledged and deleted in the same transaction.
+        message_id = await delivered()
+        lease = Lease(redis, keys.eval_lock(candidate.session_id, 1), ttl_s=5)
+        assert await lease.try_acquire()
+        ack = JobAck(keys, message_id)
+        async with lease.kept():
+            _, ours, _ = await store.save_evaluation(evaluation, lease.fence, lease, ack)
+        assert ours and ack.sent
+        assert await pending() == 0 and await redis.xlen(keys.eval_jobs()) == 0
+
+        # Refused by its fence (a newer holder stored first): the job stays pending for
+        # its worker to acknowledge.
+        message_id = await delivered()
+        stale = Lease(redis, keys.eval_lock(candidate.session_id, 1), ttl_s=5)
+        assert await stale.try_acquire()
+        ack = JobAck(keys, message_id)
+        _, ours, _ = await store.save_evaluation(evaluation, 1, stale, ack)
+        assert not ours and not ack.sent
+        assert await pending() == 1
+        await stale.release()
+        await ack.send(redis)  # as the worker does
+        assert await pending() == 0 and await redis.xlen(keys.eval_jobs()) == 0
     finally:
         await redis.aclose()
         await pool.close()

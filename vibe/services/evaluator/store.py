@@ -17,6 +17,7 @@ from vibe.platform.errors import NotFound
 from vibe.platform.hot_state import Keys
 from vibe.platform.leases import Lease
 from vibe.platform.storefaults import hot_copy_optional, idempotent
+from vibe.shared.eval_queue import JobAck
 from vibe.shared.records import StoredTurn, hold_submit_fence
 
 
@@ -240,7 +241,9 @@ class EvaluationStore:
         return stored, ours
 
     @idempotent
-    async def save_evaluation(self, log: TurnLog, fence: int, lease: Lease | None = None) -> tuple[TurnLog, bool, int]:
+    async def save_evaluation(
+        self, log: TurnLog, fence: int, lease: Lease | None = None, ack: JobAck | None = None
+    ) -> tuple[TurnLog, bool, int]:
         """Durable first (upsert on the design's UNIQUE rule), then the hot copy; returns
         what is stored, whether it is `log`, and (with `lease`) the evaluation runs of the
         turn counted so far.
@@ -254,7 +257,9 @@ class EvaluationStore:
         row is ours the same Redis round trip as the hot copy also counts the run (the
         guard must never cause a second one; kept as long as the turn logs) and releases
         the lease: the evaluation is done once it is stored. When Redis fails there, the
-        lease frees itself within its TTL and the count is skipped, as each was alone."""
+        lease frees itself within its TTL and the count is skipped, as each was alone.
+        With `ack` (the queued job that asked for the evaluation), the same transaction
+        acknowledges the job once the row is ours (`ack.sent`); otherwise the caller sends it."""
         session_id, turn = log["session_id"], log["turn_number"]
         payload = json.dumps(log, ensure_ascii=False)
         written = await self.db.fetchval(
@@ -291,7 +296,11 @@ class EvaluationStore:
                     pipe.hincrby(self.keys.eval_runs(session_id), str(turn), 1)
                     pipe.expire(self.keys.eval_runs(session_id), self.ttl_s)
                     lease.release_on(pipe)
+                if ack is not None:
+                    ack.queue_on(pipe)  # last: the replies above keep their places
                 replies = await pipe.execute()
+            if ack is not None:
+                ack.sent = True
             if lease is not None:
                 lease.released()
                 runs = int(replies[3])
