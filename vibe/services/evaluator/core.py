@@ -28,6 +28,7 @@ from vibe.services.evaluator.store import (
     EvaluationStore,
     GuardrailRecord,
     HolisticRecord,
+    Spent,
     TurnInputs,
     TurnLog,
 )
@@ -175,8 +176,6 @@ class Evaluator:
             # The same call judges the conversation through this turn (no call of its own):
             # the holistic judgement stays fresh while the candidate works.
             judgement = await self.llm.evaluate_turn(problem, history, stored_turn.exchange, guardrail, conversation)
-        # What was spent is stored even if saving the evaluation below fails.
-        await save_calls(self.db, session_id, turn, _PHASES[source], meter.calls)
         score, rubrics = judgement.score, list(judgement.rubrics)
         final_reasoning = judgement.final_reasoning
         if guardrail.violated:
@@ -219,7 +218,10 @@ class Evaluator:
             turn_log["holistic"] = conversation_record(judgement.holistic, turn, conversation, self.llm)
         # Stored, the hot copy and the run count written, the lease released and the job
         # acknowledged in one Redis round trip: the evaluation is done once it is in PostgreSQL.
-        stored, ours, runs = await self.store.save_evaluation(turn_log, fence, lease, ack)
+        # What was spent is stored in the same statement, also when the fence refuses the evaluation.
+        stored, ours, runs = await self.store.save_evaluation(
+            turn_log, fence, lease, ack, Spent(_PHASES[source], meter.calls)
+        )
         if not ours:
             log.warning(
                 "a newer lease holder stored this turn's evaluation first; returning theirs",
