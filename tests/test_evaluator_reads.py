@@ -1,20 +1,25 @@
 """The evaluator's per-turn reads and writes in fewer round trips (issue 16): one
 statement reads what a turn's evaluation needs, exactly what the separate reads gave; the
-evaluation's Redis writes count its run and release its lease in one pipeline; a lease
-released on a pipeline is free at once and is not released twice."""
+evaluation and the LLM requests that made it are stored in one statement; its Redis writes
+count its run, release its lease and acknowledge its queued job in one transaction; a
+lease released on a pipeline is free at once and is not released twice."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
+from typing import cast
 
 import asyncpg
 
 from tests.support.stack import Stack, evaluation_runs, new_candidate
-from vibe.platform.hot_state import Keys
+from vibe.llm.usage import CallUsage
+from vibe.llm.usage_store import PHASE_BACKGROUND
+from vibe.platform.hot_state import EVAL_GROUP, Keys
 from vibe.platform.leases import Lease
-from vibe.services.evaluator.store import EvaluationStore, TurnLog
+from vibe.services.evaluator.store import EvaluationStore, Spent, TurnLog
+from vibe.shared.eval_queue import EvalJob, JobAck, enqueue, ensure_group
 from vibe.shared.records import load_exchanges, load_turn
 
 MESSAGES = (
@@ -135,6 +140,122 @@ async def test_storing_an_evaluation_counts_its_run_and_frees_its_lease(stack: S
         assert await redis.get(keys.eval_lock(candidate.session_id, 1)) == stale.owner
         await stale.release()
         assert (await evaluation_runs(stack, candidate.session_id))[1] == runs_before + 1
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+async def test_an_evaluation_and_its_llm_requests_are_stored_in_one_statement(stack: Stack) -> None:
+    candidate = await new_candidate(stack)
+    await candidate.chat(MESSAGES[0])
+    pool = await _pool(stack)
+    redis = stack.redis()
+    try:
+        await _evaluated(pool, candidate.session_id, 1)
+        session_id = candidate.session_id
+        store = EvaluationStore(pool, redis, Keys(stack.env["VIBE_REDIS_PREFIX"]), 3600)
+        evaluation: TurnLog = json.loads(
+            await pool.fetchval("SELECT details FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", session_id)
+        )
+        fence = await pool.fetchval(
+            "SELECT fence FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", session_id
+        )
+        calls = [
+            CallUsage("turn_evaluation", "gemini", "m", 120, 30, 7, ok=False),
+            CallUsage("turn_evaluation", "offline", "rules", 0, 0, 0, ok=True),
+        ]
+
+        async def usage() -> list[tuple[object, ...]]:
+            rows = await pool.fetch(
+                "SELECT turn, phase, purpose, provider, model, prompt_tokens, output_tokens, thinking_tokens, ok"
+                " FROM llm_usage WHERE session_id = $1 AND phase = 'background' ORDER BY id",
+                session_id,
+            )
+            return [tuple(r) for r in rows]
+
+        before = await usage()
+        as_stored = [
+            (
+                1,
+                PHASE_BACKGROUND,
+                c.purpose,
+                c.provider,
+                c.model,
+                c.prompt_tokens,
+                c.output_tokens,
+                c.thinking_tokens,
+                c.ok,
+            )
+            for c in calls
+        ]
+        _, ours, _ = await store.save_evaluation(evaluation, fence + 1, spent=Spent(PHASE_BACKGROUND, calls))
+        assert ours and await usage() == before + as_stored
+        # The same statement again (a retry after its reply was lost): nothing stored twice.
+        _, ours, _ = await store.save_evaluation(evaluation, fence + 1, spent=Spent(PHASE_BACKGROUND, calls))
+        assert ours and await usage() == before + as_stored
+        # Refused by its fence: what was spent is stored all the same.
+        _, ours, _ = await store.save_evaluation(evaluation, fence, spent=Spent(PHASE_BACKGROUND, calls[:1]))
+        assert not ours and await usage() == before + as_stored + as_stored[:1]
+        # No requests (an evaluation served from a memo): no rows.
+        _, ours, _ = await store.save_evaluation(evaluation, fence + 2, spent=Spent(PHASE_BACKGROUND, []))
+        assert ours and await usage() == before + as_stored + as_stored[:1]
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+async def test_storing_an_evaluation_acknowledges_its_job(stack: Stack) -> None:
+    candidate = await new_candidate(stack)
+    await candidate.chat(MESSAGES[0])
+    pool = await _pool(stack)
+    redis = stack.redis()
+    try:
+        await _evaluated(pool, candidate.session_id, 1)
+        # A queue of its own (the stack's workers read the stack's): one job delivered to us.
+        keys = Keys(stack.key("ack-test:"))
+        store = EvaluationStore(pool, redis, keys, 3600)
+        await ensure_group(redis, keys)
+        evaluation: TurnLog = json.loads(
+            await pool.fetchval(
+                "SELECT details FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", candidate.session_id
+            )
+        )
+
+        async def delivered() -> str:
+            await enqueue(redis, keys, EvalJob(candidate.session_id, 1))
+            # decode_responses=True: ids and fields are str (redis-py's annotation cannot say so).
+            reply = cast(
+                "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
+                await redis.xreadgroup(EVAL_GROUP, "test", {keys.eval_jobs(): ">"}, count=1),
+            )
+            [(_, [(message_id, _)])] = reply
+            return message_id
+
+        async def pending() -> int:
+            return int((await redis.xpending(keys.eval_jobs(), EVAL_GROUP))["pending"])
+
+        # Stored under the turn's lease: the job is acknowledged and deleted in the same transaction.
+        message_id = await delivered()
+        lease = Lease(redis, keys.eval_lock(candidate.session_id, 1), ttl_s=5)
+        assert await lease.try_acquire()
+        ack = JobAck(keys, message_id)
+        async with lease.kept():
+            _, ours, _ = await store.save_evaluation(evaluation, lease.fence, lease, ack)
+        assert ours and ack.sent
+        assert await pending() == 0 and await redis.xlen(keys.eval_jobs()) == 0
+
+        # Refused by its fence (a newer holder stored first): the job stays pending for
+        # its worker to acknowledge.
+        message_id = await delivered()
+        stale = Lease(redis, keys.eval_lock(candidate.session_id, 1), ttl_s=5)
+        assert await stale.try_acquire()
+        ack = JobAck(keys, message_id)
+        _, ours, _ = await store.save_evaluation(evaluation, 1, stale, ack)
+        assert not ours and not ack.sent
+        assert await pending() == 1
+        await stale.release()
+        await ack.send(redis)  # as the worker does
+        assert await pending() == 0 and await redis.xlen(keys.eval_jobs()) == 0
     finally:
         await redis.aclose()
         await pool.close()

@@ -165,7 +165,10 @@ class Lease:
         try:
             yield self
         finally:
-            await asyncio.shield(self.release())
+            # Released already (on a pipeline, with the holder's result): nothing left to
+            # do, and shielding a coroutine costs a task of its own.
+            if self.held or self._heartbeat_task is not None:
+                await asyncio.shield(self.release())
 
     async def _heartbeat(self) -> None:
         interval = self.ttl_s / HEARTBEATS_PER_TTL

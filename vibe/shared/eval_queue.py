@@ -95,6 +95,36 @@ async def ensure_group(redis: aioredis.Redis, keys: Keys) -> None:
             raise
 
 
+def ack_on(pipe: Pipeline, keys: Keys, message_id: str) -> None:
+    """A job's acknowledgement queued on `pipe`: acked and deleted (finished jobs leave
+    the stream, so it holds only the backlog)."""
+    pipe.xack(keys.eval_jobs(), EVAL_GROUP, message_id)
+    pipe.xdel(keys.eval_jobs(), message_id)
+
+
+@dataclass
+class JobAck:
+    """The acknowledgement of one delivered job. The transaction that stores the job's
+    evaluation carries it (`queue_on`, then `sent`: a Redis round trip less per job);
+    otherwise (an evaluation stored before, that transaction failed) `send` sends it
+    on its own."""
+
+    keys: Keys
+    message_id: str
+    sent: bool = False
+
+    def queue_on(self, pipe: Pipeline) -> None:
+        ack_on(pipe, self.keys, self.message_id)
+
+    async def send(self, redis: aioredis.Redis) -> None:
+        if self.sent:
+            return
+        async with redis.pipeline(transaction=True) as pipe:
+            self.queue_on(pipe)
+            await pipe.execute()
+        self.sent = True
+
+
 async def delivery_counts(redis: aioredis.Redis, keys: Keys, message_ids: list[str]) -> dict[str, int]:
     """How many times the stream has delivered each pending job (its own counter,
     incremented by XREADGROUP and XAUTOCLAIM)."""
@@ -141,8 +171,7 @@ async def dead_letter(
             summary = {"reason": record["dead.reason"], "attempts": attempts, "at": record["dead.at"]}
             pipe.hset(index, str(job.turn), json.dumps(summary))
             pipe.expire(index, record_ttl_s)
-        pipe.xack(keys.eval_jobs(), EVAL_GROUP, message_id)
-        pipe.xdel(keys.eval_jobs(), message_id)
+        ack_on(pipe, keys, message_id)
         await pipe.execute()
 
 

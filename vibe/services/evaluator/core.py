@@ -28,11 +28,12 @@ from vibe.services.evaluator.store import (
     EvaluationStore,
     GuardrailRecord,
     HolisticRecord,
+    Spent,
     TurnInputs,
     TurnLog,
 )
 from vibe.shared.convert import guardrail_from_columns
-from vibe.shared.eval_queue import dead_turns, queued_turns
+from vibe.shared.eval_queue import JobAck, dead_turns, queued_turns
 from vibe.shared.records import load_exchanges, load_problem_context, session_problem_id
 
 log = logging.getLogger(__name__)
@@ -115,10 +116,13 @@ class Evaluator:
             self._problems[problem_id] = await load_problem_context(self.db, problem_id)
         return self._problems[problem_id]
 
-    async def ensure_turn(self, session_id: str, turn: int, source: EvaluationSource, timeout_s: float) -> TurnLog:
+    async def ensure_turn(
+        self, session_id: str, turn: int, source: EvaluationSource, timeout_s: float, ack: JobAck | None = None
+    ) -> TurnLog:
         """The turn's evaluation: stored -> returned; being evaluated elsewhere -> waited
         for (up to `timeout_s`); otherwise evaluated here, under the turn's lock, so two
-        callers never evaluate the same turn at once.
+        callers never evaluate the same turn at once. `ack` (a queued job's) goes with the
+        evaluation's Redis writes when it is stored here (then `ack.sent`).
 
         The lock is a lease renewed while this evaluation runs: if its holder dies, the
         next caller takes over within VIBE_LEASE_TTL_S; and its fencing token goes with
@@ -143,7 +147,7 @@ class Evaluator:
                     inputs = await self.store.turn_inputs(session_id, turn)
                     if inputs.stored is not None:
                         return inputs.stored
-                    return await self._evaluate_turn(inputs, session_id, turn, source, deadline, lease)
+                    return await self._evaluate_turn(inputs, session_id, turn, source, deadline, lease, ack)
             if time.monotonic() >= deadline:
                 raise DeadlineExceeded(
                     f"turn {turn} of session {session_id} is still being evaluated elsewhere after {timeout_s:.1f}s"
@@ -151,7 +155,14 @@ class Evaluator:
             await asyncio.sleep(_WAIT_POLL_S)
 
     async def _evaluate_turn(
-        self, inputs: TurnInputs, session_id: str, turn: int, source: EvaluationSource, deadline: float, lease: Lease
+        self,
+        inputs: TurnInputs,
+        session_id: str,
+        turn: int,
+        source: EvaluationSource,
+        deadline: float,
+        lease: Lease,
+        ack: JobAck | None,
     ) -> TurnLog:
         stored_turn = inputs.turn
         if stored_turn is None:
@@ -165,8 +176,6 @@ class Evaluator:
             # The same call judges the conversation through this turn (no call of its own):
             # the holistic judgement stays fresh while the candidate works.
             judgement = await self.llm.evaluate_turn(problem, history, stored_turn.exchange, guardrail, conversation)
-        # What was spent is stored even if saving the evaluation below fails.
-        await save_calls(self.db, session_id, turn, _PHASES[source], meter.calls)
         score, rubrics = judgement.score, list(judgement.rubrics)
         final_reasoning = judgement.final_reasoning
         if guardrail.violated:
@@ -207,9 +216,12 @@ class Evaluator:
         )
         if judgement.holistic is not None:
             turn_log["holistic"] = conversation_record(judgement.holistic, turn, conversation, self.llm)
-        # Stored, the hot copy and the run count written and the lease released in one
-        # Redis round trip: the evaluation is done once it is in PostgreSQL.
-        stored, ours, runs = await self.store.save_evaluation(turn_log, fence, lease)
+        # Stored, the hot copy and the run count written, the lease released and the job
+        # acknowledged in one Redis round trip: the evaluation is done once it is in PostgreSQL.
+        # What was spent is stored in the same statement, also when the fence refuses the evaluation.
+        stored, ours, runs = await self.store.save_evaluation(
+            turn_log, fence, lease, ack, Spent(_PHASES[source], meter.calls)
+        )
         if not ours:
             log.warning(
                 "a newer lease holder stored this turn's evaluation first; returning theirs",

@@ -5,6 +5,7 @@ PostgreSQL when it has expired."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NotRequired, TypedDict, cast
@@ -13,10 +14,12 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from vibe.llm.base import Exchange
+from vibe.llm.usage import CallUsage
 from vibe.platform.errors import NotFound
 from vibe.platform.hot_state import Keys
 from vibe.platform.leases import Lease
 from vibe.platform.storefaults import hot_copy_optional, idempotent
+from vibe.shared.eval_queue import JobAck
 from vibe.shared.records import StoredTurn, hold_submit_fence
 
 
@@ -143,6 +146,44 @@ ORDER BY u.turn
 """
 
 
+# The turn's evaluation, upserted on the design's UNIQUE rule unless the stored row was
+# written under a newer lease (a higher fence); true when written.
+_SAVE_TURN_EVAL = """
+INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details, fence)
+VALUES ($1, $2, 'TURN_EVAL', $3::jsonb, $4)
+ON CONFLICT (session_id, turn, evaluation_type) WHERE evaluation_type = 'TURN_EVAL'
+DO UPDATE SET details = EXCLUDED.details, fence = EXCLUDED.fence, updated_at = now()
+WHERE prompt_evaluations.fence <= EXCLUDED.fence
+RETURNING true
+"""
+# The same, with the LLM requests that produced it stored beside it ($5 the phase, then
+# one array per llm_usage column). A fence is drawn once per lease taken, so a row that
+# already holds this statement's fence means the statement ran before (committed, its
+# reply lost, and retried): its requests are stored already and are not stored twice.
+_SAVE_TURN_EVAL_AND_USAGE = (
+    """
+WITH spent AS (
+    INSERT INTO llm_usage (session_id, turn, phase, purpose, provider, model,
+                           prompt_tokens, output_tokens, thinking_tokens, ok)
+    SELECT $1, $2, $5, u.purpose, u.provider, u.model, u.prompt_tokens, u.output_tokens, u.thinking_tokens, u.ok
+    FROM unnest($6::text[], $7::text[], $8::text[], $9::int4[], $10::int4[], $11::int4[], $12::bool[])
+         AS u (purpose, provider, model, prompt_tokens, output_tokens, thinking_tokens, ok)
+    WHERE NOT EXISTS (SELECT 1 FROM prompt_evaluations
+                       WHERE session_id = $1 AND turn = $2 AND evaluation_type = 'TURN_EVAL' AND fence = $4)
+)
+"""
+    + _SAVE_TURN_EVAL
+)
+
+
+@dataclass(frozen=True)
+class Spent:
+    """The LLM requests an evaluation made, stored with it (`save_evaluation`)."""
+
+    phase: str  # usage_store.PHASE_*
+    calls: Sequence[CallUsage]
+
+
 class EvaluationStore:
     def __init__(self, db: asyncpg.Pool, redis: aioredis.Redis, keys: Keys, turn_log_ttl_s: int):
         self.db = db
@@ -240,7 +281,14 @@ class EvaluationStore:
         return stored, ours
 
     @idempotent
-    async def save_evaluation(self, log: TurnLog, fence: int, lease: Lease | None = None) -> tuple[TurnLog, bool, int]:
+    async def save_evaluation(
+        self,
+        log: TurnLog,
+        fence: int,
+        lease: Lease | None = None,
+        ack: JobAck | None = None,
+        spent: Spent | None = None,
+    ) -> tuple[TurnLog, bool, int]:
         """Durable first (upsert on the design's UNIQUE rule), then the hot copy; returns
         what is stored, whether it is `log`, and (with `lease`) the evaluation runs of the
         turn counted so far.
@@ -254,23 +302,34 @@ class EvaluationStore:
         row is ours the same Redis round trip as the hot copy also counts the run (the
         guard must never cause a second one; kept as long as the turn logs) and releases
         the lease: the evaluation is done once it is stored. When Redis fails there, the
-        lease frees itself within its TTL and the count is skipped, as each was alone."""
+        lease frees itself within its TTL and the count is skipped, as each was alone.
+        With `ack` (the queued job that asked for the evaluation), the same transaction
+        acknowledges the job once the row is ours (`ack.sent`); otherwise the caller sends it.
+
+        With `spent` (the LLM requests that produced `log`), the same statement stores
+        them in `llm_usage` (`usage_store.save_calls`' rows), also when the fence refuses
+        the evaluation: one PostgreSQL round trip instead of two."""
         session_id, turn = log["session_id"], log["turn_number"]
         payload = json.dumps(log, ensure_ascii=False)
-        written = await self.db.fetchval(
-            """
-            INSERT INTO prompt_evaluations (session_id, turn, evaluation_type, details, fence)
-            VALUES ($1, $2, 'TURN_EVAL', $3::jsonb, $4)
-            ON CONFLICT (session_id, turn, evaluation_type) WHERE evaluation_type = 'TURN_EVAL'
-            DO UPDATE SET details = EXCLUDED.details, fence = EXCLUDED.fence, updated_at = now()
-            WHERE prompt_evaluations.fence <= EXCLUDED.fence
-            RETURNING true
-            """,
-            session_id,
-            turn,
-            payload,
-            fence,
-        )
+        if spent is None or not spent.calls:
+            written = await self.db.fetchval(_SAVE_TURN_EVAL, session_id, turn, payload, fence)
+        else:
+            calls = spent.calls
+            written = await self.db.fetchval(
+                _SAVE_TURN_EVAL_AND_USAGE,
+                session_id,
+                turn,
+                payload,
+                fence,
+                spent.phase,
+                [c.purpose for c in calls],
+                [c.provider for c in calls],
+                [c.model for c in calls],
+                [c.prompt_tokens for c in calls],
+                [c.output_tokens for c in calls],
+                [c.thinking_tokens for c in calls],
+                [c.ok for c in calls],
+            )
         if not written:
             details = await self.db.fetchval(
                 "SELECT details FROM prompt_evaluations"
@@ -291,7 +350,11 @@ class EvaluationStore:
                     pipe.hincrby(self.keys.eval_runs(session_id), str(turn), 1)
                     pipe.expire(self.keys.eval_runs(session_id), self.ttl_s)
                     lease.release_on(pipe)
+                if ack is not None:
+                    ack.queue_on(pipe)  # last: the replies above keep their places
                 replies = await pipe.execute()
+            if ack is not None:
+                ack.sent = True
             if lease is not None:
                 lease.released()
                 runs = int(replies[3])

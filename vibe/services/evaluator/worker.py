@@ -30,7 +30,7 @@ from vibe.platform.hot_state import EVAL_GROUP, Keys
 from vibe.platform.metrics import EVALUATION_LAG, set_queue_depth
 from vibe.platform.telemetry import attached, baggage_only, extract_carrier, tracer
 from vibe.services.evaluator.core import EvaluationSource, Evaluator
-from vibe.shared.eval_queue import EvalJob, MalformedJob, dead_letter, delivery_counts, ensure_group
+from vibe.shared.eval_queue import EvalJob, JobAck, MalformedJob, dead_letter, delivery_counts, ensure_group
 
 log = logging.getLogger(__name__)
 QUEUE_OBSERVE_INTERVAL_S = 5.0
@@ -145,8 +145,9 @@ class EvaluationWorker:
 
     async def _handle(self, message_id: str, fields: dict[str, str] | None, delivery: int) -> None:
         """One delivery of a job; `delivery` is the stream's count, this one included."""
+        ack = JobAck(self.keys, message_id)
         if not fields:  # claimed an entry that was deleted meanwhile
-            await self._ack(message_id)
+            await ack.send(self.redis)
             return
         try:
             job = EvalJob.from_fields(fields)
@@ -182,12 +183,13 @@ class EvaluationWorker:
             ),
         ):
             try:
-                await asyncio.wait_for(
-                    self.evaluator.ensure_turn(
-                        job.session_id, job.turn, EvaluationSource.BACKGROUND, self.job_timeout_s
-                    ),
-                    self.job_timeout_s,
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the job in a
+                # task of its own, one more task per job for the same cancellation.
+                async with asyncio.timeout(self.job_timeout_s):
+                    # The transaction that stores the evaluation acknowledges the job too.
+                    await self.evaluator.ensure_turn(
+                        job.session_id, job.turn, EvaluationSource.BACKGROUND, self.job_timeout_s, ack
+                    )
             except NotFound as exc:
                 await self._dead_letter(message_id, fields, f"turn not found: {exc.message}", delivery)
                 return
@@ -204,7 +206,7 @@ class EvaluationWorker:
                 return
             if job.enqueued_at:
                 EVALUATION_LAG.record(max(0.0, time.time() - job.enqueued_at))
-        await self._ack(message_id)
+        await ack.send(self.redis)  # unless the evaluation's transaction carried it
 
     async def _dead_letter(self, message_id: str, fields: dict[str, str], reason: str, attempts: int) -> None:
         log.error(
@@ -221,12 +223,6 @@ class EvaluationWorker:
             consumer=self.consumer,
             record_ttl_s=self.dead_record_ttl_s,
         )
-
-    async def _ack(self, message_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.keys.eval_jobs(), EVAL_GROUP, message_id)
-            pipe.xdel(self.keys.eval_jobs(), message_id)
-            await pipe.execute()
 
 
 def _describe(exc: Exception, timeout_s: float) -> str:
