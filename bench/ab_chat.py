@@ -107,8 +107,11 @@ def report(results: dict[str, Timings]) -> None:
             continue
         med = statistics.median(t.first_chunk_s) * 1000
         q = sorted(t.first_chunk_s)
-        p25, p75 = q[len(q) // 4] * 1000, q[(3 * len(q)) // 4] * 1000
-        line.append(f"{name}: added p50 {med - direct:.1f} (p25 {p25 - direct:.1f}, p75 {p75 - direct:.1f})")
+        p25, p75, p90 = (q[int(f * len(q))] * 1000 for f in (0.25, 0.75, 0.9))
+        line.append(
+            f"{name}: added p50 {med - direct:.1f} (p25 {p25 - direct:.1f}, p75 {p75 - direct:.1f},"
+            f" p90 {p90 - direct:.1f}, max {q[-1] * 1000 - direct:.1f})"
+        )
     print(" | ".join(line), flush=True)
 
 

@@ -226,10 +226,20 @@ class Level:
     llm_requests_per_turn: float
     evaluations_stored: int
     failed: list[str]
+    # Reply messages per turn as the client received them, and the LLM server's chunks per
+    # request: the tutor sends chunks that reached it together as one message.
+    deltas_per_turn: float = math.nan
+    llm_chunks_per_request: float = math.nan
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float]:
     return {q: round(quantile(values, p) * 1000, 2) for q, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+
+
+def _per_stream(t: Timings) -> float:
+    """Reply messages per stream (every stream with a first chunk has its gaps after it)."""
+    streams = len(t.first_chunk_s)
+    return round((streams + len(t.chunk_gap_s)) / streams, 2) if streams else math.nan
 
 
 def _added(through: dict[str, float], direct: dict[str, float]) -> dict[str, float]:
@@ -358,6 +368,8 @@ async def bench(
                         round(requests / turns, 3),
                         stored,
                         llm.failed + gw.failed,
+                        _per_stream(gw),
+                        _per_stream(llm),
                     )
                     results.append(level)
                     _print_level(level)
@@ -417,7 +429,8 @@ def _print_level(lv: Level) -> None:
         f" {g['p50']:>10.1f} / {g['p99']:>10.1f} |"
         f" {c['gateway']:>6.1f} / {c['tutor']:>6.1f} / {c['evaluator']:>6.1f} / {c['scoring']:>5.1f} = {c['all']:>6.1f} |"
         f" {lv.llm_requests_per_turn:.2f}"
-        f"   (LLM alone: first chunk p50 {lv.llm_first_chunk_ms['p50']:.0f} ms, p99 {lv.llm_first_chunk_ms['p99']:.0f} ms)",
+        f"   (LLM alone: first chunk p50 {lv.llm_first_chunk_ms['p50']:.0f} ms, p99 {lv.llm_first_chunk_ms['p99']:.0f} ms;"
+        f" deltas per turn {lv.deltas_per_turn:.2f}, LLM chunks {lv.llm_chunks_per_request:.2f})",
         flush=True,
     )
     if lv.failed:

@@ -281,6 +281,9 @@ class TutorSettings:
     # the candidate to try something first.
     low_effort_limit: int
     service_secret: str = field(repr=False)  # VIBE_SERVICE_SECRET: signs and checks calls between services
+    # After a reply's first delta (sent at once), how long reply text may wait for more to
+    # leave with it as one message: fewer gRPC messages per turn on every hop.
+    stream_coalesce_s: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> TutorSettings:
@@ -292,6 +295,7 @@ class TutorSettings:
             history_token_budget=r.integer("TUTOR_HISTORY_TOKEN_BUDGET", 3000, 200, 1_000_000),
             low_effort_limit=r.integer("TUTOR_LOW_EFFORT_LIMIT", 3, 1, 100),
             service_secret=_service_secret(r),
+            stream_coalesce_s=r.number("TUTOR_STREAM_COALESCE_MS", 0.0, 0.0, 1000.0) / 1000,
         )
         r.done("tutor")
         return s

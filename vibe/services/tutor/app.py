@@ -36,7 +36,7 @@ async def tutor_app(settings: TutorSettings) -> AsyncIterator[ServiceBundle]:
                 leak_guard=LeakGuard(settings.leak_threshold),
                 memory=memory,
             )
-            servicer = TutorServicer(tutor)
+            servicer = TutorServicer(tutor, coalesce_s=settings.stream_coalesce_s)
             yield serving(
                 "tutor",
                 settings,
