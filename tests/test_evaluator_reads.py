@@ -7,13 +7,16 @@ lease released on a pipeline is free at once and is not released twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import cast
 
 import asyncpg
+import redis.asyncio as aioredis
 
-from tests.support.stack import Stack, evaluation_runs, new_candidate
+from tests.support.stack import Candidate, Stack, evaluation_runs, new_candidate
 from vibe.llm.usage import CallUsage
 from vibe.llm.usage_store import PHASE_BACKGROUND
 from vibe.platform.hot_state import EVAL_GROUP, Keys
@@ -47,6 +50,29 @@ async def _evaluated(pool: asyncpg.Pool, session_id: str, turns: int) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"the session's {turns} turns were never evaluated")
+
+
+@contextlib.asynccontextmanager
+async def _first_turn_evaluated(
+    stack: Stack,
+) -> AsyncIterator[tuple[Candidate, asyncpg.Pool, aioredis.Redis, TurnLog]]:
+    """A candidate's first turn once the stack's evaluator stored it: the candidate, a
+    pool on the stack's schema, a Redis client, and the stored evaluation."""
+    candidate = await new_candidate(stack)
+    await candidate.chat(MESSAGES[0])
+    pool = await _pool(stack)
+    redis = stack.redis()
+    try:
+        await _evaluated(pool, candidate.session_id, 1)
+        evaluation: TurnLog = json.loads(
+            await pool.fetchval(
+                "SELECT details FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", candidate.session_id
+            )
+        )
+        yield candidate, pool, redis, evaluation
+    finally:
+        await redis.aclose()
+        await pool.close()
 
 
 async def test_one_read_gives_what_the_separate_reads_gave(stack: Stack) -> None:
@@ -106,19 +132,9 @@ async def test_one_read_gives_what_the_separate_reads_gave(stack: Stack) -> None
 
 
 async def test_storing_an_evaluation_counts_its_run_and_frees_its_lease(stack: Stack) -> None:
-    candidate = await new_candidate(stack)
-    await candidate.chat(MESSAGES[0])
-    pool = await _pool(stack)
-    redis = stack.redis()
-    try:
-        await _evaluated(pool, candidate.session_id, 1)
+    async with _first_turn_evaluated(stack) as (candidate, pool, redis, evaluation):
         keys = Keys(stack.env["VIBE_REDIS_PREFIX"])
         store = EvaluationStore(pool, redis, keys, 3600)
-        evaluation: TurnLog = json.loads(
-            await pool.fetchval(
-                "SELECT details FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", candidate.session_id
-            )
-        )
         runs_before = (await evaluation_runs(stack, candidate.session_id))[1]
         lease = Lease(redis, keys.eval_lock(candidate.session_id, 1), ttl_s=5)
         assert await lease.try_acquire()
@@ -140,23 +156,12 @@ async def test_storing_an_evaluation_counts_its_run_and_frees_its_lease(stack: S
         assert await redis.get(keys.eval_lock(candidate.session_id, 1)) == stale.owner
         await stale.release()
         assert (await evaluation_runs(stack, candidate.session_id))[1] == runs_before + 1
-    finally:
-        await redis.aclose()
-        await pool.close()
 
 
 async def test_an_evaluation_and_its_llm_requests_are_stored_in_one_statement(stack: Stack) -> None:
-    candidate = await new_candidate(stack)
-    await candidate.chat(MESSAGES[0])
-    pool = await _pool(stack)
-    redis = stack.redis()
-    try:
-        await _evaluated(pool, candidate.session_id, 1)
+    async with _first_turn_evaluated(stack) as (candidate, pool, redis, evaluation):
         session_id = candidate.session_id
         store = EvaluationStore(pool, redis, Keys(stack.env["VIBE_REDIS_PREFIX"]), 3600)
-        evaluation: TurnLog = json.loads(
-            await pool.fetchval("SELECT details FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", session_id)
-        )
         fence = await pool.fetchval(
             "SELECT fence FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", session_id
         )
@@ -199,27 +204,14 @@ async def test_an_evaluation_and_its_llm_requests_are_stored_in_one_statement(st
         # No requests (an evaluation served from a memo): no rows.
         _, ours, _ = await store.save_evaluation(evaluation, fence + 2, spent=Spent(PHASE_BACKGROUND, []))
         assert ours and await usage() == before + as_stored + as_stored[:1]
-    finally:
-        await redis.aclose()
-        await pool.close()
 
 
 async def test_storing_an_evaluation_acknowledges_its_job(stack: Stack) -> None:
-    candidate = await new_candidate(stack)
-    await candidate.chat(MESSAGES[0])
-    pool = await _pool(stack)
-    redis = stack.redis()
-    try:
-        await _evaluated(pool, candidate.session_id, 1)
+    async with _first_turn_evaluated(stack) as (candidate, pool, redis, evaluation):
         # A queue of its own (the stack's workers read the stack's): one job delivered to us.
         keys = Keys(stack.key("ack-test:"))
         store = EvaluationStore(pool, redis, keys, 3600)
         await ensure_group(redis, keys)
-        evaluation: TurnLog = json.loads(
-            await pool.fetchval(
-                "SELECT details FROM prompt_evaluations WHERE session_id = $1 AND turn = 1", candidate.session_id
-            )
-        )
 
         async def delivered() -> str:
             await enqueue(redis, keys, EvalJob(candidate.session_id, 1))
@@ -256,9 +248,6 @@ async def test_storing_an_evaluation_acknowledges_its_job(stack: Stack) -> None:
         await stale.release()
         await ack.send(redis)  # as the worker does
         assert await pending() == 0 and await redis.xlen(keys.eval_jobs()) == 0
-    finally:
-        await redis.aclose()
-        await pool.close()
 
 
 async def test_a_lease_released_on_a_pipeline(stack: Stack) -> None:
