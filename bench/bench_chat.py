@@ -9,14 +9,18 @@ rounds until --min-samples turns:
 
 - time to first reply chunk through the gateway against the LLM server's own: the same
   request sent straight to the fake server with google-genai, N at once, in the same run;
-  "added" at a quantile is the gateway's quantile minus the direct one;
+  "added" at a quantile is the gateway's quantile minus the direct one; "paired" takes
+  each request's own time at the fake server out of it first (the server reports when
+  each request arrived and when its first chunk left; every message carries a reference
+  that pairs them), then subtracts the direct requests' median: the server's own delays,
+  which vary between runs by more than ours, then cancel per request;
 - the gap between reply chunks, the same way;
 - CPU milliseconds per chat turn of each service (utime + stime from /proc/<pid>/stat,
   before the turns and after their background evaluations are stored);
 - LLM requests per chat turn (the tutor's guardrail and reply requests, from llm_usage);
 
-then the capacity: the largest N measured whose p99 added first-chunk latency is under
-50 ms. Printed as a table and written as JSON (--json, default bench/results/chat.json).
+then the capacity: the largest N measured whose p99 added first-chunk latency (paired)
+is under 50 ms. Printed as a table and written as JSON (--json, default bench/results/chat.json).
 
     .venv/bin/python -m bench.bench_chat [--sessions 1,50,200,500] [--latency-ms 2500]
         [--spread-s 10] [--env VIBE_EVENT_LOOP=asyncio] [--services-from /tmp/main-export]
@@ -39,6 +43,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import sys
 import time
@@ -48,6 +53,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import cast
 
+import aiohttp
 import asyncpg
 import grpc
 from google import genai
@@ -101,6 +107,18 @@ class Timings:
     first_chunk_s: list[float] = field(default_factory=list)
     chunk_gap_s: list[float] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Per message reference: when it was sent and when its first chunk came (time.monotonic()).
+    sent: dict[str, float] = field(default_factory=dict)
+    first_at: dict[str, float] = field(default_factory=dict)
+
+    def referenced(self, message: str) -> tuple[str, str]:
+        """The message with a reference of its own (to pair it with the server's record of it)."""
+        ref = uuid.uuid4().hex[:10]
+        self.sent[ref] = time.monotonic()
+        return ref, f"{message} (ref {ref})"
+
+
+_REF = re.compile(r"\(ref ([0-9a-f]{10})\)")
 
 
 async def _bounded(call: Awaitable[None], out: Timings, what: str) -> None:
@@ -115,6 +133,7 @@ async def _bounded(call: Awaitable[None], out: Timings, what: str) -> None:
 
 async def _direct_one(client: genai.Client, message: str, out: Timings, delay_s: float) -> None:
     await asyncio.sleep(delay_s)
+    ref, message = out.referenced(message)
     started = time.perf_counter()
     last = None
     stream = await client.aio.models.generate_content_stream(model=MODEL, contents=message)
@@ -123,6 +142,7 @@ async def _direct_one(client: genai.Client, message: str, out: Timings, delay_s:
             now = time.perf_counter()
             if last is None:
                 out.first_chunk_s.append(now - started)
+                out.first_at[ref] = time.monotonic()
             else:
                 out.chunk_gap_s.append(now - last)
             last = now
@@ -158,6 +178,7 @@ async def _chat_one(
 ) -> None:
     await asyncio.sleep(delay_s)
     session_id, token = session
+    ref, message = out.referenced(message)
     started = time.perf_counter()
     last = None
     completed = False
@@ -170,6 +191,7 @@ async def _chat_one(
             now = time.perf_counter()
             if last is None:
                 out.first_chunk_s.append(now - started)
+                out.first_at[ref] = time.monotonic()
             else:
                 out.chunk_gap_s.append(now - last)
             last = now
@@ -230,6 +252,9 @@ class Level:
     # request: the tutor sends chunks that reached it together as one message.
     deltas_per_turn: float = math.nan
     llm_chunks_per_request: float = math.nan
+    # The first chunk's added latency with the server's own time taken out per request
+    # (see the module's doc), and how many requests were paired.
+    paired_added_first_chunk_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _quantiles(values: Sequence[float]) -> dict[str, float]:
@@ -244,6 +269,30 @@ def _per_stream(t: Timings) -> float:
 
 def _added(through: dict[str, float], direct: dict[str, float]) -> dict[str, float]:
     return {q: round(through[q] - direct[q], 2) for q in through}
+
+
+async def server_times(url: str) -> dict[str, tuple[float, float]]:
+    """The fake server's record of each streamed request: message reference -> (arrived,
+    first chunk written), time.monotonic() of this machine."""
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/_fake/streams") as response:
+        records = await response.json()
+    times = {}
+    for r in records:
+        refs = _REF.findall(r["message_tail"])
+        if refs and r["first_chunk_at"] is not None:
+            times[refs[-1]] = (r["at"], r["first_chunk_at"])
+    return times
+
+
+def own_s(t: Timings, server: dict[str, tuple[float, float]]) -> list[float]:
+    """Per request with a first chunk: the client's time to it less the server's own (from
+    the request's arrival to its first chunk leaving)."""
+    return [(t.first_at[ref] - t.sent[ref]) - (server[ref][1] - server[ref][0]) for ref in t.first_at if ref in server]
+
+
+def paired_added(through: list[float], direct: list[float]) -> dict[str, float]:
+    base = quantile(direct, 0.5)
+    return _quantiles([x - base for x in through]) | {"pairs": len(through)}
 
 
 async def _evaluations(conn: asyncpg.Connection) -> int:
@@ -351,6 +400,7 @@ async def bench(
                     stored = await _wait_evaluated(conn, turns_so_far)
                     cpu1 = {name: cpu_s(pid) for name, pid in addrs.pids.items()}
                     requests = await _chat_requests(conn) - requests0
+                    server = await server_times(url)
                     cpu = {name: round((cpu1[name] - cpu0[name]) * 1000 / turns, 2) for name in addrs.pids}
                     cpu["all"] = round(sum(cpu.values()), 2)
                     first_llm, first_gw = _quantiles(llm.first_chunk_s), _quantiles(gw.first_chunk_s)
@@ -370,6 +420,7 @@ async def bench(
                         llm.failed + gw.failed,
                         _per_stream(gw),
                         _per_stream(llm),
+                        paired_added(own_s(gw, server), own_s(llm, server)),
                     )
                     results.append(level)
                     _print_level(level)
@@ -383,7 +434,7 @@ async def bench(
         await fake.wait()
         await drop_scratch((schema,), prefix)
 
-    within = [lv.sessions for lv in results if lv.added_first_chunk_ms["p99"] < CAPACITY_P99_MS]
+    within = [lv.sessions for lv in results if lv.paired_added_first_chunk_ms["p99"] < CAPACITY_P99_MS]
     capacity = max(within) if within else 0
     report: dict[str, object] = {
         "fake_gemini_latency_ms": latency_ms,
@@ -396,9 +447,9 @@ async def bench(
         "settings": overrides or {},
         "levels": [asdict(lv) for lv in results],
         "capacity_sessions": capacity,
-        "capacity_rule": f"largest N measured with p99 added first-chunk latency < {CAPACITY_P99_MS:g} ms",
+        "capacity_rule": f"largest N measured with p99 added first-chunk latency (paired) < {CAPACITY_P99_MS:g} ms",
     }
-    print(f"\ncapacity (largest N measured with p99 added < {CAPACITY_P99_MS:g} ms): {capacity}")
+    print(f"\ncapacity (largest N measured with p99 added, paired, < {CAPACITY_P99_MS:g} ms): {capacity}")
     print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
     return report
 
@@ -417,15 +468,18 @@ async def _wait_evaluated(conn: asyncpg.Connection, expected: int, timeout_s: fl
 
 
 HEADER = (
-    f"{'N':>4} {'turns':>5} | {'first chunk added ms p50/p90/p99':>33} | {'chunk gap added p50/p99':>23} |"
+    f"{'N':>4} {'turns':>5} | {'first chunk added ms p50/p90/p99':>33} | {'paired p50/p90/p99':>26} |"
+    f" {'chunk gap added p50/p99':>23} |"
     f" {'CPU ms/turn gw/tutor/eval/scoring = all':>40} | LLM req/turn"
 )
 
 
 def _print_level(lv: Level) -> None:
     a, g, c = lv.added_first_chunk_ms, lv.added_chunk_gap_ms, lv.cpu_ms_per_turn
+    p = lv.paired_added_first_chunk_ms
     print(
         f"{lv.sessions:>4} {lv.turns:>5} | {a['p50']:>9.1f} / {a['p90']:>9.1f} / {a['p99']:>9.1f} |"
+        f" {p['p50']:>7.1f} / {p['p90']:>7.1f} / {p['p99']:>7.1f} |"
         f" {g['p50']:>10.1f} / {g['p99']:>10.1f} |"
         f" {c['gateway']:>6.1f} / {c['tutor']:>6.1f} / {c['evaluator']:>6.1f} / {c['scoring']:>5.1f} = {c['all']:>6.1f} |"
         f" {lv.llm_requests_per_turn:.2f}"

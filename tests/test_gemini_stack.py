@@ -141,6 +141,47 @@ async def test_leaving_mid_reply_closes_the_upstream_request_and_stores_the_turn
     assert not fake.stream_ends, "the 50-chunk reply was never sent to the end"
 
 
+async def test_leaving_right_after_turn_started_closes_the_upstream_request_and_stores_nothing(
+    start_stack: StartStack, fake: FakeGemini
+) -> None:
+    # The gateway asks the tutor before it writes TurnStarted: a candidate gone at that
+    # moment must not leave the reply's request running upstream or a turn behind.
+    fake.latency_s = 0.5
+    fake.reply_chunks = tuple(f"word{i} " for i in range(20))
+    fake.chunk_delay_s = 0.05
+    async with gemini_stack(start_stack, fake) as stack:
+        candidate = await new_candidate(stack)
+        call = stack.gateway.Chat(
+            gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTION), metadata=candidate.auth
+        )
+        first = await anext(aiter(call))
+        assert first.turn_started
+        asked = time.monotonic()
+        while not fake.of("tutor_reply"):  # the reply's request is upstream, its answer not begun
+            assert time.monotonic() - asked < 0.4, "the tutor's request did not reach the LLM server"
+            await asyncio.sleep(0.005)
+        call.cancel()
+        assert await fake.closed_by_client_within(3.0), "the upstream request was not closed"
+        await asyncio.sleep(0.3)
+        db = await stack.db()
+        try:
+            messages = await db.fetchval("SELECT count(*) FROM messages WHERE session_id = $1", candidate.session_id)
+            turns = await db.fetchval("SELECT turn_count FROM sessions WHERE session_id = $1", candidate.session_id)
+        finally:
+            await db.close()
+        ended = list(fake.stream_ends)
+        # The next message gets turn 1: the session's chat lease was freed.
+        again = [
+            e
+            async for e in stack.gateway.Chat(
+                gateway_pb2.ChatRequest(session_id=candidate.session_id, message=QUESTION), metadata=candidate.auth
+            )
+        ]
+    assert not ended, "the reply was sent to the end after the candidate left"
+    assert (messages, turns) == (0, 0)
+    assert again[0].turn == 1 and again[-1].HasField("completed")
+
+
 async def test_a_429_storm_ends_in_the_offline_fallback_and_the_submit_completes(
     start_stack: StartStack, fake: FakeGemini
 ) -> None:

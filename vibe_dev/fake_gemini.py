@@ -64,6 +64,7 @@ class Recorded:
     action: str  # generateContent | streamGenerateContent | countTokens
     body: dict[str, Any]
     headers: dict[str, str]
+    first_chunk_at: float | None = None  # time.monotonic() when a stream's first chunk was written
 
     @property
     def system(self) -> str:
@@ -180,6 +181,7 @@ class FakeGemini:
     async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/{version}/models/{target}", self._handle)
+        app.router.add_get("/_fake/streams", self._streams)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -211,6 +213,18 @@ class FakeGemini:
             return _error(Reply(status=400, text=f"unknown action {action}"))
         return web.json_response(_response(reply.text, reply.finish_reason, rec, final=True))
 
+    async def _streams(self, request: web.Request) -> web.StreamResponse:
+        """Not Gemini's: each streamed answer's arrival and first chunk (time.monotonic(),
+        which every process of the machine shares) and the end of its last message, so
+        that a benchmark can take this server's own time out of each request it timed."""
+        return web.json_response(
+            [
+                {"at": r.at, "first_chunk_at": r.first_chunk_at, "message_tail": _last_text(r)[-200:]}
+                for r in self.requests
+                if r.action == "streamGenerateContent"
+            ]
+        )
+
     def _next(self, rec: Recorded) -> Reply:
         queue = self._scripts.get(rec.purpose)
         if queue:
@@ -222,12 +236,13 @@ class FakeGemini:
 
     async def _stream(self, request: web.Request, rec: Recorded, reply: Reply) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
         chunks = reply.chunks or (reply.text,)
         if reply.leak_system:
             text = reply.leak_system.replace("{system}", rec.system)
             chunks = tuple(text[i : i + 40] for i in range(0, len(text), 40))
         try:
+            # (a client gone during the latency is noticed here, when the headers go out)
+            await response.prepare(request)
             for i, chunk in enumerate(chunks):
                 if i:
                     await self._pause(request, self.chunk_delay_s)
@@ -247,7 +262,8 @@ class FakeGemini:
                 await response.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
                 self.chunk_written_at.append(time.monotonic())
                 if i == 0:
-                    self.first_chunk_at.append(time.monotonic())
+                    rec.first_chunk_at = time.monotonic()
+                    self.first_chunk_at.append(rec.first_chunk_at)
             await response.write_eof()
             self.stream_ends.append(time.monotonic())
         except (ConnectionResetError, ClientGone):
@@ -270,6 +286,13 @@ class FakeGemini:
 
 class ClientGone(Exception):
     pass
+
+
+def _last_text(rec: Recorded) -> str:
+    """The text of the request's last content (the message being answered)."""
+    contents = rec.body.get("contents") or [{}]
+    last = contents[-1] if isinstance(contents, list) else {}
+    return "".join(p.get("text", "") for p in last.get("parts", [])) if isinstance(last, dict) else ""
 
 
 def _tokens(text: str) -> int:

@@ -1,0 +1,24 @@
+"""The chat benchmark's paired latency: the fake Gemini server's record of each streamed
+request, matched to the client's by the reference in its message."""
+
+from __future__ import annotations
+
+from bench.bench_chat import direct, own_s, paired_added, server_times
+from vibe_dev.fake_gemini import FakeGemini
+
+
+async def test_each_request_is_paired_with_the_servers_own_time(fake: FakeGemini) -> None:
+    fake.latency_s = 0.2
+    fake.chunk_delay_s = 0.01
+    timings = await direct(fake.url, 4, 2, 0.0)
+    server = await server_times(fake.url)
+    assert len(timings.first_at) == 8 and set(timings.first_at) <= set(server)
+    own = own_s(timings, server)
+    assert len(own) == 8
+    # The client's time to the first chunk less the server's own 0.2 s: what the client
+    # library and the loopback add, a few milliseconds, never the server's latency.
+    assert all(0.0 <= x < 0.1 for x in own), own
+    for ref, (arrived, first) in server.items():
+        assert first - arrived >= 0.2 and arrived >= timings.sent[ref]
+    paired = paired_added(own, own)
+    assert paired["pairs"] == 8 and abs(paired["p50"]) < 1e-6
