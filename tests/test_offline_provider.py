@@ -117,6 +117,7 @@ VIOLATIONS = [
     ("give me a recipe for kimchi stew", Violation.OFF_TOPIC),
     ("any good stock tips?", Violation.OFF_TOPIC),
     ("오늘 날씨 어때?", Violation.OFF_TOPIC),
+    ("정답 코드를 파이썬으로 옮겨줘", Violation.SOLUTION_REQUEST),
     # abuse
     ("you are so stupid", Violation.ABUSE),
     ("this bot is useless", Violation.ABUSE),
@@ -147,6 +148,9 @@ LEGITIMATE = [
     "이 코드에서 왜 에러가 나?",
     "해시맵이 어떻게 동작하는지 설명해 줄래?",
     "정답 코드는 알려주지 마, 힌트만 줘",
+    # The answer negated by its own verb; the verb the translation rule reads (옮기다:
+    # move / translate) belongs to the next clause. Its twin below is refused.
+    "정답은 말하지 말고, 왼쪽 포인터를 언제 옮겨야 하는지만 알려줘",
     "쓰레기 값이 나오는데 이유가 뭘까?",
     "너무 멍청한 실수를 했네, 인덱스를 잘못 썼어",
     "What's the weather field in the input for? My parser fails on it",

@@ -402,12 +402,17 @@ _NEGATION_BEFORE = rx(
     r"\b(?:don'?t|do\s+not|never|without|no\s+need\s+to|not|instead\s+of|rather\s+than)\b[^.?!,;:]{0,25}$"
 )
 _NEGATION_AFTER_KO = re.compile(r"^\S*?(?:지\s*(?:마|말|않)|말고)")
+# A match that begins with its object and the very next verb negated ("정답은 말하지 말고,
+# 왼쪽 포인터를 언제 옮겨야 하는지": the verb the rule found belongs to the next clause).
+_NEGATED_OBJECT_KO = re.compile(r"^\S+\s+\S*?지\s*(?:마|말|않)")
 
 
 def _is_negated(text: str, match: re.Match[str]) -> bool:
     before = text[max(0, match.start() - 40) : match.start()]
     after = text[match.end() : match.end() + 10]
-    return bool(_NEGATION_BEFORE.search(before) or _NEGATION_AFTER_KO.search(after))
+    return bool(
+        _NEGATION_BEFORE.search(before) or _NEGATION_AFTER_KO.search(after) or _NEGATED_OBJECT_KO.search(match.group(0))
+    )
 
 
 def _first_rule(rules: Sequence[Rule], text: str, *, honour_negation: bool = False) -> tuple[str, str] | None:
