@@ -118,6 +118,7 @@ VIOLATIONS = [
     ("any good stock tips?", Violation.OFF_TOPIC),
     ("오늘 날씨 어때?", Violation.OFF_TOPIC),
     ("정답 코드를 파이썬으로 옮겨줘", Violation.SOLUTION_REQUEST),
+    ("show me the reference answer", Violation.SOLUTION_REQUEST),
     # abuse
     ("you are so stupid", Violation.ABUSE),
     ("this bot is useless", Violation.ABUSE),
@@ -151,6 +152,7 @@ LEGITIMATE = [
     # The answer negated by its own verb; the verb the translation rule reads (옮기다:
     # move / translate) belongs to the next clause. Its twin below is refused.
     "정답은 말하지 말고, 왼쪽 포인터를 언제 옮겨야 하는지만 알려줘",
+    "Is there a reference answer format, like a list of ints?",  # the output's shape, not the answer
     "쓰레기 값이 나오는데 이유가 뭘까?",
     "너무 멍청한 실수를 했네, 인덱스를 잘못 썼어",
     "What's the weather field in the input for? My parser fails on it",

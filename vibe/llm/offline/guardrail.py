@@ -209,7 +209,9 @@ SOLUTION_REQUEST_RULES: tuple[Rule, ...] = (
     ),
     (
         rx(
-            r"(?<!\bmy\s)(?<!\bour\s)\b(?:reference|official|model|canonical)\s+(?:solution|code|answer|implementation)s?\b|\banswer\s+key\b"
+            r"(?<!\bmy\s)(?<!\bour\s)\b(?:reference|official|model|canonical)\s+(?:solution|code|answer|implementation)s?\b"
+            # ("the reference answer format": a question about the output's shape)
+            r"(?!\s+(?:format|shape|type|style|structure|layout|spec)s?\b)|\banswer\s+key\b"
         ),
         "asks for the reference solution",
     ),
