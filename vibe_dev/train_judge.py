@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from vibe.llm.base import Exchange, ProblemContext
 from vibe.llm.offline.classifier import (
     ARTEFACT_PATH,
     CHAR,
+    OOV_FEATURES,
     PREV_TUTOR,
     PREV_USER,
     RULES,
@@ -61,8 +63,10 @@ class Settings:
     )
     min_df: Mapping[str, int] = field(default_factory=lambda: {CHAR: 3, WORD: 2, PREV_USER: 2, PREV_TUTOR: 2})
     c: Mapping[str, float] = field(default_factory=lambda: {INTENT_HEAD: 8.0, BAND_HEAD: 2.0, GUARD_HEAD: 8.0})
-    guard_threshold: float = 0.58  # chosen by choose_threshold on the k-fold predictions
+    guard_threshold: float = 0.54  # chosen by choose_threshold on the k-fold predictions
     turns_in_guard: float = 0.5  # weight of the judged turns (violation or none) in the guardrail's training
+    agency: bool = True  # the "who is asked to write" rule features (vibe/llm/offline/agency.py)
+    oov: bool = True  # the guardrail-only out-of-vocabulary share features (classifier.oov_signals)
 
 
 @dataclass(frozen=True)
@@ -145,10 +149,12 @@ def fit_vocabulary(items: Sequence[Item], settings: Settings) -> tuple[dict[str,
         for block, grams in blocks.items():
             if block in settings.blocks:
                 df.update(f"{block}|{g}" for g in grams)
-        rule_names.update(rules)
+        rule_names.update(r for r in rules if settings.agency or not r.startswith("ask_"))
     n = len(seen)
     names = sorted(k for k, d in df.items() if d >= settings.min_df[k.split("|", 1)[0]])
     if RULES in settings.blocks:
+        if settings.oov:
+            rule_names.update(OOV_FEATURES)
         names += sorted(f"{RULES}|{r}" for r in rule_names)
     idf = np.array([math.log((1 + n) / (1 + df.get(k, 0))) + 1 if not k.startswith(RULES) else 1.0 for k in names])
     return {k: i for i, k in enumerate(names)}, idf
@@ -184,11 +190,19 @@ def train(items: Sequence[Item], settings: Settings, meta: Mapping[str, object] 
     from sklearn.linear_model import LogisticRegression
 
     index, idf = fit_vocabulary(items, settings)
-    base = JudgeModel(index, idf, dict(settings.block_weights), {}, {})
+    base = JudgeModel(index, idf, dict(settings.block_weights), {}, {"oov_features": settings.oov})
+    oov_columns = [index[f"{RULES}|{name}"] for name in OOV_FEATURES if f"{RULES}|{name}" in index]
     heads: dict[str, Head] = {}
     for head in (INTENT_HEAD, BAND_HEAD, GUARD_HEAD):
         data = _head_items(items, head, settings)
         x = _matrix(base, data)
+        if oov_columns and head != GUARD_HEAD:
+            # Guardrail-only: the other heads see the columns as zero (their weights stay 0).
+            from scipy.sparse import diags
+
+            mask = np.ones(len(index))
+            mask[oov_columns] = 0.0
+            x = (x @ diags(mask)).tocsr()
         y = [i.label for i in data]
         clf = LogisticRegression(C=settings.c[head], max_iter=3000, tol=1e-6, random_state=SEED)
         clf.fit(x, y, sample_weight=[i.weight for i in data])
@@ -198,7 +212,11 @@ def train(items: Sequence[Item], settings: Settings, meta: Mapping[str, object] 
             clf.intercept_.astype(np.float64),
         )
     return JudgeModel(
-        index, idf, dict(settings.block_weights), heads, {"guard_threshold": settings.guard_threshold, **(meta or {})}
+        index,
+        idf,
+        dict(settings.block_weights),
+        heads,
+        {"guard_threshold": settings.guard_threshold, "oov_features": settings.oov, **(meta or {})},
     )
 
 
@@ -355,13 +373,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compare", action="store_true", help="also measure other representations")
     parser.add_argument("--check", action="store_true", help="compare a retrained model with the shipped one")
     parser.add_argument("--no-kfold", action="store_true", help="skip the k-fold figures")
+    parser.add_argument("--no-write", action="store_true", help="do not train or write the artefact")
+    parser.add_argument("--without-agency", action="store_true", help="experiment: leave out the ask_* rule features")
+    parser.add_argument("--oov", action="store_true", help="experiment: add the out-of-vocabulary share features")
+    parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="experiment: another corpus directory")
+    parser.add_argument("--threshold", type=float, help="experiment: the guard threshold")
+    parser.add_argument(
+        "--dump-oof",
+        type=Path,
+        help="write the k-fold guardrail predictions (id, lang, label, P(violation)) as JSON lines",
+    )
     args = parser.parse_args(argv)
     settings = Settings()
-    items = build_items()
+    if args.without_agency or args.oov or args.threshold:
+        settings = replace(
+            settings,
+            agency=not args.without_agency,
+            oov=args.oov,
+            guard_threshold=args.threshold or settings.guard_threshold,
+        )
+    items = build_items(args.corpus)
     test_ids = load_test_split()
     train_items = [i for i in items if i.id not in test_ids]
     test_items = [i for i in items if i.id in test_ids and i.head != GUARD_HEAD + ":turn"]
-    meta: dict[str, object] = {"corpus_sha256": corpus_hash(), "seed": SEED}
+    meta: dict[str, object] = {"corpus_sha256": corpus_hash(args.corpus), "seed": SEED}
     if args.check:
         return check(train_items, test_items, settings, meta)
     if not args.no_kfold:
@@ -374,6 +409,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("keyword-rule override on the k-fold predictions (short words, gate, attacks, legitimate, cost):")
         for row in rule_override_costs(oof, settings.guard_threshold):
             print("  ", row)
+        if args.dump_oof:
+            with args.dump_oof.open("w", encoding="utf-8") as out:
+                for item, probs in oof:
+                    if item.head == GUARD_HEAD:
+                        record = {
+                            "id": item.id,
+                            "lang": item.lang,
+                            "label": item.label,
+                            "p": 1.0 - probs.get(NONE, 0.0),
+                        }
+                        out.write(json.dumps(record) + "\n")
     if args.compare:
         for name, variant in VARIANTS.items():
             s = variant(settings)
@@ -381,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             test = head_figures(predict(train(train_items, s), test_items), s.guard_threshold)
             print_figures(f"[{name}] k-fold", [f for f in kf if f.lang == "all"])
             print_figures(f"[{name}] test split", [f for f in test if f.lang == "all"])
+    if args.no_write:
+        return 0
     model = train(train_items, settings, meta)
     save_model(args.out, model)
     size = args.out.stat().st_size

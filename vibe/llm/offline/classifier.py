@@ -137,7 +137,7 @@ class JudgeModel:
         counted, and a text's block is remembered (`RuntimeTables.block`: the turn judge's
         heads, and the next turn's context, read the same texts again)."""
         runtime = self.runtime
-        parts = [
+        blocks = [
             runtime.block(block, text)
             for block, text in (
                 (CHAR, inputs.message),
@@ -146,7 +146,11 @@ class JudgeModel:
                 (PREV_TUTOR, inputs.prev_tutor),
             )
         ]
-        parts.append(runtime.rules(inputs.rules))
+        parts = [(c, v) for c, v, _ in blocks]
+        rules = dict(inputs.rules)
+        if self.oov_features:
+            rules.update(oov_signals({CHAR: blocks[0][2], WORD: blocks[1][2]}))
+        parts.append(runtime.rules(rules))
         return np.concatenate([c for c, _ in parts]), np.concatenate([v for _, v in parts])
 
     @functools.cached_property
@@ -154,25 +158,37 @@ class JudgeModel:
         """The run-time path's tables, derived once (load_model builds them with the read)."""
         return RuntimeTables(self)
 
+    @property
+    def oov_features(self) -> bool:
+        return bool(self.meta.get("oov_features"))
+
     def vectorize_blocks(
         self, blocks: Mapping[str, Counter[str]], rules: Mapping[str, float]
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         columns: list[int] = []
         values: list[float] = []
+        shares: dict[str, float | None] = {}
         for block, grams in blocks.items():
             cols: list[int] = []
             vals: list[float] = []
+            total = outside = 0
             for gram, count in grams.items():
                 col = self.index.get(f"{block}|{gram}")
+                total += count
+                if col is None:
+                    outside += count
                 if col is not None:
                     cols.append(col)
                     vals.append((1.0 + math.log(count)) * float(self.idf[col]))
+            shares[block] = outside / total if total else None
             norm = math.sqrt(sum(v * v for v in vals))
             if norm > 0:
                 scale = self.block_weights.get(block, 1.0) / norm
                 columns.extend(cols)
                 values.extend(v * scale for v in vals)
         rule_weight = self.block_weights.get(RULES, 1.0)
+        if self.oov_features:
+            rules = {**rules, **oov_signals(shares)}
         for name, value in rules.items():
             col = self.index.get(f"{RULES}|{name}")
             if col is not None and value:
@@ -212,15 +228,18 @@ class RuntimeTables:
     def weights(self, head: str) -> npt.NDArray[np.float64]:
         return self._weights[head]
 
-    def _block(self, block: str, text: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    def _block(self, block: str, text: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], float | None]:
         """One text block's part of the vector: TF-IDF (sublinear tf) of the grams in the
-        vocabulary, L2-normalised over them, times the block's weight (vectorize_blocks)."""
+        vocabulary, L2-normalised over them, times the block's weight (vectorize_blocks), and
+        the share of the text's gram occurrences outside the vocabulary (None: no grams)."""
         vocabulary = self.index.get(block, {})
         # Counted in C: every gram's column, None for grams outside the vocabulary.
-        counts: Counter[int | None] = Counter(map(vocabulary.get, _BLOCK_GRAMS[block](text)))
-        counts.pop(None, None)
+        grams = _BLOCK_GRAMS[block](text)
+        counts: Counter[int | None] = Counter(map(vocabulary.get, grams))
+        outside = counts.pop(None, 0)
+        share = outside / len(grams) if grams else None
         if not counts:
-            return _EMPTY_COLUMNS, _EMPTY_VALUES
+            return _EMPTY_COLUMNS, _EMPTY_VALUES, share
         columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
         tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
         values = (1.0 + np.log(tf)) * self.idf[columns]
@@ -228,7 +247,7 @@ class RuntimeTables:
         values *= self.model.block_weights.get(block, 1.0) / norm
         columns.flags.writeable = False  # shared by every caller of the memo
         values.flags.writeable = False
-        return columns, values
+        return columns, values, share
 
     def rules(self, rules: Mapping[str, float]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
         vocabulary = self.index.get(RULES, {})
@@ -304,6 +323,20 @@ def load_model() -> JudgeModel:
     model = read_model(ARTEFACT_PATH)
     _ = model.runtime
     return model
+
+
+OOV_FEATURES = ("oov_c", "oov_w")
+
+
+def oov_signals(shares: Mapping[str, float | None]) -> dict[str, float]:
+    """The share of the message's character and word n-gram occurrences outside the
+    vocabulary (a guardrail-only feature: unseen words are what off-topic messages share)."""
+    out: dict[str, float] = {}
+    for block, name in ((CHAR, "oov_c"), (WORD, "oov_w")):
+        share = shares.get(block)
+        if share is not None:
+            out[name] = share
+    return out
 
 
 def rule_feature_names(features: Sequence[Mapping[str, float]]) -> list[str]:

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from vibe.llm.base import Exchange, GuardrailVerdict, Intent, ProblemContext, Violation
 from vibe.llm.offline import guardrail as rules
+from vibe.llm.offline.agency import agency_signals
 from vibe.llm.offline.classifier import Inputs, load_model
 from vibe.llm.offline.intent import EXPLICIT_HINT, rule_intent
 from vibe.llm.offline.prompt_features import PromptFeatures
@@ -108,6 +109,8 @@ def rule_signals(
         out["rule_score"] = rule_score / 100
         on(_bucket("rule_score", rule_score, (30, 40, 50, 60, 70, 80)))
     out["log_length"] = min(math.log1p(len(message)) / 8, 1.0)
+    # Who is asked to produce the code: the assistant, the candidate, or nobody (negated).
+    out.update(agency_signals(message))
     return out
 
 
