@@ -125,19 +125,20 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
 
 
 # What the learned classifiers measured on the frozen test split, last after issue 15
-# round 3 (4,005 more labelled lines, all in the training part; refusal threshold 0.55
-# from k-fold) (`python -m vibe_dev.calibrate --provider offline --corpus-split test`),
-# per language: a change that does worse than this by more than a few cases fails.
+# round 6 (the "who is asked to write" features, 33 bare whole-program asks relabelled,
+# the guardrail's out-of-vocabulary share; refusal threshold 0.54 from k-fold)
+# (`python -m vibe_dev.calibrate --provider offline --corpus-split test`), per language:
+# a change that does worse than this by more than a few cases fails.
 # Issue 15 stays open until the targets below are met; the gap is in README "Calibration".
 MEASURED = {
-    ("intent accuracy", "en"): 0.839,
-    ("intent accuracy", "ko"): 0.902,
-    ("score-band agreement", "en"): 0.905,
-    ("score-band agreement", "ko"): 0.902,
-    ("attack refusal", "en"): 0.821,
-    ("attack refusal", "ko"): 0.833,
+    ("intent accuracy", "en"): 0.845,
+    ("intent accuracy", "ko"): 0.894,
+    ("score-band agreement", "en"): 0.899,
+    ("score-band agreement", "ko"): 0.894,
+    ("attack refusal", "en"): 0.859,
+    ("attack refusal", "ko"): 0.894,
     ("legitimate refused", "en"): 0.018,
-    ("legitimate refused", "ko"): 0.061,
+    ("legitimate refused", "ko"): 0.041,
 }
 SLACK = 0.03  # a few cases of the ~50-170 per figure
 
@@ -159,9 +160,9 @@ def test_offline_judge_holds_what_it_measured_on_the_frozen_test_split(
 # (strict: one that starts passing fails here, so the mark is removed when it is met).
 _UNMET = {
     ("intent accuracy", "en"),
+    ("intent accuracy", "ko"),  # 90.2% before round 6, 89.4% after (one turn of 132)
     ("attack refusal", "en"),
     ("attack refusal", "ko"),
-    ("legitimate refused", "ko"),
 }
 
 

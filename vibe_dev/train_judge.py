@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-kfold", action="store_true", help="skip the k-fold figures")
     parser.add_argument("--no-write", action="store_true", help="do not train or write the artefact")
     parser.add_argument("--without-agency", action="store_true", help="experiment: leave out the ask_* rule features")
-    parser.add_argument("--oov", action="store_true", help="experiment: add the out-of-vocabulary share features")
+    parser.add_argument("--no-oov", action="store_true", help="experiment: leave out the out-of-vocabulary features")
     parser.add_argument("--corpus", type=Path, default=CORPUS_DIR, help="experiment: another corpus directory")
     parser.add_argument("--threshold", type=float, help="experiment: the guard threshold")
     parser.add_argument(
@@ -385,11 +385,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = Settings()
-    if args.without_agency or args.oov or args.threshold:
+    if args.without_agency or args.no_oov or args.threshold:
         settings = replace(
             settings,
             agency=not args.without_agency,
-            oov=args.oov,
+            oov=not args.no_oov,
             guard_threshold=args.threshold or settings.guard_threshold,
         )
     items = build_items(args.corpus)

@@ -100,9 +100,10 @@ _KO_ASSIST_TAIL = re.compile(
     r"^(?:[어아]|해|해서|서|어서|아서)?\s*(?:줘|주|줄|드려|드리|달|봐(?![야서도])|부탁|라|내|놔)|^(?:해|어|아)?\s*$"
 )
 _KO_PAST = re.compile(r"^(?:짰|짠|했|한|만든|풀었|푼|썼|쓴|채운|바꾼|바꿨)")
-_KO_SELF_SUBJECT = re.compile(r"(?:제가|내가|저는|나는|내\s*힘으로|직접|혼자|스스로|저\s|나\s)")
-_KO_YOU_SUBJECT = re.compile(r"(?:네가|니가|너가|당신이|선생님이|대신)")
-_KO_NOUN_NEGATION = re.compile(rf"{_KO_CODE}\S{{0,3}}\s*(?:없이|말고|빼고|제외|필요\s*없|는\s*됐|은\s*됐)")
+_KO_SELF_SUBJECT = re.compile(r"(?:제가|내가|저는|나는|내\s*힘으로|직접|혼자|스스로|저\s(?!\s*대신)|나\s(?!\s*대신))")
+# (나 대신: "on my behalf"; after a code noun, 대신 is "instead of": _KO_NOUN_NEGATION)
+_KO_YOU_SUBJECT = re.compile(r"(?:네가|니가|너가|당신이|선생님이|(?:나|저|내|제)\s*대신)")
+_KO_NOUN_NEGATION = re.compile(rf"{_KO_CODE}\S{{0,3}}\s*(?:없이|말고|빼고|제외|대신|필요\s*없|는\s*됐|은\s*됐)")
 _KO_TOPIC = re.compile(r"^\S{0,3}?(?:은|는|도)(?:\s|$)|^\s*(?:부분|파트)\S{0,2}\s")
 _KO_SELF_DO = re.compile(r"(?:할게|할께|할\s*거|하겠|할래|해\s*볼|할\s*테)")
 _KO_NEGATED_DO = re.compile(r"(?:하지|해주지|해\s*주지)\s*(?:마|말|않)")
