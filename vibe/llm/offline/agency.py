@@ -157,9 +157,9 @@ def _english(clause: str) -> list[Ask]:
             agent = UNASSIGNED
         out.append(Ask(verb, agent))
         break  # one ask per clause: its first production verb
-    if not out and _EN_WANT.search(clause):
-        agent = NEGATED if _EN_NEGATION.search(clause[: _EN_WANT.search(clause).start()]) else ASSISTANT  # type: ignore[union-attr]
-        out.append(Ask("want", agent))
+    want = None if out else _EN_WANT.search(clause)
+    if want:
+        out.append(Ask("want", NEGATED if _EN_NEGATION.search(clause[: want.start()]) else ASSISTANT))
     if not out and (_EN_NOUN_NEGATION.search(clause) or _negated_object(clause)):
         out.append(Ask("no-code", NEGATED))
     return out

@@ -177,7 +177,7 @@ class JudgeModel:
                 total += count
                 if col is None:
                     outside += count
-                if col is not None:
+                else:
                     cols.append(col)
                     vals.append((1.0 + math.log(count)) * float(self.idf[col]))
             shares[block] = outside / total if total else None
