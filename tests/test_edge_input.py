@@ -18,10 +18,11 @@ import pytest
 import redis.exceptions
 
 from tests.support.stack import Stack, new_candidate
-from vibe.platform.errors import Unavailable, translate
+from vibe.platform import errors
+from vibe.platform.errors import InvalidArgument, Unavailable, translate
 from vibe.platform.storefaults import hot_copy_optional, retry_idempotent
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
-from vibe_api.gateway.v1 import gateway_pb2
+from vibe_api.gateway.v1 import gateway_pb2, review_pb2, review_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from vibe_api.tutor.v1 import tutor_pb2, tutor_pb2_grpc
 from vibe_dev.scratch import DATABASE_URL
@@ -30,7 +31,12 @@ from vibe_dev.scratch import DATABASE_URL
 async def rows(stack: Stack) -> int:
     db = await stack.db()
     try:
-        return int(await db.fetchval("SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM sessions)"))
+        return int(
+            await db.fetchval(
+                "SELECT (SELECT count(*) FROM messages) + (SELECT count(*) FROM sessions)"
+                " + (SELECT count(*) FROM api_keys)"
+            )
+        )
     finally:
         await db.close()
 
@@ -62,6 +68,55 @@ async def test_http_edge_cases_are_client_errors_in_the_json_model(stack: Stack)
                 if status == 405:
                     assert "GET" not in r.headers["Allow"] and "POST" in r.headers["Allow"]
     assert await rows(stack) == before, "nothing was stored"
+
+
+async def test_an_error_quotes_only_a_bounded_part_of_what_was_sent(stack: Stack) -> None:
+    # Errors quoted the caller's value whole: a 1 MB scope or a 100 kB key id made a status
+    # message larger than gRPC's metadata limit, so the caller got RESOURCE_EXHAUSTED ("Stream
+    # removed") from its own transport instead of the answer, and HTTP a 5 kB message.
+    keys = review_pb2_grpc.ApiKeyServiceStub(stack.channel)
+    before = await rows(stack)
+    calls: list[tuple[Awaitable[Any], str]] = [
+        (
+            keys.CreateApiKey(
+                review_pb2.CreateApiKeyRequest(name="x", scopes=["s" * 1_000_000]), metadata=stack.key_auth
+            ),
+            "unknown scope",
+        ),
+        (
+            keys.CreateApiKey(
+                review_pb2.CreateApiKeyRequest(name="x", scopes=["한" * 300_000]), metadata=stack.key_auth
+            ),
+            "unknown scope",
+        ),
+        (keys.RevokeApiKey(review_pb2.RevokeApiKeyRequest(key_id="k" * 100_000), metadata=stack.key_auth), "malformed"),
+        (
+            keys.RevokeApiKey(review_pb2.RevokeApiKeyRequest(key_id="../../etc/passwd"), metadata=stack.key_auth),
+            "malformed",
+        ),
+    ]
+    for call, words in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call
+        details = err.value.details() or ""
+        assert (err.value.code(), words in details) == (grpc.StatusCode.INVALID_ARGUMENT, True), details[:200]
+        assert len(details) < 500, len(details)
+    base = f"http://{stack.addrs.http}"
+    key = {"X-API-Key": stack.api_key}
+    async with aiohttp.ClientSession() as http:
+        for method, path in [
+            ("POST", "/api/keys/" + "k" * 5000 + "/revoke"),
+            ("GET", "/api/review/sessions?status=" + "s" * 7000),
+            ("GET", "/api/review/sessions?created_after=" + "1" * 7000),
+            ("GET", "/api/review/sessions?page_size=" + "9" * 7000),
+        ]:
+            async with http.request(method, base + path, headers=key) as r:
+                error = (await r.json())["error"]
+                assert r.status == 400 and len(error["message"]) < 500, (path[:40], r.status, len(error["message"]))
+    assert await rows(stack) == before
+    # Whatever raises it, a message stays within what any gRPC client accepts as a status.
+    long = InvalidArgument("é" * 100_000 + "the end")
+    assert len(long.message.encode()) <= errors.MAX_MESSAGE_BYTES and long.message.endswith("…")
 
 
 async def test_grpc_strings_that_cannot_be_stored_are_invalid_argument(stack: Stack) -> None:

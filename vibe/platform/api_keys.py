@@ -25,6 +25,7 @@ from enum import StrEnum
 import asyncpg
 
 from vibe.platform.errors import InvalidArgument, NotFound, Unauthenticated
+from vibe.platform.validation import shown
 
 KEY_PREFIX = "vk_"
 _ID_RE = re.compile(r"^[a-z0-9]{8,32}$")
@@ -93,11 +94,25 @@ def parse_scopes(values: Iterable[str]) -> frozenset[Scope]:
             scopes.add(Scope(value.strip()))
         except ValueError:
             raise InvalidArgument(
-                f"unknown scope {value.strip()!r}; the scopes are: {', '.join(s.value for s in Scope)}"
+                f"unknown scope {shown(value.strip())}; the scopes are: {', '.join(s.value for s in Scope)}"
             ) from None
     if not scopes:
         raise InvalidArgument(f"a key needs at least one scope: {', '.join(s.value for s in Scope)}")
     return frozenset(scopes)
+
+
+def check_key_id(key_id: str) -> str:
+    """A key id as an admin names it (`vibe keys list` shows them): 8-32 lowercase letters
+    and digits. Anything else cannot be a key's, so it is malformed rather than unknown."""
+    key_id = key_id.strip()
+    if not key_id:
+        raise InvalidArgument("key_id is required")
+    if not _ID_RE.fullmatch(key_id):
+        raise InvalidArgument(
+            f"key_id {shown(key_id)} is malformed: a key id is 8-32 lowercase letters and digits, "
+            "the part between 'vk_' and the second '_' of the key (`vibe keys list` shows them)"
+        )
+    return key_id
 
 
 def check_name(name: str) -> str:

@@ -16,12 +16,27 @@ import grpc
 
 log = logging.getLogger(__name__)
 
+# A status message travels as gRPC's `grpc-message` trailer, percent-encoded (up to 3 bytes
+# per byte), and clients refuse metadata beyond 8-16 KiB: a longer message would reach the
+# caller as its own transport's RESOURCE_EXHAUSTED instead of our answer. Nothing a person
+# acts on needs more; quote a caller's value with validation.shown().
+MAX_MESSAGE_BYTES = 2048
+
+
+def bounded(message: str) -> str:
+    """`message`, cut to MAX_MESSAGE_BYTES of UTF-8 (ending in an ellipsis when cut)."""
+    raw = message.encode("utf-8", "surrogatepass")
+    if len(raw) <= MAX_MESSAGE_BYTES:
+        return message
+    return raw[: MAX_MESSAGE_BYTES - 3].decode("utf-8", "ignore") + "…"
+
 
 class ServiceError(Exception):
     code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     http_status: int = 500
 
     def __init__(self, message: str):
+        message = bounded(message)
         super().__init__(message)
         self.message = message
 

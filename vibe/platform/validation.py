@@ -58,6 +58,12 @@ def check_text(name: str, value: str, *, multiline: bool = False) -> str:
     return value
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """A caller's value quoted in an error message: its repr, cut to about `limit`
+    characters (enough to recognise it; a megabyte quoted back helps nobody)."""
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
 def check_id(name: str, value: str) -> str:
     """An id (session, problem): required, 1-64 of letters, digits, '-', '_'."""
     value = value.strip()
@@ -65,9 +71,8 @@ def check_id(name: str, value: str) -> str:
         raise InvalidArgument(f"{name} is required")
     if not ID_RE.fullmatch(value):
         check_text(name, value)  # the more precise message when a character is the problem
-        shown = value if len(value) <= 80 else value[:77] + "..."
         raise InvalidArgument(
-            f"{name} {shown!r} is malformed: 1-64 letters, digits, '-' or '_', starting with a letter or digit"
+            f"{name} {shown(value)} is malformed: 1-64 letters, digits, '-' or '_', starting with a letter or digit"
         )
     return value
 
@@ -86,7 +91,7 @@ def check_language(value: str, default: str = "") -> str:
     value = value.strip().lower() or default
     if not LANGUAGE_RE.fullmatch(value):
         check_text("language", value)
-        raise InvalidArgument(f"language {value[:40]!r} is malformed: 1-32 of a-z, 0-9, '+', '#', '.', '_', '-'")
+        raise InvalidArgument(f"language {shown(value, 40)} is malformed: 1-32 of a-z, 0-9, '+', '#', '.', '_', '-'")
     return value
 
 
@@ -203,7 +208,7 @@ def parse_json_object(
     refused, never looked up), at most `max_bytes`, nested at most `max_depth` deep (the
     depth is measured before parsing, so no input can exhaust the parser's recursion)."""
     if charset is not None and charset.strip().lower().replace("-", "").replace("_", "") != "utf8":
-        raise UnsupportedCharset(f"the body's charset {charset[:40]!r} is not supported: send UTF-8 JSON")
+        raise UnsupportedCharset(f"the body's charset {shown(charset, 40)} is not supported: send UTF-8 JSON")
     if len(raw) > max_bytes:
         raise BodyTooLarge(f"the body is {len(raw)} bytes; the limit is {max_bytes}")
     try:

@@ -21,7 +21,16 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from vibe.platform.api_keys import ApiKey, ApiKeyStore, KeyRing, Scope, check_name, looks_like_key, parse_scopes
+from vibe.platform.api_keys import (
+    ApiKey,
+    ApiKeyStore,
+    KeyRing,
+    Scope,
+    check_key_id,
+    check_name,
+    looks_like_key,
+    parse_scopes,
+)
 from vibe.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from vibe.platform.telemetry import bind_session
 from vibe.platform.validation import check_id, check_text
@@ -234,9 +243,7 @@ class KeyAdmin:
 
     async def revoke(self, cred: Credential, key_id: str) -> ApiKey:
         await self.access.backend(cred, Scope.ADMIN, "RevokeApiKey")
-        key_id = check_text("key_id", key_id.strip())
-        if not key_id:
-            raise InvalidArgument("key_id is required")
+        key_id = check_key_id(check_text("key_id", key_id))
         if key_id in self.keyring.settings_keys:
             raise InvalidArgument(f"key {key_id} is named in VIBE_API_KEYS: remove it from the settings to revoke it")
         return await self.store.revoke(key_id)

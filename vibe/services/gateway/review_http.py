@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 
 from vibe.platform.api_keys import Scope
 from vibe.platform.errors import InvalidArgument
+from vibe.platform.validation import shown
 from vibe.services.gateway.http_api import GATEWAY_KEY, credential_of
 from vibe.services.gateway.openapi import document
 from vibe.services.gateway.review import ListFilter
@@ -53,21 +54,21 @@ def _time(request: web.Request, name: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         if value.tzinfo is None:
-            raise InvalidArgument(f"{name}={raw!r} needs a time zone (e.g. Z or +09:00)")
+            raise InvalidArgument(f"{name}={shown(raw)} needs a time zone (e.g. Z or +09:00)")
         return value.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise InvalidArgument(f"{name}={raw!r} is not an RFC 3339 time (e.g. 2025-01-31T09:00:00Z)") from None
+        raise InvalidArgument(f"{name}={shown(raw)} is not an RFC 3339 time (e.g. 2025-01-31T09:00:00Z)") from None
 
 
 def _filter(request: web.Request) -> ListFilter:
     status_raw = request.query.get("status", "").strip()
     if status_raw and status_raw not in _STATUSES:
-        raise InvalidArgument(f"status={status_raw!r} must be one of: {', '.join(s.value for s in SessionStatus)}")
+        raise InvalidArgument(f"status={shown(status_raw)} must be one of: {', '.join(s.value for s in SessionStatus)}")
     size_raw = request.query.get("page_size", "").strip()
     try:
         size = int(size_raw) if size_raw else 0
     except ValueError:
-        raise InvalidArgument(f"page_size={size_raw!r} is not an integer") from None
+        raise InvalidArgument(f"page_size={shown(size_raw)} is not an integer") from None
     return ListFilter(
         candidate_id=request.query.get("candidate_id", "").strip() or None,
         problem_id=request.query.get("problem_id", "").strip() or None,
