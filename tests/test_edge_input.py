@@ -7,7 +7,9 @@ The cases the issue reported one by one; tests/test_properties.py generates the 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import zlib
 from collections.abc import Awaitable
 from typing import Any
 
@@ -67,6 +69,52 @@ async def test_http_edge_cases_are_client_errors_in_the_json_model(stack: Stack)
                 assert error["code"] in ("INVALID_ARGUMENT", "NOT_FOUND", "UNIMPLEMENTED")
                 if status == 405:
                     assert "GET" not in r.headers["Allow"] and "POST" in r.headers["Allow"]
+    assert await rows(stack) == before, "nothing was stored"
+
+
+async def test_every_http_body_goes_through_the_one_parser(stack: Stack) -> None:
+    # The admin API's body had its own parser: 10k levels of JSON were a 500 (RecursionError),
+    # an unknown charset a 500 (LookupError), latin-1 and UTF-16 were decoded as declared. A
+    # compressed body was inflated by aiohttp: a corrupt one was a 500, brotli a plain-text 400.
+    candidate = await new_candidate(stack)
+    base = f"http://{stack.addrs.http}"
+    key = {"Authorization": f"Bearer {stack.api_key}"}
+    new_key = b'{"name": "fuzz", "scopes": ["reports:read"]}'
+    before = await rows(stack)
+    cases: list[tuple[str, dict[str, str], bytes, int, str]] = [
+        ("/api/keys", {"Content-Type": "application/json"}, b"[" * 10_000 + b"]" * 10_000, 400, "deep"),
+        ("/api/keys", {"Content-Type": "application/json; charset=foo"}, new_key, 415, "charset"),
+        ("/api/keys", {"Content-Type": "application/json; charset=latin-1"}, new_key, 415, "charset"),
+        ("/api/keys", {"Content-Type": "application/json; charset=utf-16"}, new_key.decode().encode("utf-16"), 415, ""),
+        ("/api/keys", {"Content-Type": "application/json"}, b'{"name": "fuzz", "scopes": ["\\ud800"]}', 400, ""),
+    ]
+    bodies = {
+        "/api/keys": new_key,
+        "/api/sessions": b'{"candidate_id": "zip", "problem_id": "two-sum"}',
+        f"/api/sessions/{candidate.session_id}/chat": b'{"message": "How do I start?"}',
+    }
+    for path, body in bodies.items():
+        for encoding, sent in [
+            ("gzip", gzip.compress(body)),
+            ("gzip", b"not gzip at all"),
+            ("deflate", zlib.compress(body)),
+            ("deflate", b"not deflate"),
+            ("br", b"not brotli"),
+            ("zstd", b"not zstd"),
+            ("x-unheard-of", body),
+        ]:
+            headers = {"Content-Type": "application/json", "Content-Encoding": encoding}
+            cases.append((path, headers, sent, 415, "Content-Encoding"))
+    async with aiohttp.ClientSession() as http:
+        for path, headers, body, status, words in cases:
+            auth = {"Authorization": f"Bearer {candidate.token}"} if path.endswith("/chat") else key
+            async with http.post(base + path, headers={**auth, **headers}, data=body) as r:
+                text = await r.text()
+                assert r.headers["Content-Type"].startswith("application/json"), (path, headers, text[:200])
+                error = json.loads(text)["error"]
+                assert (r.status, words in error["message"]) == (status, True), (path, headers, body[:30], error)
+        async with http.get(base + "/healthz") as r:
+            assert r.status == 200
     assert await rows(stack) == before, "nothing was stored"
 
 

@@ -190,7 +190,7 @@ _JSON_NESTING = re.compile(r"[\[\]{}]")
 
 
 class UnsupportedCharset(InvalidArgument):
-    """A body declared in a charset other than UTF-8 (HTTP 415)."""
+    """A body declared in a charset other than UTF-8, or compressed (HTTP 415)."""
 
     http_status = 415
 
@@ -199,6 +199,16 @@ class BodyTooLarge(InvalidArgument):
     """A body over the size bound (HTTP 413)."""
 
     http_status = 413
+
+
+def check_content_encoding(encoding: str | None) -> None:
+    """A body must come as it is (no Content-Encoding, or `identity`): a compressed one is
+    refused (HTTP 415), never inflated, so that no body is larger inside than on the wire
+    and no decoder's failure is ours to explain."""
+    if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+        raise UnsupportedCharset(
+            f"the body's Content-Encoding {shown(encoding, 40)} is not supported: send the JSON uncompressed"
+        )
 
 
 def parse_json_object(

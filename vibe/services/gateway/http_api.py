@@ -33,7 +33,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from vibe.platform.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError, Unavailable, translate
-from vibe.platform.validation import parse_json_object
+from vibe.platform.validation import check_content_encoding, parse_json_object
 from vibe.services.gateway.access import Credential
 from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.core import Gateway
@@ -68,9 +68,17 @@ def _idempotency_key(request: web.Request) -> str:
     return request.headers.get("Idempotency-Key", "")
 
 
-async def _body(request: web.Request, *fields: str) -> dict[str, str]:
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request's body as a JSON object: every route that takes a body reads it here
+    (validation.parse_json_object: UTF-8, size, depth), uncompressed (the server does not
+    inflate bodies: see serve_http)."""
+    check_content_encoding(request.headers.get("Content-Encoding"))
     raw = await request.read()  # bounded by client_max_size: 413 beyond it
-    data = parse_json_object(raw, request.charset, MAX_BODY_BYTES)
+    return parse_json_object(raw, request.charset, MAX_BODY_BYTES)
+
+
+async def _body(request: web.Request, *fields: str) -> dict[str, str]:
+    data = await json_object(request)
     out = {}
     for name in fields:
         value = data.get(name, "")
@@ -323,7 +331,9 @@ def make_http_app(gateway: Gateway, web_dir: Traversable = WEB_DIR) -> web.Appli
 async def serve_http(gateway: Gateway, addr: str) -> AsyncIterator[int]:
     """Serves the HTTP API on `addr` (port 0 picks one); yields the bound port."""
     host, _, port = addr.rpartition(":")
-    runner = web.AppRunner(make_http_app(gateway), access_log=None)
+    # auto_decompress off: a compressed body is refused as such (json_object), never inflated
+    # by aiohttp, whose failures on a corrupt or unknown encoding were a 500 or a plain-text 400.
+    runner = web.AppRunner(make_http_app(gateway), access_log=None, auto_decompress=False)
     await runner.setup()
     try:
         # reuse_port off for the same reason as the gRPC server: fail, don't share.

@@ -18,7 +18,6 @@ Every route needs a key (`Authorization: Bearer vk_...` or `X-API-Key: vk_...`):
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +28,7 @@ from google.protobuf.message import Message
 from vibe.platform.api_keys import Scope
 from vibe.platform.errors import InvalidArgument
 from vibe.platform.validation import shown
-from vibe.services.gateway.http_api import GATEWAY_KEY, credential_of
+from vibe.services.gateway.http_api import GATEWAY_KEY, credential_of, json_object
 from vibe.services.gateway.openapi import document
 from vibe.services.gateway.review import ListFilter
 from vibe.services.gateway.review_servicer import api_key_to_pb
@@ -119,12 +118,7 @@ async def create_key(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     cred = credential_of(request)
     await gateway.access.backend(cred, Scope.ADMIN, "CreateApiKey")  # before the body is read
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InvalidArgument("the request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise InvalidArgument("the request body must be a JSON object")
+    body = await json_object(request)
     name, scopes = body.get("name", ""), body.get("scopes", [])
     if not isinstance(name, str):
         raise InvalidArgument("name must be a string")
