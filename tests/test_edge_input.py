@@ -7,6 +7,7 @@ The cases the issue reported one by one; tests/test_properties.py generates the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import zlib
@@ -18,6 +19,7 @@ import asyncpg
 import grpc
 import pytest
 import redis.exceptions
+from google.protobuf import timestamp_pb2
 
 from tests.support.stack import Stack, new_candidate
 from vibe.platform import errors
@@ -116,6 +118,27 @@ async def test_every_http_body_goes_through_the_one_parser(stack: Stack) -> None
         async with http.get(base + "/healthz") as r:
             assert r.status == 200
     assert await rows(stack) == before, "nothing was stored"
+
+
+async def test_a_page_token_outside_the_calendar_is_invalid_argument(stack: Stack) -> None:
+    # A page token is the caller's to send back: one forged with a time whose UTC is past
+    # year 9999 (or before year 1) reached PostgreSQL and came back UNKNOWN / HTTP 500.
+    review = review_pb2_grpc.ReviewServiceStub(stack.channel)
+    base = f"http://{stack.addrs.http}/api/review/sessions"
+    for at in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"):
+        token = base64.urlsafe_b64encode(json.dumps([at, "a"]).encode()).decode().rstrip("=")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await review.ListSessions(review_pb2.ListSessionsRequest(page_token=token), metadata=stack.key_auth)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "page_token" in (err.value.details() or "")
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(base, params={"page_token": token}, headers={"X-API-Key": stack.api_key}) as r,
+        ):
+            assert r.status == 400 and "page_token" in (await r.json())["error"]["message"]
+    # The last instant of year 9999 is inside the calendar (it was rounded past it).
+    last = timestamp_pb2.Timestamp(seconds=253402300799, nanos=999_999_999)
+    page = await review.ListSessions(review_pb2.ListSessionsRequest(created_before=last), metadata=stack.key_auth)
+    assert list(page.sessions) == []
 
 
 async def test_an_error_quotes_only_a_bounded_part_of_what_was_sent(stack: Stack) -> None:

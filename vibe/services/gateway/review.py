@@ -95,10 +95,14 @@ class ListFilter:
 def _pb_time(request: review_pb2.ListSessionsRequest, name: str) -> datetime | None:
     if not request.HasField(name):
         return None
+    stamp: timestamp_pb2.Timestamp = getattr(request, name)
     try:
-        return datetime.fromtimestamp(getattr(request, name).ToMicroseconds() / 1e6, UTC)
+        # ToDatetime, not seconds as a float: a float rounds the last instant of year 9999 past it.
+        return stamp.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
-        raise InvalidArgument(f"{name} is outside the years 1-9999") from None
+        raise InvalidArgument(
+            f"{name} is not a time within the years 1-9999 (seconds {stamp.seconds}, nanos {stamp.nanos})"
+        ) from None
 
 
 def _encode_cursor(created_at: datetime, session_id: str) -> str:
@@ -112,8 +116,10 @@ def _decode_cursor(token: str) -> tuple[datetime, str]:
         at = datetime.fromisoformat(created)
         if at.tzinfo is None or not isinstance(session_id, str):
             raise ValueError("not a cursor of ours")
-        return at, check_text("page_token", session_id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, InvalidArgument):
+        # The token comes back from the caller: its time is in UTC (as we wrote it) only if
+        # it was not forged. In UTC it must still be a date (years 1-9999) for PostgreSQL.
+        return at.astimezone(UTC), check_text("page_token", session_id)
+    except (binascii.Error, ValueError, TypeError, OverflowError, UnicodeDecodeError, InvalidArgument):
         raise InvalidArgument("page_token is not one this API returned; start again without it") from None
 
 
