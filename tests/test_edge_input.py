@@ -21,7 +21,7 @@ import pytest
 import redis.exceptions
 from google.protobuf import timestamp_pb2
 
-from tests.support.stack import Stack, new_candidate
+from tests.support.stack import Stack, new_candidate, reply_text
 from vibe.platform import errors
 from vibe.platform.errors import InvalidArgument, Unavailable, translate
 from vibe.platform.storefaults import hot_copy_optional, retry_idempotent
@@ -188,6 +188,29 @@ async def test_an_error_quotes_only_a_bounded_part_of_what_was_sent(stack: Stack
     # Whatever raises it, a message stays within what any gRPC client accepts as a status.
     long = InvalidArgument("é" * 100_000 + "the end")
     assert len(long.message.encode()) <= errors.MAX_MESSAGE_BYTES and long.message.endswith("…")
+
+
+async def test_a_message_of_invisible_characters_is_blank(stack: Stack) -> None:
+    # Only whitespace was blank: zero-width spaces, a BOM or bidi marks alone were stored as a
+    # turn (and used one of the session's turns) although the candidate wrote nothing.
+    candidate = await new_candidate(stack)
+    before = await rows(stack)
+    invisible = ["\u200b\u200b", "\ufeff", "\u200e\u2066\u2069 \n", "\u2060\u180e\u00ad"]
+    for text in invisible:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await candidate.chat(text)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "empty" in (err.value.details() or "")
+    base = f"http://{stack.addrs.http}/api/sessions/{candidate.session_id}"
+    auth = {"Authorization": f"Bearer {candidate.token}"}
+    async with aiohttp.ClientSession() as http:
+        for text in invisible:
+            async with http.post(base + "/chat", json={"message": text}, headers=auth) as r:
+                assert r.status == 400 and "empty" in (await r.json())["error"]["message"]
+            async with http.post(base + "/run", json={"language": "python", "code": text}, headers=auth) as r:
+                assert r.status == 400 and "empty" in (await r.json())["error"]["message"]
+    assert await rows(stack) == before
+    # Text that holds them beside visible characters is a message like any other.
+    assert reply_text(await candidate.chat("\u200bHow do I start?")).strip()
 
 
 async def test_grpc_strings_that_cannot_be_stored_are_invalid_argument(stack: Stack) -> None:

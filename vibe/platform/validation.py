@@ -106,9 +106,15 @@ def check_idempotency_key(value: str) -> str:
     return value
 
 
+def is_blank(value: str) -> bool:
+    """Nothing a person could read: whitespace and invisible format characters only (zero-width
+    spaces, a BOM, bidi marks, soft hyphens: Unicode category Cf), which str.strip() keeps."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in value)
+
+
 def check_body_text(name: str, value: str, max_chars: int | None = None, max_bytes: int | None = None) -> str:
     """A message or code: not blank, within its limit, no character that makes no sense."""
-    if not value.strip():
+    if is_blank(value):
         what = "a question or a request for the tutor" if name == "message" else "the program to grade"
         raise InvalidArgument(f"{name} is empty; write {what}")
     if max_chars is not None and len(value) > max_chars:
