@@ -20,6 +20,7 @@ import grpc
 import pytest
 import redis.exceptions
 from google.protobuf import timestamp_pb2
+from yarl import URL
 
 from tests.support.stack import Stack, new_candidate, reply_text
 from vibe.platform import errors
@@ -211,6 +212,32 @@ async def test_a_message_of_invisible_characters_is_blank(stack: Stack) -> None:
     assert await rows(stack) == before
     # Text that holds them beside visible characters is a message like any other.
     assert reply_text(await candidate.chat("\u200bHow do I start?")).strip()
+
+
+async def test_the_reviewer_api_reads_its_query_strictly(stack: Stack) -> None:
+    # The query was decoded leniently: bytes that are not UTF-8 became U+FFFD (a filter that
+    # silently matched nothing), a repeated parameter kept its first value, and page_size was
+    # whatever int() takes ('1_0', '+5', full-width digits).
+    base = f"http://{stack.addrs.http}/api/review/sessions?"
+    key = {"X-API-Key": stack.api_key}
+    cases = [
+        ("candidate_id=%FF", "UTF-8"),
+        ("candidate_id=%ED%A0%80", "UTF-8"),
+        ("problem_id=two%C0%80sum", "UTF-8"),
+        ("status=graded&status=active", "more than once"),
+        ("page_size=1_0", "integer"),
+        ("page_size=%2B5", "integer"),
+        ("page_size=%EF%BC%91", "integer"),
+        ("page_size=0x10", "integer"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for query, words in cases:
+            async with http.get(URL(base + query, encoded=True), headers=key) as r:
+                error = (await r.json())["error"]
+                assert (r.status, words in error["message"]) == (400, True), (query, error)
+        for query in ("candidate_id=%ED%95%9C&page_size=5", "status=graded&candidate_id=a+b", "page_size=", ""):
+            async with http.get(URL(base + query, encoded=True), headers=key) as r:
+                assert r.status == 200, (query, await r.text())
 
 
 async def test_grpc_strings_that_cannot_be_stored_are_invalid_argument(stack: Stack) -> None:

@@ -18,6 +18,8 @@ Every route needs a key (`Authorization: Bearer vk_...` or `X-API-Key: vk_...`):
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,8 +48,29 @@ _STATUSES = {
 }
 
 
-def _time(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name, "").strip()
+def query_params(request: web.Request) -> dict[str, str]:
+    """The query string's parameters, read strictly: percent-decoded as UTF-8 (aiohttp puts
+    U+FFFD for bytes that are not, so a filter would silently match nothing), each given at
+    most once (which of two would count is not for us to guess)."""
+    try:
+        pairs = urllib.parse.parse_qsl(
+            request.rel_url.raw_query_string, keep_blank_values=True, encoding="utf-8", errors="strict"
+        )
+    except UnicodeDecodeError:
+        raise InvalidArgument("the query string is not UTF-8: percent-encode the UTF-8 bytes of each value") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise InvalidArgument(f"the query parameter {shown(name)} is given more than once; send it once")
+        params[name] = value
+    return params
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,12}")
+
+
+def _time(params: dict[str, str], name: str) -> datetime | None:
+    raw = params.get(name, "").strip()
     if not raw:
         return None
     try:
@@ -60,22 +83,21 @@ def _time(request: web.Request, name: str) -> datetime | None:
 
 
 def _filter(request: web.Request) -> ListFilter:
-    status_raw = request.query.get("status", "").strip()
+    params = query_params(request)
+    status_raw = params.get("status", "").strip()
     if status_raw and status_raw not in _STATUSES:
         raise InvalidArgument(f"status={shown(status_raw)} must be one of: {', '.join(s.value for s in SessionStatus)}")
-    size_raw = request.query.get("page_size", "").strip()
-    try:
-        size = int(size_raw) if size_raw else 0
-    except ValueError:
-        raise InvalidArgument(f"page_size={shown(size_raw)} is not an integer") from None
+    size_raw = params.get("page_size", "").strip()
+    if size_raw and not _INTEGER.fullmatch(size_raw):  # int() would also take '1_0', '+5', full-width digits
+        raise InvalidArgument(f"page_size={shown(size_raw)} is not an integer (digits 0-9)")
     return ListFilter(
-        candidate_id=request.query.get("candidate_id", "").strip() or None,
-        problem_id=request.query.get("problem_id", "").strip() or None,
+        candidate_id=params.get("candidate_id", "").strip() or None,
+        problem_id=params.get("problem_id", "").strip() or None,
         status=_STATUSES.get(status_raw),
-        created_after=_time(request, "created_after"),
-        created_before=_time(request, "created_before"),
-        page_size=size,
-        page_token=request.query.get("page_token", ""),
+        created_after=_time(params, "created_after"),
+        created_before=_time(params, "created_before"),
+        page_size=int(size_raw) if size_raw else 0,
+        page_token=params.get("page_token", ""),
     )
 
 
