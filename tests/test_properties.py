@@ -5,7 +5,9 @@ no row of any table.
 
 Hypothesis generates the requests (strings with NUL, lone surrogates, control
 characters, bytes that are not UTF-8, malformed ids; random routes, methods, charsets and
-bodies); vibe_dev/fuzz.py sends them, raw, to the real services and compares the tables
+bodies), on three surfaces: the candidates' gRPC, their HTTP, and the reviewers' and admins'
+API over both (where a forged page token, a deep body to /api/keys or a compressed one were
+a 500); vibe_dev/fuzz.py sends them, raw, to the real services and compares the tables
 before and after (`checked`). Background evaluation is off, so every row that changes is
 the request's doing. Hypothesis runs in a worker thread and hands each request to the
 event loop the services run in.
@@ -14,6 +16,7 @@ event loop the services run in.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
@@ -141,6 +144,11 @@ def _body(fields: dict[str, Any]) -> bytes:
     return b"{" + b", ".join(parts) + b"}"
 
 
+def _key_body(name: str | bytes, scope: str | bytes) -> bytes:
+    """{"name": name, "scopes": [scope]}, each string encoded as _body encodes it."""
+    return _body({"name": name})[:-1] + b', "scopes": [' + _body({"s": scope})[len(b'{"s": ') : -1] + b"]}"
+
+
 def http_calls(world: World) -> st.SearchStrategy[Call]:
     sessions = [*world.active, world.graded]
     ids = field([s for s, _ in sessions])
@@ -198,10 +206,89 @@ def http_calls(world: World) -> st.SearchStrategy[Call]:
     )
 
 
-@pytest.mark.parametrize("surface", ["grpc", "http"])
+def review_calls(world: World) -> st.SearchStrategy[Call]:
+    """The reviewers' and admins' API, gRPC and HTTP: forged page tokens, hostile filters,
+    key names, scopes and ids, bodies deep, compressed or in another charset."""
+    sessions = [*world.active, world.graded]
+    ids = field([s for s, _ in sessions])
+    creds = st.one_of(st.just(world.api_key), st.just(world.api_key), st.none(), st.sampled_from([sessions[0][1]]))
+    times = st.one_of(
+        st.datetimes(timezones=st.timezones()).map(lambda t: t.isoformat()),
+        st.sampled_from(["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"]),
+        ANY_TEXT,
+    )
+    page_tokens = st.one_of(
+        st.just(""),
+        ANY_TEXT,
+        st.builds(
+            lambda t, i: base64.urlsafe_b64encode(json.dumps([t, i]).encode()).decode().rstrip("="), times, ANY_TEXT
+        ),
+    )
+    grpc_review = st.one_of(
+        st.builds(
+            lambda k, c, p, t: grpc_call("ListSessions", k, candidate_id=c, problem_id=p, page_token=t),
+            creds,
+            field(["fuzz-1"]),
+            field(["two-sum"]),
+            page_tokens,
+        ),
+        st.builds(
+            lambda m, k, s: grpc_call(m, k, session_id=s),
+            st.sampled_from(["GetTranscript", "ExportSession", "ReleaseReport"]),
+            creds,
+            ids,
+        ),
+        st.builds(
+            lambda k, n, sc: grpc_call("CreateApiKey", k, name=n, scopes=sc),
+            creds,
+            field(["fuzz-key"]),
+            field(["reports:read", "admin"]),
+        ),
+        st.builds(lambda k, i: grpc_call("RevokeApiKey", k, key_id=i), creds, field(["000000000000"])),
+    )
+    query = st.one_of(
+        page_tokens.map(lambda t: f"page_token={_quote(t)}"),
+        ids.map(lambda c: f"candidate_id={_quote(c)}"),
+        times.map(lambda t: f"created_after={_quote(t)}"),
+        st.text(max_size=12).map(lambda n: f"page_size={_quote(n)}"),
+        st.binary(max_size=12).map(lambda b: f"status={_quote(b)}&status=graded"),
+    )
+    key_bodies = st.one_of(
+        st.builds(_key_body, field(["fuzz-key"]), field(["reports:read"])),
+        st.integers(1, 20_000).map(lambda depth: b"[" * depth + b"]" * depth),
+        st.binary(max_size=64),
+    )
+
+    def http(
+        path: str, method: str, cred: str | None, body: bytes | None, ctype: str, encoding: str | None
+    ) -> HttpCall:
+        headers = [("Content-Type", ctype)]
+        if cred is not None:
+            headers.append(("Authorization", f"Bearer {cred}"))
+        if encoding is not None:
+            headers.append(("Content-Encoding", encoding))
+        return HttpCall(method, path, tuple(headers), body)
+
+    ctypes = st.sampled_from(["application/json", "application/json; charset=latin-1", "application/json; charset=x"])
+    encodings = st.one_of(st.none(), st.none(), st.sampled_from(["gzip", "deflate", "br", "identity"]))
+    http_review = st.one_of(
+        st.builds(lambda q, c: http(f"/api/review/sessions?{q}", "GET", c, None, "", None), query, creds),
+        st.builds(
+            lambda s, a, c: http(f"/api/review/sessions/{_quote(s)}/{a[0]}", a[1], c, None, "", None),
+            ids,
+            st.sampled_from([("transcript", "GET"), ("export", "GET"), ("release", "POST")]),
+            creds,
+        ),
+        st.builds(lambda b, c, t, e: http("/api/keys", "POST", c, b, t, e), key_bodies, creds, ctypes, encodings),
+        st.builds(lambda i, c: http(f"/api/keys/{_quote(i)}/revoke", "POST", c, None, "", None), ANY_TEXT, creds),
+    )
+    return st.one_of(grpc_review, http_review)
+
+
+@pytest.mark.parametrize("surface", ["grpc", "http", "review"])
 async def test_no_request_is_an_internal_error_or_changes_a_row_when_rejected(
     start_stack: StartStack, surface: str
 ) -> None:
     async with target_of(start_stack) as (target, world):
-        calls = grpc_calls(world) if surface == "grpc" else http_calls(world)
+        calls = {"grpc": grpc_calls, "http": http_calls, "review": review_calls}[surface](world)
         await asyncio.to_thread(run_property(asyncio.get_running_loop(), target, calls))

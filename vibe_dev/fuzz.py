@@ -15,7 +15,9 @@ a graded session) with every kind of bad input: NUL, lone surrogates and control
 characters in every string field (sent as raw protobuf bytes on gRPC, since the client
 library refuses to encode them; as JSON escapes and raw bytes on HTTP), malformed and
 oversized ids, strings that are not UTF-8, truncated protobuf, unknown routes and
-methods, foreign charsets, deep and huge JSON bodies, wrong tokens and keys.
+methods, foreign charsets, deep and huge JSON bodies, wrong tokens and keys; and the
+reviewers' and admins' API (ReviewService, ApiKeyService and their HTTP routes): forged page
+tokens, hostile filters and query strings, key names, scopes and ids, compressed bodies.
 
 The tests (tests/test_properties.py) drive the same `send` and `table_digest` with
 hypothesis-generated requests.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import itertools
 import json
@@ -42,9 +45,10 @@ import asyncpg
 import grpc
 from yarl import URL
 
-from vibe_api.gateway.v1 import gateway_pb2
+from vibe_api.gateway.v1 import gateway_pb2, review_pb2
 
-# gRPC methods of vibe.gateway.v1.Gateway: (response streams, reply message class), and
+# gRPC methods of the gateway's services (vibe.gateway.v1.Gateway, and the reviewers' and
+# admins' ReviewService and ApiKeyService): (response streams, reply message class), and
 # their request fields by number (raw protobuf is built from these, so any bytes fit).
 METHODS: dict[str, tuple[bool, Any]] = {
     "CreateSession": (False, gateway_pb2.CreateSessionResponse),
@@ -53,7 +57,20 @@ METHODS: dict[str, tuple[bool, Any]] = {
     "Submit": (True, gateway_pb2.SubmitEvent),
     "GetReport": (False, gateway_pb2.Report),
     "RunVisibleTests": (False, gateway_pb2.RunVisibleTestsResponse),
+    "ListSessions": (False, review_pb2.ListSessionsResponse),
+    "GetTranscript": (False, review_pb2.GetTranscriptResponse),
+    "ExportSession": (False, review_pb2.ExportSessionResponse),
+    "ReleaseReport": (False, review_pb2.ReleaseReportResponse),
+    "CreateApiKey": (False, review_pb2.CreateApiKeyResponse),
+    "ListApiKeys": (False, review_pb2.ListApiKeysResponse),
+    "RevokeApiKey": (False, review_pb2.RevokeApiKeyResponse),
 }
+SERVICES: dict[str, str] = {
+    **dict.fromkeys(
+        ["ListSessions", "GetTranscript", "ExportSession", "ReleaseReport"], "vibe.gateway.v1.ReviewService"
+    ),
+    **dict.fromkeys(["CreateApiKey", "ListApiKeys", "RevokeApiKey"], "vibe.gateway.v1.ApiKeyService"),
+}  # any other method: vibe.gateway.v1.Gateway
 FIELDS: dict[str, dict[str, int]] = {
     "CreateSession": {"candidate_id": 1, "problem_id": 2},
     "GetSession": {"session_id": 1},
@@ -61,6 +78,13 @@ FIELDS: dict[str, dict[str, int]] = {
     "Submit": {"session_id": 1, "language": 2, "code": 3, "idempotency_key": 4},
     "GetReport": {"session_id": 1},
     "RunVisibleTests": {"session_id": 1, "language": 2, "code": 3},
+    "ListSessions": {"candidate_id": 1, "problem_id": 2, "page_token": 7},
+    "GetTranscript": {"session_id": 1},
+    "ExportSession": {"session_id": 1},
+    "ReleaseReport": {"session_id": 1},
+    "CreateApiKey": {"name": 1, "scopes": 2},
+    "ListApiKeys": {},
+    "RevokeApiKey": {"key_id": 1},
 }
 # Answers that are a decision about the request; anything else from a healthy stack is ours.
 REJECTIONS = frozenset(
@@ -87,6 +111,7 @@ TABLES = (
     "test_results",
     "final_scores",
     "llm_usage",
+    "api_keys",
 )
 HANG_S = 30.0
 
@@ -177,7 +202,7 @@ async def send(target: Target, call: Call) -> Outcome:
 
 async def _send_grpc(target: Target, call: GrpcCall) -> Outcome:
     streams, reply = METHODS[call.method]
-    path = f"/vibe.gateway.v1.Gateway/{call.method}"
+    path = f"/{SERVICES.get(call.method, 'vibe.gateway.v1.Gateway')}/{call.method}"
     metadata = (("authorization", f"Bearer {call.token}"),) if call.token is not None else None
     try:
         if streams:
@@ -307,6 +332,8 @@ def random_call(rng: random.Random, world: World) -> Call:
             return rng.choice(NASTY) + rng.choice(["", rng.choice(valid)])
         return rng.choice(NOT_UTF8)
 
+    if rng.random() < 0.2:
+        return _random_review(rng, world, session, text)
     if rng.random() < 0.55:
         method = rng.choice(["CreateSession", "GetSession", "Chat", "Chat", "Submit", "GetReport", "RunVisibleTests"])
         if rng.random() < 0.03:
@@ -370,6 +397,62 @@ def _random_http(rng: random.Random, world: World, session: Any, text: Any) -> H
         payload = {"candidate_id": text(["cand-1"]), "problem_id": text(PROBLEMS)}
     body = _json_body(rng, payload)
     return HttpCall(method, path, tuple(headers), body if method in ("POST", "PUT", "PATCH") else None, route)
+
+
+def _random_review(rng: random.Random, world: World, session: Any, text: Any) -> Call:
+    """A call of the reviewers' or admins' API (gRPC or HTTP), with the world's key (every
+    scope) most of the time: forged page tokens, hostile filters and key ids, deep bodies."""
+    key = rng.choice([world.api_key, world.api_key, world.api_key, None, "vk_nope_secret", world.active[0][1]])
+    sid, _ = session()
+    token = rng.choice(["", _forged_page_token(rng), text(["eyJ4IjogMX0"])])
+    if rng.random() < 0.5:
+        method = rng.choice(list(SERVICES))
+        if method == "ListSessions":
+            return grpc_call(
+                method, key, candidate_id=text(["fuzz-1", ""]), problem_id=text(PROBLEMS), page_token=token
+            )
+        if method == "CreateApiKey":
+            return grpc_call(method, key, name=text(["fuzz-key"]), scopes=text(["reports:read", "admin", "root"]))
+        if method == "RevokeApiKey":
+            return grpc_call(method, key, key_id=text(["000000000000", "a" * 100_000]))
+        if method == "ListApiKeys":
+            return grpc_call(method, key)
+        return grpc_call(method, key, session_id=sid if isinstance(sid, str) else "x")
+    headers = [("Content-Type", "application/json")]
+    if key is not None:
+        headers.append(("Authorization", f"Bearer {key}"))
+    if rng.random() < 0.1:
+        headers.append(("Content-Encoding", rng.choice(["gzip", "br", "deflate"])))
+    roll = rng.random()
+    if roll < 0.4:
+        query = rng.choice(
+            [
+                f"page_token={_quote(token) if isinstance(token, str) else '%FF'}",
+                f"candidate_id={_quote(rng.choice(NASTY))}",
+                "candidate_id=%FF%FE",
+                "status=graded&status=active",
+                f"page_size={rng.choice(['-1', '0', '201', '1e309', '1_0', '%EF%BC%91', '9' * 40])}",
+                f"created_after={rng.choice(['9999-12-31T23:59:59-23:59', '2025-01-01', '%00', '1' * 2000])}",
+            ]
+        )
+        return HttpCall("GET", f"/api/review/sessions?{query}", tuple(headers), None, "/api/review/sessions")
+    if roll < 0.6:
+        action, method = rng.choice([("transcript", "GET"), ("export", "GET"), ("release", "POST")])
+        path = f"/api/review/sessions/{_quote(sid)}/{action}"
+        return HttpCall(method, path, tuple(headers), None, f"/api/review/sessions/{{id}}/{action}")
+    if roll < 0.9:
+        body = _json_body(rng, {"name": text(["fuzz-key"]), "scopes": text(["reports:read"])})
+        if rng.random() < 0.5:  # scopes as the list it should be
+            body = body.replace(b'"scopes": ', b'"scopes": [', 1)[:-1] + b"]}"
+        return HttpCall("POST", "/api/keys", tuple(headers), body, "/api/keys")
+    key_id = _quote(rng.choice(["000000000000", *NASTY]))
+    return HttpCall("POST", f"/api/keys/{key_id}/revoke", tuple(headers), None, "/api/keys/{key_id}/revoke")
+
+
+def _forged_page_token(rng: random.Random) -> str:
+    """A page token as a caller could forge it: this API's shape, any time and id."""
+    at = rng.choice(["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "2025-01-01T00:00:00+00:00", "x"])
+    return base64.urlsafe_b64encode(json.dumps([at, rng.choice(NASTY)]).encode()).decode().rstrip("=")
 
 
 def _quote(value: str) -> str:
