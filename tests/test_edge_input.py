@@ -240,6 +240,35 @@ async def test_the_reviewer_api_reads_its_query_strictly(stack: Stack) -> None:
                 assert r.status == 200, (query, await r.text())
 
 
+async def test_a_body_that_is_not_a_json_object_says_what_is_wrong_with_it(stack: Stack) -> None:
+    # Every body that did not parse was "the request body must be a JSON object", whether it
+    # was empty, cut short, an array, or held a 5000-digit number; NaN and Infinity (not JSON)
+    # were taken as numbers.
+    candidate = await new_candidate(stack)
+    chat = f"http://{stack.addrs.http}/api/sessions/{candidate.session_id}/chat"
+    headers = {"Authorization": f"Bearer {candidate.token}", "Content-Type": "application/json"}
+    before = await rows(stack)
+    cases = [
+        (b"", "empty"),
+        (b"  \n", "empty"),
+        (b'{"message": "hi",}', "line 1, column 18"),
+        (b'{"message": "hi"', "line 1, column 17"),
+        (b'{"message": "hi"}\n{"message": "again"}', "line 2, column 1"),
+        (b'{"message": "hi", "n": ' + b"9" * 5000 + b"}", "4300 digits"),
+        (b'{"message": "hi", "n": NaN}', "NaN is not a JSON number"),
+        (b'{"message": "hi", "n": [-Infinity]}', "-Infinity is not a JSON number"),
+        (b'[{"message": "hi"}]', "not an array"),
+        (b'"hi"', "not a string"),
+        (b"null", "not null"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for body, words in cases:
+            async with http.post(chat, data=body, headers=headers) as r:
+                error = (await r.json())["error"]
+                assert (r.status, words in error["message"]) == (400, True), (body[:40], error)
+    assert await rows(stack) == before
+
+
 async def test_grpc_strings_that_cannot_be_stored_are_invalid_argument(stack: Stack) -> None:
     candidate = await new_candidate(stack)
     before = await rows(stack)

@@ -237,10 +237,39 @@ def parse_json_object(
         deepest = max(deepest, depth)
     if deepest > max_depth:
         raise InvalidArgument(f"the request body is nested {deepest} levels deep; the limit is {max_depth}")
+    if not text.strip():
+        raise InvalidArgument("the request body is empty: send a JSON object")
     try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise InvalidArgument("the request body must be a JSON object") from None
+        data = json.loads(text, parse_constant=_not_json)
+    except json.JSONDecodeError as exc:  # where it stops parsing, so the sender can find it
+        raise InvalidArgument(
+            f"the request body is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
+    except _NotJson as exc:
+        raise InvalidArgument(f"the request body is not JSON: {exc} is not a JSON number") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise InvalidArgument("the request body holds a number too long to read (over 4300 digits)") from None
+    except RecursionError:  # not reached after the depth check above; never a 500 if it were
+        raise InvalidArgument(f"the request body is nested too deep; the limit is {max_depth}") from None
     if not isinstance(data, dict):
-        raise InvalidArgument("the request body must be a JSON object")
+        raise InvalidArgument(f"the request body must be a JSON object, not {_JSON_KIND.get(type(data), 'a value')}")
     return data
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _not_json(constant: str) -> Any:
+    """json.loads takes NaN, Infinity and -Infinity, which JSON (RFC 8259) does not have."""
+    raise _NotJson(constant)
+
+
+_JSON_KIND = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
