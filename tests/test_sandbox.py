@@ -236,6 +236,36 @@ async def test_no_network_not_even_loopback(isolated: Sandbox, lang: str) -> Non
         server.close()
 
 
+SOCKET_FAMILIES = """
+import errno, socket
+a, b = socket.socketpair()
+a.sendall(b"x")
+print("unix", b.recv(1).decode())
+print("inet", socket.socket(socket.AF_INET, socket.SOCK_STREAM).family == socket.AF_INET)
+# vsock (40) belongs to no network namespace: from a VM's guest it reaches the host and every
+# other guest process; packet (17), appletalk (5), key (15), bluetooth (31), alg (38), xdp (44)
+for family in (40, 17, 5, 15, 31, 38, 44):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_RAW, socket.SOCK_SEQPACKET):
+        try:
+            socket.socket(family, kind).close()
+            print("OPENED", family, kind)
+        except OSError as exc:
+            print(family, kind, errno.errorcode.get(exc.errno, exc.errno))
+"""
+
+
+async def test_no_socket_families_beyond_unix_and_ip(sandbox: Sandbox) -> None:
+    """Network namespaces do not cover every socket family (vsock, on a VM, goes to the host);
+    the filter refuses all but Unix, IP (no interface is up) and netlink, as a kernel without
+    them would, in both modes."""
+    r, _ = await run(sandbox, "python", SOCKET_FAMILIES)
+    assert r.ok, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[:2] == ["unix x", "inet True"], lines
+    refused = lines[2:]
+    assert len(refused) == 7 * 4 and all(line.endswith(" EAFNOSUPPORT") for line in refused), refused
+
+
 async def test_kill_stop_own_group_is_a_wall_time_limit(sandbox: Sandbox) -> None:
     r, elapsed = await run(sandbox, "python", "import os, signal\nos.kill(0, signal.SIGSTOP)\n")
     assert verdict(r, "python") is Verdict.TIME_LIMIT_EXCEEDED and r.timed_out

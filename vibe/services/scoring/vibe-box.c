@@ -29,7 +29,8 @@
  * CPU time is the cgroup's (every process and thread of the run) from the moment the program was
  * exec'd, not a number the program's process tree reports about itself.  The seccomp filter is a
  * second wall: no ptrace, process_vm_*, pidfd_getfd, new namespaces, mount, bpf, perf, io_uring,
- * keyctl, System V IPC or POSIX message queues.  The server, keeper and proxy have oom_score_adj -1000 and the candidate +1000, so an
+ * keyctl, System V IPC, POSIX message queues, or sockets but Unix, IP and netlink (vsock, for one,
+ * is in no network namespace).  The server, keeper and proxy have oom_score_adj -1000 and the candidate +1000, so an
  * out-of-memory kill in the run's cgroup always hits the candidate.
  *
  * Whole-run limits: memory (including tmpfs and shared memory pages) and the number of
@@ -316,6 +317,19 @@ static int install_seccomp(void) {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
         BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, ns_flags, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* socket, socketpair: Unix, IP and netlink only (the family is their first argument).  The
+         * run's network namespace has no interface up, but not every family belongs to a network
+         * namespace: vsock, on a VM, reaches the host and every guest process, whatever the run's
+         * namespace.  EAFNOSUPPORT, as from a kernel without the family, for all the others. */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socketpair, 0, 7),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         /* clone3 hides its flags behind a pointer, io_uring does its work behind our back:
          * ENOSYS makes libc and runtimes (libuv) fall back to the plain system calls. */
