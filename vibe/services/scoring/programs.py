@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from vibe.services.scoring.languages import Language
-from vibe.services.scoring.sandbox import RunLimits, RunResult, Sandbox
+from vibe.services.scoring.sandbox import FilesTooLarge, RunLimits, RunResult, Sandbox, check_files_fit
 
 MAX_SOURCE_BYTES = 256 * 1024
 #: The compiler's own limits (g++ -O2 on a contest-sized file needs ~1 s and ~200 MB; it forks
@@ -55,6 +55,26 @@ async def build(sandbox: Sandbox, language: Language, source: str) -> Program | 
     return Program(language, {**files, **run.files})
 
 
+def _sized(limits: RunLimits, language: Language) -> RunLimits:
+    """``limits`` for the program, plus its runtime's memory headroom."""
+    return replace(
+        limits,
+        address_space_headroom_mb=language.address_space_headroom_mb,
+        runtime_memory_mb=language.runtime_memory_mb,
+    )
+
+
+def too_large(program: Program, limits: RunLimits) -> CompileError | None:
+    """A program whose files (its source and what the compiler made of it: a huge initialised
+    array is in the binary) cannot fit the directory of a run under ``limits``: the candidate's
+    compile error, said once, rather than every run refused."""
+    try:
+        check_files_fit(program.files, _sized(limits, program.language))
+    except FilesTooLarge as exc:
+        return CompileError(f"the compiled program is too large to run: {exc} (fill large arrays at run time)")
+    return None
+
+
 async def execute(
     sandbox: Sandbox,
     program: Program,
@@ -65,9 +85,6 @@ async def execute(
 ) -> RunResult:
     """Run ``program`` once; ``limits.memory_mb`` is the program's, the runtime's headroom is added."""
     lang = program.language
-    sized = replace(
-        limits, address_space_headroom_mb=lang.address_space_headroom_mb, runtime_memory_mb=lang.runtime_memory_mb
-    )
     return await sandbox.run(
-        program.files, [*lang.run_argv(limits.memory_mb), *args], stdin, sized, still_wanted=still_wanted
+        program.files, [*lang.run_argv(limits.memory_mb), *args], stdin, _sized(limits, lang), still_wanted=still_wanted
     )
