@@ -246,6 +246,15 @@ async def test_compile_errors_in_every_language(judge: Judge) -> None:
         assert result.correctness_score == 0 and result.performance_score == 0
 
 
+async def test_compiler_output_shows_control_characters_escaped(judge: Judge) -> None:
+    """The compiler echoes the source (and what it included): no raw control character reaches
+    the compile output the candidate and the report show."""
+    result = await judge.check(PROBLEMS["two-sum"], "javascript", "let a = 1;\n\x07\x1b[31m oops(\u202e\n")
+    assert result.verdict == Verdict.COMPILE_ERROR
+    assert "\\x07\\x1b[31m oops(\\u202e" in result.compile_output, result.compile_output
+    assert not any(c in result.compile_output for c in "\x07\x1b\u202e")
+
+
 async def test_memory_limit_and_signal_are_reported(judge: Judge) -> None:
     problem = PROBLEMS["valid-parentheses"]
     result = await judge.check(problem, "python", "x = [0] * (10 ** 9)\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from vibe.services.scoring.checkers import printable
 from vibe.services.scoring.languages import Language
 from vibe.services.scoring.sandbox import FilesTooLarge, RunLimits, RunResult, Sandbox, check_files_fit
 
@@ -45,7 +46,8 @@ async def build(sandbox: Sandbox, language: Language, source: str) -> Program | 
     files = {language.source_file: data}
     run = await sandbox.run(files, language.compile_argv(), b"", COMPILE_LIMITS, collect=language.artifacts)
     if not run.ok:
-        message = (run.stderr or run.stdout).decode("utf-8", "replace").strip()
+        # The compiler echoes the source and whatever it included: shown and stored escaped.
+        message = printable((run.stderr or run.stdout).decode("utf-8", "replace").strip())
         if run.timed_out or run.cpu_limit_hit or run.output_limit_hit:
             message = "the compiler exceeded its limits (source too complex?)"
         return CompileError(message or f"compiler exit code {run.exit_code}, signal {run.signal}")
