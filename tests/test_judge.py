@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -245,6 +246,15 @@ async def test_compile_errors_in_every_language(judge: Judge) -> None:
         assert result.correctness_score == 0 and result.performance_score == 0
 
 
+async def test_compiler_output_shows_control_characters_escaped(judge: Judge) -> None:
+    """The compiler echoes the source (and what it included): no raw control character reaches
+    the compile output the candidate and the report show."""
+    result = await judge.check(PROBLEMS["two-sum"], "javascript", "let a = 1;\n\x07\x1b[31m oops(\u202e\n")
+    assert result.verdict == Verdict.COMPILE_ERROR
+    assert "\\x07\\x1b[31m oops(\\u202e" in result.compile_output, result.compile_output
+    assert not any(c in result.compile_output for c in "\x07\x1b\u202e")
+
+
 async def test_memory_limit_and_signal_are_reported(judge: Judge) -> None:
     problem = PROBLEMS["valid-parentheses"]
     result = await judge.check(problem, "python", "x = [0] * (10 ** 9)\n")
@@ -256,6 +266,28 @@ async def test_memory_limit_and_signal_are_reported(judge: Judge) -> None:
     result = await judge.check(problem, "cpp", "int main(){ volatile int* p = nullptr; return *p; }\n")
     assert result.verdict == Verdict.RUNTIME_ERROR
     assert all(t.signal == 11 and "SIGSEGV" in t.detail for t in result.tests)
+
+
+# An initialised array is in the binary: 20 MB of it cannot be copied into the 18 MB directory of
+# a run with 16 MB of memory (the directory's pages are the run's memory).
+HUGE_BINARY_CPP = """#include <cstdio>
+char big[20 << 20] = {1};
+int main(){ unsigned i = 0; if (std::scanf("%u", &i) != 1) i = 0; std::printf("%d\\n", big[i % sizeof big]); }
+"""
+
+
+async def test_a_program_too_large_for_its_runs_is_a_compile_error(judge: Judge) -> None:
+    """Not a failure of the sandbox on every run (retryable, the service's health down): the
+    candidate's program, said once, with the sizes."""
+    problem = dataclasses.replace(PROBLEMS["two-sum"], problem_id="two-sum-16mb", memory_limit_mb=16)
+    result = await judge.check(problem, "cpp", HUGE_BINARY_CPP)
+    assert result.verdict == Verdict.COMPILE_ERROR, [(t.test_id, t.verdict, t.detail) for t in result.tests]
+    assert result.compile_output.startswith("the compiled program is too large to run: "), result.compile_output
+    assert all(t.verdict == Verdict.COMPILE_ERROR for t in result.tests)
+    visible = await judge.check_visible(problem, "cpp", HUGE_BINARY_CPP)
+    assert visible.verdict == Verdict.COMPILE_ERROR and "too large" in visible.compile_output
+    fits = await judge.check_visible(problem, "cpp", HUGE_BINARY_CPP.replace("20 << 20", "4 << 20"))
+    assert fits.verdict == Verdict.WRONG_ANSWER, fits  # it runs (and prints a wrong answer)
 
 
 async def test_unsupported_language_raises(judge: Judge) -> None:

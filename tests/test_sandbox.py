@@ -236,6 +236,71 @@ async def test_no_network_not_even_loopback(isolated: Sandbox, lang: str) -> Non
         server.close()
 
 
+SOCKET_FAMILIES = """
+import errno, socket
+a, b = socket.socketpair()
+a.sendall(b"x")
+print("unix", b.recv(1).decode())
+print("inet", socket.socket(socket.AF_INET, socket.SOCK_STREAM).family == socket.AF_INET)
+# vsock (40) belongs to no network namespace: from a VM's guest it reaches the host and every
+# other guest process; packet (17), appletalk (5), key (15), bluetooth (31), alg (38), xdp (44)
+for family in (40, 17, 5, 15, 31, 38, 44):
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_RAW, socket.SOCK_SEQPACKET):
+        try:
+            socket.socket(family, kind).close()
+            print("OPENED", family, kind)
+        except OSError as exc:
+            print(family, kind, errno.errorcode.get(exc.errno, exc.errno))
+"""
+
+
+async def test_no_socket_families_beyond_unix_and_ip(sandbox: Sandbox) -> None:
+    """Network namespaces do not cover every socket family (vsock, on a VM, goes to the host);
+    the filter refuses all but Unix, IP (no interface is up) and netlink, as a kernel without
+    them would, in both modes."""
+    r, _ = await run(sandbox, "python", SOCKET_FAMILIES)
+    assert r.ok, r.stderr
+    lines = r.stdout.decode().splitlines()
+    assert lines[:2] == ["unix x", "inet True"], lines
+    refused = lines[2:]
+    assert len(refused) == 7 * 4 and all(line.endswith(" EAFNOSUPPORT") for line in refused), refused
+
+
+CRASH_WITH_A_CORE = """
+import functools, os, resource, signal
+print = functools.partial(print, flush=True)  # the crash comes before any exit-time flush
+print("limit", resource.getrlimit(resource.RLIMIT_CORE))
+for new in ((0, 0), (0, 1)):
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, new)
+        print("lowered", new)
+    except (OSError, ValueError):  # Python says EPERM from setrlimit as a ValueError
+        print("refused")
+try:
+    resource.prlimit(0, resource.RLIMIT_CORE, (0, 0))
+    print("lowered by prlimit")
+except OSError as exc:
+    print("refused", exc.errno)
+print("still", resource.prlimit(0, resource.RLIMIT_CORE))
+os.kill(os.getpid(), signal.SIGSEGV)
+"""
+
+
+async def test_a_crash_never_reaches_the_hosts_core_dump_handler(sandbox: Sandbox) -> None:
+    """A limit of 0 stops core files only: with a pipe core_pattern (systemd-coredump, apport) the
+    kernel runs the host's handler, as root, outside the run.  The run's limit is 1, the kernel's
+    "no dump" for both kinds, and the program cannot lower it."""
+    r, _ = await run(sandbox, "python", CRASH_WITH_A_CORE)
+    assert r.stdout.decode().splitlines() == [
+        "limit (1, 1)",
+        "refused",
+        "refused",
+        "refused 1",
+        "still (1, 1)",
+    ], r.stdout
+    assert r.signal == 11 and verdict(r, "python") is Verdict.RUNTIME_ERROR
+
+
 async def test_kill_stop_own_group_is_a_wall_time_limit(sandbox: Sandbox) -> None:
     r, elapsed = await run(sandbox, "python", "import os, signal\nos.kill(0, signal.SIGSTOP)\n")
     assert verdict(r, "python") is Verdict.TIME_LIMIT_EXCEEDED and r.timed_out

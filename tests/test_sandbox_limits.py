@@ -18,7 +18,7 @@ from tests.support.sandboxes import FAST, MARGIN_S, existing, run, run_dirs, ver
 from vibe.services.scoring.judge import Verdict
 from vibe.services.scoring.languages import language
 from vibe.services.scoring.programs import Program, build, execute
-from vibe.services.scoring.sandbox import RunLimits, Sandbox
+from vibe.services.scoring.sandbox import FilesTooLarge, RunLimits, Sandbox
 
 FAKE_REPORT = "R exit=0 signal=-1 cpu_us=1 wall_us=1 maxrss_kb=1 oom_kills=0 timed_out=0 cpu_limit=0 stopped=0\\n"
 
@@ -291,6 +291,20 @@ MANY_INODES = {
     ' while (true) { std::snprintf(p, sizeof p, "i%ld", n); int fd = open(p, O_CREAT | O_WRONLY, 0600);'
     ' if (fd < 0) { std::printf("stopped %d %ld\\n", errno, n); return 0; } close(fd); n++; } }\n',
 }
+
+
+async def test_input_files_larger_than_the_run_directory_are_refused_before_running(sandbox: Sandbox) -> None:
+    """The caller's files against the caller's limits: a clear refusal before anything runs, in
+    both modes, never a sandbox failure (which would be retried and take the service's health down)."""
+    limits = RunLimits(cpu_time_s=1, wall_time_s=2, memory_mb=64, disk_bytes=4 << 20, disk_inodes=8)
+    argv = [language("python").run_argv(64)[0], "-c", "print('ran')"]
+    with pytest.raises(FilesTooLarge, match=r"take 5242880 bytes and 2 inodes; its directory holds 4194304 bytes"):
+        await sandbox.run({"data": b"x" * (5 << 20)}, argv, b"", limits)
+    with pytest.raises(FilesTooLarge, match="9 inodes"):
+        await sandbox.run({f"f{i}": b"" for i in range(8)}, argv, b"", limits)
+    r = await sandbox.run({"data": b"x" * (4 << 20)}, argv, b"", limits)  # exactly full is fine
+    assert r.ok and r.stdout == b"ran\n", r
+    await assert_still_works(sandbox)
 
 
 async def test_run_directory_is_bounded_in_bytes(isolated: Sandbox) -> None:

@@ -173,3 +173,40 @@ async def test_visible_tests_run_before_submitting_are_neither_graded_nor_stored
     finally:
         await conn.close()
     assert stored == 0, "runs before a submit leave nothing behind"
+
+
+# Visible tests show the program's own output and the last line of its stderr in their detail;
+# here with NUL (which PostgreSQL's text refuses), other control characters and a right-to-left
+# override (which would turn what a reviewer reads around).
+CONTROL_CHARACTERS_OUT = (
+    "import sys\n"
+    "sys.stdout.write('0\\x00 1\\x1b[2J\\n')\n"
+    "sys.stderr.write('boom\\x00\\x07 \\u202eDETCEPXE\\n')\n"
+    "sys.exit(3 if sys.stdin.read().split()[0] == '4' else 0)\n"
+)
+
+
+async def test_control_characters_in_the_programs_output_are_stored_and_shown_escaped(stack: Stack) -> None:
+    candidate = await new_candidate(stack)
+    await _seed_submission(stack, candidate.session_id, CONTROL_CHARACTERS_OUT)
+    async with stack.internal("scoring") as channel:
+        scoring = scoring_pb2_grpc.ScoringStub(channel)
+        reply = await scoring.CheckCode(
+            scoring_pb2.CheckCodeRequest(
+                problem_id="two-sum", language="python", code=CONTROL_CHARACTERS_OUT, session_id=candidate.session_id
+            ),
+            timeout=120,
+        )
+    visible = {t.test_id: t.detail for t in reply.tests if not t.hidden}
+    assert visible == {
+        "01": "exit code 3: boom\\x00\\x07 \\u202eDETCEPXE",
+        "02": "expected `1 2`, got `0\\x00 1\\x1b[2J`",
+    }, visible
+    conn = await stack.db()
+    try:
+        rows = await conn.fetch(
+            "SELECT test_id, detail FROM test_results WHERE session_id = $1 AND NOT hidden", candidate.session_id
+        )
+    finally:
+        await conn.close()
+    assert {r["test_id"]: r["detail"] for r in rows} == visible

@@ -13,6 +13,7 @@ Every function returns ``None`` for accepted, else a short detail (<= 120 chars)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 from vibe.services.scoring.languages import PYTHON
@@ -28,8 +29,23 @@ class CheckerFailure(RuntimeError):
     """The problem's own checker crashed: a bug in the problem bank, not the candidate's fault."""
 
 
+#: Characters of a program's output that are never shown or stored as they are: C0 controls but tab
+#: and newline (NUL is refused by PostgreSQL's text; escape sequences drive terminals), DEL and C1
+#: controls, and the bidirectional formatting characters (they reorder what a reviewer reads).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` (decoded output of a program or a compiler) with the characters above escaped as
+    ``\\xNN`` / ``\\uNNNN``: whatever a program prints, it reaches details, reports and the
+    database as visible, storable text."""
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
 def clip(text: str, limit: int = DETAIL_MAX_CHARS) -> str:
-    text = " ".join(text.split()) if "\n" in text else text
+    """One detail line: whitespace runs of a multi-line text joined, unsafe characters escaped,
+    at most ``limit`` characters."""
+    text = printable(" ".join(text.split()) if "\n" in text else text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

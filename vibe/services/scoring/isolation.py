@@ -38,7 +38,7 @@ DESCRIPTIONS = {
         "cgroup namespaces; a read-only root with /usr and nothing else of the host; /box (its directory) and "
         "/dev/shm as tmpfs bounded in bytes and inodes; an unprivileged uid per worker slot, no capabilities, "
         "no_new_privs, a seccomp filter (no ptrace, process_vm_*, pidfd_getfd, namespaces, mount, bpf, perf, "
-        "io_uring); whole-run limits in a cgroup (memory incl. tmpfs/shm, processes+threads, CPU time of every "
+        "io_uring, sockets but Unix, IP and netlink); whole-run limits in a cgroup (memory incl. tmpfs/shm, processes+threads, CPU time of every "
         "process); wall-time and output caps; measured and reported by root processes outside the program's "
         "reach. Not a VM: it shares the host kernel."
     ),

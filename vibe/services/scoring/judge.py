@@ -57,7 +57,7 @@ from vibe.services.scoring.checkers import (
 )
 from vibe.services.scoring.integrity import NOT_CHECKED, IntegrityReport
 from vibe.services.scoring.languages import LANGUAGES, PYTHON, Language, language
-from vibe.services.scoring.programs import CompileError, Program, build, execute
+from vibe.services.scoring.programs import CompileError, Program, build, execute, too_large
 from vibe.services.scoring.sandbox import RunLimits, RunNotWanted, RunResult, Sandbox
 
 log = logging.getLogger(__name__)
@@ -311,6 +311,14 @@ class Judge:
             SANDBOX_RUNS.add(1, {"language": program.language.name, "verdict": str(verdict)})
             return run, verdict, detail
 
+    async def _build(self, problem: ProblemSpec, lang: Language, source: str) -> Program | CompileError:
+        """Compile ``source``; a program too large for a run of this problem is a compile error
+        (the room of a run depends on the problem's memory only, not on the test)."""
+        program = await build(self.sandbox, lang, source)
+        if isinstance(program, CompileError):
+            return program
+        return too_large(program, run_limits(problem, TL_FLOOR_MS, b"")) or program
+
     # ------------------------------------------------------------------ the reference
 
     async def _scaling_inputs(self, problem: ProblemSpec) -> dict[int, bytes]:
@@ -339,7 +347,7 @@ class Judge:
         return _PROFILES[key]
 
     async def _measure_reference(self, problem: ProblemSpec, lang: Language, source: str) -> ReferenceProfile:
-        program = await build(self.sandbox, lang, source)
+        program = await self._build(problem, lang, source)
         if isinstance(program, CompileError):
             raise RuntimeError(f"reference of {problem.problem_id} in {lang.name} does not compile: {program.message}")
 
@@ -442,7 +450,7 @@ class Judge:
         lang = language(language_name)
         if problem.checker not in CHECKERS:
             raise ValueError(f"problem {problem.problem_id}: unknown checker {problem.checker!r}")
-        program = await build(self.sandbox, lang, code)
+        program = await self._build(problem, lang, code)
         if isinstance(program, CompileError):
             outcomes = [
                 TestOutcome(t.test_id, t.hidden, Verdict.COMPILE_ERROR, 0.0, 0.0, 0, None, "compile error", None)
@@ -460,7 +468,7 @@ class Judge:
         the same limits and sandbox, with their diffs; nothing is graded or stored."""
         lang = language(language_name)
         visible = problem.visible_tests
-        program = await build(self.sandbox, lang, code)
+        program = await self._build(problem, lang, code)
         if isinstance(program, CompileError):
             outcomes = [
                 TestOutcome(t.test_id, t.hidden, Verdict.COMPILE_ERROR, 0.0, 0.0, 0, None, "compile error", None)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from vibe.services.scoring.checkers import printable
 from vibe.services.scoring.languages import Language
-from vibe.services.scoring.sandbox import RunLimits, RunResult, Sandbox
+from vibe.services.scoring.sandbox import FilesTooLarge, RunLimits, RunResult, Sandbox, check_files_fit
 
 MAX_SOURCE_BYTES = 256 * 1024
 #: The compiler's own limits (g++ -O2 on a contest-sized file needs ~1 s and ~200 MB; it forks
@@ -45,7 +46,8 @@ async def build(sandbox: Sandbox, language: Language, source: str) -> Program | 
     files = {language.source_file: data}
     run = await sandbox.run(files, language.compile_argv(), b"", COMPILE_LIMITS, collect=language.artifacts)
     if not run.ok:
-        message = (run.stderr or run.stdout).decode("utf-8", "replace").strip()
+        # The compiler echoes the source and whatever it included: shown and stored escaped.
+        message = printable((run.stderr or run.stdout).decode("utf-8", "replace").strip())
         if run.timed_out or run.cpu_limit_hit or run.output_limit_hit:
             message = "the compiler exceeded its limits (source too complex?)"
         return CompileError(message or f"compiler exit code {run.exit_code}, signal {run.signal}")
@@ -53,6 +55,26 @@ async def build(sandbox: Sandbox, language: Language, source: str) -> Program | 
     if missing:
         return CompileError(f"the compiler produced no {', '.join(missing)}")
     return Program(language, {**files, **run.files})
+
+
+def _sized(limits: RunLimits, language: Language) -> RunLimits:
+    """``limits`` for the program, plus its runtime's memory headroom."""
+    return replace(
+        limits,
+        address_space_headroom_mb=language.address_space_headroom_mb,
+        runtime_memory_mb=language.runtime_memory_mb,
+    )
+
+
+def too_large(program: Program, limits: RunLimits) -> CompileError | None:
+    """A program whose files (its source and what the compiler made of it: a huge initialised
+    array is in the binary) cannot fit the directory of a run under ``limits``: the candidate's
+    compile error, said once, rather than every run refused."""
+    try:
+        check_files_fit(program.files, _sized(limits, program.language))
+    except FilesTooLarge as exc:
+        return CompileError(f"the compiled program is too large to run: {exc} (fill large arrays at run time)")
+    return None
 
 
 async def execute(
@@ -65,9 +87,6 @@ async def execute(
 ) -> RunResult:
     """Run ``program`` once; ``limits.memory_mb`` is the program's, the runtime's headroom is added."""
     lang = program.language
-    sized = replace(
-        limits, address_space_headroom_mb=lang.address_space_headroom_mb, runtime_memory_mb=lang.runtime_memory_mb
-    )
     return await sandbox.run(
-        program.files, [*lang.run_argv(limits.memory_mb), *args], stdin, sized, still_wanted=still_wanted
+        program.files, [*lang.run_argv(limits.memory_mb), *args], stdin, _sized(limits, lang), still_wanted=still_wanted
     )

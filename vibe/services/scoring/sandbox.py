@@ -62,6 +62,11 @@ class RunNotWanted(Exception):
     """The caller's ``still_wanted`` said no once the run's turn came: nothing was run."""
 
 
+class FilesTooLarge(ValueError):
+    """The run's input files do not fit its directory: the caller's data against the caller's
+    limits, decided before anything runs (never a SandboxError: the sandbox is fine)."""
+
+
 class SandboxUnavailable(SandboxError, StartupRefused):
     """The configured isolation cannot run on this machine (the message says exactly why)."""
 
@@ -375,6 +380,25 @@ def tmpfs_sizes(limits: RunLimits) -> tuple[int, int]:
     return box, max(1 << 20, min(limits.disk_bytes, budget - box))
 
 
+def files_footprint(files: Mapping[str, bytes]) -> tuple[int, int]:
+    """Bytes and inodes that ``files`` take in a run's directory (a tmpfs: whole pages; its own
+    root directory is an inode too)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    return sum(-(-len(data) // page) * page for data in files.values()), len(files) + 1
+
+
+def check_files_fit(files: Mapping[str, bytes], limits: RunLimits) -> None:
+    """Raise FilesTooLarge when ``files`` cannot all be written into the directory of a run under
+    ``limits`` (in both modes, so that a program gets the same verdict in either)."""
+    size, inodes = files_footprint(files)
+    room = tmpfs_sizes(limits)[0]
+    if size > room or inodes > limits.disk_inodes:
+        raise FilesTooLarge(
+            f"the run's files take {size} bytes and {inodes} inodes; its directory holds {room} bytes and "
+            f"{limits.disk_inodes} inodes"
+        )
+
+
 class _Lease:
     """A slot taken from the free queue; it goes back exactly once: when the run's teardown is
     over (handed over) or at once if the run never got that far."""
@@ -572,7 +596,9 @@ class Sandbox:
         """Put ``files`` into a fresh directory and run ``argv`` there with ``stdin``.  Never
         raises for anything the program does; raises SandboxError when the sandbox itself fails.
         ``still_wanted`` is asked once a slot is free for the run (runs may queue for a while):
-        when it says no, nothing runs and RunNotWanted is raised."""
+        when it says no, nothing runs and RunNotWanted is raised.  Files that cannot fit the run's
+        directory raise FilesTooLarge before anything runs."""
+        check_files_fit(files, limits)
         if not self._started:
             await self.start()
         return await self._run(files, argv, stdin, limits, collect, still_wanted)

@@ -29,7 +29,9 @@
  * CPU time is the cgroup's (every process and thread of the run) from the moment the program was
  * exec'd, not a number the program's process tree reports about itself.  The seccomp filter is a
  * second wall: no ptrace, process_vm_*, pidfd_getfd, new namespaces, mount, bpf, perf, io_uring,
- * keyctl, System V IPC or POSIX message queues.  The server, keeper and proxy have oom_score_adj -1000 and the candidate +1000, so an
+ * keyctl, System V IPC, POSIX message queues, sockets but Unix, IP and netlink (vsock, for one,
+ * is in no network namespace), or a lower core dump limit (a crash never reaches the host's
+ * core dump handler).  The server, keeper and proxy have oom_score_adj -1000 and the candidate +1000, so an
  * out-of-memory kill in the run's cgroup always hits the candidate.
  *
  * Whole-run limits: memory (including tmpfs and shared memory pages) and the number of
@@ -317,6 +319,35 @@ static int install_seccomp(void) {
         BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, ns_flags, 0, 1),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* socket, socketpair: Unix, IP and netlink only (the family is their first argument).  The
+         * run's network namespace has no interface up, but not every family belongs to a network
+         * namespace: vsock, on a VM, reaches the host and every guest process, whatever the run's
+         * namespace.  EAFNOSUPPORT, as from a kernel without the family, for all the others. */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socket, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_socketpair, 0, 7),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 3, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* RLIMIT_CORE stays 1 (see become_candidate): no setrlimit of it, no prlimit64 that sets it
+         * (getting it is fine: a NULL new limit, the third argument, both halves zero). */
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_setrlimit, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RLIMIT_CORE, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_prlimit64, 0, 8),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RLIMIT_CORE, 0, 5),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 2),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]) + 4),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         /* clone3 hides its flags behind a pointer, io_uring does its work behind our back:
          * ENOSYS makes libc and runtimes (libuv) fall back to the plain system calls. */
         NOSYS(__NR_clone3), NOSYS(__NR_io_uring_setup), NOSYS(__NR_io_uring_enter), NOSYS(__NR_io_uring_register),
@@ -375,7 +406,12 @@ static void become_candidate(int err_fd, int workdir_fd) {
     if (C.rl_fsize > 0) set_limit(RLIMIT_FSIZE, C.rl_fsize, C.rl_fsize);
     if (C.rl_nofile > 0) set_limit(RLIMIT_NOFILE, C.rl_nofile, C.rl_nofile);
     if (C.rl_stack > 0) set_limit(RLIMIT_STACK, C.rl_stack, C.rl_stack);
-    set_limit(RLIMIT_CORE, 0, 0);
+    /* No core dump, whatever the host's core_pattern: a limit of 0 stops a core file, but a pipe
+     * pattern (systemd-coredump, apport) ignores the limit and runs the host's handler, as root,
+     * outside the run, which may store the dump on the host's disk.  1 is the kernel's "no dump"
+     * for both (below a core file's minimum size; aborted for a pipe); the seccomp filter keeps
+     * the program from lowering it to 0. */
+    set_limit(RLIMIT_CORE, 1, 1);
     set_limit(RLIMIT_MEMLOCK, 0, 0);
     set_limit(RLIMIT_MSGQUEUE, 0, 0);
     /* RLIMIT_NPROC counts the real uid's processes host-wide: meaningful with a uid per slot. */
