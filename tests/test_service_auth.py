@@ -52,6 +52,21 @@ async def _refused(call: Any) -> grpc.aio.AioRpcError:
     return err.value
 
 
+def _malformed_tokens(service: str) -> list[str]:
+    """Tokens of the wrong shape, from anyone who reaches the port: refused as malformed
+    before any part is used (an expiry of 5000 digits made int() raise: UNKNOWN)."""
+    signature = "0" * 64
+    return [
+        "v1:gateway:bogus",
+        f"v1:gateway:{service}:{'9' * 5000}:00ff:{signature}",
+        f"v1:gateway:{service}:-1:00ff:{signature}",
+        f"v1:gateway:{service}:1e9:00ff:{signature}",
+        f"v2:gateway:{service}:{int(time.time())}:00ff:{signature}",
+        f"v1:gateway:{service}:{int(time.time())}:00ff:{signature}:extra",
+        f"v1:gateway:{service}:{int(time.time())}:00ff:{signature[:-1]}",
+    ]
+
+
 async def test_every_internal_method_refuses_a_call_without_a_valid_service_token(stack: Stack) -> None:
     wrong_secret = {**stack.env, "VIBE_SERVICE_SECRET": secrets.token_hex(32)}
     for service, method in METHODS:
@@ -60,8 +75,10 @@ async def test_every_internal_method_refuses_a_call_without_a_valid_service_toke
             err = await _refused(_call(plain, method))
             assert err.code() == grpc.StatusCode.UNAUTHENTICATED, (service, method.name)
             assert f"the {service} service answers only" in (err.details() or "")
-            err = await _refused(_call(plain, method, ((METADATA_KEY, "v1:gateway:bogus"),)))
-            assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "malformed" in (err.details() or "")
+            for malformed in _malformed_tokens(service):
+                err = await _refused(_call(plain, method, ((METADATA_KEY, malformed),)))
+                assert err.code() == grpc.StatusCode.UNAUTHENTICATED, (service, method.name, malformed[:60])
+                assert "malformed" in (err.details() or ""), err.details()
         async with internal_channel(wrong_secret, addr, service) as forged:
             err = await _refused(_call(forged, method))
             assert err.code() == grpc.StatusCode.UNAUTHENTICATED, (service, method.name)
@@ -137,6 +154,9 @@ def test_a_token_is_bound_to_its_method_audience_and_time() -> None:
     tampered = token.replace(":gateway:", ":evaluator:")
     with pytest.raises(ServiceAuthError, match="signature does not match"):
         policy.check(method, tampered, now=now)
+    for malformed in _malformed_tokens("scoring"):
+        with pytest.raises(ServiceAuthError, match="malformed"):
+            policy.check(method, malformed, now=now)
     with pytest.raises(ValueError, match="no method"):
         CallPolicy.declare("scoring", secret, SERVICES["scoring"], {"Grade": ["gateway"]})
 

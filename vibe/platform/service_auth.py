@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -41,6 +42,14 @@ _VERSION = "v1"
 # Always open: orchestrators probe health without credentials; reflection describes the
 # API, which the protos in the repository describe anyway.
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+# The one shape `sign` produces, checked whole before any part is used: the parts come
+# from whoever reached the port, so nothing is parsed that this pattern did not bound (an
+# expiry of thousands of digits made int() raise, and the call end UNKNOWN).
+_TOKEN_RE = re.compile(
+    r"v1:(?P<caller>[a-z][a-z0-9_-]{0,31}):(?P<audience>[a-z][a-z0-9_-]{0,31}):(?P<expiry>[0-9]{1,12})"
+    r":(?P<nonce>[0-9a-f]{1,64}):(?P<signature>[0-9a-f]{64})",
+    re.ASCII,
+)
 
 
 def _signature(secret: bytes, caller: str, audience: str, method: str, expiry: int, nonce: str) -> str:
@@ -99,13 +108,13 @@ class CallPolicy:
                 f"the {service} service answers only the other services of this deployment: this call carries no "
                 f"service token ({METADATA_KEY}); use the gateway's API instead",
             )
-        parts = token.split(":")
-        if len(parts) != 6 or parts[0] != _VERSION or not parts[3].isdigit():
+        parsed = _TOKEN_RE.fullmatch(token)
+        if parsed is None:
             raise ServiceAuthError(
                 grpc.StatusCode.UNAUTHENTICATED, f"malformed service token for the {service} service"
             )
-        _, caller, audience, expiry_text, nonce, signature = parts
-        expiry = int(expiry_text)
+        caller, audience, nonce, signature = parsed["caller"], parsed["audience"], parsed["nonce"], parsed["signature"]
+        expiry = int(parsed["expiry"])
         if not hmac.compare_digest(signature, _signature(self.secret, caller, audience, method, expiry, nonce)):
             raise ServiceAuthError(
                 grpc.StatusCode.UNAUTHENTICATED,
