@@ -24,7 +24,7 @@ from enum import StrEnum
 from vibe.platform.api_keys import ApiKey, ApiKeyStore, KeyRing, Scope, check_name, looks_like_key, parse_scopes
 from vibe.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from vibe.platform.telemetry import bind_session
-from vibe.platform.validation import check_id, check_text
+from vibe.platform.validation import check_candidate_id, check_id, check_text
 from vibe.services.gateway.chat import Chat, ChatEvent
 from vibe.services.gateway.limits import Limits
 from vibe.services.gateway.report import report_from_json
@@ -36,6 +36,7 @@ from vibe.services.gateway.timing import SessionClock
 from vibe.services.gateway.views import CandidateReport, candidate_view, progress_shown, shown
 from vibe.services.gateway.visible import VisibleTests
 from vibe_api.gateway.v1 import gateway_pb2
+from vibe_api.scoring.v1 import scoring_pb2
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,20 @@ class GuardedGateway:
     visible: VisibleTests
     clock: SessionClock  # the session's time limit
 
-    async def create_session(self, cred: Credential, candidate_id: str, problem_id: str) -> tuple[SessionRow, str]:
+    async def create_session(
+        self, cred: Credential, candidate_id: str, problem_id: str
+    ) -> tuple[SessionRow, str, scoring_pb2.Problem]:
+        """The new session, its token and its problem. Everything that can fail is asked
+        before the session is written: its token is shown only in this answer, so a session
+        stored for an answer that then failed (the scoring service down for the problem's
+        statement) would be one nobody can use, and the retry would store another."""
         key = await self.access.backend(cred, Scope.SESSIONS_CREATE, "CreateSession")
-        check_text("candidate_id", candidate_id)
-        check_text("problem_id", problem_id)
+        check_candidate_id(check_text("candidate_id", candidate_id))
+        problem = await self.sessions.problem(check_id("problem_id", check_text("problem_id", problem_id)))
         async with self.limits.new_session(key.key_id):
             session, token = await self.sessions.create(candidate_id, problem_id, key.key_id)
         self.review_store.remember_owner(session.session_id, key.key_id)
-        return session, token
+        return session, token, problem
 
     async def get_session(self, cred: Credential, session_id: str) -> tuple[SessionRow, list[MessageRow]]:
         session_id = session_key(session_id)
