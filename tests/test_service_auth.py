@@ -11,17 +11,21 @@ import sys
 import time
 from typing import Any
 
+import aiohttp
 import grpc
 import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.faults import service_process
 from tests.support.stack import Stack, internal_channel, new_candidate
 from vibe.platform.service_auth import METADATA_KEY, CallPolicy, ServiceAuthError, sign
 from vibe_api.evaluator.v1 import evaluator_pb2, evaluator_pb2_grpc
+from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_api.scoring.v1 import scoring_pb2, scoring_pb2_grpc
 from vibe_api.tutor.v1 import tutor_pb2
+from vibe_dev.stack import free_port
 
 SERVICES = {
     "tutor": tutor_pb2.DESCRIPTOR.services_by_name["Tutor"],
@@ -182,3 +186,68 @@ def test_a_service_without_the_secret_refuses_to_start(isolated_env: dict[str, s
         unreadable.returncode == 2
         and "VIBE_SERVICE_SECRET_FILE='/nonexistent/secret' cannot be read" in unreadable.stderr
     )
+
+
+async def test_a_gateway_refused_by_the_internal_services_answers_unavailable_and_stores_nothing(
+    stack: Stack,
+) -> None:
+    """A gateway with another VIBE_SERVICE_SECRET (a rotation half done): every internal
+    service refuses its calls. That is our fault, not the backend's or the candidate's:
+    UNAVAILABLE (retryable) without our internals, never a 401/403 about the caller's own
+    credential; and no session is stored for a CreateSession whose answer failed (its
+    token would be lost, and the retry would store another)."""
+    grpc_addr, http_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    upstreams = {
+        "TUTOR_ADDR": stack.addrs.tutor,
+        "EVALUATOR_ADDR": stack.addrs.evaluator,
+        "SCORING_ADDR": stack.addrs.scoring,
+        "GATEWAY_HTTP_ADDR": http_addr,
+        "VIBE_SERVICE_SECRET": secrets.token_hex(32),
+    }
+    async with (
+        service_process(stack, "vibe.services.gateway", "GATEWAY_ADDR", grpc_addr, **upstreams),
+        grpc.aio.insecure_channel(grpc_addr) as channel,
+    ):
+        gateway = gateway_pb2_grpc.GatewayStub(channel)
+        err = await _refused(
+            gateway.CreateSession(
+                gateway_pb2.CreateSessionRequest(candidate_id="c", problem_id="two-sum"), metadata=stack.key_auth
+            )
+        )
+        assert err.code() == grpc.StatusCode.UNAVAILABLE, (err.code(), err.details())
+        assert "VIBE_SERVICE_SECRET" not in (err.details() or "") and "token" not in (err.details() or "")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://{http_addr}/api/problems") as r:
+                assert r.status == 503, await r.text()
+            async with http.post(
+                f"http://{http_addr}/api/sessions",
+                json={"candidate_id": "c", "problem_id": "two-sum"},
+                headers={"X-API-Key": stack.api_key},
+            ) as r:
+                assert r.status == 503, await r.text()
+                assert (await r.json())["error"]["code"] == "UNAVAILABLE"
+        # A session of the stack's own gateway: its candidate's chat and visible-test run
+        # through the refused gateway are UNAVAILABLE too, and store nothing.
+        candidate = await new_candidate(stack)
+        chat = gateway.Chat(
+            gateway_pb2.ChatRequest(session_id=candidate.session_id, message="Which structure helps?"),
+            metadata=candidate.auth,
+        )
+        err = await _refused(_drain(chat))
+        assert err.code() == grpc.StatusCode.UNAVAILABLE, (err.code(), err.details())
+        run = gateway.RunVisibleTests(
+            gateway_pb2.RunVisibleTestsRequest(session_id=candidate.session_id, language="python", code="print(1)"),
+            metadata=candidate.auth,
+        )
+        err = await _refused(run)
+        assert err.code() == grpc.StatusCode.UNAVAILABLE, (err.code(), err.details())
+    conn = await stack.db()
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM sessions") == 1, "only the stack's own session"
+        assert await conn.fetchval("SELECT count(*) FROM messages") == 0
+    finally:
+        await conn.close()
+
+
+async def _drain(call: Any) -> list[Any]:
+    return [event async for event in call]
