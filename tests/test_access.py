@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -364,6 +365,21 @@ async def test_credentials_that_are_not_text_are_refused_never_a_server_error(st
         assert await db.fetchval("SELECT count(*) FROM sessions") == 1
     finally:
         await db.close()
+
+
+async def test_a_session_token_never_reads_as_an_api_key(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """token_urlsafe starts a token with 'vk_' once in 64^3 draws, and a credential that
+    starts so is taken for a key: that session's candidate was refused every call (401
+    'malformed API key'). Here the first draw is such a token."""
+    real = secrets.token_urlsafe
+    draws = iter(["vk_" + real(32)[3:]])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n=None: next(draws, None) or real(n))
+    candidate = await new_candidate(stack)
+    monkeypatch.undo()
+    assert next(draws, None) is None, "the session's token was drawn"
+    events = await candidate.chat("Which data structure finds the complement in O(1)?")  # was UNAUTHENTICATED
+    assert events[-1].WhichOneof("event") == "completed"
+    assert not candidate.token.startswith("vk_")
 
 
 # --- what the candidate sees --------------------------------------------------------------
