@@ -183,7 +183,7 @@ class GuardedGateway:
         token = await self.access.candidate(cred, session_id, "Submit")
         check_text("language", language)
         check_text("code", code, multiline=True)
-        async with self.limits.stream(await self.review_store.owner(session_id)):
+        async with self.limits.stream(session_id, await self.review_store.owner(session_id)):
             events = self.submit_core.submit(session_id, token, language, code, idempotency_key)
             # Only a graded session can have been released, and a graded session's submit
             # yields its stored report at once: the view is fixed before the first event.
