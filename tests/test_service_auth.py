@@ -61,13 +61,13 @@ def _malformed_tokens(service: str) -> list[str]:
     before any part is used (an expiry of 5000 digits made int() raise: UNKNOWN)."""
     signature = "0" * 64
     return [
-        "v1:gateway:bogus",
-        f"v1:gateway:{service}:{'9' * 5000}:00ff:{signature}",
-        f"v1:gateway:{service}:-1:00ff:{signature}",
-        f"v1:gateway:{service}:1e9:00ff:{signature}",
-        f"v2:gateway:{service}:{int(time.time())}:00ff:{signature}",
-        f"v1:gateway:{service}:{int(time.time())}:00ff:{signature}:extra",
-        f"v1:gateway:{service}:{int(time.time())}:00ff:{signature[:-1]}",
+        "v2:gateway:bogus",
+        f"v2:gateway:{service}:{'9' * 5000}:00ff:{signature}",
+        f"v2:gateway:{service}:-1:00ff:{signature}",
+        f"v2:gateway:{service}:1e9:00ff:{signature}",
+        f"v1:gateway:{service}:{int(time.time())}:00ff:{signature}",  # the version that signed no request
+        f"v2:gateway:{service}:{int(time.time())}:00ff:{signature}:extra",
+        f"v2:gateway:{service}:{int(time.time())}:00ff:{signature[:-1]}",
     ]
 
 
@@ -132,6 +132,67 @@ async def test_the_forgeries_of_the_issue_are_refused_and_the_gateway_still_work
     assert report.scores.grade, "the gateway's own calls are signed and answered"
 
 
+async def test_a_signed_call_with_another_request_is_refused(stack: Stack) -> None:
+    """Someone who saw the gateway's signed GradeSession on the wire and sends its token
+    with other scores, or its CheckCode's token with other code: refused, the signature
+    covers the request's bytes. The call sent again unchanged is answered (the documented
+    limit: a token is good for its one request for a minute), and changes nothing: the
+    internal calls are idempotent or fenced."""
+    candidate = await new_candidate(stack)
+    secret = stack.env["VIBE_SERVICE_SECRET"].encode()
+    grade = "/vibe.scoring.v1.Scoring/GradeSession"
+    honest = scoring_pb2.GradeSessionRequest(session_id=candidate.session_id, correctness_score=10, fence=1)
+    token = sign(secret, "gateway", "scoring", grade, honest.SerializeToString())
+    forged = scoring_pb2.GradeSessionRequest(
+        session_id=candidate.session_id,
+        holistic_flow_score=100,
+        aggregate_turn_score=100,
+        performance_score=100,
+        correctness_score=100,
+        fence=1,
+    )
+    async with grpc.aio.insecure_channel(stack.addrs.scoring) as plain:
+        scoring = scoring_pb2_grpc.ScoringStub(plain)
+        err = await _refused(scoring.GradeSession(forged, metadata=((METADATA_KEY, token),)))
+        assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "signature does not match" in (err.details() or "")
+        check = "/vibe.scoring.v1.Scoring/CheckCode"
+        seen = scoring_pb2.CheckCodeRequest(problem_id="two-sum", language="python", code="print(1)")
+        token_of_check = sign(secret, "gateway", "scoring", check, seen.SerializeToString())
+        swapped = scoring_pb2.CheckCodeRequest(problem_id="two-sum", language="python", code="print(2)")
+        err = await _refused(scoring.CheckCode(swapped, metadata=((METADATA_KEY, token_of_check),)))
+        assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+        # A streamed reply's token for one session does not stream another's.
+        tutor_token = sign(
+            secret,
+            "gateway",
+            "tutor",
+            "/vibe.tutor.v1.Tutor/StreamReply",
+            tutor_pb2.StreamReplyRequest(
+                session_id="other", turn=1, problem_id="two-sum", message="hi"
+            ).SerializeToString(),
+        )
+    async with grpc.aio.insecure_channel(stack.addrs.tutor) as plain:
+        reply = plain.unary_stream(
+            "/vibe.tutor.v1.Tutor/StreamReply",
+            request_serializer=tutor_pb2.StreamReplyRequest.SerializeToString,
+            response_deserializer=tutor_pb2.StreamReplyResponse.FromString,
+        )(
+            tutor_pb2.StreamReplyRequest(session_id=candidate.session_id, turn=1, problem_id="two-sum", message="hi"),
+            metadata=((METADATA_KEY, tutor_token),),
+        )
+        err = await _refused(reply.read())
+        assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    async with grpc.aio.insecure_channel(stack.addrs.scoring) as plain:
+        replayed = await scoring_pb2_grpc.ScoringStub(plain).GradeSession(honest, metadata=((METADATA_KEY, token),))
+        assert replayed.grade, "the unchanged call is the one that was signed"
+    conn = await stack.db()
+    try:
+        scores = await conn.fetch("SELECT correctness_score FROM final_scores")
+        assert [r["correctness_score"] for r in scores] == [10], "no forged score was stored"
+    finally:
+        await conn.close()
+
+
 async def test_health_and_reflection_need_no_token(stack: Stack) -> None:
     for service in SERVICES:
         async with grpc.aio.insecure_channel(getattr(stack.addrs, service)) as channel:
@@ -147,20 +208,24 @@ def test_a_token_is_bound_to_its_method_audience_and_time() -> None:
     )
     method = "/vibe.scoring.v1.Scoring/GradeSession"
     now = time.time()
-    token = sign(secret.encode(), "gateway", "scoring", method, now=now)
-    assert policy.check(method, token, now=now) == "gateway"
+    body = scoring_pb2.GradeSessionRequest(session_id="s", correctness_score=40).SerializeToString()
+    token = sign(secret.encode(), "gateway", "scoring", method, body, now=now)
+    assert policy.check(method, token, body, now=now) == "gateway"
     with pytest.raises(ServiceAuthError, match="signature does not match"):
-        policy.check("/vibe.scoring.v1.Scoring/CheckCode", token, now=now)  # signed for another method
+        policy.check("/vibe.scoring.v1.Scoring/CheckCode", token, body, now=now)  # signed for another method
+    other = scoring_pb2.GradeSessionRequest(session_id="s", correctness_score=100).SerializeToString()
+    with pytest.raises(ServiceAuthError, match="signature does not match"):
+        policy.check(method, token, other, now=now)  # signed for another request
     with pytest.raises(ServiceAuthError, match="expired service token"):
-        policy.check(method, token, now=now + 120)
+        policy.check(method, token, body, now=now + 120)
     with pytest.raises(ServiceAuthError, match="too far ahead"):
-        policy.check(method, sign(secret.encode(), "gateway", "scoring", method, now=now + 600), now=now)
+        policy.check(method, sign(secret.encode(), "gateway", "scoring", method, body, now=now + 600), body, now=now)
     tampered = token.replace(":gateway:", ":evaluator:")
     with pytest.raises(ServiceAuthError, match="signature does not match"):
-        policy.check(method, tampered, now=now)
+        policy.check(method, tampered, body, now=now)
     for malformed in _malformed_tokens("scoring"):
         with pytest.raises(ServiceAuthError, match="malformed"):
-            policy.check(method, malformed, now=now)
+            policy.check(method, malformed, body, now=now)
     with pytest.raises(ValueError, match="no method"):
         CallPolicy.declare("scoring", secret, SERVICES["scoring"], {"Grade": ["gateway"]})
 
