@@ -5,7 +5,10 @@ the CLI, and what the candidate sees of the report under each VIBE_CANDIDATE_REP
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -311,6 +314,72 @@ async def test_every_http_endpoint_against_every_kind_of_credential(stack: Stack
         for path in ("/", "/healthz", "/api/problems", "/api/openapi.json"):
             async with http.get(base + path) as r:
                 assert r.status == 200, path
+
+
+async def _raw_http(addr: str, request: bytes) -> tuple[int, dict[str, Any]]:
+    """`request` as bytes on the wire (aiohttp's client will not send header bytes that are
+    no text): the status and the JSON body of the answer."""
+    host, _, port = addr.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(request)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"application/json" in head, answer[:300]
+    return status, json.loads(body)
+
+
+async def test_credentials_that_are_not_text_are_refused_never_a_server_error(stack: Stack) -> None:
+    """Header bytes that are no UTF-8 (aiohttp reads them with surrogate escapes) where a
+    key's secret or a session token goes: 401/403 in the JSON model, never a 500 (the
+    secret was hashed as UTF-8 and raised); nothing is created."""
+    candidate = await new_candidate(stack)
+    body = json.dumps({"candidate_id": "c", "problem_id": "two-sum"}).encode()
+    key_id = stack.api_key.split("_")[1]
+    for header in (
+        b"X-API-Key: vk_" + key_id.encode() + b"_\xff\xfe0123456789abcdefghij",
+        b"Authorization: Bearer vk_" + key_id.encode() + b"_\xed\xa0\x800123456789abcdefghij",
+        b"Authorization: Bearer vk_abcdefgh_0123456789abcdefghij\x80",
+        b"X-API-Key: " + stack.api_key.encode() + b"\xc3",
+    ):
+        request = (
+            b"POST /api/sessions HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n%s\r\nConnection: close\r\n\r\n%s" % (len(body), header, body)
+        )
+        status, answer = await _raw_http(stack.addrs.http, request)
+        assert status == 401 and answer["error"]["code"] == "UNAUTHENTICATED", (header, status, answer)
+        assert "malformed API key" in answer["error"]["message"], answer
+    for token in (b"\xff\xfe", b"\xed\xa0\x80" + candidate.token.encode()):
+        request = (
+            b"GET /api/sessions/%s HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer %s\r\n"
+            b"Connection: close\r\n\r\n" % (candidate.session_id.encode(), token)
+        )
+        status, answer = await _raw_http(stack.addrs.http, request)
+        assert status == 403 and answer["error"]["code"] == "PERMISSION_DENIED", (token, status, answer)
+    db = await stack.db()
+    try:
+        assert await db.fetchval("SELECT count(*) FROM sessions") == 1
+    finally:
+        await db.close()
+
+
+async def test_a_session_token_never_reads_as_an_api_key(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """token_urlsafe starts a token with 'vk_' once in 64^3 draws, and a credential that
+    starts so is taken for a key: that session's candidate was refused every call (401
+    'malformed API key'). Here the first draw is such a token."""
+    real = secrets.token_urlsafe
+    draws = iter(["vk_" + real(32)[3:]])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n=None: next(draws, None) or real(n))
+    candidate = await new_candidate(stack)
+    monkeypatch.undo()
+    assert next(draws, None) is None, "the session's token was drawn"
+    events = await candidate.chat("Which data structure finds the complement in O(1)?")  # was UNAUTHENTICATED
+    assert events[-1].WhichOneof("event") == "completed"
+    assert not candidate.token.startswith("vk_")
 
 
 # --- what the candidate sees --------------------------------------------------------------

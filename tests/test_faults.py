@@ -16,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import time
 import uuid
+from pathlib import Path
 
 import grpc
+import pytest
 from google.protobuf import json_format
 
 from tests.support.faults import (
@@ -29,11 +32,13 @@ from tests.support.faults import (
     chat_turn,
     completed_turn,
     eventually,
+    reported,
     resend,
     service_process,
     submit,
 )
-from tests.support.stack import Candidate, Stack, StartStack, evaluation_runs, gemini_stack, new_candidate
+from tests.support.stack import REFERENCE, Candidate, Stack, StartStack, evaluation_runs, gemini_stack, new_candidate
+from vibe.services.scoring.cgroups import CgroupTree
 from vibe_api.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 from vibe_dev.devinfra import private_postgres, private_redis
 from vibe_dev.fake_gemini import FakeGemini, Reply
@@ -397,3 +402,114 @@ async def test_an_llm_429_storm_is_ridden_out(start_stack: StartStack, fake: Fak
         await assert_intact(stack, {c.session_id: [FIRST, SECOND] for c in candidates})
     assert ledger.codes["UNAVAILABLE"] > 0, "the storm was felt"
     ledger.only_retryable()
+
+
+SLOW_REFERENCE = "import time\ntime.sleep(0.7)\n" + REFERENCE  # each test run takes a while: killed mid-job
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes under `pid` (its sandbox servers, their runs), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+async def test_scoring_killed_mid_submit_grades_nothing_until_it_is_back_and_leaves_nothing_behind(
+    start_stack: StartStack,
+) -> None:
+    """The scoring service SIGKILLed while it runs a submission's tests: the submit is
+    UNAVAILABLE (retryable) and nothing is graded from the failure; while it is down a
+    CreateSession is UNAVAILABLE and stores no session (its token would be lost with the
+    answer); its sandbox runs die with it and the next scoring service sweeps their
+    cgroups; once it is back the retried submit is graded once."""
+    ledger = Ledger()
+    async with asyncio.timeout(BOUND_S), start_stack(EVALUATOR_WORKERS="0") as stack:
+        scoring_addr, gateway_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        upstreams = {
+            "TUTOR_ADDR": stack.addrs.tutor,
+            "EVALUATOR_ADDR": stack.addrs.evaluator,
+            "SCORING_ADDR": scoring_addr,
+            "GATEWAY_HTTP_ADDR": "",
+        }
+
+        def scoring() -> contextlib.AbstractAsyncContextManager[asyncio.subprocess.Process]:
+            return service_process(stack, "vibe.services.scoring", "SCORING_ADDR", scoring_addr)
+
+        async with (
+            service_process(stack, "vibe.services.gateway", "GATEWAY_ADDR", gateway_addr, **upstreams),
+            grpc.aio.insecure_channel(gateway_addr) as channel,
+        ):
+            stub = gateway_pb2_grpc.GatewayStub(channel)
+            async with scoring() as victim:
+                candidate = await new_candidate_on(stub, stack.env["VIBE_API_KEY"])
+                assert await chat_turn(ledger, candidate, FIRST) == 1
+                call = stub.Submit(
+                    gateway_pb2.SubmitRequest(
+                        session_id=candidate.session_id, language="python", code=SLOW_REFERENCE, idempotency_key="s1"
+                    ),
+                    metadata=candidate.auth,
+                )
+                runs: set[int] = set()
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    async for event in call:
+                        if event.WhichOneof("event") == "progress" and event.progress.stage == "tests" and not runs:
+
+                            async def running() -> bool:
+                                runs.update(_descendants(victim.pid))
+                                return any("solution" in _cmdline(p) for p in runs)
+
+                            await eventually(running, 30, "the submission's tests run in the sandbox")
+                            victim.send_signal(signal.SIGKILL)
+                            await victim.wait()
+                assert await call.code() == grpc.StatusCode.UNAVAILABLE, await call.details()
+
+                async def runs_gone() -> bool:
+                    return not any(_cmdline(p) for p in runs)  # "" once a process is gone
+
+                await eventually(runs_gone, 5, "the dead service's sandbox runs are gone")
+
+            # Down: a new session is refused and not stored; the submit is retryable, not graded.
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await new_candidate_on(stub, stack.env["VIBE_API_KEY"])
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE, refused.value.details()
+            db = await stack.db()
+            try:
+                assert await db.fetchval("SELECT count(*) FROM sessions") == 1, "no session for a failed create"
+                assert await db.fetchval("SELECT count(*) FROM final_scores") == 0
+                assert await db.fetchval("SELECT count(*) FROM submissions WHERE report IS NOT NULL") == 0
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await candidate.submit(SLOW_REFERENCE, key="s1")
+                assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+                async with scoring():
+                    swept = [
+                        entry
+                        for base in CgroupTree.detect().bases.values()
+                        for entry in os.listdir(base)
+                        if entry.startswith(f"vibe-sandbox-{victim.pid}-")
+                    ]
+                    assert swept == [], "the restarted service swept the dead one's cgroups"
+                    report = reported(await ledger.until_done(lambda: candidate.submit(SLOW_REFERENCE, key="s1"), 60))
+                assert report.code.passed == report.code.total > 0 and report.scores.grade
+                assert await db.fetchval("SELECT count(*) FROM final_scores") == 1
+                total = await db.fetchval("SELECT count(*) FROM test_results")
+                assert total == report.code.total, "the test results are stored once"
+            finally:
+                await db.close()
+    ledger.only_retryable()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

@@ -17,7 +17,7 @@ from vibe.platform.errors import ResourceExhausted
 from vibe.platform.hot_state import Keys
 from vibe.platform.leases import Lease
 from vibe.platform.limits import Refused, Slots
-from vibe.services.gateway.limits import Limits
+from vibe.services.gateway.limits import STREAMS_PER_SESSION, Limits
 from vibe_api.gateway.v1 import gateway_pb2
 
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -169,6 +169,45 @@ async def test_concurrent_streams_per_key(start_stack: StartStack) -> None:
         assert events[-1].WhichOneof("event") == "completed"
         # And when it ends normally.
         assert (await a.chat("And me again?"))[-1].WhichOneof("event") == "completed"
+
+
+async def test_one_candidate_cannot_take_the_keys_stream_slots_from_the_others(start_stack: StartStack) -> None:
+    """The key's stream slots are shared by all its candidates, and a submit waits for
+    the session's submit still grading, holding a slot: five submits of one session held
+    all five slots and the key's other candidates were refused. A session now streams at
+    most STREAMS_PER_SESSION at once; its extra submits are ABORTED (retryable, as a
+    second chat while one streams), the other candidates chat."""
+    settings = {"VIBE_LIMIT_STREAMS_PER_KEY": "5", "VIBE_OFFLINE_LATENCY_MS": "1500", "EVALUATOR_WORKERS": "0"}
+    async with start_stack(**settings) as stack:
+        a = await new_candidate(stack, candidate_id="a")
+        b = await new_candidate(stack, candidate_id="b")
+        await a.chat("Which data structure finds the complement in O(1)?")
+
+        async def submitted(key: str) -> str | grpc.aio.AioRpcError:
+            try:
+                events = await a.submit(REFERENCE, key=key)
+            except grpc.aio.AioRpcError as exc:
+                return exc
+            return str(events[-1].WhichOneof("event"))
+
+        submits = [asyncio.create_task(submitted(f"retry-{i}")) for i in range(5)]
+        redis = stack.redis()
+        try:
+            slots = stack.key(f"limit:streams:{stack.api_key.split('_')[1]}")
+            for _ in range(250):  # every submit holds a slot of the key or was refused
+                if await redis.zcard(slots) + sum(t.done() for t in submits) == len(submits):
+                    break
+                await asyncio.sleep(0.02)
+            # A's grading (the turn's evaluation) is still running: B's chat gets a slot.
+            assert (await b.chat("How do I start?"))[-1].WhichOneof("event") == "completed"
+        finally:
+            await redis.aclose()
+        outcomes = await asyncio.gather(*submits)
+        refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+        assert outcomes.count("report") >= 1 and len(refused) >= len(submits) - STREAMS_PER_SESSION, outcomes
+        for err in refused:
+            assert err.code() == grpc.StatusCode.ABORTED, err.details()
+            assert "3 chats and submits of this session are streaming already" in (err.details() or "")
 
 
 async def test_a_dead_holders_slot_expires(stack: Stack) -> None:

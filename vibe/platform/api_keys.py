@@ -28,7 +28,11 @@ from vibe.platform.errors import InvalidArgument, NotFound, Unauthenticated
 from vibe.platform.validation import shown
 
 KEY_PREFIX = "vk_"
-_ID_RE = re.compile(r"^[a-z0-9]{8,32}$")
+_ID_RE = re.compile(r"[a-z0-9]{8,32}", re.ASCII)
+# What new_key's secrets are made of (secrets.token_urlsafe): the shape of a presented
+# secret is checked before it is hashed, so bytes that are no text (an HTTP header is
+# read as UTF-8 with surrogate escapes) are a malformed key, not an encoding error (500).
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{16,256}", re.ASCII)
 _HEX_RE = re.compile(r"^[0-9a-f]{64}$")
 _NAME_RE = re.compile(r"^[^:,\s][^:,]{0,99}$")
 MAX_NAME_CHARS = 100
@@ -82,7 +86,7 @@ def split_key(presented: str) -> tuple[str, str] | None:
     if not presented.startswith(KEY_PREFIX):
         return None
     key_id, sep, secret = presented[len(KEY_PREFIX) :].partition("_")
-    if not sep or not _ID_RE.match(key_id) or len(secret) < 16:
+    if not sep or not _ID_RE.fullmatch(key_id) or not _SECRET_RE.fullmatch(secret):
         return None
     return key_id, secret
 
@@ -145,7 +149,7 @@ def parse_settings_keys(raw: str) -> tuple[tuple[SettingsKey, ...], list[str]]:
         problems = []
         if not _NAME_RE.match(name):
             problems.append("its name is empty or too long")
-        if not _ID_RE.match(key_id):
+        if not _ID_RE.fullmatch(key_id):
             problems.append("its id is not 8-32 lowercase letters and digits")
         elif key_id in seen:
             problems.append(f"its id {key_id} is already used by another entry")

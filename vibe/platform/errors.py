@@ -94,11 +94,29 @@ class DeadlineExceeded(ServiceError):
 _HTTP_BY_CODE = {cls.code: cls.http_status for cls in ServiceError.__subclasses__()}
 
 
+# What an internal service answers about the caller itself, which is always one of our
+# services: never the end caller's doing.
+_REFUSED_OUR_CALL = frozenset(
+    {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNIMPLEMENTED}
+)
+
+
 def from_rpc_error(exc: grpc.aio.AioRpcError, upstream: str) -> ServiceError:
     """An error from a service we called, restated for our own caller."""
     code = exc.code()
-    if code == grpc.StatusCode.UNAVAILABLE:
+    if code in _REFUSED_OUR_CALL:
+        # The upstream refused *our* call (its service token, or a method it lacks: a
+        # VIBE_SERVICE_SECRET or a version that differs between services). Passed on, the
+        # caller would read a 401/403 about its own credential, and the message would show
+        # our internals: it is our fault, for operators to fix, and retryable (a rolling
+        # change of the secret or of a version settles).
+        log.error(
+            "an internal service refused the call",
+            extra={"upstream": upstream, "code": code.name, "detail": exc.details()},
+        )
         err: ServiceError = Unavailable(f"the {upstream} service is unavailable right now; please retry")
+    elif code == grpc.StatusCode.UNAVAILABLE:
+        err = Unavailable(f"the {upstream} service is unavailable right now; please retry")
     elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
         err = DeadlineExceeded(f"the {upstream} service did not answer in time; please retry")
     else:

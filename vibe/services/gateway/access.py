@@ -33,7 +33,7 @@ from vibe.platform.api_keys import (
 )
 from vibe.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from vibe.platform.telemetry import bind_session
-from vibe.platform.validation import check_id, check_text
+from vibe.platform.validation import check_candidate_id, check_id, check_text
 from vibe.services.gateway.chat import Chat, ChatEvent
 from vibe.services.gateway.limits import Limits
 from vibe.services.gateway.report import report_from_json
@@ -45,6 +45,7 @@ from vibe.services.gateway.timing import SessionClock
 from vibe.services.gateway.views import CandidateReport, candidate_view, progress_shown, shown
 from vibe.services.gateway.visible import VisibleTests
 from vibe_api.gateway.v1 import gateway_pb2
+from vibe_api.scoring.v1 import scoring_pb2
 
 
 @dataclass(frozen=True)
@@ -139,14 +140,20 @@ class GuardedGateway:
     visible: VisibleTests
     clock: SessionClock  # the session's time limit
 
-    async def create_session(self, cred: Credential, candidate_id: str, problem_id: str) -> tuple[SessionRow, str]:
+    async def create_session(
+        self, cred: Credential, candidate_id: str, problem_id: str
+    ) -> tuple[SessionRow, str, scoring_pb2.Problem]:
+        """The new session, its token and its problem. Everything that can fail is asked
+        before the session is written: its token is shown only in this answer, so a session
+        stored for an answer that then failed (the scoring service down for the problem's
+        statement) would be one nobody can use, and the retry would store another."""
         key = await self.access.backend(cred, Scope.SESSIONS_CREATE, "CreateSession")
-        check_text("candidate_id", candidate_id)
-        check_text("problem_id", problem_id)
+        check_candidate_id(check_text("candidate_id", candidate_id))
+        problem = await self.sessions.problem(check_id("problem_id", check_text("problem_id", problem_id)))
         async with self.limits.new_session(key.key_id):
             session, token = await self.sessions.create(candidate_id, problem_id, key.key_id)
         self.review_store.remember_owner(session.session_id, key.key_id)
-        return session, token
+        return session, token, problem
 
     async def get_session(self, cred: Credential, session_id: str) -> tuple[SessionRow, list[MessageRow]]:
         session_id = session_key(session_id)
@@ -185,7 +192,7 @@ class GuardedGateway:
         token = await self.access.candidate(cred, session_id, "Submit")
         check_text("language", language)
         check_text("code", code, multiline=True)
-        async with self.limits.stream(await self.review_store.owner(session_id)):
+        async with self.limits.stream(session_id, await self.review_store.owner(session_id)):
             events = self.submit_core.submit(session_id, token, language, code, idempotency_key)
             # Only a graded session can have been released, and a graded session's submit
             # yields its stored report at once: the view is fixed before the first event.

@@ -211,10 +211,9 @@ async def list_problems(request: web.Request) -> web.Response:
 async def create_session(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     body = await _body(request, "candidate_id", "problem_id")
-    session, token = await gateway.guarded.create_session(
+    session, token, problem = await gateway.guarded.create_session(
         credential_of(request), body["candidate_id"], body["problem_id"]
     )
-    problem = await gateway.sessions.problem(session.problem_id)
     return web.json_response(
         {"session": _pb(session_to_pb(session, problem=problem, clock=gateway.clock)), "session_token": token},
         status=201,

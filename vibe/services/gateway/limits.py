@@ -7,7 +7,12 @@
 - sessions per key per hour (a sliding window in Redis);
 - concurrent streams per key: chats and submits streaming at once over the sessions the
   key created (leased slots in Redis, freed when the stream ends however it ends, and
-  by expiry within STREAM_LEASE_S when the gateway holding them dies).
+  by expiry within STREAM_LEASE_S when the gateway holding them dies);
+- and, refused ABORTED like a second chat while one streams, more than
+  STREAMS_PER_SESSION chats and submits of one session at once (leased the same way): the
+  key's slots are shared by all its candidates, so without this one candidate could hold
+  them all (a submit waits for the session's submit still grading, a keyed chat for its
+  first attempt) and refuse every other candidate of the key.
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ from typing import NoReturn
 import redis.asyncio as aioredis
 
 from vibe.platform.config import AccessSettings
-from vibe.platform.errors import ResourceExhausted
+from vibe.platform.errors import Aborted, ResourceExhausted
 from vibe.platform.hot_state import Keys
 from vibe.platform.leases import Lease
 from vibe.platform.limits import Refused, SlidingWindow, Slots
 
 STREAM_LEASE_S = 30.0
+# What one session streams at once in honest use: a chat, a retry of it waiting for its
+# first attempt, and a submit (which waits for the chat). More is one candidate taking the
+# key's shared slots from the others.
+STREAMS_PER_SESSION = 3
 
 
 def _seconds(refused: Refused) -> str:
@@ -51,6 +60,7 @@ class Limits:
         self._runs = SlidingWindow(redis, settings.runs_per_minute, 60.0)
         self._sessions = SlidingWindow(redis, settings.sessions_per_key_per_hour, 3600.0)
         self._streams = Slots(redis, settings.streams_per_key, STREAM_LEASE_S)
+        self._session_streams = Slots(redis, STREAMS_PER_SESSION, STREAM_LEASE_S)
 
     def _chat_admitted(self, admitted: str | Refused) -> None:
         if isinstance(admitted, Refused):
@@ -63,37 +73,50 @@ class Limits:
     @contextlib.asynccontextmanager
     async def chat_turn(self, session_id: str, key_id: str | None, lease: Lease) -> AsyncIterator[bool]:
         """`chat`, then `stream`, then `lease.try_acquire()` (the session's chat lease), in
-        one Redis round trip instead of three: they come before the tutor is asked, on
-        every turn. The block holds the stream slot and is given whether the lease was
-        taken (the caller releases it). A refusal is as when they were asked one after
-        another: a refused chat takes nothing (what the pipeline took is given back), a
-        refused slot leaves the chat counted and no lease."""
+        one Redis round trip instead of four: they come before the tutor is asked, on
+        every turn. The block holds the session's and the key's stream slots and is given
+        whether the lease was taken (the caller releases it). A refusal is as when they
+        were asked one after another: a refused chat takes nothing (what the pipeline took
+        is given back), a refused slot leaves the chat counted and no lease or other slot."""
         chats = f"{self.keys.prefix}limit:chats:{session_id}"
+        own_streams = self._session_streams_key(session_id)
         streams = f"{self.keys.prefix}limit:streams:{key_id}"
         # When Redis fails midway, what the scripts took expires by itself (the lease
-        # within VIBE_LEASE_TTL_S, the slot within STREAM_LEASE_S), as before.
+        # within VIBE_LEASE_TTL_S, the slots within STREAM_LEASE_S), as before.
         async with self.redis.pipeline(transaction=False) as pipe:
             ticket = self._chats.admit_on(pipe, chats)
+            own_holder = self._session_streams.take_on(pipe, own_streams)
             holder = self._streams.take_on(pipe, streams) if key_id is not None else ""
             lease.try_acquire_on(pipe)
             results = await pipe.execute()
         taken = lease.took(results[-1])
-        slot = results[1] if key_id is not None else None
+        own_slot = results[1]
+        slot = results[2] if key_id is not None else None
+
+        async def give_back(own: bool) -> None:
+            await asyncio.shield(lease.release())
+            if own and own_slot == 0:
+                await asyncio.shield(self._session_streams.give_back(own_streams, own_holder))
+            if slot == 0:
+                await asyncio.shield(self._streams.give_back(streams, holder))
+
         try:
             self._chat_admitted(SlidingWindow.admitted(ticket, results[0]))
         except ResourceExhausted:
-            await asyncio.shield(lease.release())
-            if slot == 0:
-                await asyncio.shield(self._streams.give_back(streams, holder))
+            await give_back(own=True)
             raise
-        if key_id is None:
-            yield taken
-            return
-        async with self._streams.kept(streams, holder, slot) as refused:
+        async with self._session_streams.kept(own_streams, own_holder, own_slot) as refused:
             if refused is not None:
-                await asyncio.shield(lease.release())
-                self._stream_refused(key_id, refused)
-            yield taken
+                await give_back(own=False)
+                self._session_streams_refused()
+            if key_id is None:
+                yield taken
+                return
+            async with self._streams.kept(streams, holder, slot) as refused:
+                if refused is not None:
+                    await asyncio.shield(lease.release())
+                    self._stream_refused(key_id, refused)
+                yield taken
 
     async def run(self, session_id: str) -> None:
         admitted = await self._runs.admit(f"{self.keys.prefix}limit:runs:{session_id}")
@@ -122,16 +145,30 @@ class Limits:
             raise
 
     @contextlib.asynccontextmanager
-    async def stream(self, key_id: str | None) -> AsyncIterator[None]:
-        """Holds one of the key's stream slots for the block (sessions created without a
-        key, before keys existed, are not counted)."""
-        if key_id is None:
-            yield
-            return
-        async with self._streams.hold(f"{self.keys.prefix}limit:streams:{key_id}") as refused:
+    async def stream(self, session_id: str, key_id: str | None) -> AsyncIterator[None]:
+        """Holds one of the session's and one of the key's stream slots for the block
+        (sessions created without a key, before keys existed, count for the session only)."""
+        async with self._session_streams.hold(self._session_streams_key(session_id)) as refused:
             if refused is not None:
-                self._stream_refused(key_id, refused)
-            yield
+                self._session_streams_refused()
+            if key_id is None:
+                yield
+                return
+            async with self._streams.hold(f"{self.keys.prefix}limit:streams:{key_id}") as refused:
+                if refused is not None:
+                    self._stream_refused(key_id, refused)
+                yield
+
+    def _session_streams_key(self, session_id: str) -> str:
+        return f"{self.keys.prefix}limit:session_streams:{session_id}"
+
+    def _session_streams_refused(self) -> NoReturn:
+        # A conflict within the session, like a second chat while one streams (ABORTED,
+        # retry when it is done), not a limit of the key's.
+        raise Aborted(
+            f"{STREAMS_PER_SESSION} chats and submits of this session are streaming already; "
+            "send again when one of them is done"
+        )
 
     def _stream_refused(self, key_id: str, refused: Refused) -> NoReturn:
         raise ResourceExhausted(

@@ -74,10 +74,9 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         self, request: gateway_pb2.CreateSessionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> gateway_pb2.CreateSessionResponse:
         async with grpc_errors(context):
-            session, token = await self.gateway.guarded.create_session(
+            session, token, problem = await self.gateway.guarded.create_session(
                 credential(context), request.candidate_id, request.problem_id
             )
-            problem = await self.gateway.sessions.problem(session.problem_id)
             return gateway_pb2.CreateSessionResponse(
                 session=session_to_pb(session, problem=problem, clock=self.gateway.clock), session_token=token
             )

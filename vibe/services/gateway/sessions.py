@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import grpc
 import redis.asyncio as aioredis
 
+from vibe.platform.api_keys import looks_like_key
 from vibe.platform.config import GatewaySettings
 from vibe.platform.errors import NotFound, PermissionDenied, Unauthenticated, from_rpc_error
 from vibe.platform.hot_state import Keys
@@ -30,6 +31,15 @@ PROBLEM_LOOKUP_TIMEOUT_S = 10.0
 def hash_token(token: str) -> bytes:
     # surrogatepass: a token is only compared, so any text must hash (and not match) rather than raise.
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def new_session_token() -> str:
+    """A session token, never one that reads as an API key: a credential that starts with
+    `vk_` is taken for a key (access.py), and token_urlsafe starts one that way once in
+    64^3 draws, which locked that session's candidate out (401 'malformed API key')."""
+    while looks_like_key(token := secrets.token_urlsafe(32)):
+        pass
+    return token
 
 
 # Session identities kept in this process (the most recently used): a chat turn authorises
@@ -65,7 +75,7 @@ class Sessions:
         the backend key `api_key_id`."""
         candidate_id = check_candidate_id(candidate_id)
         problem_id = check_id("problem_id", problem_id)
-        token = secrets.token_urlsafe(32)
+        token = new_session_token()
         session = await self.store.create_session(candidate_id, problem_id, hash_token(token), api_key_id)
         # Known now: the session's first chat through this process looks nothing up.
         self._remember(session.session_id, (session.candidate_id, session.problem_id, session.token_hash))

@@ -170,7 +170,10 @@ class GatewayStore:
         except asyncpg.ForeignKeyViolationError:
             raise NotFound(f"no problem {problem_id!r}; ListProblems shows the available ones") from None
         session = _session(row)
-        await self._cache(session)
+        # A copy: a Redis fault here must not fail a create whose session is stored (its
+        # token would be lost with the answer); the identity is read from PostgreSQL then.
+        with hot_copy_optional("fill the session cache"):
+            await self._cache(session)
         return session
 
     async def _cache(self, s: SessionRow) -> None:
