@@ -15,11 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.sandboxes import FAST, MARGIN_S, SLOTS, UID_BASE, existing, run, run_dirs, verdict, wait_gone
+from tests.support.sandboxes import (
+    FAST,
+    MARGIN_S,
+    SLOTS,
+    UID_BASE,
+    existing,
+    run,
+    run_dirs,
+    run_with_late_keeper,
+    verdict,
+    wait_gone,
+)
 from vibe.services.scoring.isolation import IsolationMode
 from vibe.services.scoring.judge import Verdict
 from vibe.services.scoring.languages import language
-from vibe.services.scoring.programs import Program, build
+from vibe.services.scoring.programs import Program, build, execute
 from vibe.services.scoring.sandbox import RunLimits, Sandbox
 
 NAMESPACES, RLIMITS = IsolationMode.NAMESPACES, IsolationMode.RLIMITS
@@ -45,6 +56,63 @@ async def test_normal_run_reports_output_cpu_and_memory(sandbox: Sandbox, lang: 
     assert r.ok and r.stdout == b"10\n" and r.stderr == b""
     assert r.cpu_ms > 0 and r.wall_ms > 0 and r.peak_memory_kb > 1000
     assert r.isolation is sandbox.mode
+
+
+# A program that burns BURN_US of CPU (by its own clock, which counts from its fork) and prints
+# how much it used: the sandbox must never report less than that.
+BURN_CPU = """#include <cstdio>
+#include <ctime>
+static long long cpu_us() {
+    timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return t.tv_sec * 1000000LL + t.tv_nsec / 1000;
+}
+int main() {
+    volatile unsigned long x = 0;
+    while (cpu_us() < BURN_US)
+        for (int i = 0; i < 1000; i++) x = x + i;
+    std::printf("%lld\\n", cpu_us());
+}
+"""
+
+
+async def burner(sandbox: Sandbox, burn_us: int) -> Program:
+    program = await build(sandbox, language("cpp"), BURN_CPU.replace("BURN_US", str(burn_us)))
+    assert isinstance(program, Program), program
+    return program
+
+
+async def test_short_programs_are_charged_all_of_their_cpu_time(sandbox: Sandbox) -> None:
+    """Programs over within a few milliseconds, run back to back: each one's CPU time is all
+    there, never a part of it (nor zero), whenever the launcher got round to looking."""
+    program = await burner(sandbox, 2000)
+    for _ in range(20):
+        r = await execute(sandbox, program, b"", FAST)
+        assert r.ok, r
+        # The program's clock in microseconds; the report's too (cpu_ms has three decimals).
+        assert round(r.cpu_ms * 1000) >= int(r.stdout), (r.cpu_ms, r.stdout)
+
+
+async def test_cpu_time_counts_from_the_programs_start_however_late_the_keeper_looks(isolated: Sandbox) -> None:
+    """The keeper held from before the program starts until after it ended (a loaded machine at
+    its worst): the run's CPU time is still all of the program's."""
+    program = await burner(isolated, 20_000)
+    r, _ = await run_with_late_keeper(isolated, program)
+    assert r.ok, r
+    assert round(r.cpu_ms * 1000) >= int(r.stdout) >= 20_000, (r.cpu_ms, r.stdout)
+    assert r.wall_ms >= 20, r
+
+
+async def test_wall_time_counts_from_the_programs_start_however_late_the_keeper_looks(isolated: Sandbox) -> None:
+    """The keeper held for longer than the wall limit after the program started: once it looks,
+    the limit is over (counted from the program's start, not from when the keeper saw it)."""
+    program = await build(isolated, language("cpp"), SLEEP_FOREVER["cpp"])
+    assert isinstance(program, Program), program
+    held = FAST.wall_time_s + 1.0
+    r, elapsed = await run_with_late_keeper(isolated, program, hold_s=held)
+    assert r.timed_out and verdict(r, "cpp") is Verdict.TIME_LIMIT_EXCEEDED, r
+    assert r.wall_ms >= held * 1000, r
+    assert elapsed < held + MARGIN_S, elapsed
 
 
 async def test_compile_error_is_reported_with_the_compiler_message(sandbox: Sandbox) -> None:

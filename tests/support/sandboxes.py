@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 from vibe.services.scoring.isolation import IsolationMode
@@ -101,3 +103,101 @@ async def run(
 def verdict(result: RunResult, lang: str, limits: RunLimits = FAST) -> Verdict | None:
     found = failure(result, language(lang), limits)
     return None if found is None else found[0]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (its exit and its CPU time are accounted once it is a zombie)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] not in (b"Z", b"X")
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2 : raw.rindex(b")") + 3] in (b"T", b"t")
+
+
+class LateKeeper:
+    """The keeper of a namespaces-mode run at its worst on a loaded machine: descheduled from
+    before the program starts until the program has ended (or for ``hold_s`` of the program's
+    life).  Done for real, with SIGSTOP and SIGCONT on the keeper process of the run.
+
+    :meth:`watch` runs in a thread next to the run; it returns None once it has held the keeper
+    that way, else why not (the run was too quick to catch: the caller runs it again)."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        # The slots' servers and the keepers already there (a run's teardown): not this run's.
+        self.servers = [s.server.proc.pid for s in sandbox._slots if s.server.proc is not None]
+        self.before = {k for s in self.servers for k in _children(s)}
+
+    def _new_run(self) -> tuple[int, int] | None:
+        """A keeper of a run that started since, and the run's init (the proxy), if any."""
+        for keeper in (k for s in self.servers for k in _children(s) if k not in self.before):
+            if (kids := _children(keeper)) and _running(kids[0]):
+                return keeper, kids[0]
+        return None
+
+    def watch(self, hold_s: float | None = None, timeout_s: float = 30.0) -> str | None:
+        deadline = time.monotonic() + timeout_s
+        while (found := self._new_run()) is None:
+            if time.monotonic() > deadline:
+                return "no run started"
+            time.sleep(0.0002)
+        keeper, proxy = found
+        os.kill(keeper, signal.SIGSTOP)
+        try:
+            while not _stopped(keeper):
+                if time.monotonic() > deadline or not _running(keeper):
+                    return "the keeper did not stop"
+                time.sleep(0.0002)
+            # The proxy reports the start only once the program runs (its only child): with no
+            # child yet, the keeper cannot have seen that report before it stopped.
+            if _children(proxy):
+                return "the program had started before the keeper stopped"
+            program, started = None, 0.0
+            while time.monotonic() < deadline:
+                if program is None and (kids := _children(proxy)):
+                    program, started = kids[0], time.monotonic()
+                if program is not None and not _running(program):
+                    return None
+                if program is not None and hold_s is not None and time.monotonic() - started >= hold_s:
+                    return None
+                if program is None and not _running(proxy):
+                    return "the program came and went unseen"
+                time.sleep(0.0005)
+            return "the program did not end"
+        finally:
+            os.kill(keeper, signal.SIGCONT)
+
+
+async def run_with_late_keeper(
+    sandbox: Sandbox, program: Program, limits: RunLimits = FAST, hold_s: float | None = None
+) -> tuple[RunResult, float]:
+    """``program`` run while its keeper is held (see :class:`LateKeeper`): a few attempts, as the
+    holding needs the keeper caught between its run's start and the program's, then a failure."""
+    # Input files the run's init writes into /box before it starts the program: time to catch
+    # the keeper in, on a busy machine too.
+    program = replace(program, files={**program.files, "padding": bytes(16 << 20)})
+    why = None
+    for _ in range(5):
+        late = LateKeeper(sandbox)
+        watcher = asyncio.create_task(asyncio.to_thread(late.watch, hold_s))
+        start = time.monotonic()
+        result = await execute(sandbox, program, b"", limits)
+        elapsed = time.monotonic() - start
+        why = await watcher
+        if why is None:
+            return result, elapsed
+    raise AssertionError(f"could not hold the keeper of a run: {why}")

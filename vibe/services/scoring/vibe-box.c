@@ -26,8 +26,9 @@
  * namespace; the proxy is its init, non-dumpable and hidden by /proc's hidepid=2.  So the
  * candidate cannot signal, ptrace, process_vm_readv, open /proc/<pid>/{fd,mem} of, or pidfd_getfd
  * from either, and neither hands it a descriptor: it starts with stdin, stdout and stderr only.
- * CPU time is the cgroup's (every process and thread of the run) from the moment the program was
- * exec'd, not a number the program's process tree reports about itself.  The seccomp filter is a
+ * CPU time is the cgroup's (every process and thread of the run) from just before the program is
+ * started (read by the proxy, not when the keeper gets round to it), not a number the program's
+ * process tree reports about itself.  The seccomp filter is a
  * second wall: no ptrace, process_vm_*, pidfd_getfd, new namespaces, mount, bpf, perf, io_uring,
  * keyctl, System V IPC, POSIX message queues, sockets but Unix, IP and netlink (vsock, for one,
  * is in no network namespace), or a lower core dump limit (a crash never reaches the host's
@@ -763,9 +764,19 @@ static int proxy_main(int status_fd) {
     if (boxfd < 0) fail_to(status_fd, "open %s: %s", BOX, strerror(errno));
     receive_files(boxfd, status_fd);
 
+    /* The run's CPU time and wall clock start here, before the program exists, and go to the
+     * keeper with the "S" line.  Taken by the keeper when it reads that line, they would miss
+     * whatever the program did until then: all of a short program (it may be over before the
+     * keeper is scheduled), the first milliseconds of any on a busy machine, and as much CPU
+     * and wall time again before the limits bite.  CLOCK_MONOTONIC is the keeper's clock too
+     * (no time namespace).  The few microseconds of our own between here and execve count. */
+    long long cpu_start = cgroup_cpu_us();
+    if (cpu_start < 0) fail_to(status_fd, "cannot read the run's CPU time (%s): %s", C.cg_cpu, strerror(errno));
     long long started = now_us();
     pid_t cand = spawn_candidate(status_fd, -1);
-    if (write_all(status_fd, "S\n", 2) != 0) _exit(1);
+    char start_line[64];
+    int sl = snprintf(start_line, sizeof start_line, "S %lld %lld\n", cpu_start, started);
+    if (write_all(status_fd, start_line, (size_t)sl) != 0) _exit(1);
     stdio_to_devnull();
 
     struct outcome out = {0};
@@ -817,12 +828,13 @@ struct status_reader {
     char buf[512];
     size_t len;
     int started;
-    long long t_start;
+    long long t_start, cpu_start; /* the proxy's, taken before the program was started */
     struct outcome out;
     char err[300];
 };
 
-/* Lines from the proxy: "S" (the program runs), "W ..." (how it ended), "X ..." (set-up failed). */
+/* Lines from the proxy: "S <cgroup CPU us> <monotonic us>" (the program runs; both counters as
+ * they were just before it started), "W ..." (how it ended), "X ..." (set-up failed). */
 static int read_status(int fd, struct status_reader *s) {
     ssize_t n = read(fd, s->buf + s->len, sizeof s->buf - 1 - s->len);
     if (n < 0 && errno == EINTR) return 1;
@@ -832,9 +844,18 @@ static int read_status(int fd, struct status_reader *s) {
     char *nl;
     while ((nl = strchr(s->buf, '\n'))) {
         *nl = 0;
-        if (!strcmp(s->buf, "S") && !s->started) {
-            s->started = 1;
-            s->t_start = now_us();
+        if (s->buf[0] == 'S' && !s->started) {
+            long long cpu, t;
+            char end;
+            /* Ours, never the program's (it holds no descriptor of this pipe); checked anyway:
+             * a start we cannot read is no start to measure from. */
+            if (sscanf(s->buf, "S %lld %lld%c", &cpu, &t, &end) != 2 || cpu < 0 || t <= 0 || t > now_us())
+                snprintf(s->err, sizeof s->err, "the sandbox's init reported a bad start: %.200s", s->buf);
+            else {
+                s->started = 1;
+                s->cpu_start = cpu;
+                s->t_start = t;
+            }
         } else if (s->buf[0] == 'W') {
             sscanf(s->buf, "W %d %d %lld %lld", &s->out.have_status, &s->out.status, &s->out.maxrss_kb, &s->out.wall_us);
         } else if (s->buf[0] == 'X') {
@@ -881,7 +902,17 @@ static int keeper_isolated(void) {
             break;
         }
         int stopping = w.cpu_limit || w.timed_out || w.stopped;
-        long long used = cpu0 >= 0 ? cgroup_cpu_us() - cpu0 : 0;
+        long long used = 0;
+        if (cpu0 >= 0) {
+            long long cpu_now = cgroup_cpu_us();
+            if (cpu_now < 0) {
+                /* A run nobody can hold to its CPU limit is stopped (not graded: our failure). */
+                kill(proxy, SIGKILL);
+                waitpid(proxy, NULL, 0);
+                fail_to(FD_REPORT, "cannot read the run's CPU time (%s): %s", C.cg_cpu, strerror(errno));
+            }
+            used = cpu_now - cpu0;
+        }
         if (!stopping && C.cpu_ms > 0 && used > C.cpu_ms * 1000) {
             w.cpu_limit = 1;
             kill(proxy, SIGKILL);
@@ -905,8 +936,9 @@ static int keeper_isolated(void) {
             int was_started = s.started;
             status_open = read_status(sp[0], &s);
             if (s.started && !was_started) {
-                /* The program runs from here: its CPU time and its wall clock start now. */
-                cpu0 = cgroup_cpu_us();
+                /* The program runs: its CPU time and wall clock count from the proxy's start (see
+                 * proxy_main), however late we got to read it. */
+                cpu0 = s.cpu_start;
                 deadline = s.t_start + C.wall_ms * 1000;
             }
         }
@@ -915,14 +947,22 @@ static int keeper_isolated(void) {
         while (status_open && (status_open = read_status(sp[0], &s))) {
         }
     /* A killed proxy was PID 1 of the run: its death has killed every process of the run, and
-     * waitpid returns once they are all gone.  A proxy that reported has reaped them all. */
+     * waitpid returns once they are all gone.  A proxy that reported has reaped them all.  One
+     * whose report we cannot use (an "X" line: it is on its way out anyway; a bad "S" line) is
+     * killed first rather than left to run a program nobody measures. */
+    if (!proxy_gone && s.err[0]) kill(proxy, SIGKILL);
     if (!proxy_gone && !s.out.have_status) waitpid(proxy, NULL, 0);
     if (s.err[0]) fail_to(FD_REPORT, "%s", s.err);
     if (!s.started && !w.stopped) fail_to(FD_REPORT, "the sandbox's init exited before starting the program");
     if (!s.out.have_status && !(w.timed_out || w.cpu_limit || w.stopped))
         fail_to(FD_REPORT, "the sandbox's init died without a report");
     long long wall = s.out.have_status ? s.out.wall_us : now_us() - s.t_start;
-    long long cpu = cpu0 >= 0 ? cgroup_cpu_us() - cpu0 : 0;
+    long long cpu = 0;
+    if (cpu0 >= 0) {
+        long long cpu_end = cgroup_cpu_us();
+        if (cpu_end < 0) fail_to(FD_REPORT, "cannot read the run's CPU time (%s): %s", C.cg_cpu, strerror(errno));
+        cpu = cpu_end - cpu0;
+    }
     long long oom = cgroup_oom_kills() - oom0;
     if (C.cpu_ms > 0 && cpu > C.cpu_ms * 1000) w.cpu_limit = 1;
     keeper_result(&s.out, &w, cpu, oom, wall);
@@ -1025,6 +1065,9 @@ static int serve(int argc, char **argv) {
         if (fd < 0 || write(fd, "0", 1) != 1) fail_to(sock, "cannot join %s: %s", C.cg_procs[i], strerror(errno));
         close(fd);
     }
+    /* An isolated run's CPU time and limit are the cgroup's: no counter, no run (not a CPU time
+     * of 0 and no limit). */
+    if (C.isolated && !C.cg_cpu) fail_to(sock, "--mode=isolated needs --cg-cpu (the runs' CPU time)");
     /* Kept open for every keeper, above the descriptors a request uses. */
     if (C.cg_cpu && (C.cg_cpu_fd = open_high(C.cg_cpu)) < 0) fail_to(sock, "cannot open %s: %s", C.cg_cpu, strerror(errno));
     if (C.cg_oom && (C.cg_oom_fd = open_high(C.cg_oom)) < 0) fail_to(sock, "cannot open %s: %s", C.cg_oom, strerror(errno));
