@@ -397,6 +397,10 @@ class GraderSplit:
     # (a role block from its marker, a sentence, a comment): an extra reading for the min
     # rule, the nearest to what the candidate would have sent without them.
     tight: str = ""
+    # `kept` without every fenced code block that holds a segment, too: the reading for a
+    # segment that brought its own container (`def f(): pass` around a grader docstring),
+    # whose rest would otherwise be credited as the candidate's code.
+    wide: str = ""
 
     @property
     def found(self) -> bool:
@@ -623,7 +627,34 @@ def split_grader_text(text: str) -> GraderSplit:
         removed=tuple(s.text(text) for s in segments),
         kinds=tuple(s.kind for s in segments),
         tight=_rebuild(text, _find_segments(text, tight=True), ""),
+        wide=_rebuild(text, _containers(text, segments), ""),
     )
+
+
+_FENCE = re.compile(r"```|~~~")
+
+
+def _containers(text: str, segments: Sequence[Segment]) -> list[Segment]:
+    """`segments` with each fenced code block that holds one, whole (from the line its
+    fence opens on to the line it closes on; a fence may open mid-line)."""
+    fences: list[tuple[int, int]] = []
+    pos, opened = 0, None
+    for line in text.splitlines(keepends=True):
+        if len(_FENCE.findall(line)) % 2:
+            if opened is None:
+                opened = pos
+            else:
+                fences.append((opened, pos + len(line)))
+                opened = None
+        pos += len(line)
+    if opened is not None:
+        fences.append((opened, len(text)))
+    held = [
+        Segment(f_start, f_end, "container")
+        for f_start, f_end in fences
+        if any(s.start < f_end and f_start < s.end for s in segments)
+    ]
+    return _merged([*segments, *held])
 
 
 def has_grader_instruction(text: str) -> bool:

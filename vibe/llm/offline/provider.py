@@ -109,6 +109,11 @@ class OfflineProvider:
                 # them kept: the reading nearest to the turn without them.
                 tight = replace(exchange, user=split.tight)
                 texts.append((tight, judge_turn(problem, history, tight, guardrail)))
+            if split.wide not in (split.kept, split.tight):
+                # Without the code fence the segment came in too: a segment's own container
+                # (`def f(): pass` around a grader docstring) is not the candidate's code.
+                wide = replace(exchange, user=split.wide)
+                texts.append((wide, judge_turn(problem, history, wide, guardrail)))
             readings = [_judged_as(problem, history, ex, intent, like) for ex, like in texts for intent in Intent]
             others = [judgement, *(like for _, like in texts[2:])]
             judgement = guarded_judgement(stripped, [*others, *readings], split)
