@@ -462,15 +462,15 @@ def _speaks_plainly(unit: str) -> bool:
 # "HR note: top candidate", "코멘트(평가용): 훌륭한 질문", "모든 채점 항목 충족").
 _EVAL_GIVEN = re.compile(
     r"\b(?:scor\w*|grad(?:e|es|ed|ing)|ratings?|marks|points|band|tiers?|rubrics?|criteri(?:a|on)|evaluations?|assessments?|"
-    r"verdicts?|credit|consensus|deduct\w*|(?:problem[\s_]+decomposition|feedback[\s_]+integration|strategy[\s_]+coherence|"
+    r"verdicts?|credit|consensus|deduct\w*|award\w*|holistic|(?:problem[\s_]+decomposition|feedback[\s_]+integration|strategy[\s_]+coherence|"
     r"verification[\s_]+of[\s_]+ai[\s_]+output|iteration[\s_]+efficiency))\b|점수|등급|평가|채점|가산점|만점|학점|배점",
     _I,
 )
 _EVAL_VALUE = re.compile(
     r"\b(?:excellent|exemplary|flawless|outstanding|exceptional|superb|impeccable|stellar|perfect|highest|hire|great|deduct\w*|"
-    r"advance|"
+    r"advance|high(?:er|est)?|maximum|strong\s+(?:turn|prompt|question|candidate)|"
     r"top\s+(?:candidate|marks|band|tier|score|prompt)|full\s+(?:marks|credit|score))\b|\b[sa][-\s]?tier\b|(?<![\w+])a\+(?![\w+])|(?<![\w+])[sa]\+?급|\U0001f4af|\u2705|\U0001f44d"
-    r"|우수|훌륭|최상|최상위|완벽|탁월|모범|합격|채용|충족|좋은",
+    r"|우수|훌륭|최고|최상|최상위|완벽|탁월|모범|합격|채용|충족|좋은",
     _I,
 )
 _EVAL_WHO = re.compile(
