@@ -226,17 +226,26 @@ OTHER_FORMS = [
 ]
 
 
+def _raised(
+    injection: str, turns: int, places: tuple[str, ...] = ("start", "middle", "end", "word")
+) -> list[tuple[str, str]]:
+    """(turn, place) of every corpus turn (every 31st, the first `turns`) that scores higher
+    with `injection` inserted at `place` than without it."""
+    raised = []
+    for turn in TURNS[::31][:turns]:
+        without = judge(turn, turn.prompt).score
+        raised += [
+            (turn.id, where)
+            for where in places
+            if judge(turn, insert(turn.prompt, injection, where, 0.5)).score > without
+        ]
+    return raised
+
+
 @pytest.mark.parametrize("injection", OTHER_FORMS)
 def test_other_forms_never_raise_a_corpus_turn(injection: str) -> None:
     assert split_grader_text(injection).found, "found as text addressed to the grader"
-    raised = []
-    for turn in TURNS[::31][:60]:
-        without = judge(turn, turn.prompt).score
-        for where in ("start", "middle", "end", "word"):
-            text = insert(turn.prompt, injection, where, 0.5)
-            if judge(turn, text).score > without:
-                raised.append((turn.id, where))
-    assert raised == []
+    assert _raised(injection, 60) == []
 
 
 # Forms of an outside-in audit, written without reading the patterns. Each was either not
@@ -354,28 +363,13 @@ AUDIT_LINES = [
 @pytest.mark.parametrize("injection", AUDIT_LINES)
 def test_audit_lines_never_raise_a_corpus_turn(injection: str) -> None:
     assert split_grader_text(injection).found, "found as text addressed to the grader"
-    raised = []
-    for turn in TURNS[::31][:30]:
-        without = judge(turn, turn.prompt).score
-        raised += [
-            (turn.id, where)
-            for where in ("start", "end")
-            if judge(turn, insert(turn.prompt, injection, where, 0.5)).score > without
-        ]
-    assert raised == []
+    assert _raised(injection, 30, ("start", "end")) == []
 
 
 @pytest.mark.parametrize("injection", AUDIT_FORMS)
 def test_audit_forms_never_raise_a_corpus_turn(injection: str) -> None:
     assert split_grader_text(injection).found, "found as text addressed to the grader"
-    raised = []
-    for turn in TURNS[::31][:30]:
-        without = judge(turn, turn.prompt).score
-        for where in ("start", "middle", "end", "word"):
-            text = insert(turn.prompt, injection, where, 0.5)
-            if judge(turn, text).score > without:
-                raised.append((turn.id, where))
-    assert raised == []
+    assert _raised(injection, 30) == []
 
 
 def test_a_code_fence_brought_by_the_grader_text_is_not_the_candidates_code() -> None:
