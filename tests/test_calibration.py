@@ -133,8 +133,8 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
 MEASURED = {
     ("intent accuracy", "en"): 0.845,
     ("intent accuracy", "ko"): 0.894,
-    ("score-band agreement", "en"): 0.899,
-    ("score-band agreement", "ko"): 0.894,
+    ("score-band agreement", "en"): 0.887,  # 0.899 before the unpaid-words rule (content.py)
+    ("score-band agreement", "ko"): 0.886,  # 0.894 before it
     ("attack refusal", "en"): 0.859,
     ("attack refusal", "ko"): 0.894,
     ("legitimate refused", "en"): 0.018,

@@ -20,11 +20,12 @@ from vibe.llm.base import (
 )
 from vibe.llm.injection import guarded_judgement, sanitize_turns, split_grader_text
 from vibe.llm.offline.classifier import load_model
+from vibe.llm.offline.content import UNPAID_NOTE, problem_vocabulary, unpaid_readings
 from vibe.llm.offline.holistic_judge import judge_holistic
 from vibe.llm.offline.learned import check_guardrail_in_context
 from vibe.llm.offline.memory import summarize_exchanges
 from vibe.llm.offline.prompt_features import PromptFeatures
-from vibe.llm.offline.turn_judge import judge_turn, score_criterion
+from vibe.llm.offline.turn_judge import judge_turn, score_criterion, shifted_to
 from vibe.llm.offline.tutor import compose_reply, word_chunks
 from vibe.llm.rubrics import rubric_for, weighted_score
 
@@ -38,7 +39,7 @@ def _read_unevaluated(problem: ProblemContext, conversation: Sequence[EvaluatedT
         if t.intent is None or t.score is None:
             earlier = [Exchange(e.turn, e.user, e.assistant_summary) for e in ordered[:i]]
             verdict = GuardrailVerdict(violated=True) if t.violated else GuardrailVerdict.ok()
-            judged = judge_turn(problem, earlier, Exchange(t.turn, t.user, t.assistant_summary), verdict)
+            judged = _judge_paid(problem, earlier, Exchange(t.turn, t.user, t.assistant_summary), verdict)
             t = replace(t, intent=t.intent or judged.intent, score=t.score if t.score is not None else judged.score)
         done.append(t)
     return done
@@ -92,7 +93,7 @@ class OfflineProvider:
         conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
         await self._simulate_latency()
-        judgement = judge_turn(problem, history, exchange, guardrail)
+        judgement = _judge_paid(problem, history, exchange, guardrail)
         split = split_grader_text(exchange.user)
         if split.found and not guardrail.violated:  # a violation scores 0 whatever the text
             # The min rule (vibe/llm/injection.py): text addressed to the grader never pays.
@@ -102,7 +103,7 @@ class OfflineProvider:
             # more trustworthy than another. A turn that wrote to the grader gets the lowest
             # any reading earns (up to 24 scorings: only such turns pay for them).
             kept = replace(exchange, user=split.kept)
-            stripped = judge_turn(problem, history, kept, guardrail)
+            stripped = _judge_paid(problem, history, kept, guardrail)
             texts = [(exchange, judgement), (kept, stripped)]
             if split.tight and split.tight != split.kept:
                 # Only the grader-addressed units removed, the candidate's words beside
@@ -145,6 +146,41 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def _judge_paid(
+    problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
+) -> TurnJudgement:
+    """The turn judged as written and without its content-free units (content.py: words the
+    tutor cannot use never pay): the lowest reading's score, under the intent read from the
+    whole text (what the candidate asked). Each reading is judged under its own intent too:
+    the turn with an added unit then has every reading the turn without it has."""
+    judged = judge_turn(problem, history, exchange, guardrail)
+    readings = unpaid_readings(exchange.user, problem_vocabulary(problem), bool(history))
+    if guardrail.violated or not readings:
+        return judged
+    lowest, lowest_here = judged, judged
+    for text in readings:
+        cut = replace(exchange, user=text)
+        own = judge_turn(problem, history, cut, guardrail)
+        here = own if own.intent is judged.intent else judge_turn(problem, history, cut, guardrail, judged.intent)
+        for reading in (own, here):
+            if reading.score < lowest.score:
+                lowest, lowest_here = reading, here
+    if lowest is judged:
+        return judged
+    rubrics = lowest_here.rubrics
+    if lowest_here.score > lowest.score:  # the lowest reading was under another intent's rubric
+        rubrics = shifted_to(tuple(rubrics), lowest.score - 0.02, within=0.02)
+    score = weighted_score(rubrics)
+    note = f" {UNPAID_NOTE} ({score:g} against {judged.score:g} as written)."
+    return replace(
+        lowest_here,
+        score=score,
+        rubrics=rubrics,
+        user_prompt_summary=judged.user_prompt_summary,
+        final_reasoning=lowest_here.final_reasoning + note,
+    )
 
 
 def _judged_as(

@@ -264,6 +264,18 @@ def band_of(score: float) -> str:
     return "low" if score < 40 else "mid" if score < 70 else "high"
 
 
+def shifted_to(rubrics: tuple[RubricScore, ...], target: float, within: float = 0.5) -> tuple[RubricScore, ...]:
+    """The rubric scores shifted by one common amount so that their weighted mean is
+    `target` (to `within` points)."""
+    moved = rubrics
+    for _ in range(8):  # criteria pinned at 0 or 100 absorb nothing: spread the rest again
+        gap = target - weighted_score(moved)
+        if abs(gap) < within:
+            break
+        moved = tuple(replace(r, score=clamp(r.score + gap)) for r in moved)
+    return moved
+
+
 def move_into_band(rubrics: tuple[RubricScore, ...], band: str, p: float) -> tuple[tuple[RubricScore, ...], str]:
     """The rubric scores shifted by one common amount so that their weighted mean lands in
     `band` (at the edge nearest to where the rules put it), and a note saying so. Unchanged
@@ -273,13 +285,7 @@ def move_into_band(rubrics: tuple[RubricScore, ...], band: str, p: float) -> tup
     if band_of(raw) == band:
         return rubrics, ""
     lo, hi = BAND_RANGES[band]
-    target = min(max(raw, lo), hi)
-    moved = rubrics
-    for _ in range(6):  # criteria pinned at 0 or 100 absorb nothing: spread the rest again
-        gap = target - weighted_score(moved)
-        if abs(gap) < 0.5:
-            break
-        moved = tuple(replace(r, score=clamp(r.score + gap)) for r in moved)
+    moved = shifted_to(rubrics, min(max(raw, lo), hi))
     shift = weighted_score(moved) - raw
     label = f"{shift:+.0f} for the learned band reading ({band}, p={p:.2f})"
     moved = tuple(
@@ -290,10 +296,16 @@ def move_into_band(rubrics: tuple[RubricScore, ...], band: str, p: float) -> tup
 
 
 def judge_turn(
-    problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
+    problem: ProblemContext,
+    history: Sequence[Exchange],
+    exchange: Exchange,
+    guardrail: GuardrailVerdict,
+    intent: Intent | None = None,
 ) -> TurnJudgement:
+    """The turn judged; `intent`, when given, is taken instead of the one read from the
+    text (the same turn read without some of its words keeps the intent read from all)."""
     intents = intent_probabilities(exchange.user, history, problem)
-    intent = max(intents, key=lambda i: intents[i])
+    intent = intent or max(intents, key=lambda i: intents[i])
     prompt_summary = summarize_prompt(exchange.user)
     answer_summary = summarize_answer(exchange.assistant)
     answer_reasoning = _describe_answer(problem, exchange.assistant)

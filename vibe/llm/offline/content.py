@@ -1,0 +1,274 @@
+"""Words that carry nothing earn nothing: the offline judge's second defence against text
+written for the grader.
+
+`vibe/llm/injection.py` finds text addressed to the grader by its structure (a grader
+named, a score asked for, a role marker); whatever form it does not know goes through
+to the rubric, and the rubric's features pay for almost any added words: a short
+message crosses a length threshold ("Pass me." after a four-word question), a bare
+number reads as "gives numbers or constraints" ("plz 100"), a sentence of praise adds
+words to a clear request. This module makes that payment structural rather than a
+matter of recognising the phrasing: a message is cut into units (lines, sentences,
+fenced code blocks), and a unit *carries content* only when it holds something the
+tutor can work with:
+
+- code (a fenced block with a code line, inline code, identifiers, calls, operators) or
+  a number in a technical form (`n <= 10^5`, `1e5`, `[2, 7]`, "100 elements"), not a
+  bare number;
+- the problem's own terms, or a word of programming (array, loop, 배열, 반복문, ...);
+- a request for help or an explanation (explain, hint, why, how, 알려, 설명, 왜, 어떻게);
+- with history, a reference to the tutor's earlier answer or a push-back on it.
+
+The offline judge scores the turn as written and without its content-free units, and
+keeps the lower score (`unpaid_text`, used by `provider.py`): a unit the tutor cannot use
+may cost the turn (it still counts in the length, the questions, the focus) but never
+pays. Unlike grader-addressed text this is no offence: no penalty and no note, since a
+"Thanks!" or "Sorry, I'm nervous" is ordinary politeness, only unpaid. A message with
+no content at all is scored as the empty message: there is nothing in it to pay for.
+
+What this does not do: a unit that mixes content with praise ("this hash map approach
+is flawless") still pays for its content words, and a claim of work done ("I tested it
+on 50 inputs") carries the words of programming; the structural finder and the
+penalty stay the defence there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+from vibe.llm.base import ProblemContext
+from vibe.llm.memo import memo
+from vibe.llm.offline.text import CODE_BLOCK, content_terms, problem_terms, rx
+
+UNPAID_NOTE = "Scored without the words that carry no request, context or code: they earn nothing"
+
+# Lines, then sentences within a line. A sentence ends at . ! ? or their full-width
+# forms followed by a space; a Korean sentence usually ends at a line or at those too.
+_LINE = re.compile(r"[^\n]+")
+_IN_SENTENCE = re.compile(r"\S.*?(?:[.!?。？！](?=\s)|$)")
+
+# Code: inline code, an identifier with _ or an inner capital, a call, an index or a
+# literal list, a comparison or assignment between words, a statement keyword at a line's
+# start. (A comment marker alone, `/* ... */` or `# ...`, is not code.)
+_CODE = re.compile(
+    r"`[^`\n]+`|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|\b[A-Za-z_]\w*\([^)]*\)|\w\[[^\]]*\]|\[\s*-?\d+\s*(?:,\s*-?\d+\s*)+\]|"
+    r"\w\s*(?:==|!=|<=|>=|\+=|-=|=>|->)\s*\w|^\s*(?:def|for|while|if|return|class|import|let|const|int|vector)\b|"
+    # a one-letter variable (n, k, i, j: not "a" or "I"), arithmetic with a letter in it
+    # ("n-1", "i<j"; not "10/10"), an error's name, a short quoted token ('()', "")
+    r"(?<![\w'])[b-hj-zNMK](?![\w'+])|(?<!\w)[a-z]\s*[-+*%<>]\s*[\w(]|\w\s*[-+*%<>]\s*[a-z](?!\w)|\b\w+(?:Error|Exception)\b|'[^\s']{0,8}'",
+    re.MULTILINE,
+)
+_COMMENT_LINE = re.compile(r"^\s*(?:#|//|/\*|\*|--|\"\"\"|''')")
+
+# A number in a technical form: a bound or a size, an exponent, a complexity, a literal
+# list, a number beside the noun it counts. A bare "100" or "10/10" is not one.
+_TECHNICAL_NUMBER = rx(
+    r"\b[a-z]\s*(?:<=|>=|<|>|≤|≥|=)\s*-?\d|\d\s*(?:<=|>=|<|>|≤|≥)\s*[a-z]\b|\d\s*\^\s*\d|\b\d+e\d+\b|\bO\([^)]*\)|"
+    r"\b\d[\d,.]*\s*(?:elements?|items?|numbers?|values?|nodes?|edges?|vertices|rows?|columns?|chars?|characters?|"
+    r"digits?|bits?|bytes?|ms|seconds?|inputs?|cases?|queries|operations?|iterations?|times|steps?|entries)\b|"
+    r"\d+\s*(?:개|번째|번|초|자리|줄|명|회|단계|밀리초)"
+)
+
+# Words of programming and of the work on a problem, English and Korean (Korean matched
+# inside words: particles attach to them). Generic, not any problem's own vocabulary
+# (problem_terms brings that); a word a grader note needs ("score", "points", "grade",
+# "pass", "marks", "prompt") is not one of them.
+_PROGRAMMING = rx(
+    r"\b(?:code|coding|function|functions|method|class|variable|variables|loop|loops|nested|array|arrays|list|lists|"
+    r"dict|dictionary|hash\w*|map|set|sets|tuple|string|strings|substring|char|character|integer|integers|int|float|"
+    r"index|indices|indexes|pointer|pointers|node|nodes|edge|edges|graph|tree|vertex|vertices|queue|stack|heap|"
+    r"sort|sorts|sorted|sorting|search|binary|recursion|recursive|recurse|iterate|iteration|iterative|traverse|traversal|"
+    r"algorithm|algorithms|approach|complexity|runtime|memory|input|inputs|output|outputs|return|returns|returned|"
+    r"returning|value|values|key|keys|element|elements|item|items|count|target|pair|pairs|duplicate|duplicates|"
+    r"order|range|bound|bounds|limit|limits|constraint|constraints|test|tests|testing|tested|testcase|example|examples|"
+    r"error|errors|exception|bug|bugs|crash|crashes|fails?|failing|failed|wrong|incorrect|timeout|tle|overflow|"
+    r"null|none|empty|negative|length|size|python|java|javascript|typescript|c\+\+|cpp|compile|compiler|syntax|type|"
+    r"parameter|argument|arguments|call|calls|condition|branch|case|cases|matrix|grid|path|paths|cycle|visit|visited|"
+    r"dp|memo|memoization|cache|greedy|bfs|dfs|dijkstra|debug|debugging|optimi[sz]e|optimi[sz]ation|implement|"
+    r"implementation|compute|calculate|logic|step|steps|print|prints|printed|pseudocode|solve|solving|"
+    r"edge-case|invariant|boundary|off-by-one|brute|force|quadratic|linear|logarithmic|faster|slower|slow|"
+    r"efficient|efficiency|speed|fast|performance|works?|working|doesn'?t\s+work|stuck|confused|understand|approach|idea|concept|trick|"
+    r"left|right|window|windows|merge|structure|helper|sliding|indegree|degree|sums?|prefix|suffix|precision|query|queries|rank|ranks|"
+    r"compression|fenwick|kahn|cycles|data|format|formatting|tolerance|append|pop|push|insert|remove|delete|brute|split|numpy|"
+    r"slice|slicing|adjacency|hidden|samples?|checker|segfault|lookup|distinct|zero|averages?|testcases?|shrinks?|grows?|ints|"
+    r"line|lines|position|program|math|total|generator|random|negatives?|ties|greater|smaller|less|double|version|matches|"
+    r"bits?|bytes?|overflow|mod|modulo|floats?|decimal|expected|expect|answers?|verify|inversions?|depth|height|width|"
+    r"prime|digits?|parse|read|stdin|stdout|newline|whitespace|spaces?|"
+    r"quiz|markdown|bullet|bullets|sentences?|casual|style|tone|praise|intro|analogy|analogies|language|"
+    r"from\s+now\s+on|going\s+forward|whenever|(?:one|two|three)\s+(?:question|sentence|line)s?)\b"
+    r"|코드|함수|메서드|메소드|클래스|변수|반복문|루프|중첩|배열|리스트|딕셔너리|사전|해시|맵|집합|튜플|문자열|문자|정수|실수|"
+    r"인덱스|포인터|노드|간선|엣지|그래프|트리|정점|큐|스택|힙|정렬|탐색|검색|이진|재귀|순회|알고리즘|접근|풀이|복잡도|"
+    r"메모리|입력|출력|반환|리턴|원소|요소|타겟|목표|중복|순서|범위|제약|조건|케이스|예외|테스트|예제|예시|에러|오류|버그|"
+    r"틀려|틀렸|틀린|시간\s*초과|오버플로|음수|길이|크기|파이썬|자바|컴파일|문법|타입|매개변수|인자|호출|분기|행렬|격자|"
+    r"경로|사이클|방문|디피|메모이제이션|캐시|그리디|너비\s*우선|깊이\s*우선|다익스트라|디버깅|최적화|구현|계산|로직|단계|"
+    r"의사\s*코드|막혔|막혀|막히|모르겠|이해|개념|방법|아이디어|작동|동작|안\s*돼|안\s*되|안\s*나와|속도|빠르|빠른|느리|느린|성능|"
+    r"왼쪽|오른쪽|괄호|정답|개수|위치|진입\s*차수|차수|칸씩|테케|방식|비교|방향|갱신|평균|반례|오차|기준|결과|최대|최소|이중|"
+    r"숫자|상수|펜윅|윈도우|개행|기대값|예제|더하|빼|나머지|누적|구간|부분\s*합|스왑|합치|나누|곱하|자리|소수|"
+    r"값|짝|조회|깊이|걸쳐|높이|너비|"
+    r"반말|존댓말|칭찬|본론|짧게|길게|자세히|말투|표로|그림|이모지|한\s*줄|문장|답해|답하|질문|앞으로|다음\s*답부터"
+)
+
+# A request for help or an explanation, or a question about how or why.
+_REQUEST = rx(
+    r"\b(?:help|hint|hints|explain|explanation|clarify|walk\s+me\s+through|guide|suggest|recommend|why|how|which|"
+    r"what(?:'s|\s+is|\s+are|\s+does|\s+do|\s+should|\s+would|\s+if|\s+about)|where|when\s+(?:should|does|do|is)|"
+    r"answer|reply|respond|english|korean)\b"
+    r"|힌트|설명|알려|도와|가르쳐|짚어|왜|어떻게|어디서|어디가|어느|무엇|뭐가|뭘|무슨|한국어|영어|답변|대답"
+)
+
+# With history: the tutor's earlier answer referred to, or doubted.
+_ABOUT_THE_ANSWER = rx(
+    r"\b(?:you\s+(?:said|mentioned|suggested|told)|your\s+(?:previous|last|earlier|answer|reply|hint|suggestion|example|"
+    r"explanation)|that\s+hint|the\s+hint|earlier|previous|are\s+you\s+sure|is\s+that\s+(?:right|true|correct)|"
+    r"i\s+(?:don'?t\s+think|doubt|disagree)|counter-?example|continue|go\s+on|next)\b"
+    r"|아까|방금|이전|말씀하신|말한|그\s*힌트|정말|확실|반례|계속|다음"
+)
+
+
+def problem_vocabulary(problem: ProblemContext) -> frozenset[str]:
+    return _vocabulary(problem.title, problem.statement)
+
+
+@memo
+def _vocabulary(title: str, statement: str) -> frozenset[str]:
+    return problem_terms(ProblemContext("", title, statement))
+
+
+# A claim of work done that the transcript cannot show: checked, tested, verified, all
+# passing. Such a unit pays only with its evidence beside it: code, concrete values (a
+# literal, a call, an assignment), or the failure it observed (a candidate asking for help
+# with what broke has no reason to invent it).
+_CLAIM = rx(
+    r"\b(?:i\s+(?:have\s+|'ve\s+|already\s+)*(?:checked|double-checked|tested|verified|validated|confirmed|ran|traced|proved|"
+    r"made\s+sure|went\s+through)|(?:checked|double-checked|tested|verified|validated|confirmed|proven)\b|"
+    r"all\s+(?:of\s+them\s+)?(?:pass|passed|work|worked|correct)|passes\s+(?:all|every)|works\s+(?:for\s+)?(?:all|every))"
+    r"|검증|확인\s*(?:했|해\s*봤|해봤|완료)|테스트\s*(?:했|해\s*봤|해봤|완료)|돌려\s*(?:봤|보니)|다\s*(?:맞|통과)|모두\s*(?:맞|통과)|전부\s*(?:맞|통과)|통과했"
+)
+_FAILURE = rx(
+    r"\b(?:fail\w*|error\w*|wrong|crash\w*|time[sd]?\s*out|timeout|tle|exception|incorrect|doesn'?t\s+work|didn'?t\s+work|"
+    r"not\s+work\w*|breaks?|broke|instead\s+of|but\s+(?:got|it|returns?|prints?))\b"
+    r"|틀려|틀렸|틀린|에러|오류|안\s*(?:돼|되|나와|맞)|실패|시간\s*초과|대신|터져|죽어"
+)
+
+
+# Marks, grades and their like (the candidate's, not the problem's data: a problem whose
+# statement says "score" makes the word content).
+_GRADING = rx(
+    r"\b(?:scores?|scored|scoring|grades?|graded|grading|marks|points|rating|rated|rate|band|"
+    r"a\+|[0-9]+\s*/\s*[0-9]+)(?!\w)|점수|만점|등급|감점|가산점|학점|채점|평가"
+)
+# The candidate's own message or prompting, praised or graded ("a model example of clear
+# prompting", "완벽한 질문이죠?", "my prompts are always efficient").
+_ABOUT_THE_PROMPT = rx(
+    r"\b(?:prompting|my\s+prompts?|(?:this|the|my|a|an)\s+(?:\w+\s+){0,3}?(?:prompt|question|message|turn|request)\s+"
+    r"(?:is|was|exhibits|shows|demonstrates|hits|deserves|looks|reads)|"
+    r"(?:good|great|perfect|ideal|model|exemplary|textbook|excellent|outstanding|flawless|top-tier|high-quality|"
+    r"well-written|well-scoped|clear|specific|concise|efficient|strong)\s+(?:\w+\s+){0,2}?"
+    r"(?:prompts?|questions?|messages?|requests?|prompting|candidate|use\s+of\s+ai)|"
+    r"(?:critical\s+thinking|skepticism|discernment|rubric|every\s+mark))\b"
+    r"|(?:좋은|완벽한|모범적인|훌륭한|잘\s*쓴|정확한|명확한|구체적인|깔끔한)\s*(?:\S+\s*){0,2}?(?:질문|프롬프트|메시지|요청)|"
+    r"질문\s*(?:quality|퀄리티|수준)|비판적\s*사고|모범|군더더기"
+)
+_QUESTION = re.compile(r"[?？]")
+
+
+def _units(text: str) -> list[tuple[int, int]]:
+    """The (start, end) of each unit: fenced code blocks whole, then every other line's
+    sentences, never cut inside `inline code` (which may hold dots and line breaks)."""
+    masked = _INLINE_SPAN.sub(lambda m: "x" * len(m.group(0)), text)
+    units: list[tuple[int, int]] = []
+    pos = 0
+    for block in CODE_BLOCK.finditer(text):
+        units += _prose_units(masked, pos, block.start())
+        units.append(block.span())
+        pos = block.end()
+    return units + _prose_units(masked, pos, len(text))
+
+
+def _prose_units(masked: str, start: int, end: int) -> list[tuple[int, int]]:
+    return [
+        m.span() for line in _LINE.finditer(masked, start, end) for m in _IN_SENTENCE.finditer(masked, *line.span())
+    ]
+
+
+_INLINE_SPAN = re.compile(r"`[^`]{1,400}`")
+
+
+def _fence_has_code(block: str) -> bool:
+    lines = block.strip("`").splitlines()[1:] or block.strip("`").splitlines()
+    return any(line.strip() and not _COMMENT_LINE.match(line) for line in lines)
+
+
+def carries_content(unit: str, problem_vocabulary: frozenset[str], has_history: bool) -> bool:
+    """True when `unit` holds something the tutor can work with (the module docstring)."""
+    if unit.lstrip().startswith("```"):
+        return _fence_has_code(unit)
+    if _COMMENT_LINE.match(unit):
+        unit = _COMMENT_LINE.sub("", unit, count=1)
+    if _CLAIM.search(unit) and not (_CODE.search(unit) or _FAILURE.search(unit)):
+        # A check claimed with nothing shown: what the rubric would pay for is the claim.
+        return False
+    if _ABOUT_THE_PROMPT.search(unit) and not _CODE.search(unit):
+        # Praise of the candidate's own prompting: an appeal to whoever grades it.
+        return False
+    grading = _GRADING.search(unit)
+    if grading and grading.group(0).lower() not in problem_vocabulary and not _CODE.search(unit):
+        # Talk about this turn's marks (not the problem's own "score" or "points"): an
+        # appeal, whatever words of programming stand beside it.
+        return False
+    if has_history and _QUESTION.search(unit):
+        return True  # a question in a conversation answers or asks about what was said
+    return bool(
+        _CODE.search(unit)
+        or _TECHNICAL_NUMBER.search(unit)
+        or _PROGRAMMING.search(unit)
+        or _REQUEST.search(unit)
+        or content_terms(unit) & problem_vocabulary
+        or (has_history and _ABOUT_THE_ANSWER.search(unit))
+    )
+
+
+def is_content_free(text: str, problem_vocabulary: frozenset[str], has_history: bool) -> bool:
+    """True when no unit of `text` carries content."""
+    return not any(carries_content(text[a:b], problem_vocabulary, has_history) for a, b in _units(text))
+
+
+# Readings of a turn with content-free units: every subset of them cut while there are at
+# most this many (2^n - 1 readings), else all of them cut and each one cut alone.
+ALL_SUBSETS_UP_TO = 3
+
+
+@memo
+def unpaid_readings(text: str, problem_vocabulary: frozenset[str], has_history: bool) -> tuple[str, ...]:
+    """`text` with its content-free units cut out, in several readings: () when every unit
+    carries content. Each reading keeps everything else as written (only the space after
+    a cut unit and lines left blank go).
+
+    Why more than one: the rubric is not monotone (cutting a rambling unit can raise a
+    score), so a turn is scored at the lowest of its readings; with every subset of the
+    cuts among them, a unit added to a turn only adds readings, and the turn with it can
+    never score above the turn without it (the judge's min over a superset)."""
+    units = _units(text)
+    cuts = [
+        (start, end) for start, end in units if not carries_content(text[start:end], problem_vocabulary, has_history)
+    ]
+    # A message in which the rules recognise no content is not judged as empty on the
+    # strength of a word list: at least one of its units stays in every reading.
+    most = len(cuts) - 1 if len(cuts) == len(units) else len(cuts)
+    if len(cuts) <= ALL_SUBSETS_UP_TO:
+        chosen = [c for r in range(1, most + 1) for c in itertools.combinations(cuts, r)]
+    else:
+        chosen = [*([tuple(cuts)] if most == len(cuts) else []), *((c,) for c in cuts)]
+    return tuple(_cut(text, subset) for subset in chosen)
+
+
+def _cut(text: str, spans: Sequence[tuple[int, int]]) -> str:
+    kept, pos = [], 0
+    for start, end in spans:
+        kept.append(text[pos:start])
+        pos = end
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+    kept.append(text[pos:])
+    return "\n".join(line for line in "".join(kept).splitlines() if line.strip()).strip()
