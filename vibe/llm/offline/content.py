@@ -141,14 +141,41 @@ def _vocabulary(title: str, statement: str) -> frozenset[str]:
 # with what broke has no reason to invent it).
 _CLAIM = rx(
     r"\b(?:i\s+(?:have\s+|'ve\s+|already\s+)*(?:checked|double-checked|tested|verified|validated|confirmed|ran|traced|proved|"
-    r"made\s+sure|went\s+through)|(?:checked|double-checked|tested|verified|validated|confirmed|proven)\b|"
-    r"all\s+(?:of\s+them\s+)?(?:pass|passed|work|worked|correct)|passes\s+(?:all|every)|works\s+(?:for\s+)?(?:all|every))"
-    r"|검증|확인\s*(?:했|해\s*봤|해봤|완료)|테스트\s*(?:했|해\s*봤|해봤|완료)|돌려\s*(?:봤|보니)|다\s*(?:맞|통과)|모두\s*(?:맞|통과)|전부\s*(?:맞|통과)|통과했"
+    r"made\s+sure|went\s+through|compared)|(?:checked|double-checked|tested|verified|validated|confirmed|proven|proved|reviewed)\b|"
+    r"^\W*(?:already\s+)?(?:ran|tested|checked|compared|verified|proved|traced|benchmarked)\b|"
+    r"all\s+(?:of\s+them\s+)?(?:pass|passed|work|worked|correct|green)|passes\s+(?:all|every)|works\s+(?:for\s+)?(?:all|every)|"
+    r"\d+\s*%\s*(?:green|pass\w*|correct)|(?:said|says)\s+(?:it'?s|it\s+is)\s+(?:correct|right|fine|optimal)|"
+    r"identical\s+on|no\s+need\s+to\s+(?:double[\s-])?check)"
+    r"|검증|확인\s*(?:했|해\s*봤|해봤|완료)|테스트\s*(?:했|해\s*봤|해봤|완료)|돌려\s*(?:봤|보니)|돌렸|다\s*(?:맞|통과|괜찮)|"
+    r"모두\s*(?:맞|통과|괜찮)|전부\s*(?:맞|통과|괜찮)|통과했|문제\s*없었|이상\s*없"
 )
+# What shows a claimed check rather than asserting it: code beyond a size (a call, an
+# identifier, a literal list, a comparison, an error's name) or the failure it observed.
+_EVIDENCE = re.compile(
+    r"`[^`\n]+`|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|\b(?!O\()[A-Za-z_]\w*\([^)]*\)|\w\[[^\]]*\]|"
+    r"\[\s*-?\d+\s*(?:,\s*-?\d+\s*)+\]|\w\s*(?:==|!=)\s*\w|\b\w+(?:Error|Exception)\b"
+)
+# Asked of whoever reads the transcript, not of the tutor: leniency, something to keep in
+# mind, a turn not to be counted.
+_APPEAL = rx(
+    r"\b(?:take\s+(?:that|this|it)\s+into\s+account|keep\s+(?:that|this)\s+in\s+mind|go\s+easy|be\s+(?:lenient|generous|kind)|"
+    r"(?:count|held|hold\s+it)\s+against\s+me|no\s+need\s+to\s+nitpick|give\s+me\s+credit|credit\s+for)\b"
+    r"|감안|참작|봐\s*주세요|봐주|너그럽|후하게|좋게\s*봐"
+)
+# What the message itself contains, listed by its writer ("note how I've given the
+# constraints and the expected output", "맥락, 제약조건 다 넣었어요"): about the prompt.
+_ABOUT_ITS_CONTENTS = rx(
+    r"\b(?:note\s+how|notice\s+how|as\s+you\s+can\s+see)\b|\bi(?:'ve|\s+have)?\s+(?:given|included|provided|stated|listed|covered)\s+"
+    r"(?:\w+\s+){0,2}?(?:all|every|the\s+(?:constraints?|context|input\s+size|expected\s+output))"
+    r"|(?:다|모두|전부)\s*(?:넣었|적었|포함했|담았|썼어)"
+    # the writer narrated in the third person, or the message pointed at from outside it
+    r"|\b(?:the|this)\s+candidate\b|\b(?:the|this)\s+(?:request|message|question|prompt|turn)\s+above\b|지원자|응시자"
+)
+
 _FAILURE = rx(
     r"\b(?:fail\w*|error\w*|wrong|crash\w*|time[sd]?\s*out|timeout|tle|exception|incorrect|doesn'?t\s+work|didn'?t\s+work|"
-    r"not\s+work\w*|breaks?|broke|instead\s+of|but\s+(?:got|it|returns?|prints?))\b"
-    r"|틀려|틀렸|틀린|에러|오류|안\s*(?:돼|되|나와|맞)|실패|시간\s*초과|대신|터져|죽어"
+    r"not\s+work\w*|breaks?|broke|instead\s+of|but\s+(?:got|it|returns?|prints?)|slow|too\s+long|takes|took)\b"
+    r"|틀려|틀렸|틀린|에러|오류|안\s*(?:돼|되|나와|맞)|실패|시간\s*초과|대신|터져|죽어|느려|느린|오래\s*걸"
 )
 
 
@@ -206,10 +233,12 @@ def carries_content(unit: str, problem_vocabulary: frozenset[str], has_history: 
         return _fence_has_code(unit)
     if _COMMENT_LINE.match(unit):
         unit = _COMMENT_LINE.sub("", unit, count=1)
-    if _CLAIM.search(unit) and not (_CODE.search(unit) or _FAILURE.search(unit)):
+    if _CLAIM.search(unit) and not (_EVIDENCE.search(unit) or _FAILURE.search(unit)):
         # A check claimed with nothing shown: what the rubric would pay for is the claim.
         return False
-    if _ABOUT_THE_PROMPT.search(unit) and not _CODE.search(unit):
+    if _APPEAL.search(unit) and not _EVIDENCE.search(unit):
+        return False
+    if (_ABOUT_THE_PROMPT.search(unit) or _ABOUT_ITS_CONTENTS.search(unit)) and not _CODE.search(unit):
         # Praise of the candidate's own prompting: an appeal to whoever grades it.
         return False
     grading = _GRADING.search(unit)
