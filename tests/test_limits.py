@@ -232,6 +232,38 @@ async def test_a_dead_holders_slot_expires(stack: Stack) -> None:
         await redis.aclose()
 
 
+async def test_slots_kept_together_are_renewed_and_freed_together(stack: Stack) -> None:
+    """Slots.kept_all (a chat turn's session and key slots): one renewer keeps every slot
+    past its lease while the block runs, the block's end frees them all, and a holder
+    that dies frees them all when the lease runs out."""
+    redis = stack.redis()
+    try:
+        own, shared = Slots(redis, limit=1, lease_s=0.3), Slots(redis, limit=1, lease_s=0.3)
+        keys = stack.key("limit:kept-all:own"), stack.key("limit:kept-all:shared")
+
+        def take() -> list[tuple[Slots, str, str]]:
+            return [(own, keys[0], "h1"), (shared, keys[1], "h2")]
+
+        for slots, key, holder in take():
+            assert await slots._take(keys=[key], args=[slots._lease_ms, slots.limit, holder]) == 0
+        async with Slots.kept_all(take()):
+            await asyncio.sleep(0.6)  # twice the lease: only the renewals keep them
+            assert [await redis.zcard(k) for k in keys] == [1, 1]
+        assert [await redis.zcard(k) for k in keys] == [0, 0], "freed together when the block ends"
+
+        for slots, key, holder in take():
+            assert await slots._take(keys=[key], args=[slots._lease_ms, slots.limit, holder]) == 0
+        dying = Slots.kept_all(take())
+        await dying.__aenter__()
+        renewers = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__.startswith("Slots._keep")]  # type: ignore[union-attr]
+        assert len(renewers) == 1, "one renewer for both slots"
+        renewers[0].cancel()  # the holder dies: nothing renews or releases them
+        await asyncio.sleep(0.5)
+        assert [await redis.zcard(k) for k in keys] == [0, 0], "both expire with their lease"
+    finally:
+        await redis.aclose()
+
+
 async def test_a_chats_limits_and_lease_in_one_round_trip(stack: Stack) -> None:
     """Limits.chat_turn asks the chat limit, the stream slot and the session's chat lease
     in one pipeline; refused as when they were asked one after another: a refused chat
@@ -240,6 +272,7 @@ async def test_a_chats_limits_and_lease_in_one_round_trip(stack: Stack) -> None:
     try:
         limits = Limits(redis, Keys(stack.key("")), AccessSettings(chats_per_minute=2, streams_per_key=1))
         slots = stack.key("limit:streams:k1")
+        own = stack.key("limit:session_streams:s1")
 
         def lease() -> Lease:
             return Lease(redis, stack.key("lock:chat:s1"), ttl_s=5)
@@ -252,9 +285,9 @@ async def test_a_chats_limits_and_lease_in_one_round_trip(stack: Stack) -> None:
             with pytest.raises(ResourceExhausted, match="VIBE_LIMIT_STREAMS_PER_KEY"):
                 async with limits.chat_turn("s1", "k1", second):
                     pass
-            assert not second.held
+            assert not second.held and await redis.zcard(own) == 1, "the refused chat gave its session slot back"
             await first.release()
-        assert await redis.zcard(slots) == 0, "the slot is freed when the block ends"
+        assert await redis.zcard(slots) == 0 and await redis.zcard(own) == 0, "the slots are freed when the block ends"
         # Two chats counted (the refused slot's too): the third is refused and keeps nothing.
         third = lease()
         with pytest.raises(ResourceExhausted, match="VIBE_LIMIT_CHATS_PER_MINUTE"):

@@ -49,7 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from vibe.llm.base import DISCERNMENT, EvaluatedTurn, Exchange, RubricScore, TurnJudgement
-from vibe.llm.memo import memo_of
+from vibe.llm.memo import text_memo
 from vibe.llm.rubrics import weighted_score
 
 # What Gemini sees in place of a removed segment (the offline judge sees nothing: a
@@ -907,11 +907,21 @@ def _rebuild(text: str, segments: Sequence[Segment], marker: str) -> str:
 
 # Every judgement sanitises the whole conversation before it (`sanitize_history`,
 # `sanitize_turns`: each earlier message again, on every turn), so the split of a text is
-# remembered: enough entries for the conversations of a few hundred sessions at once.
-SPLIT_MEMO_SIZE = 4096
+# remembered for the conversations of every active session: 500 sessions of 60 turns of
+# ~1,000 characters (4,096 entries, the bound before, held 500 sessions only to their
+# eighth turn; past it every turn split its whole conversation again, ~1 ms a message).
+SPLIT_MEMO_CHARS = 32_000_000
 
 
-@memo_of(SPLIT_MEMO_SIZE)
+def _split_weight(text: str, split: GraderSplit) -> int:
+    """What an entry holds, in characters (and ~100 for the objects): its text, and the
+    readings made without the segments when there are any."""
+    if not split.found:
+        return len(text) + 100
+    return len(text) + len(split.kept) + len(split.tight) + len(split.wide) + sum(map(len, split.removed)) + 100
+
+
+@text_memo(SPLIT_MEMO_CHARS, _split_weight)
 def split_grader_text(text: str) -> GraderSplit:
     """`text` split into what is judged and the segments addressed to the grader."""
     segments = _find_segments(text)

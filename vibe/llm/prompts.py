@@ -9,6 +9,7 @@ reference solution is never put into any prompt.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Sequence
@@ -172,16 +173,32 @@ sound and did it stay Socratic), final_reasoning (why this score).
 Answer with JSON only, matching the schema."""
 
 
-def _judge_system(nonce: str, anchors: str = "") -> str:
+def _judge_system(nonce: str, anchors: str = "", holistic: bool = False) -> str:
+    before, after = _judge_system_around_rule(anchors, holistic)
+    return before + BLOCK_RULE.format(nonce=nonce) + after
+
+
+@functools.lru_cache(maxsize=8)
+def _judge_system_around_rule(anchors: str, holistic: bool) -> tuple[str, str]:
+    """The judge's system instruction before and after its security rule, the only part
+    that changes per request (its nonce): the rest (the rubrics, a few thousand
+    characters of anchors) is the same for every turn of the process, ~35 us to build."""
     intents = "; ".join(f"{i.value} ({d})" for i, d in _INTENTS.items())
     criteria = "; ".join(f"{c} ({GENERAL_MEANING[c]})" for c in RUBRIC_CRITERIA)
-    return _JUDGE.format(
+    system = _JUDGE.format(
         intents=intents,
         criteria=criteria,
         rubrics=describe_rubrics(),
         anchors=f"{anchors}\n" if anchors else "",
-        rule=BLOCK_RULE.format(nonce=nonce),
+        rule=_RULE_HERE,
     )
+    if holistic:
+        system = system.replace("\nAnswer with JSON only", _ALSO_HOLISTIC + "\nAnswer with JSON only")
+    before, after = system.split(_RULE_HERE)
+    return before, after
+
+
+_RULE_HERE = "\x00rule\x00"
 
 
 _ALSO_HOLISTIC = """
@@ -259,10 +276,7 @@ def turn_prompt(
     if removed_kinds:
         kinds = ", ".join(sorted(set(removed_kinds)))
         parts.append(_GRADER_TEXT.format(n=len(removed_kinds), kinds=kinds, marker=REMOVED))
-    system = _judge_system(nonce, anchors)
-    if conversation is not None:
-        system = system.replace("\nAnswer with JSON only", _ALSO_HOLISTIC + "\nAnswer with JSON only")
-    return Prompt(system, [_user("\n\n".join(parts))])
+    return Prompt(_judge_system(nonce, anchors, holistic=conversation is not None), [_user("\n\n".join(parts))])
 
 
 # ----- holistic evaluation --------------------------------------------------------------

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -136,25 +136,49 @@ class Slots:
         if wait_ms:
             yield Refused(wait_ms / 1000)
             return
-        lease_ms = self._lease_ms
-        renewer = asyncio.create_task(self._keep(key, holder, lease_ms))
-        try:
+        async with Slots.kept_all([(self, key, holder)]):
             yield None
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def kept_all(held: Sequence[tuple[Slots, str, str]]) -> AsyncIterator[None]:
+        """`kept`'s block for slots (of one Redis client) that `take_on` took, all of
+        them: renewed by one task while the block runs, released in one round trip
+        however it ends. Why: a chat turn holds two (the session's and the key's), and
+        a renewer and a release each cost it a task and a Redis round trip per slot."""
+        renewer = asyncio.create_task(Slots._keep(held))
+        try:
+            yield
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            await asyncio.shield(self.redis.zrem(key, holder))
+            await asyncio.shield(Slots._release(held))
 
     async def give_back(self, key: str, holder: str) -> None:
         """Frees a slot `take_on` took whose block will not run (its caller was refused
         by another limit)."""
         await self.redis.zrem(key, holder)
 
-    async def _keep(self, key: str, holder: str, lease_ms: int) -> None:
+    @staticmethod
+    async def _release(held: Sequence[tuple[Slots, str, str]]) -> None:
+        redis = held[0][0].redis
+        if len(held) == 1:
+            await redis.zrem(held[0][1], held[0][2])
+            return
+        async with redis.pipeline(transaction=False) as pipe:
+            for _, key, holder in held:
+                pipe.zrem(key, holder)
+            await pipe.execute()
+
+    @staticmethod
+    async def _keep(held: Sequence[tuple[Slots, str, str]]) -> None:
+        # Every third of the shortest lease (a longer one renewed more often than it needs is still held).
+        interval = min(slots.lease_s for slots, _, _ in held) / 3
         while True:
-            await asyncio.sleep(self.lease_s / 3)
-            try:
-                await self._renew(keys=[key], args=[lease_ms, holder])
-            except aioredis.RedisError:  # Redis away for a moment: the next renewal may still make it
-                log.warning("could not renew a slot lease", extra={"key": key})
+            await asyncio.sleep(interval)
+            for slots, key, holder in held:
+                try:
+                    await slots._renew(keys=[key], args=[slots._lease_ms, holder])
+                except aioredis.RedisError:  # Redis away for a moment: the next renewal may still make it
+                    log.warning("could not renew a slot lease", extra={"key": key})

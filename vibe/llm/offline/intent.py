@@ -98,26 +98,42 @@ def ask_sentences(message: str) -> str:
     return " ".join(asks)
 
 
-def _first_match(text: str, has_history: bool) -> Intent | None:
+def _first_matches(text: str) -> tuple[Intent | None, Intent | None]:
+    """The first rule of INTENT_RULES that matches `text` without an earlier turn (a
+    follow-up needs one, so its rule is skipped) and with one, from one pass."""
+    with_history: Intent | None = None
     for pattern, intent in INTENT_RULES:
-        if intent is Intent.FOLLOW_UP and not has_history:
-            continue
         if pattern.search(text):
-            return intent
-    return None
+            with_history = with_history or intent
+            if intent is not Intent.FOLLOW_UP:
+                return intent, with_history
+    return None, with_history
 
 
-@memo
 def rule_intent(message: str, has_history: bool) -> Intent:
     """The intent of one candidate message: the rules of INTENT_RULES applied to the
     sentences that make the request first, then to the whole message. An ask that is
     only a plain question (why/how/what) yields to a concrete signal in the context."""
+    return _rule_intents(message)[1 if has_history else 0]
+
+
+@memo
+def _rule_intents(message: str) -> tuple[Intent, Intent]:
+    """`rule_intent` without and with an earlier turn, from one reading of the message:
+    the tutor asks both of a later turn's message (its hint plan reads the conversation,
+    its guardrail's rule features also read the message alone)."""
     ask = ask_sentences(message)
-    if ask and ask != message.strip():
-        found = _first_match(ask, has_history)
+    in_ask = _first_matches(ask) if ask and ask != message.strip() else (None, None)
+    in_message: tuple[Intent | None, Intent | None] | None = None
+    intents: list[Intent] = []
+    for i, found in enumerate(in_ask):
         if found is not None and (found is not Intent.HINT_QUERY or _HINT_REQUEST.search(ask)):
-            return found
-    return _first_match(message, has_history) or Intent.HINT_QUERY
+            intents.append(found)
+            continue
+        if in_message is None:
+            in_message = _first_matches(message)
+        intents.append(in_message[i] or Intent.HINT_QUERY)
+    return intents[0], intents[1]
 
 
 # An explicit request for a hint, whatever the intent.

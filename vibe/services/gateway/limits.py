@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import NoReturn
+from typing import NoReturn, cast
 
 import redis.asyncio as aioredis
 
@@ -105,18 +105,19 @@ class Limits:
         except ResourceExhausted:
             await give_back(own=True)
             raise
-        async with self._session_streams.kept(own_streams, own_holder, own_slot) as refused:
-            if refused is not None:
-                await give_back(own=False)
-                self._session_streams_refused()
-            if key_id is None:
-                yield taken
-                return
-            async with self._streams.kept(streams, holder, slot) as refused:
-                if refused is not None:
-                    await asyncio.shield(lease.release())
-                    self._stream_refused(key_id, refused)
-                yield taken
+        if int(cast("int", own_slot)):
+            await give_back(own=False)
+            self._session_streams_refused()
+        held = [(self._session_streams, own_streams, own_holder)]
+        if key_id is not None:
+            if wait_ms := int(cast("int", slot)):
+                await asyncio.shield(lease.release())
+                await asyncio.shield(self._session_streams.give_back(own_streams, own_holder))
+                self._stream_refused(key_id, Refused(wait_ms / 1000))
+            held.append((self._streams, streams, holder))
+        # Both slots renewed by one task and released in one round trip.
+        async with Slots.kept_all(held):
+            yield taken
 
     async def run(self, session_id: str) -> None:
         admitted = await self._runs.admit(f"{self.keys.prefix}limit:runs:{session_id}")
