@@ -146,7 +146,7 @@ def test_most_heldout_lines_are_cut_whole() -> None:
 
 
 # Lines of each file that raise at least one of the 10 sampled turns (measured).
-MEASURED_RAISING = {"injection-heldout.jsonl": 9, "injection-heldout-2.jsonl": 12}
+MEASURED_RAISING = {"injection-heldout.jsonl": 8, "injection-heldout-2.jsonl": 12}
 
 
 @pytest.mark.parametrize("name", HELDOUT_FILES)
@@ -156,8 +156,8 @@ def test_few_heldout_lines_raise_any_turn(name: str) -> None:
     rounds of reading its misses, so it no longer measures unseen forms). The second file,
     measured once before any change for it: 21 of 122 before, 15 after (7 of them bury the
     note in a real question or real code of their own, and pay for those). Here, 10 turns:
-    of the first file's 9, five bury the note in a real question and one in real code, one
-    leaves a fake closing tag that reads as an identifier, two praise or override beside
-    words of programming; of the second file's 12, six bury it in a real question or code."""
+    of the first file's 8, five bury the note in a real question and one in real code, two
+    praise or override beside words of programming (a fake closing tag that read as an
+    identifier is now taken with the forgery after it, vibe/llm/injection.py); of the second file's 12, six bury it in a real question or code."""
     raising = [row["id"] for row in HELDOUT[name] if row["kind"] != "benign" and raises_a_turn(row["text"])]
     assert len(raising) <= MEASURED_RAISING[name], raising

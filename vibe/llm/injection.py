@@ -343,6 +343,9 @@ _ROLE_TOKEN = re.compile(
     + r")(?:[\s_-]+[\w가-힣]+){0,2}\s*\]|<\s*/?\s*(?:"
     + _ROLES
     + r")(?:[_-]\w+)?\b[^>\n]{0,40}>"
+    # the candidate's own turn closed from inside it (</user_message>, </human>): what follows
+    # pretends to stand outside the candidate's text
+    r"|<\s*/\s*(?:user|human|candidate)(?:[_-]\w+)?\s*>"
     r"|(?<!#)#{2,}\s*(?:instruction|instructions|response|evaluation|" + _ROLES + r")\b"
     r"|^[ \t]*(?:[\[(<][ \t]*)?(?:system|assistant|model|developer|admin|administrator|grader|evaluator|operator|"
     r"시스템|관리자|채점자|평가자|어시스턴트)\s*(?:message|note|notice|prompt|override|instruction)?\s*[\])>]?\s*[:\uff1a](?!\s*(?:windows|win\d|linux|ubuntu|debian|fedora|arch|wsl|mac|macos|os\s*x|python|py\d|node|java|jdk|gcc|g\+\+|clang|msvc|x86|x64|amd64|arm|intel|amd|apple|m[1-4]\b|\d))"
