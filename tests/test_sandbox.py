@@ -27,6 +27,7 @@ from tests.support.sandboxes import (
     verdict,
     wait_gone,
 )
+from vibe.services.scoring.bank import bank_files
 from vibe.services.scoring.isolation import IsolationMode
 from vibe.services.scoring.judge import Verdict
 from vibe.services.scoring.languages import language
@@ -263,6 +264,23 @@ async def test_writing_outside_the_run_directory_fails(sandbox: Sandbox) -> None
     r, _ = await run(sandbox, "python", code)
     assert r.ok and b"wrote" not in r.stdout, r.stdout
     assert existing(*targets) == []
+
+
+async def test_the_problem_bank_beside_the_code_is_out_of_reach(isolated: Sandbox) -> None:
+    """A program that knows where the service keeps its problem bank (hidden tests, reference
+    solutions) finds nothing there: the bank is not under /usr, the only tree of the host a run
+    sees. The service checks this at start (it refuses otherwise: test_sandbox_service.py)."""
+    secrets = [str(p) for p in bank_files()]
+    assert len(secrets) > 10 and any(p.endswith("reference.py") for p in secrets)
+    code = (
+        f"import os\nfor p in {secrets[:40]!r}:\n    try:\n        print('read', p, open(p, 'rb').read(20))\n"
+        "    except OSError as e:\n        pass\nprint('done')\n"
+    )
+    r, _ = await run(isolated, "python", code)
+    assert r.ok and r.stdout == b"done\n", r.stdout
+    assert await isolated.readable_inside(secrets) == []
+    # The probe does see what a run can read: the system's own files are readable.
+    assert await isolated.readable_inside(["/usr/bin/true", "/etc/shadow", "/root", secrets[0]]) == ["/usr/bin/true"]
 
 
 async def test_tmp_is_the_run_directory_not_the_hosts(isolated: Sandbox) -> None:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,14 @@ def _env(isolated_env: dict[str, str], **extra: str) -> dict[str, str]:
     return {**os.environ, **isolated_env, "GATEWAY_HTTP_ADDR": "", "SCORING_MAX_PARALLEL_RUNS": "2", **extra}
 
 
-def _start_refused(env: dict[str, str], *prefix: str) -> subprocess.CompletedProcess[str]:
+def _start_refused(env: dict[str, str], *prefix: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*prefix, sys.executable, "-m", "vibe.services.scoring"],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
-        cwd=ROOT,
+        cwd=cwd,
     )
 
 
@@ -84,6 +85,44 @@ def test_without_cgroups_the_isolated_mode_refuses_to_start(isolated_env: dict[s
     assert "SCORING_ISOLATION=namespaces cannot set up its cgroups" in result.stderr
     assert "whole-run limits need cgroups with memory, pids and CPU accounting" in result.stderr
     assert "/sys/fs/cgroup/memory" in result.stderr and "does not exist" in result.stderr
+
+
+def test_installed_under_usr_the_bank_would_be_readable_so_it_refuses_to_start(isolated_env: dict[str, str]) -> None:
+    """The package installed where every run sees it (the system Python's site-packages under
+    /usr/local, say): a submitted program could read the hidden tests' expected output, so the
+    isolated mode refuses to start, saying what to do, rather than grade such runs. Made
+    readable by its owner only, the same installation starts."""
+    install = Path(tempfile.mkdtemp(prefix="vibe-test-", dir="/usr/local/lib"))
+    try:
+        for name in ("vibe", "vibe_api"):
+            shutil.copytree(ROOT / name, install / name, ignore=shutil.ignore_patterns("__pycache__"))
+        install.chmod(0o755)
+        env = _env(isolated_env, PYTHONPATH=str(install))
+        result = _start_refused(env, cwd=install)
+        assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+        bank = install / "vibe" / "services" / "scoring" / "problems"
+        assert "readable inside a run" in result.stderr and str(bank) in result.stderr, result.stderr[-2000:]
+        assert "install the package outside /usr" in result.stderr and "chmod -R go-rwx" in result.stderr
+        assert "Traceback" not in result.stderr
+
+        subprocess.run(["chmod", "-R", "go-rwx", str(bank)], check=True)
+        addr = f"127.0.0.1:{free_port()}"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vibe.services.scoring"],
+            env={**env, "SCORING_ADDR": addr},
+            cwd=install,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            asyncio.run(wait_serving(addr, 60))
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=20)
+        assert "readable inside a run" not in err
+    finally:
+        shutil.rmtree(install, ignore_errors=True)
 
 
 def test_unknown_isolation_is_a_configuration_error(isolated_env: dict[str, str]) -> None:

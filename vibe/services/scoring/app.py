@@ -13,6 +13,7 @@ from vibe.platform.config import ScoringSettings
 from vibe.platform.server import Readiness, Registration, ServiceBundle, serving
 from vibe.platform.service_auth import CallPolicy
 from vibe.platform.storage import open_storage
+from vibe.services.scoring.bank import bank_files
 from vibe.services.scoring.core import Scoring
 from vibe.services.scoring.isolation import IsolationMode
 from vibe.services.scoring.judge import Judge
@@ -82,6 +83,8 @@ async def scoring_app(settings: ScoringSettings) -> AsyncIterator[ServiceBundle]
         helper=settings.sandbox_helper,
         uid_base=settings.sandbox_uid_base,
         on_failure=watch.failed,
+        # The bank is on disk beside the code: a run must not be able to read it.
+        secrets=bank_files(),
     )
     watch.sandbox = sandbox
     await sandbox.start()

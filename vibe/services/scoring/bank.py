@@ -299,6 +299,12 @@ def load_problem(folder: Path) -> ProblemSpec:
     )
 
 
+def bank_files(root: Path = DEFAULT_PROBLEMS_DIR) -> list[Path]:
+    """Every file of the problem bank: what no submitted program may read (hidden tests,
+    reference solutions, generators, checkers)."""
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
 def load_problem_bank(root: Path = DEFAULT_PROBLEMS_DIR) -> list[ProblemSpec]:
     """Load every problem under ``root`` (sorted by id); raise ProblemBankError on any defect."""
     root = Path(root)

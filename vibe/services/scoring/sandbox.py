@@ -35,6 +35,7 @@ from pathlib import Path
 from vibe.platform.server import StartupRefused
 from vibe.services.scoring.cgroups import CgroupTree, CgroupUnavailable, SlotCgroup, proc_stat_field
 from vibe.services.scoring.isolation import DESCRIPTIONS, HelperProblem, IsolationMode, find_helper
+from vibe.services.scoring.languages import PYTHON
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,27 @@ class FilesTooLarge(ValueError):
 
 class SandboxUnavailable(SandboxError, StartupRefused):
     """The configured isolation cannot run on this machine (the message says exactly why)."""
+
+
+# Run by `Sandbox.readable_inside`: the paths on stdin (NUL-separated), those it could open
+# for reading on stdout. Reading a byte, not only opening: a directory opens too.
+_READABLE_PROBE = """\
+import os, sys
+out = []
+for path in sys.stdin.buffer.read().split(b"\\0"):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        continue
+    try:
+        os.read(fd, 1)
+        out.append(path)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+sys.stdout.buffer.write(b"\\0".join(out))
+"""
 
 
 @dataclass(frozen=True)
@@ -478,10 +500,12 @@ class Sandbox:
         helper: str = "",
         uid_base: int = 60000,
         on_failure: Callable[[str], None] | None = None,
+        secrets: Sequence[Path] = (),
     ) -> None:
         if max_parallel_runs < 1:
             raise ValueError("max_parallel_runs must be >= 1")
         self._mode = mode
+        self._secrets = tuple(secrets)
         self._slots_wanted = max_parallel_runs
         self._helper_setting = helper
         self._uid_base = uid_base
@@ -551,6 +575,8 @@ class Sandbox:
                 self._slots.append(slot)
                 self._free.put_nowait(slot)
             await self._probe()
+            if self._mode is IsolationMode.NAMESPACES:
+                await self._check_secrets_hidden()
         except BaseException:
             await self.close()
             raise
@@ -571,6 +597,39 @@ class Sandbox:
             raise SandboxUnavailable(
                 f"{self._mode} isolation does not work here: a trivial program failed "
                 f"(exit {result.exit_code}, signal {result.signal}): {result.stderr[-500:].decode('utf-8', 'replace')}"
+            )
+
+    async def readable_inside(self, paths: Sequence[str]) -> list[str]:
+        """Which of ``paths`` a program can open for reading inside a run (asked by one run of
+        the system Python as a run's unprivileged uid, with the mounts every run gets)."""
+        result = await self._run(
+            {"probe.py": _READABLE_PROBE.encode()},
+            [PYTHON, "-I", "-S", "probe.py"],
+            b"\0".join(os.fsencode(p) for p in paths),
+            RunLimits(cpu_time_s=5, wall_time_s=10, memory_mb=128, output_bytes=len(paths) * 4200 + 64),
+            (),
+        )
+        if not result.ok:
+            raise SandboxUnavailable(
+                f"{self._mode} isolation does not work here: the probe of what a run can read failed "
+                f"(exit {result.exit_code}, signal {result.signal}): {result.stderr[-500:].decode('utf-8', 'replace')}"
+            )
+        return [os.fsdecode(line) for line in result.stdout.split(b"\0") if line]
+
+    async def _check_secrets_hidden(self) -> None:
+        """Fail closed when a run could read what the service keeps secret on disk (the problem
+        bank's hidden tests and reference solutions): a package installed under /usr (the system
+        Python's site-packages, /usr/local) is inside every run's read-only root."""
+        if not self._secrets:
+            return
+        readable = await self.readable_inside([str(p) for p in self._secrets])
+        if readable:
+            raise SandboxUnavailable(
+                f"{len(readable)} of the {len(self._secrets)} files the service keeps from candidates are readable "
+                f"inside a run (e.g. {readable[0]}): a submitted program could print the hidden tests' expected "
+                "output. Runs see /usr read-only, so install the package outside /usr (a virtualenv under /opt, as "
+                "the image does), or make those files readable by their owner only (chmod -R go-rwx on the "
+                "problem bank: runs use an unprivileged uid)"
             )
 
     async def close(self) -> None:
