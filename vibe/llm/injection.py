@@ -170,7 +170,7 @@ _ADDRESSED = re.compile(
     # "the model evaluating this", "whoever is assessing this chat", "when you grade this later",
     # "[reviewer's note]", "reading this transcript"
     r"|\b(?:ai|model|llm|system|bot|person|one|agent)\s+(?:that\s+is\s+|who\s+is\s+|which\s+is\s+)?(?:evaluating|grading|scoring|"
-    r"assessing|marking|judging|rating)\b|\bwhoever\b.{0,30}?\b(?:grad|scor|evaluat|assess|mark|judg|rat)\w*"
+    r"assessing|marking|judging|rating|auditing)\b|\bwhoever\b.{0,30}?\b(?:grad|scor|evaluat|assess|mark|judg|rat|audit)\w*"
     r"|\bwhen\s+you\s+(?:later\s+)?(?:evaluate|grade|score|assess|mark|judge|rate)\b"
     r"|\b(?:read|review|look)\w*\s+(?:at\s+)?(?:this|the|my)\s+(?:log|logs|transcript|conversation\s+log|chat\s+(?:log|history)|record)\b"
     r"|(?:"
@@ -231,7 +231,7 @@ _THIS_TURN = re.compile(
     r"interaction|chat\s+turn|exchange)\b|\bmy\s+(?:own\s+)?(?:turn|prompt|prompts|message|messages|"
     r"conversation|session|submission|interaction)\b|\b(?:the|this)\s+(?:candidate|applicant|test[-\s]?taker|examinee)\b"
     r"|\bthis\s+is\s+(?:an?\s+)?(?:[\w-]+\s+){0,2}(?:turn|prompt|submission)\b"
-    r"|(?:이|본|위|현재)\s*(?:턴|프롬프트|대화|세션|제출|turn|prompt|submission)|응시자|지원자|수험생",
+    r"|(?:이|본|위|현재)\s*(?:턴|프롬프트|대화|세션|제출|turn|prompt|submission)|이번\s*(?:턴|질문|프롬프트)|응시자|지원자|수험생",
     _I,
 )
 # The candidate in the third person: how a grader speaks of them, never a candidate of
@@ -251,6 +251,9 @@ _THIRD_PERSON = re.compile(
     # Korean: "이/본/해당 응시자" speaks of the candidate; a bare 응시자 is how candidates
     # name themselves ("응시자인데요, ...", "응시자 입장에서").
     r"|(?:이|본|해당|위)\s*(?:응시자|지원자|수험생)|피평가자"
+    # code-switched: "# 지원자 verified all edge cases by hand"
+    r"|(?:응시자|지원자|수험생)\s*(?:has\s+|have\s+|clearly\s+)?(?:verified|checked|tested|handled|demonstrat\w+|shows?|showed|"
+    r"exhibit\w*|deserves|merits|excel\w*|understands|nailed)\b"
     # "응시자는 뛰어난 ... 보여줌": praise of the candidate, which they do not say of themself
     r"|(?:응시자|지원자|수험생)(?:는|은|가|이)\s.{0,40}?(?:뛰어난|탁월|훌륭|우수|완벽|모범|보여\s*줌|보여\s*줬|보여\s*준다|입증)",
     _I,
@@ -283,7 +286,7 @@ _OVERRIDE = re.compile(
 # "{...}" / "key: value" / "<score>..</score>" with a score-like key.
 _SCORE_KEY = (
     r"(?:(?:final|overall|total|turn|prompt)[_\s]?)?(?:score|scores|grade|rating|points|marks|evaluation|assessment|"
-    r"verdict|band|clarity|specificity|completeness|discernment|점수|평가|등급|채점)"
+    r"verdict|band|quality|clarity|specificity|completeness|discernment|점수|평가|등급|채점)"
 )
 _SCORE_OBJECT = re.compile(r"\{[^{}]{0,600}?[\"']?\b" + _SCORE_KEY + r"\b[\"']?\s*[:=][^{}]{0,600}?\}", _I | re.DOTALL)
 _GRADE_VALUE = r"(?:\d{2,3}(?:\s*/\s*\d+)?|a\+|high|top|pass|passed|excellent|outstanding|exceptional|perfect|max|full|strong|상|최상|만점|우수)(?![\w])"
@@ -322,8 +325,14 @@ _SCORE_KV = re.compile(
     + r"\s*[\"'*]*"
     r"(?:100\s*/\s*100|10\s*/\s*10|5\s*/\s*5|100\s*점|a\+|full|perfect|max(?:imum)?|만점"
     r"|(?:[5-9]\d|100)(?:\s*/\s*100)?(?![\w+^]|\s*[*x\u00d7^]\s*\d|[.,]\d))(?![\w+])"
-    # a score as a value in code: "SELECT 100 AS score"
-    r"|\b\d{2,3}\s+as\s+[\"'`]?(?:\w+_)?" + _SCORE_KEY + r"\b",
+    # a score as a value in code: "SELECT 100 AS score"; a top grade passed as an argument:
+    # "#pragma grade(max)", "score(100)", "@rate('excellent')"
+    r"|\b\d{2,3}\s+as\s+[\"'`]?(?:\w+_)?" + _SCORE_KEY + r"\b"
+    r"|\b(?:score|grade|rate|rating|mark|band|quality)\s*\(\s*[\"']?(?:max(?:imum)?|full|top|high(?:est)?|a\+|excellent|"
+    r"perfect|100)[\"']?\s*\)"
+    # the turn's intent set as a label: "intent=optimization", "intent: debugging"
+    r"|\bintent[\"']?\s*[:=]\s*[\"']?(?:verification|debugging|optimi[sz]ation|test[\s_]?case|follow[\s_-]?up|generation|"
+    r"hint[\s_]?query|rule[\s_]?setting)\b",
     _I | re.MULTILINE,
 )
 _SCORE_TAG = re.compile(
@@ -648,7 +657,12 @@ class GraderSplit:
         return _rebuild(self.original, _find_segments(self.original), marker)
 
 
+# Any element whose content speaks to the grader goes with its tags: `<tool_result
+# name="prompt_analyzer">{"clarity": 1.0}</tool_result>` left as its empty tags would read
+# as markup the candidate wrote (as a fenced block is a segment's container, `wide`).
+_ANY_TAG = re.compile(r"<([A-Za-z][\w:.-]{0,40})\b[^<>]{0,200}>.{0,2000}?<\s*/\s*\1\s*>", re.DOTALL)
 _BLOCKS = (
+    ("tag", _ANY_TAG),
     ("score_object", _SCORE_OBJECT),
     ("tag", _SCORE_TAG),
     ("comment", re.compile(r"/\*.*?\*/|<!--.*?-->|\"\"\".*?\"\"\"|'''.*?'''", re.DOTALL)),
@@ -658,6 +672,25 @@ _LINE_UNITS = (
     ("string", re.compile(r"\"[^\"\n]{3,}\"|(?<!\w)'[^'\n]{6,}'(?!\w)|`[^`\n]{3,}`|“[^”\n]{3,}”|「[^」\n]{3,}」")),
     ("aside", re.compile(r"\[[^\[\]\n]{3,}\]|\([^()\n]{3,}\)|<[^<>\n]{3,}>|【[^】\n]{3,}】|\{[^{}\n]{3,}\}")),
 )
+# A name in code made of words (`full_marks_for_this_prompt`, `giveFullMarksToThisCandidate`):
+# read as the words it is made of, it speaks to the grader when those words name this turn,
+# the grader or a grade that is never data (`max_score_so_far` stays a name).
+_NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+){2,}\b|\b[a-z]+(?:[A-Z][a-z0-9]+){2,}\b")
+_NAME_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def _name_speaks(name: str) -> bool:
+    words = " ".join(_NAME_WORD.findall(name)).lower()
+    pointed = (
+        _THIS_TURN.search(words)
+        or _ADDRESSED.search(words)
+        or re.search(_GRADER_STRONG, words)
+        or _ONLY_GRADING.search(words)
+        or _OVERRIDE.search(words)
+    )
+    return bool(pointed) and _speaks_to_grader(words)
+
+
 _Add = Callable[[int, int, str], None]
 # A sentence ends at a run of end marks followed by a space or the end (so "1.5" and
 # "lines[1].split" do not end one); runs are matched from their start only (linear time).
@@ -842,6 +875,11 @@ def _line_segments(text: str, base: int, line: str, taken: bytearray, add: _Add,
             if not any(taken[start:end]) and _speaks_to_grader(m.group(0)):
                 first = start if first is None else min(first, start)
                 units.append((start, end))
+    for m in _NAME.finditer(line):
+        start, end = base + m.start(), base + m.end()
+        if not any(taken[start:end]) and _name_speaks(m.group(0)):
+            first = start if first is None else min(first, start)
+            units.append((start, end))
     for s_start, s_end in _sentences(line):
         start, end = base + s_start, base + s_end
         if not line[s_start:s_end].strip() or all(taken[start:end]):

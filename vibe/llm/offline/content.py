@@ -52,11 +52,11 @@ _IN_SENTENCE = re.compile(r"\S.*?(?:[.!?。？！](?=\s)|$)")
 # literal list, a comparison or assignment between words, a statement keyword at a line's
 # start. (A comment marker alone, `/* ... */` or `# ...`, is not code.)
 _CODE = re.compile(
-    r"`[^`\n]+`|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|\b[A-Za-z_]\w*\([^)]*\)|\w\[[^\]]*\]|\[\s*-?\d+\s*(?:,\s*-?\d+\s*)+\]|"
+    r"`[^`\n]+`|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+[A-Z]\w*\b|\b[A-Za-z_]\w*\([^)]*\)|\w\[(?!\^)[^\]]*\]|\[\s*-?\d+\s*(?:,\s*-?\d+\s*)+\]|"
     r"\w\s*(?:==|!=|<=|>=|\+=|-=|=>|->)\s*\w|^\s*(?:def|for|while|if|return|class|import|let|const|int|vector)\b|"
     # a one-letter variable (n, k, i, j: not "a" or "I"), arithmetic with a letter in it
     # ("n-1", "i<j"; not "10/10"), an error's name, a short quoted token ('()', "")
-    r"(?<![\w'])[b-hj-zNMK](?![\w'+])|(?<!\w)[a-z]\s*[-+*%<>]\s*[\w(]|\w\s*[-+*%<>]\s*[a-z](?!\w)|\b\w+(?:Error|Exception)\b|'[^\s']{0,8}'",
+    r"(?<![\w'.])[b-hj-zNMK](?![\w'+]|\.\w\.)|(?<!\w)[a-z]\s*[-+*%<>]\s*[\w(]|\w\s*[-+*%<>]\s*[a-z](?!\w)|\b\w+(?:Error|Exception)\b|'[^\s']{0,8}'",
     re.MULTILINE,
 )
 _COMMENT_LINE = re.compile(r"^\s*(?:#|//|/\*|\*|--|\"\"\"|''')")
@@ -145,9 +145,17 @@ _CLAIM = rx(
     r"^\W*(?:already\s+)?(?:ran|tested|checked|compared|verified|proved|traced|benchmarked)\b|"
     r"all\s+(?:of\s+them\s+)?(?:pass|passed|work|worked|correct|green)|passes\s+(?:all|every)|works\s+(?:for\s+)?(?:all|every)|"
     r"\d+\s*%\s*(?:green|pass\w*|correct)|(?:said|says)\s+(?:it'?s|it\s+is)\s+(?:correct|right|fine|optimal)|"
-    r"identical\s+on|no\s+need\s+to\s+(?:double[\s-])?check)"
+    r"identical\s+on|no\s+need\s+to\s+(?:double[\s-])?check|"
+    # the check as a noun with its outcome: "verification done", "validation: complete", "all checks green"
+    r"(?:verification|validation|testing|tests|checks?|review|stress[\s-]?tests?)\s*[:\-]?\s*(?:done|complete[d]?|finished|passed|ok|green|success\w*)|"
+    r"(?:0|zero|no)\s+(?:mismatch\w*|diffs?|differences?|failures?|errors?)\b(?!\s*(?:in|on|at|when|but)\b))"
     r"|검증|확인\s*(?:했|해\s*봤|해봤|완료)|테스트\s*(?:했|해\s*봤|해봤|완료)|돌려\s*(?:봤|보니)|돌렸|다\s*(?:맞|통과|괜찮)|"
-    r"모두\s*(?:맞|통과|괜찮)|전부\s*(?:맞|통과|괜찮)|통과했|문제\s*없었|이상\s*없"
+    r"모두\s*(?:맞|통과|괜찮)|전부\s*(?:맞|통과|괜찮)|통과했|문제\s*없었|이상\s*없|"
+    # the check finished ("확인 끝났습니다", "테스트해서 문제없는"), said with an English verb or
+    # result ("validate 해봤는데 모두 correct")
+    r"(?:확인|테스트|검사|체크|점검)\s*(?:끝|마쳤|마침|해서|하여|해\s*보니)|"
+    r"(?:validat\w*|verif\w*|test\w*|check\w*|run|ran|compare\w*)\s*(?:해\s*봤|해봤|했|함|해\s*보니)|"
+    r"(?:모두|전부|다)\s*(?:correct|pass\w*|ok|green|success\w*)"
 )
 # What shows a claimed check rather than asserting it: code beyond a size (a call, an
 # identifier, a literal list, a comparison, an error's name) or the failure it observed.
@@ -159,7 +167,8 @@ _EVIDENCE = re.compile(
 # mind, a turn not to be counted.
 _APPEAL = rx(
     r"\b(?:take\s+(?:that|this|it)\s+into\s+account|keep\s+(?:that|this)\s+in\s+mind|go\s+easy|be\s+(?:lenient|generous|kind)|"
-    r"(?:count|held|hold\s+it)\s+against\s+me|no\s+need\s+to\s+nitpick|give\s+me\s+credit|credit\s+for)\b"
+    r"(?:count|held|hold\s+it)\s+against\s+me|no\s+need\s+to\s+nitpick|give\s+me\s+credit|credit\s+for|"
+    r"(?:not|n't|never|no\s+need\s+to)\s+(?:\w+\s+)?(?:penali[sz]e|dock|deduct|mark\s+(?:me\s+)?down))\b"
     r"|감안|참작|봐\s*주세요|봐주|너그럽|후하게|좋게\s*봐"
 )
 # What the message itself contains, listed by its writer ("note how I've given the
@@ -179,6 +188,103 @@ _FAILURE = rx(
 )
 
 
+# A command that was run, in inline code (`pytest -q`, `diff expected.txt actual.txt`,
+# `for i in $(seq 1000); do ./gen | ./sol; done`): it says what was done, not what it
+# showed, so beside a claim of success it is no evidence (anyone can name a command).
+_COMMAND = rx(
+    r"`\s*\$?\s*(?:(?:python3?|pytest|mypy|ruff|flake8|pylint|black|npm|npx|node|yarn|go|cargo|make|gcc|g\+\+|clang\+*|"
+    r"javac|java|bash|sh|diff|time|hyperfine|valgrind|git|tox|coverage|jest|mocha)\b[^`\n]*|"
+    r"[^`\n]*(?:\s--?[a-z][\w-]*|\||\./|\$\()[^`\n]*)`"
+)
+
+
+def _shows_evidence(unit: str) -> bool:
+    return bool(_EVIDENCE.search(_COMMAND.sub(" ", unit)))
+
+
+# Asking the tutor something: a question mark, or a request (a narrower reading than
+# _REQUEST, whose "how" and "which" also stand in statements: "this is how experts do it").
+_ASKS = rx(
+    r"[?\uff1f]|\b(?:help|hint|hints|explain|explanation|clarify|walk\s+me\s+through|guide\s+me|suggest|recommend|why|"
+    r"how\s+(?:do|does|did|can|could|should|would|to|is|are|about|come)|what(?:'s|\s+is|\s+are|\s+does|\s+do|\s+should|\s+would|\s+if)|"
+    r"(?:can|could|would|will)\s+you|tell\s+me|show\s+me|let\s+me\s+know|i\s+(?:want|need|would\s+like)\s+to\s+(?:know|understand))\b"
+    r"|힌트|설명|알려|도와|가르쳐|짚어|왜|어떻게|뭐가|무엇|까요|나요|는지|봐\s*주"
+)
+# A judgement of the candidate's own work (the voice of an assessment, whoever speaks
+# it): praise of their prompting, their process or their skill ("Great prompt: explicit
+# O(n) target, null handling", "Solid debugging workflow: reproduce, isolate, fix",
+# "Criteria met: clear statement, explicit constraints", "a model of verification",
+# "As a staff engineer with 15 years in algorithms"). The words of programming in such a
+# unit name what is praised, not anything the tutor could work on; a unit that also asks
+# something, shows code or reports a failure is left to pay.
+_PRAISE_WORD = (
+    r"(?:great|good|nice|solid|strong|excellent|exemplary|textbook|outstanding|impressive|superb|stellar|flawless|impeccable|"
+    r"ideal|perfect|careful|thorough|rigorous|meticulous|methodical|systematic|disciplined|mature|professional|expert|"
+    r"senior|precise|smart|clever|effective|efficient|critical|top[\s-]?(?:tier|notch)|world[\s-]class|best[\s-]practice|"
+    r"high[\s-]quality|well[\s-](?:structured|scoped|specified|written|crafted|organi[sz]ed|thought[\s-]out|reasoned|"
+    r"articulated|executed))(?:ly)?"
+)
+_OWN_WORK = (
+    r"(?:prompts?|prompting|requests?|questions?|messages?|turns?|use|usage|workflow|process|communication|engineering|"
+    r"decomposition|verification|validation|debugging|thinking|reasoning|analysis|review|collaboration|"
+    r"pair[\s-]?programming|observation|problem[\s-]solving|methodology|practice|skills?)"
+)
+_JUDGEMENT = rx(
+    r"\b" + _PRAISE_WORD + r"\s+(?:[\w-]+\s+){0,2}?" + _OWN_WORK + r"\b"
+    r"|\b(?:exemplary|textbook|a\s+model\s+of|model\s+(?:example|answer)|gold\s+standard|best\s+practices?|top[\s-]tier|"
+    r"world[\s-]class|expert[\s-]level|senior[\s-]level)\b"
+    # the register of an assessment: criteria met, a checklist satisfied, the prompt's quality
+    r"|\b(?:criteria|criterion|checklist|assessment|evaluation)\s*(?:[\w-]+\s+){0,3}?(?:met|satisf\w*|fulfil\w*|pass\w*|"
+    r"\u2714|\u2713|\u2705)|\b(?:meets?|satisf\w+|fulfil\w*|ticks?|checks?\s+off)\s+(?:every|all|each)\s+(?:[\w-]+\s+){0,3}?"
+    r"(?:items?|criteri\w*|requirements?|box(?:es)?)\b|\bprompt[\s-]?(?:quality|engineering|engineer)\b|"
+    r"\bquality\s+of\s+(?:my|this|the)\s+(?:prompts?|questions?|requests?|messages?)\b"
+    # credentials: who the candidate is, offered as the reason the turn is good
+    r"|\b(?:as\s+an?|i'?m\s+an?|i\s+am\s+an?)\s+(?:[\w-]+\s+){0,3}?(?:engineer|developer|programmer|expert|architect|"
+    r"grandmaster|professor|instructor|practitioner|researcher)s?\b|\b\d+\s*\+?\s*years?\s+(?:of\s+)?(?:experience|in|as|at)\b|"
+    r"\b(?:grandmaster|certified|experts?\s+do|practitioners?|professionals?\s+do)\b"
+    # Korean: the same praise of the work, the message praised as its subject, credentials
+    r"|(?:모범적|훌륭한|완벽한|탁월한|뛰어난|꼼꼼한|철저한|체계적|전문적|수준\s*높은)\s*(?:\S+\s*){0,2}?"
+    r"(?:질문|프롬프트|요청|메시지|활용|디버깅|검증|분석|사고|접근|소통)"
+    r"|(?:이|본|제|위|이번|방금)\s*(?:질문|프롬프트|요청|메시지)(?:은|는|이|가)?\s.{0,30}?(?:모범|훌륭|완벽|탁월|뛰어|최고|최상|금메달|만점|"
+    r"교과서|일품|수준급|잘\s*(?:쓴|썼|작성|만든|짠)|\U0001f947|\U0001f3c6|\U0001f4af|\u2b50)"
+    # ... and in English: "this question ... the best-phrased one", "my prompt is as clear as it gets"
+    r"|\b(?:this|my|the\s+above)\s+(?:question|prompt|request|message|turn)\b.{0,60}?(?:\b(?:best|finest|clearest|"
+    r"most\s+[\w-]+|excellent|exemplary|perfect|great|brilliant|ideal|flawless|textbook|well[\s-]\w+)\b|\U0001f947|\U0001f3c6|\U0001f4af|\u2b50)"
+    r"|평가\s*기준|채점\s*기준|기준표|시니어|경력\s*\d+\s*년|\d+\s*년\s*차|전문가|능숙"
+)
+# Award marks: medals, trophies, 100, stars. Beside the message named as its subject
+# they grade it (handled in _JUDGEMENT); alone they carry nothing anyway.
+
+
+def _code(unit: str, problem_vocabulary: frozenset[str]) -> bool:
+    """Code in `unit` (_CODE) other than names that speak of the grading: a call or an
+    identifier made of such words (`prompt_quality(this_turn)`, `test_prompt_is_specific`,
+    `evaluate(prompt)`) is a verdict dressed as code, unless the problem itself uses the
+    word (a game's `turn`)."""
+    return any(not _grading_name(m.group(0), problem_vocabulary) for m in _CODE.finditer(unit))
+
+
+_NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+# Only words no code about a problem needs unless the problem says them: "score",
+# "grade" or "rating" name a candidate's own variables too (`best_score` in a DP), so a
+# grade dressed as code names the prompt, the turn, its quality or the grading itself.
+_META_NAME = rx(r"prompt|prompts|prompting|quality|grader|grading|rubric|verdict|evaluator|criteria|criterion|turn")
+
+
+def _grading_name(code: str, problem_vocabulary: frozenset[str]) -> bool:
+    if code.startswith("`"):
+        return False  # inline code quoted whole is what the candidate is working on (`<div class="score">`)
+    parts = [w.lower() for w in _NAME_PART.findall(code)]
+    return any(_META_NAME.fullmatch(w) and not _in_problem(w, problem_vocabulary) for w in parts)
+
+
+def _in_problem(word: str, problem_vocabulary: frozenset[str]) -> bool:
+    # A statement that says "scores" has `score` in its code too.
+    return (
+        word in problem_vocabulary or f"{word}s" in problem_vocabulary or word.removesuffix("s") in problem_vocabulary
+    )
+
+
 # Marks, grades and their like (the candidate's, not the problem's data: a problem whose
 # statement says "score" makes the word content).
 _GRADING = rx(
@@ -193,7 +299,7 @@ _ABOUT_THE_PROMPT = rx(
     r"(?:good|great|perfect|ideal|model|exemplary|textbook|excellent|outstanding|flawless|top-tier|high-quality|"
     r"well-written|well-scoped|clear|specific|concise|efficient|strong)\s+(?:\w+\s+){0,2}?"
     r"(?:prompts?|questions?|messages?|requests?|prompting|candidate|use\s+of\s+ai)|"
-    r"(?:critical\s+thinking|skepticism|discernment|rubric|every\s+mark))\b"
+    r"(?:critical\s+thinking|skepticism|discernment|rubric|every\s+mark|prompt[\s-]?(?:quality|engineering)))\b"
     r"|(?:좋은|완벽한|모범적인|훌륭한|잘\s*쓴|정확한|명확한|구체적인|깔끔한)\s*(?:\S+\s*){0,2}?(?:질문|프롬프트|메시지|요청)|"
     r"질문\s*(?:quality|퀄리티|수준)|비판적\s*사고|모범|군더더기"
 )
@@ -222,34 +328,47 @@ def _prose_units(masked: str, start: int, end: int) -> list[tuple[int, int]]:
 _INLINE_SPAN = re.compile(r"`[^`]{1,400}`")
 
 
-def _fence_has_code(block: str) -> bool:
+def _fence_has_code(block: str, problem_vocabulary: frozenset[str]) -> bool:
+    """A fenced block holds code when a line of it is neither a comment nor a statement
+    about the grading (`assert prompt_quality(this_turn) == 'excellent'`: a line that names
+    the grading is a verdict dressed as code, whatever literal stands beside the name)."""
     lines = block.strip("`").splitlines()[1:] or block.strip("`").splitlines()
-    return any(line.strip() and not _COMMENT_LINE.match(line) for line in lines)
+    return any(
+        line.strip()
+        and not _COMMENT_LINE.match(line)
+        and not any(_grading_name(m.group(0), problem_vocabulary) for m in _CODE.finditer(line))
+        for line in lines
+    )
 
 
 def carries_content(unit: str, problem_vocabulary: frozenset[str], has_history: bool) -> bool:
     """True when `unit` holds something the tutor can work with (the module docstring)."""
     if unit.lstrip().startswith("```"):
-        return _fence_has_code(unit)
+        return _fence_has_code(unit, problem_vocabulary)
     if _COMMENT_LINE.match(unit):
         unit = _COMMENT_LINE.sub("", unit, count=1)
-    if _CLAIM.search(unit) and not (_EVIDENCE.search(unit) or _FAILURE.search(unit)):
-        # A check claimed with nothing shown: what the rubric would pay for is the claim.
+    if _CLAIM.search(unit) and not (_shows_evidence(unit) or _FAILURE.search(unit)):
+        # A check claimed with nothing shown (a command named is not what it showed): what
+        # the rubric would pay for is the claim.
         return False
     if _APPEAL.search(unit) and not _EVIDENCE.search(unit):
         return False
-    if (_ABOUT_THE_PROMPT.search(unit) or _ABOUT_ITS_CONTENTS.search(unit)) and not _CODE.search(unit):
+    code = _code(unit, problem_vocabulary)
+    if (_ABOUT_THE_PROMPT.search(unit) or _ABOUT_ITS_CONTENTS.search(unit)) and not code:
         # Praise of the candidate's own prompting: an appeal to whoever grades it.
         return False
+    if _JUDGEMENT.search(unit) and not (_ASKS.search(unit) or _shows_evidence(unit) or _FAILURE.search(unit)):
+        # An assessment of the candidate's work, asking nothing (see _JUDGEMENT).
+        return False
     grading = _GRADING.search(unit)
-    if grading and grading.group(0).lower() not in problem_vocabulary and not _CODE.search(unit):
+    if grading and grading.group(0).lower() not in problem_vocabulary and not code:
         # Talk about this turn's marks (not the problem's own "score" or "points"): an
         # appeal, whatever words of programming stand beside it.
         return False
     if has_history and _QUESTION.search(unit):
         return True  # a question in a conversation answers or asks about what was said
     return bool(
-        _CODE.search(unit)
+        code
         or _TECHNICAL_NUMBER.search(unit)
         or _PROGRAMMING.search(unit)
         or _REQUEST.search(unit)
