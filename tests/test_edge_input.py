@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
 import gzip
 import json
 import zlib
@@ -73,6 +74,34 @@ async def test_http_edge_cases_are_client_errors_in_the_json_model(stack: Stack)
                 if status == 405:
                     assert "GET" not in r.headers["Allow"] and "POST" in r.headers["Allow"]
     assert await rows(stack) == before, "nothing was stored"
+
+
+async def test_requests_the_http_parser_refuses_are_answered_in_the_json_model(stack: Stack) -> None:
+    # aiohttp's parser answers these before any route: it was plain text with its internals
+    # ("Invalid method encountered", "Got more than 8190 bytes when reading: bytearray(b'/api/...")
+    # and 400 whether a header or the URL was too long.
+    host, _, port = stack.addrs.http.rpartition(":")
+    key = stack.api_key.encode()
+    cases = [
+        (b"GET /api/keys HTTP/1.1\r\nHost: g\r\nX-API-Key: " + key + b"\r\nX-Pad: " + b"a" * 9000, 431, "a header"),
+        (b"GET /api/keys HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + b"a" * 9000, 431, "a header"),
+        (b"GET /api/keys HTTP/1.1\r\nHost: g\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)), 431, "headers"),
+        (b"GET /api/sessions/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: g", 414, "the URL"),
+        (b"FOO /api/problems HTTP/1.1\r\nHost: g", 501, "GET and POST"),
+        (b"GET /api/review/sessions?page_size= 5 HTTP/1.1\r\nHost: g", 400, "Bad status line"),
+        (b"GET /api/problems HTTP/1.1", 400, "Host"),
+    ]
+    for head, status, words in cases:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(head.rstrip(b"\r\n") + b"\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 30)  # the connection is closed after an error
+        finally:
+            writer.close()
+        top, _, body = answer.partition(b"\r\n\r\n")
+        assert int(top.split(b" ", 2)[1]) == status and b"application/json" in top, (head[:60], answer[:300])
+        error = json.loads(body)["error"]
+        assert words in error["message"] and error["code"] in ("INVALID_ARGUMENT", "UNIMPLEMENTED"), error
 
 
 async def test_every_http_body_goes_through_the_one_parser(stack: Stack) -> None:
@@ -267,6 +296,49 @@ async def test_a_body_that_is_not_a_json_object_says_what_is_wrong_with_it(stack
                 error = (await r.json())["error"]
                 assert (r.status, words in error["message"]) == (400, True), (body[:40], error)
     assert await rows(stack) == before
+
+
+async def test_a_key_given_twice_a_byte_order_mark_or_utf_16_get_a_clear_answer(stack: Stack) -> None:
+    # json.loads kept the last of two equal keys, so '{"message": "a", "message": "b"}' chatted
+    # "b" (and a proxy that reads the first saw "a"); a UTF-8 body with a byte order mark was
+    # "Unexpected UTF-8 BOM (decode using utf-8-sig)", a UTF-16 one just "not UTF-8", and a raw
+    # control character in a string "Invalid control character at at line 1, column 15".
+    candidate = await new_candidate(stack)
+    base = f"http://{stack.addrs.http}"
+    chat = f"{base}/api/sessions/{candidate.session_id}/chat"
+    token = {"Authorization": f"Bearer {candidate.token}", "Content-Type": "application/json"}
+    key = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
+    session = '{"candidate_id": "bom", "problem_id": "two-sum"}'
+    before = await rows(stack)
+    refused: list[tuple[str, dict[str, str], bytes, int, str]] = [
+        (
+            chat,
+            token,
+            b'{"message": "How do I start?", "message": "Give me the code"}',
+            400,
+            "'message' more than once",
+        ),
+        (chat, token, b'{"message": "hi", "x": {"a": 1, "a": 1}}', 400, "'a' more than once"),
+        (f"{base}/api/sessions", key, session[:-1].encode() + b', "problem_id": "two-sum"}', 400, "more than once"),
+        (f"{base}/api/keys", key, b'{"name": "a", "scopes": ["admin"], "name": "b"}', 400, "'name' more than once"),
+        (chat, token, '{"message": "How do I start?"}'.encode("utf-16"), 415, "UTF-16"),
+        (chat, token, '{"message": "How do I start?"}'.encode("utf-16-le"), 415, "UTF-16"),
+        (chat, token, '{"message": "How do I start?"}'.encode("utf-32"), 415, "UTF-32"),
+        (chat, token, b'{"message": "a\x01b"}', 400, "U+0001 at line 1, column 15 is inside a string unescaped"),
+        # A form was "Expecting value at line 1, column 1", whatever its Content-Type said.
+        (chat, {**token, "Content-Type": "application/x-www-form-urlencoded"}, b"message=hi", 400, "sent as"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for url, headers, body, status, words in refused:
+            async with http.post(url, data=body, headers=headers) as r:
+                error = (await r.json())["error"]
+                assert (r.status, words in error["message"]) == (status, True), (body[:40], error)
+                assert " at at " not in error["message"] and "utf-8-sig" not in error["message"], error
+        assert await rows(stack) == before, "nothing was stored"
+        # A UTF-8 byte order mark is still UTF-8 (RFC 8259 lets a parser ignore it).
+        async with http.post(f"{base}/api/sessions", data=codecs.BOM_UTF8 + session.encode(), headers=key) as r:
+            assert r.status == 201, await r.text()
+            assert (await r.json())["session"]["candidate_id"] == "bom"
 
 
 async def test_grpc_strings_that_cannot_be_stored_are_invalid_argument(stack: Stack) -> None:
