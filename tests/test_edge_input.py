@@ -245,8 +245,8 @@ async def test_a_message_of_invisible_characters_is_blank(stack: Stack) -> None:
 
 async def test_the_reviewer_api_reads_its_query_strictly(stack: Stack) -> None:
     # The query was decoded leniently: bytes that are not UTF-8 became U+FFFD (a filter that
-    # silently matched nothing), a repeated parameter kept its first value, and page_size was
-    # whatever int() takes ('1_0', '+5', full-width digits).
+    # silently matched nothing), a repeated parameter kept its first value, page_size was
+    # whatever int() takes ('1_0', '+5', full-width digits), and an unknown name was ignored.
     base = f"http://{stack.addrs.http}/api/review/sessions?"
     key = {"X-API-Key": stack.api_key}
     cases = [
@@ -258,6 +258,9 @@ async def test_the_reviewer_api_reads_its_query_strictly(stack: Stack) -> None:
         ("page_size=%2B5", "integer"),
         ("page_size=%EF%BC%91", "integer"),
         ("page_size=0x10", "integer"),
+        # A misspelt filter was ignored: every session came back as if filtered.
+        ("candidate=ada", "unknown query parameter 'candidate'"),
+        ("page_size=5&pagesize=5", "unknown query parameter 'pagesize'"),
     ]
     async with aiohttp.ClientSession() as http:
         for query, words in cases:
