@@ -344,6 +344,34 @@ async def test_a_key_given_twice_a_byte_order_mark_or_utf_16_get_a_clear_answer(
             assert (await r.json())["session"]["candidate_id"] == "bom"
 
 
+async def test_a_misspelt_body_field_is_refused_not_ignored(stack: Stack) -> None:
+    # {"lang": "cpp", "code": ...} was graded as Python (the language's default): the session
+    # was over, with a compile error for a grade. A key with a stray field was created.
+    candidate = await new_candidate(stack)
+    base = f"http://{stack.addrs.http}"
+    token = {"Authorization": f"Bearer {candidate.token}"}
+    key = {"Authorization": f"Bearer {stack.api_key}"}
+    cpp = "#include <cstdio>\nint main() { return 0; }\n"
+    before = await rows(stack)
+    cases = [
+        (f"/api/sessions/{candidate.session_id}/submit", token, {"lang": "cpp", "code": cpp}, "'lang'"),
+        (f"/api/sessions/{candidate.session_id}/run", token, {"Language": "cpp", "code": cpp}, "'Language'"),
+        (f"/api/sessions/{candidate.session_id}/chat", token, {"message": "hi", "turn": 3}, "'turn'"),
+        ("/api/sessions", key, {"candidate_id": "c", "problem_id": "two-sum", "problem": "x"}, "'problem'"),
+        ("/api/keys", key, {"name": "k", "scopes": ["admin"], "scope": "reports:read"}, "'scope'"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for path, headers, body, words in cases:
+            async with http.post(base + path, json=body, headers=headers) as r:
+                error = (await r.json())["error"]
+                assert (r.status, f"unknown field {words}" in error["message"]) == (400, True), (path, error)
+    assert await rows(stack) == before, "nothing was stored"
+    session = await stack.gateway.GetSession(
+        gateway_pb2.GetSessionRequest(session_id=candidate.session_id), metadata=candidate.auth
+    )
+    assert session.status == gateway_pb2.SESSION_STATUS_ACTIVE, "the session was not submitted"
+
+
 async def test_grpc_strings_that_cannot_be_stored_are_invalid_argument(stack: Stack) -> None:
     candidate = await new_candidate(stack)
     before = await rows(stack)

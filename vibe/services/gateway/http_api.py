@@ -43,7 +43,7 @@ from vibe.platform.errors import (
     bounded,
     translate,
 )
-from vibe.platform.validation import check_content_encoding, parse_json_object
+from vibe.platform.validation import check_content_encoding, parse_json_object, shown
 from vibe.services.gateway.access import Credential
 from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.core import Gateway
@@ -81,17 +81,25 @@ def _idempotency_key(request: web.Request) -> str:
     return keys.pop() if keys else ""
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request's body as a JSON object: every route that takes a body reads it here
-    (validation.parse_json_object: UTF-8, size, depth), uncompressed (the server does not
-    inflate bodies: see serve_http)."""
+async def json_object(request: web.Request, *fields: str) -> dict[str, Any]:
+    """The request's body as a JSON object of at most `fields`: every route that takes a
+    body reads it here (validation.parse_json_object: UTF-8, size, depth), uncompressed (the
+    server does not inflate bodies: see serve_http)."""
     check_content_encoding(request.headers.get("Content-Encoding"))
     raw = await request.read()  # bounded by client_max_size: 413 beyond it
-    return parse_json_object(raw, request.charset, MAX_BODY_BYTES, content_type=request.headers.get("Content-Type", ""))
+    data = parse_json_object(raw, request.charset, MAX_BODY_BYTES, content_type=request.headers.get("Content-Type", ""))
+    # A misspelt field was ignored: {"lang": "cpp", "code": ...} graded C++ as Python (the
+    # language's default), once and for good.
+    for name in data:
+        if name not in fields:
+            raise InvalidArgument(
+                f"unknown field {shown(name, 40)} in the request body; its fields are: {', '.join(fields)}"
+            )
+    return data
 
 
 async def _body(request: web.Request, *fields: str) -> dict[str, str]:
-    data = await json_object(request)
+    data = await json_object(request, *fields)
     out = {}
     for name in fields:
         value = data.get(name, "")

@@ -150,7 +150,7 @@ async def create_key(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     cred = credential_of(request)
     await gateway.access.backend(cred, Scope.ADMIN, "CreateApiKey")  # before the body is read
-    body = await json_object(request)
+    body = await json_object(request, "name", "scopes")
     name, scopes = body.get("name", ""), body.get("scopes", [])
     if not isinstance(name, str):
         raise InvalidArgument("name must be a string")
