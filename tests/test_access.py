@@ -367,6 +367,53 @@ async def test_credentials_that_are_not_text_are_refused_never_a_server_error(st
         await db.close()
 
 
+async def test_a_call_with_two_different_credentials_is_refused(stack: Stack) -> None:
+    """Two credentials in one call were read differently by each edge: gRPC acted as the last
+    `authorization`, HTTP as the first, and X-API-Key silently won over a bearer token. Now
+    two different ones are 401 on both; the same one twice is still that credential."""
+    candidate = await new_candidate(stack)
+    other = await new_candidate(stack, candidate_id="cand-2")
+    request = gateway_pb2.GetSessionRequest(session_id=candidate.session_id)
+    for metadata in (
+        (("authorization", f"Bearer {candidate.token}"), ("authorization", f"Bearer {other.token}")),
+        (("authorization", f"Bearer {other.token}"), ("authorization", f"Bearer {candidate.token}")),
+        (("authorization", f"Bearer {candidate.token}"), ("x-api-key", stack.api_key)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stack.gateway.GetSession(request, metadata=metadata)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED, (metadata, err.value.details())
+        assert "send exactly one" in (err.value.details() or "")
+    twice = (("authorization", f"Bearer {candidate.token}"),) * 2
+    assert (await stack.gateway.GetSession(request, metadata=twice)).session_id == candidate.session_id
+    base = f"http://{stack.addrs.http}"
+    new_session = {"candidate_id": "two-creds", "problem_id": "two-sum"}
+    async with aiohttp.ClientSession() as http:
+        for method, path, headers in (
+            ("POST", "/api/sessions", [("X-API-Key", stack.api_key), ("Authorization", f"Bearer {candidate.token}")]),
+            ("POST", "/api/sessions", [("Authorization", f"Bearer {stack.api_key}"), ("Authorization", "Bearer x")]),
+            (
+                "GET",
+                f"/api/sessions/{candidate.session_id}",
+                [("Authorization", f"Bearer {candidate.token}"), ("Authorization", f"Bearer {other.token}")],
+            ),
+        ):
+            body = new_session if method == "POST" else None
+            async with http.request(method, base + path, json=body, headers=headers) as r:
+                error = (await r.json())["error"]
+                assert (r.status, error["code"]) == (401, "UNAUTHENTICATED"), (path, headers, error)
+                assert "send exactly one" in error["message"], error
+        async with http.get(base + "/api/keys", headers={"X-API-Key": "junk"}) as r:  # a key still, if a bad one
+            assert (r.status, "malformed API key" in (await r.json())["error"]["message"]) == (401, True)
+        same = [("X-API-Key", stack.api_key), ("Authorization", f"Bearer {stack.api_key}")]
+        async with http.post(base + "/api/sessions", json=new_session, headers=same) as r:
+            assert r.status == 201, await r.text()
+    db = await stack.db()
+    try:
+        assert await db.fetchval("SELECT count(*) FROM sessions WHERE candidate_id = 'two-creds'") == 1
+    finally:
+        await db.close()
+
+
 async def test_a_session_token_never_reads_as_an_api_key(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """token_urlsafe starts a token with 'vk_' once in 64^3 draws, and a credential that
     starts so is taken for a key: that session's candidate was refused every call (401

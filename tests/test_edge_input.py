@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
 import gzip
 import json
 import zlib
@@ -73,6 +74,34 @@ async def test_http_edge_cases_are_client_errors_in_the_json_model(stack: Stack)
                 if status == 405:
                     assert "GET" not in r.headers["Allow"] and "POST" in r.headers["Allow"]
     assert await rows(stack) == before, "nothing was stored"
+
+
+async def test_requests_the_http_parser_refuses_are_answered_in_the_json_model(stack: Stack) -> None:
+    # aiohttp's parser answers these before any route: it was plain text with its internals
+    # ("Invalid method encountered", "Got more than 8190 bytes when reading: bytearray(b'/api/...")
+    # and 400 whether a header or the URL was too long.
+    host, _, port = stack.addrs.http.rpartition(":")
+    key = stack.api_key.encode()
+    cases = [
+        (b"GET /api/keys HTTP/1.1\r\nHost: g\r\nX-API-Key: " + key + b"\r\nX-Pad: " + b"a" * 9000, 431, "a header"),
+        (b"GET /api/keys HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + b"a" * 9000, 431, "a header"),
+        (b"GET /api/keys HTTP/1.1\r\nHost: g\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)), 431, "headers"),
+        (b"GET /api/sessions/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: g", 414, "the URL"),
+        (b"FOO /api/problems HTTP/1.1\r\nHost: g", 501, "GET and POST"),
+        (b"GET /api/review/sessions?page_size= 5 HTTP/1.1\r\nHost: g", 400, "Bad status line"),
+        (b"GET /api/problems HTTP/1.1", 400, "Host"),
+    ]
+    for head, status, words in cases:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(head.rstrip(b"\r\n") + b"\r\n\r\n")
+            answer = await asyncio.wait_for(reader.read(), 30)  # the connection is closed after an error
+        finally:
+            writer.close()
+        top, _, body = answer.partition(b"\r\n\r\n")
+        assert int(top.split(b" ", 2)[1]) == status and b"application/json" in top, (head[:60], answer[:300])
+        error = json.loads(body)["error"]
+        assert words in error["message"] and error["code"] in ("INVALID_ARGUMENT", "UNIMPLEMENTED"), error
 
 
 async def test_every_http_body_goes_through_the_one_parser(stack: Stack) -> None:
@@ -216,8 +245,8 @@ async def test_a_message_of_invisible_characters_is_blank(stack: Stack) -> None:
 
 async def test_the_reviewer_api_reads_its_query_strictly(stack: Stack) -> None:
     # The query was decoded leniently: bytes that are not UTF-8 became U+FFFD (a filter that
-    # silently matched nothing), a repeated parameter kept its first value, and page_size was
-    # whatever int() takes ('1_0', '+5', full-width digits).
+    # silently matched nothing), a repeated parameter kept its first value, page_size was
+    # whatever int() takes ('1_0', '+5', full-width digits), and an unknown name was ignored.
     base = f"http://{stack.addrs.http}/api/review/sessions?"
     key = {"X-API-Key": stack.api_key}
     cases = [
@@ -229,6 +258,9 @@ async def test_the_reviewer_api_reads_its_query_strictly(stack: Stack) -> None:
         ("page_size=%2B5", "integer"),
         ("page_size=%EF%BC%91", "integer"),
         ("page_size=0x10", "integer"),
+        # A misspelt filter was ignored: every session came back as if filtered.
+        ("candidate=ada", "unknown query parameter 'candidate'"),
+        ("page_size=5&pagesize=5", "unknown query parameter 'pagesize'"),
     ]
     async with aiohttp.ClientSession() as http:
         for query, words in cases:
@@ -267,6 +299,77 @@ async def test_a_body_that_is_not_a_json_object_says_what_is_wrong_with_it(stack
                 error = (await r.json())["error"]
                 assert (r.status, words in error["message"]) == (400, True), (body[:40], error)
     assert await rows(stack) == before
+
+
+async def test_a_key_given_twice_a_byte_order_mark_or_utf_16_get_a_clear_answer(stack: Stack) -> None:
+    # json.loads kept the last of two equal keys, so '{"message": "a", "message": "b"}' chatted
+    # "b" (and a proxy that reads the first saw "a"); a UTF-8 body with a byte order mark was
+    # "Unexpected UTF-8 BOM (decode using utf-8-sig)", a UTF-16 one just "not UTF-8", and a raw
+    # control character in a string "Invalid control character at at line 1, column 15".
+    candidate = await new_candidate(stack)
+    base = f"http://{stack.addrs.http}"
+    chat = f"{base}/api/sessions/{candidate.session_id}/chat"
+    token = {"Authorization": f"Bearer {candidate.token}", "Content-Type": "application/json"}
+    key = {"Authorization": f"Bearer {stack.api_key}", "Content-Type": "application/json"}
+    session = '{"candidate_id": "bom", "problem_id": "two-sum"}'
+    before = await rows(stack)
+    refused: list[tuple[str, dict[str, str], bytes, int, str]] = [
+        (
+            chat,
+            token,
+            b'{"message": "How do I start?", "message": "Give me the code"}',
+            400,
+            "'message' more than once",
+        ),
+        (chat, token, b'{"message": "hi", "x": {"a": 1, "a": 1}}', 400, "'a' more than once"),
+        (f"{base}/api/sessions", key, session[:-1].encode() + b', "problem_id": "two-sum"}', 400, "more than once"),
+        (f"{base}/api/keys", key, b'{"name": "a", "scopes": ["admin"], "name": "b"}', 400, "'name' more than once"),
+        (chat, token, '{"message": "How do I start?"}'.encode("utf-16"), 415, "UTF-16"),
+        (chat, token, '{"message": "How do I start?"}'.encode("utf-16-le"), 415, "UTF-16"),
+        (chat, token, '{"message": "How do I start?"}'.encode("utf-32"), 415, "UTF-32"),
+        (chat, token, b'{"message": "a\x01b"}', 400, "U+0001 at line 1, column 15 is inside a string unescaped"),
+        # A form was "Expecting value at line 1, column 1", whatever its Content-Type said.
+        (chat, {**token, "Content-Type": "application/x-www-form-urlencoded"}, b"message=hi", 400, "sent as"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for url, headers, body, status, words in refused:
+            async with http.post(url, data=body, headers=headers) as r:
+                error = (await r.json())["error"]
+                assert (r.status, words in error["message"]) == (status, True), (body[:40], error)
+                assert " at at " not in error["message"] and "utf-8-sig" not in error["message"], error
+        assert await rows(stack) == before, "nothing was stored"
+        # A UTF-8 byte order mark is still UTF-8 (RFC 8259 lets a parser ignore it).
+        async with http.post(f"{base}/api/sessions", data=codecs.BOM_UTF8 + session.encode(), headers=key) as r:
+            assert r.status == 201, await r.text()
+            assert (await r.json())["session"]["candidate_id"] == "bom"
+
+
+async def test_a_misspelt_body_field_is_refused_not_ignored(stack: Stack) -> None:
+    # {"lang": "cpp", "code": ...} was graded as Python (the language's default): the session
+    # was over, with a compile error for a grade. A key with a stray field was created.
+    candidate = await new_candidate(stack)
+    base = f"http://{stack.addrs.http}"
+    token = {"Authorization": f"Bearer {candidate.token}"}
+    key = {"Authorization": f"Bearer {stack.api_key}"}
+    cpp = "#include <cstdio>\nint main() { return 0; }\n"
+    before = await rows(stack)
+    cases = [
+        (f"/api/sessions/{candidate.session_id}/submit", token, {"lang": "cpp", "code": cpp}, "'lang'"),
+        (f"/api/sessions/{candidate.session_id}/run", token, {"Language": "cpp", "code": cpp}, "'Language'"),
+        (f"/api/sessions/{candidate.session_id}/chat", token, {"message": "hi", "turn": 3}, "'turn'"),
+        ("/api/sessions", key, {"candidate_id": "c", "problem_id": "two-sum", "problem": "x"}, "'problem'"),
+        ("/api/keys", key, {"name": "k", "scopes": ["admin"], "scope": "reports:read"}, "'scope'"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for path, headers, body, words in cases:
+            async with http.post(base + path, json=body, headers=headers) as r:
+                error = (await r.json())["error"]
+                assert (r.status, f"unknown field {words}" in error["message"]) == (400, True), (path, error)
+    assert await rows(stack) == before, "nothing was stored"
+    session = await stack.gateway.GetSession(
+        gateway_pb2.GetSessionRequest(session_id=candidate.session_id), metadata=candidate.auth
+    )
+    assert session.status == gateway_pb2.SESSION_STATUS_ACTIVE, "the session was not submitted"
 
 
 async def test_grpc_strings_that_cannot_be_stored_are_invalid_argument(stack: Stack) -> None:

@@ -98,6 +98,10 @@ async def test_http_idempotency_key_header(stack: Stack) -> None:
         bad = {**headers, "Idempotency-Key": "has spaces"}
         async with http.post(f"{base}/api/sessions/{sid}/chat", json={"message": QUESTION}, headers=bad) as r:
             assert r.status == 400 and "idempotency key" in (await r.json())["error"]["message"]
+        # Two keys: the first was taken, so a proxy that reads the last one retried another request.
+        two = [*headers.items(), ("Idempotency-Key", "retry-2")]
+        async with http.post(f"{base}/api/sessions/{sid}/chat", json={"message": "Other?"}, headers=two) as r:
+            assert r.status == 400 and "more than one Idempotency-Key" in (await r.json())["error"]["message"]
         reports = []
         for _ in range(2):
             body = {"language": "python", "code": REFERENCE}

@@ -101,7 +101,7 @@ REJECTIONS = frozenset(
     }
 )
 RETRYABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
-HTTP_REJECTIONS = frozenset({400, 401, 403, 404, 405, 409, 413, 415, 422, 429})
+HTTP_REJECTIONS = frozenset({400, 401, 403, 404, 405, 409, 413, 414, 415, 422, 429, 431, 501})
 # Tables a request may write (background evaluation is off in the stack this tool starts).
 TABLES = (
     "sessions",

@@ -22,6 +22,7 @@ UTF-8): INVALID_ARGUMENT, where grpc would answer INTERNAL.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import unicodedata
@@ -218,15 +219,23 @@ def check_content_encoding(encoding: str | None) -> None:
 
 
 def parse_json_object(
-    raw: bytes, charset: str | None, max_bytes: int, max_depth: int = MAX_JSON_DEPTH
+    raw: bytes, charset: str | None, max_bytes: int, max_depth: int = MAX_JSON_DEPTH, content_type: str = ""
 ) -> dict[str, Any]:
     """A JSON object from a request body: UTF-8 only (a declared other charset is
     refused, never looked up), at most `max_bytes`, nested at most `max_depth` deep (the
-    depth is measured before parsing, so no input can exhaust the parser's recursion)."""
+    depth is measured before parsing, so no input can exhaust the parser's recursion).
+    `content_type` (as declared) is named when the body does not parse and it is not JSON's:
+    the Content-Type is not required (curl -d sends a form's), but a form or a multipart
+    body was only "Expecting value at line 1, column 1"."""
     if charset is not None and charset.strip().lower().replace("-", "").replace("_", "") != "utf8":
         raise UnsupportedCharset(f"the body's charset {shown(charset, 40)} is not supported: send UTF-8 JSON")
     if len(raw) > max_bytes:
         raise BodyTooLarge(f"the body is {len(raw)} bytes; the limit is {max_bytes}")
+    if (other := _other_unicode(raw)) is not None:
+        raise UnsupportedCharset(f"the request body is {other}, not UTF-8: send UTF-8 JSON")
+    # A UTF-8 byte order mark is still UTF-8 (RFC 8259 section 8.1 lets a parser ignore it;
+    # some Windows tools write one): it was "Unexpected UTF-8 BOM (decode using utf-8-sig)".
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -240,13 +249,18 @@ def parse_json_object(
     if not text.strip():
         raise InvalidArgument("the request body is empty: send a JSON object")
     try:
-        data = json.loads(text, parse_constant=_not_json)
+        data = json.loads(text, parse_constant=_not_json, object_pairs_hook=_object)
     except json.JSONDecodeError as exc:  # where it stops parsing, so the sender can find it
-        raise InvalidArgument(
-            f"the request body is not JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
+        sent_as = ""
+        if content_type.strip() and "json" not in content_type.lower():
+            sent_as = f" (it was sent as {shown(content_type, 60)}: send JSON, as Content-Type: application/json)"
+        raise InvalidArgument(f"the request body is not JSON: {_json_error(exc)}{sent_as}") from None
     except _NotJson as exc:
         raise InvalidArgument(f"the request body is not JSON: {exc} is not a JSON number") from None
+    except _DuplicateKey as exc:
+        raise InvalidArgument(
+            f"the request body gives the key {shown(str(exc), 40)} more than once in one object; send it once"
+        ) from None
     except ValueError:  # Python refuses integers of more than 4300 digits
         raise InvalidArgument("the request body holds a number too long to read (over 4300 digits)") from None
     except RecursionError:  # not reached after the depth check above; never a 500 if it were
@@ -258,6 +272,49 @@ def parse_json_object(
 
 class _NotJson(ValueError):
     pass
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different. json.loads keeps the last of two equal
+    keys; another reader (a proxy, a log, a validator in front of us) may keep the first, so
+    which one counts is not for us to guess (as with a query parameter given twice)."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return out
+
+
+def _json_error(exc: json.JSONDecodeError) -> str:
+    """json's reason and where, in words a sender can act on."""
+    where = f"at line {exc.lineno}, column {exc.colno}"
+    reason = exc.msg.removesuffix(" at")  # "Invalid control character at" read "... at at line 1"
+    if reason.startswith("Invalid control character") and exc.pos < len(exc.doc):
+        ch = exc.doc[exc.pos]
+        return f"the control character {_describe(ch)} {where} is inside a string unescaped: write \\u{ord(ch):04x}"
+    return f"{reason} {where}"
+
+
+def _other_unicode(raw: bytes) -> str | None:
+    """'UTF-16' or 'UTF-32' when the body is plainly one of them (a byte order mark, or the
+    zero bytes ASCII has in them, RFC 4627 section 3), so the refusal can say so; else None."""
+    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "UTF-32"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "UTF-16"
+    head = raw[:4]
+    if head[:3] == b"\0\0\0" or head[1:4] == b"\0\0\0":
+        return "UTF-32"
+    if len(head) >= 2 and (head[0] == 0) != (head[1] == 0):
+        return "UTF-16"
+    return None
 
 
 def _not_json(constant: str) -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -56,14 +56,28 @@ class Credential:
     session_token: str | None = None
 
     @classmethod
-    def parse(cls, authorization: str | None, x_api_key: str | None = None) -> Credential:
-        if x_api_key and x_api_key.strip():
-            return cls(api_key=x_api_key.strip())
-        scheme, _, value = (authorization or "").partition(" ")
-        value = value.strip()
-        if scheme.lower() != "bearer" or not value:
-            return cls()
-        return cls(api_key=value) if looks_like_key(value) else cls(session_token=value)
+    def parse(cls, authorization: Sequence[str] = (), x_api_key: Sequence[str] = ()) -> Credential:
+        """The one credential among every `authorization` and `x-api-key` value the call
+        carries. Two different ones are refused: the gRPC edge kept the last authorization,
+        the HTTP edge the first, and X-API-Key silently won over a bearer token, so which one
+        a call acted as depended on the edge (and a proxy in front may read another)."""
+        keys = {v.strip() for v in x_api_key if v.strip()}
+        bearers = set()
+        for header in authorization:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() == "bearer" and value.strip():
+                bearers.add(value.strip())
+        if len(presented := keys | bearers) > 1:
+            raise Unauthenticated(
+                f"the call carries {len(presented)} different credentials (authorization and x-api-key "
+                "values): send exactly one, the API key or the session token"
+            )
+        if keys:  # whatever it holds, an X-API-Key is meant as a key (and refused as a malformed one)
+            return cls(api_key=keys.pop())
+        if bearers:
+            value = bearers.pop()
+            return cls(api_key=value) if looks_like_key(value) else cls(session_token=value)
+        return cls()
 
 
 def session_key(session_id: str) -> str:

@@ -28,12 +28,22 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from vibe.platform.errors import InvalidArgument, NotFound, ResourceExhausted, ServiceError, Unavailable, translate
-from vibe.platform.validation import check_content_encoding, parse_json_object
+from vibe.platform.errors import (
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServiceError,
+    Unavailable,
+    bounded,
+    translate,
+)
+from vibe.platform.validation import check_content_encoding, parse_json_object, shown
 from vibe.services.gateway.access import Credential
 from vibe.services.gateway.chat import ReplyDelta, TurnCompleted, TurnStarted
 from vibe.services.gateway.core import Gateway
@@ -61,24 +71,35 @@ def _error(exc: ServiceError) -> web.Response:
 
 def credential_of(request: web.Request) -> Credential:
     """The request's API key or session token (`Authorization: Bearer ...`, or `X-API-Key`)."""
-    return Credential.parse(request.headers.get("Authorization"), request.headers.get("X-API-Key"))
+    return Credential.parse(request.headers.getall("Authorization", []), request.headers.getall("X-API-Key", []))
 
 
 def _idempotency_key(request: web.Request) -> str:
-    return request.headers.get("Idempotency-Key", "")
+    keys = set(request.headers.getall("Idempotency-Key", []))
+    if len(keys) > 1:  # which one the retry means is not for us to guess
+        raise InvalidArgument("the request carries more than one Idempotency-Key header; send one")
+    return keys.pop() if keys else ""
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request's body as a JSON object: every route that takes a body reads it here
-    (validation.parse_json_object: UTF-8, size, depth), uncompressed (the server does not
-    inflate bodies: see serve_http)."""
+async def json_object(request: web.Request, *fields: str) -> dict[str, Any]:
+    """The request's body as a JSON object of at most `fields`: every route that takes a
+    body reads it here (validation.parse_json_object: UTF-8, size, depth), uncompressed (the
+    server does not inflate bodies: see serve_http)."""
     check_content_encoding(request.headers.get("Content-Encoding"))
     raw = await request.read()  # bounded by client_max_size: 413 beyond it
-    return parse_json_object(raw, request.charset, MAX_BODY_BYTES)
+    data = parse_json_object(raw, request.charset, MAX_BODY_BYTES, content_type=request.headers.get("Content-Type", ""))
+    # A misspelt field was ignored: {"lang": "cpp", "code": ...} graded C++ as Python (the
+    # language's default), once and for good.
+    for name in data:
+        if name not in fields:
+            raise InvalidArgument(
+                f"unknown field {shown(name, 40)} in the request body; its fields are: {', '.join(fields)}"
+            )
+    return data
 
 
 async def _body(request: web.Request, *fields: str) -> dict[str, str]:
-    data = await json_object(request)
+    data = await json_object(request, *fields)
     out = {}
     for name in fields:
         value = data.get(name, "")
@@ -326,13 +347,70 @@ def make_http_app(gateway: Gateway, web_dir: Traversable = WEB_DIR) -> web.Appli
     return app
 
 
+class _ProtocolErrorsAsJson(RequestHandler):
+    """A request aiohttp's parser refuses never reaches a route or the middleware: it was
+    answered in plain text with the parser's internals ("Invalid method encountered", "Got
+    more than 8190 bytes when reading: bytearray(b'/api/..."), 400 for a header or URL too
+    long as for anything else. Now the JSON error model, with the status that says which."""
+
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs it; raises once an answer has started
+        status, code, text = _protocol_error(status, exc, message or "")
+        response = web.json_response({"error": {"code": code, "message": bounded(text)}}, status=status)
+        response.force_close()  # what follows on the connection cannot be trusted to parse either
+        return response
+
+
+def _protocol_error(status: int, exc: BaseException | None, message: str) -> tuple[int, str, str]:
+    if status >= 500:  # a handler's own failure (the middleware passes on only real bugs)
+        return status, "INTERNAL", "the gateway failed to answer this request; it is a fault of ours, please retry"
+    if isinstance(exc, http_exceptions.BadHttpMethod) and "HTTPS" not in message:
+        return (
+            501,
+            "UNIMPLEMENTED",
+            "the request's method is not one this server implements: the API takes GET and POST",
+        )
+    if isinstance(exc, http_exceptions.LineTooLong):
+        # The parser gives the URL it was reading as a bytearray, a header's name or value as bytes.
+        what, status = ("a header", 431) if isinstance(exc.args[0], bytes) else ("the URL", 414)
+        return status, "INVALID_ARGUMENT", f"{what} of the request is over {exc.args[1]} bytes: check what was sent"
+    if message == "Too many headers received":
+        return 431, "INVALID_ARGUMENT", "the request has too many headers: send only the ones the API reads"
+    # The parser's message is a reason, then the raw line and a caret under the fault: keep the reason.
+    lines = [ln.strip().rstrip(":") for ln in message.splitlines()]
+    reason = ": ".join(ln for ln in lines if ln and not ln.startswith(("b'", 'b"', "^")))
+    return status, "INVALID_ARGUMENT", f"the request is not valid HTTP/1.1: {reason or 'it does not parse'}"
+
+
+class _Server(web.Server):
+    def __call__(self) -> RequestHandler:
+        return _ProtocolErrorsAsJson(self, loop=self._loop, **self._kwargs)
+
+
+class _AppRunner(web.AppRunner):
+    """An AppRunner whose connections answer unparseable requests in the JSON error model."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # The same server (handler, request factory, settings), with our connection class.
+        return _Server(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            **server._kwargs,
+        )
+
+
 @contextlib.asynccontextmanager
 async def serve_http(gateway: Gateway, addr: str) -> AsyncIterator[int]:
     """Serves the HTTP API on `addr` (port 0 picks one); yields the bound port."""
     host, _, port = addr.rpartition(":")
     # auto_decompress off: a compressed body is refused as such (json_object), never inflated
     # by aiohttp, whose failures on a corrupt or unknown encoding were a 500 or a plain-text 400.
-    runner = web.AppRunner(make_http_app(gateway), access_log=None, auto_decompress=False)
+    runner = _AppRunner(make_http_app(gateway), access_log=None, auto_decompress=False)
     await runner.setup()
     try:
         # reuse_port off for the same reason as the gRPC server: fail, don't share.

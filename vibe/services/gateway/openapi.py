@@ -56,7 +56,16 @@ _SSE = {
 def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
         "required": True,
-        "content": {"application/json": {"schema": {"type": "object", "properties": properties, "required": required}}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": properties,
+                    "required": required,
+                    "additionalProperties": False,  # an unknown field is 400 (http_api.json_object)
+                }
+            }
+        },
     }
 
 

@@ -82,8 +82,18 @@ def _time(params: dict[str, str], name: str) -> datetime | None:
         raise InvalidArgument(f"{name}={shown(raw)} is not an RFC 3339 time (e.g. 2025-01-31T09:00:00Z)") from None
 
 
+_FILTERS = ("candidate_id", "problem_id", "status", "created_after", "created_before", "page_size", "page_token")
+
+
 def _filter(request: web.Request) -> ListFilter:
     params = query_params(request)
+    # A misspelt filter (`candidate=ada`, `pagesize=5`) was ignored: the reviewer got every
+    # session, or the default page, and took it for what was asked.
+    for name in params:
+        if name not in _FILTERS:
+            raise InvalidArgument(
+                f"unknown query parameter {shown(name, 40)}; the parameters are: {', '.join(_FILTERS)}"
+            )
     status_raw = params.get("status", "").strip()
     if status_raw and status_raw not in _STATUSES:
         raise InvalidArgument(f"status={shown(status_raw)} must be one of: {', '.join(s.value for s in SessionStatus)}")
@@ -140,7 +150,7 @@ async def create_key(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     cred = credential_of(request)
     await gateway.access.backend(cred, Scope.ADMIN, "CreateApiKey")  # before the body is read
-    body = await json_object(request)
+    body = await json_object(request, "name", "scopes")
     name, scopes = body.get("name", ""), body.get("scopes", [])
     if not isinstance(name, str):
         raise InvalidArgument("name must be a string")

@@ -31,8 +31,10 @@ _ROLE = {Role.USER: tutor_pb2.ROLE_USER, Role.ASSISTANT: tutor_pb2.ROLE_ASSISTAN
 
 def credential(context: grpc.aio.ServicerContext[Any, Any]) -> Credential:
     """The call's API key or session token (`authorization: Bearer ...`, or `x-api-key`)."""
-    metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-    return Credential.parse(metadata.get("authorization"), metadata.get("x-api-key"))
+    metadata = [(k, v) for k, v in context.invocation_metadata() or () if isinstance(v, str)]
+    return Credential.parse(
+        [v for k, v in metadata if k == "authorization"], [v for k, v in metadata if k == "x-api-key"]
+    )
 
 
 def message_to_pb(m: MessageRow) -> tutor_pb2.ChatMessage:
