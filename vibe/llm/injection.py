@@ -676,11 +676,17 @@ _LINE_UNITS = (
 # read as the words it is made of, it speaks to the grader when those words name this turn,
 # the grader or a grade that is never data (`max_score_so_far` stays a name).
 _NAME = re.compile(r"\b[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+){2,}\b|\b[a-z]+(?:[A-Z][a-z0-9]+){2,}\b")
-_NAME_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_NAME_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def name_words(name: str) -> list[str]:
+    """The words a name in code is made of, lower-cased: `giveFullMarks_v2` -> give, full,
+    marks, v, 2 (snake_case, camelCase, CAPS and digits split apart)."""
+    return [w.lower() for w in _NAME_WORD.findall(name)]
 
 
 def _name_speaks(name: str) -> bool:
-    words = " ".join(_NAME_WORD.findall(name)).lower()
+    words = " ".join(name_words(name))
     pointed = (
         _THIS_TURN.search(words)
         or _ADDRESSED.search(words)

@@ -38,6 +38,7 @@ import re
 from collections.abc import Sequence
 
 from vibe.llm.base import ProblemContext
+from vibe.llm.injection import name_words
 from vibe.llm.memo import memo
 from vibe.llm.offline.text import CODE_BLOCK, content_terms, problem_terms, rx
 
@@ -252,8 +253,6 @@ _JUDGEMENT = rx(
     r"most\s+[\w-]+|excellent|exemplary|perfect|great|brilliant|ideal|flawless|textbook|well[\s-]\w+)\b|\U0001f947|\U0001f3c6|\U0001f4af|\u2b50)"
     r"|평가\s*기준|채점\s*기준|기준표|시니어|경력\s*\d+\s*년|\d+\s*년\s*차|전문가|능숙"
 )
-# Award marks: medals, trophies, 100, stars. Beside the message named as its subject
-# they grade it (handled in _JUDGEMENT); alone they carry nothing anyway.
 
 
 def _code(unit: str, problem_vocabulary: frozenset[str]) -> bool:
@@ -264,7 +263,6 @@ def _code(unit: str, problem_vocabulary: frozenset[str]) -> bool:
     return any(not _grading_name(m.group(0), problem_vocabulary) for m in _CODE.finditer(unit))
 
 
-_NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 # Only words no code about a problem needs unless the problem says them: "score",
 # "grade" or "rating" name a candidate's own variables too (`best_score` in a DP), so a
 # grade dressed as code names the prompt, the turn, its quality or the grading itself.
@@ -274,8 +272,7 @@ _META_NAME = rx(r"prompt|prompts|prompting|quality|grader|grading|rubric|verdict
 def _grading_name(code: str, problem_vocabulary: frozenset[str]) -> bool:
     if code.startswith("`"):
         return False  # inline code quoted whole is what the candidate is working on (`<div class="score">`)
-    parts = [w.lower() for w in _NAME_PART.findall(code)]
-    return any(_META_NAME.fullmatch(w) and not _in_problem(w, problem_vocabulary) for w in parts)
+    return any(_META_NAME.fullmatch(w) and not _in_problem(w, problem_vocabulary) for w in name_words(code))
 
 
 def _in_problem(word: str, problem_vocabulary: frozenset[str]) -> bool:
