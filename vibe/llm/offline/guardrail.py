@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from vibe.llm.base import Exchange, GuardrailVerdict, ProblemContext, Violation
+from vibe.llm.literals import Table
 from vibe.llm.memo import memo
 from vibe.llm.offline.text import CODE_BLOCK, Rule, clip, content_terms, problem_terms, rx
 
@@ -417,7 +418,7 @@ def _is_negated(text: str, match: re.Match[str]) -> bool:
     )
 
 
-def _first_rule(rules: Sequence[Rule], text: str, *, honour_negation: bool = False) -> tuple[str, str] | None:
+def _first_rule(rules: Iterable[Rule], text: str, *, honour_negation: bool = False) -> tuple[str, str] | None:
     """(rule label, matched text) of the first rule that fires on `text`."""
     for pattern, label in rules:
         for match in pattern.finditer(text):
@@ -431,19 +432,20 @@ def _first_rule(rules: Sequence[Rule], text: str, *, honour_negation: bool = Fal
 # Matching a table is most of the rules' cost; one message is matched against each table
 # by the guardrail verdict, its rule features and, on later turns, the conversation
 # rule, so `family_hit` remembers the answer per text.
-FAMILIES: dict[str, tuple[tuple[Rule, ...], bool]] = {
-    JAILBREAK: (JAILBREAK_RULES, False),
-    SOLUTION: (SOLUTION_REQUEST_RULES, True),
-    ABUSE: (ABUSE_RULES, False),
-    OFF_TOPIC: (OFF_TOPIC_RULES, False),
+# Each table skips the patterns a text cannot match without one of their words (literals.py).
+FAMILIES: dict[str, tuple[Table[str], bool]] = {
+    JAILBREAK: (Table(JAILBREAK_RULES), False),
+    SOLUTION: (Table(SOLUTION_REQUEST_RULES), True),
+    ABUSE: (Table(ABUSE_RULES), False),
+    OFF_TOPIC: (Table(OFF_TOPIC_RULES), False),
 }
 
 
 @memo
 def family_hit(family: str, text: str) -> tuple[str, str] | None:
     """`_first_rule` of the family's table (FAMILIES) on `text`."""
-    rules, honour_negation = FAMILIES[family]
-    return _first_rule(rules, text, honour_negation=honour_negation)
+    table, honour_negation = FAMILIES[family]
+    return _first_rule(table.candidates(text), text, honour_negation=honour_negation)
 
 
 # ----- "complete this code" where the code is only a signature and a TODO ---------------

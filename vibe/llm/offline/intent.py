@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from vibe.llm.base import Intent
+from vibe.llm.literals import Table
 from vibe.llm.memo import memo
 from vibe.llm.offline.text import prose, rx
 
@@ -66,15 +67,17 @@ _QUESTION = rx(r"\b(?:why|how|what|which|when)\b|왜|어떻게|무엇|뭐")
 #   6. hint_query    - explicit hint/explain/stuck words;
 #   7. generation    - write/implement/code/function: weak because code words are everywhere;
 #   8. hint_query    - a plain question (why/how/what), and the default when nothing matched.
-INTENT_RULES: tuple[tuple[re.Pattern[str], Intent], ...] = (
-    (_RULE_SETTING, Intent.RULE_SETTING),
-    (_DEBUGGING, Intent.DEBUGGING),
-    (_OPTIMIZATION, Intent.OPTIMIZATION),
-    (_TEST_CASE, Intent.TEST_CASE),
-    (FOLLOW_UP, Intent.FOLLOW_UP),
-    (_HINT_REQUEST, Intent.HINT_QUERY),
-    (_GENERATION, Intent.GENERATION),
-    (_QUESTION, Intent.HINT_QUERY),
+INTENT_RULES: Table[Intent] = Table(
+    (
+        (_RULE_SETTING, Intent.RULE_SETTING),
+        (_DEBUGGING, Intent.DEBUGGING),
+        (_OPTIMIZATION, Intent.OPTIMIZATION),
+        (_TEST_CASE, Intent.TEST_CASE),
+        (FOLLOW_UP, Intent.FOLLOW_UP),
+        (_HINT_REQUEST, Intent.HINT_QUERY),
+        (_GENERATION, Intent.GENERATION),
+        (_QUESTION, Intent.HINT_QUERY),
+    )
 )
 
 
@@ -102,7 +105,7 @@ def _first_matches(text: str) -> tuple[Intent | None, Intent | None]:
     """The first rule of INTENT_RULES that matches `text` without an earlier turn (a
     follow-up needs one, so its rule is skipped) and with one, from one pass."""
     with_history: Intent | None = None
-    for pattern, intent in INTENT_RULES:
+    for pattern, intent in INTENT_RULES.candidates(text):
         if pattern.search(text):
             with_history = with_history or intent
             if intent is not Intent.FOLLOW_UP:
