@@ -23,7 +23,7 @@ import redis.exceptions
 from google.protobuf import timestamp_pb2
 from yarl import URL
 
-from tests.support.stack import Stack, new_candidate, reply_text
+from tests.support.stack import Stack, StartStack, new_candidate, reply_text
 from vibe.platform import errors
 from vibe.platform.errors import InvalidArgument, Unavailable, translate
 from vibe.platform.storefaults import hot_copy_optional, retry_idempotent
@@ -102,6 +102,71 @@ async def test_requests_the_http_parser_refuses_are_answered_in_the_json_model(s
         assert int(top.split(b" ", 2)[1]) == status and b"application/json" in top, (head[:60], answer[:300])
         error = json.loads(body)["error"]
         assert words in error["message"] and error["code"] in ("INVALID_ARGUMENT", "UNIMPLEMENTED"), error
+
+
+async def _answer(reader: asyncio.StreamReader, within_s: float) -> tuple[int, bytes, float]:
+    """(status, body, seconds) of what the server sends before it closes the connection."""
+    started = asyncio.get_running_loop().time()
+    answer = await asyncio.wait_for(reader.read(), within_s)
+    top, _, body = answer.partition(b"\r\n\r\n")
+    status = int(top.split(b" ", 2)[1]) if top else 0
+    return status, body, asyncio.get_running_loop().time() - started
+
+
+async def test_a_connection_that_sends_nothing_or_stops_short_is_closed(start_stack: StartStack) -> None:
+    # A head that never ends held its connection (and a file descriptor) for good: a few
+    # thousand of them, a byte now and then, would leave the gateway none to accept with.
+    async with start_stack(GATEWAY_HTTP_REQUEST_TIMEOUT_S="1") as stack:
+        host, _, port = stack.addrs.http.rpartition(":")
+        candidate = await new_candidate(stack)
+
+        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await asyncio.open_connection(host, int(port))
+
+        # A head that stops short, then trickles a byte a time: 408, then closed.
+        reader, writer = await connect()
+        writer.write(b"GET /api/problems HTTP/1.1\r\nHost: g\r\n")
+        for _ in range(3):
+            await asyncio.sleep(0.2)
+            writer.write(b"X")
+        status, body, took = await _answer(reader, 10)
+        writer.close()
+        assert status == 408 and "head" in json.loads(body)["error"]["message"] and took < 5, (status, body)
+
+        # A body that stops short of its length: 408 in the JSON model, then closed; nothing stored.
+        before = await rows(stack)
+        reader, writer = await connect()
+        writer.write(
+            b"POST /api/sessions/%s/chat HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer %s\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"message": "hel'
+            % (candidate.session_id.encode(), candidate.token.encode())
+        )
+        status, body, took = await _answer(reader, 10)
+        writer.close()
+        error = json.loads(body)["error"]
+        assert (status, error["code"]) == (408, "INVALID_ARGUMENT") and "body" in error["message"], body
+        assert await rows(stack) == before
+
+        # A kept-alive connection with nothing more to ask is closed without an answer.
+        reader, writer = await connect()
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: g\r\n\r\n")
+        status, body, took = await _answer(reader, 10)
+        writer.close()
+        assert status == 200 and body.endswith(b'{"status": "ok"}') and 0.5 < took < 5, (status, body, took)
+
+    # A reply that streams longer than the timeout is not cut: the wait is for the request.
+    async with start_stack(GATEWAY_HTTP_REQUEST_TIMEOUT_S="0.5", VIBE_OFFLINE_LATENCY_MS="1500") as stack:
+        candidate = await new_candidate(stack)
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"http://{stack.addrs.http}/api/sessions/{candidate.session_id}/chat",
+                json={"message": "Which data structure finds the complement quickly?"},
+                headers={"Authorization": f"Bearer {candidate.token}"},
+            ) as r,
+        ):
+            text = await r.text()
+        assert r.status == 200 and "event: completed" in text, text[-300:]
 
 
 async def test_every_http_body_goes_through_the_one_parser(stack: Stack) -> None:

@@ -437,6 +437,10 @@ class GatewaySettings:
     # turn within this many seconds is that turn retried, not a new one (0: off).
     chat_dedup_window_s: float = 10.0
     access: AccessSettings = field(default_factory=lambda: AccessSettings())
+    # The HTTP API's wait for a request's head (on a new connection, or on a kept-alive one
+    # after its last answer) and, separately, for its body: a client that sends nothing, or
+    # a byte now and then, does not hold a connection (and a file descriptor) for good.
+    http_request_timeout_s: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewaySettings:
@@ -468,6 +472,7 @@ class GatewaySettings:
             max_message_chars=r.integer("VIBE_MAX_MESSAGE_CHARS", 4000, 1, 1_000_000),
             max_code_bytes=r.integer("VIBE_MAX_CODE_BYTES", 64 * 1024, 1, 16 * 1024 * 1024),
             submit_guard_timeout_s=guard,
+            http_request_timeout_s=r.number("GATEWAY_HTTP_REQUEST_TIMEOUT_S", cls.http_request_timeout_s, 0.1, 600.0),
             guard_concurrency=r.integer("VIBE_GUARD_CONCURRENCY", 4, 1, 256),
             service_secret=_service_secret(r),
             access=AccessSettings.read(r),

@@ -49,7 +49,9 @@ async def gateway_app(settings: GatewaySettings) -> AsyncIterator[ServiceBundle]
             gateway = Gateway.create(settings, store, storage.redis, storage.keys, upstreams)
             endpoints = {}
             if settings.http_addr:
-                port = await http.enter_async_context(serve_http(gateway, settings.http_addr))
+                port = await http.enter_async_context(
+                    serve_http(gateway, settings.http_addr, settings.http_request_timeout_s)
+                )
                 endpoints["http"] = f"{settings.http_addr.rpartition(':')[0]}:{port}"
             yield serving(
                 "gateway",

@@ -17,6 +17,7 @@ like the gRPC servicer.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import hashlib
@@ -54,6 +55,9 @@ from vibe.shared.convert import guardrail_to_pb
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
+# How long a request's head, and then its body, may take to arrive (GATEWAY_HTTP_REQUEST_TIMEOUT_S).
+REQUEST_TIMEOUT_KEY = web.AppKey("request_timeout_s", float)
+DEFAULT_REQUEST_TIMEOUT_S = 15.0
 WEB_DIR = resources.files(__package__).joinpath("web")
 BUNDLE = "static/app.js"
 
@@ -86,7 +90,14 @@ async def json_object(request: web.Request, *fields: str) -> dict[str, Any]:
     body reads it here (validation.parse_json_object: UTF-8, size, depth), uncompressed (the
     server does not inflate bodies: see serve_http)."""
     check_content_encoding(request.headers.get("Content-Encoding"))
-    raw = await request.read()  # bounded by client_max_size: 413 beyond it
+    timeout_s = request.app.get(REQUEST_TIMEOUT_KEY, DEFAULT_REQUEST_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(timeout_s):
+            raw = await request.read()  # bounded by client_max_size: 413 beyond it
+    except TimeoutError:
+        raise _BodyTimeout(
+            f"the request's body did not arrive within {timeout_s:g} s; send it whole, then wait for the answer"
+        ) from None
     data = parse_json_object(raw, request.charset, MAX_BODY_BYTES, content_type=request.headers.get("Content-Type", ""))
     # A misspelt field was ignored: {"lang": "cpp", "code": ...} graded C++ as Python (the
     # language's default), once and for good.
@@ -116,8 +127,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error is the JSON error model: ours, aiohttp's own (unknown route 404, wrong
     method 405, body too large 413), and store faults (503, retryable)."""
+    connection = request.protocol
+    if isinstance(connection, _Connection):
+        connection.busy()
     try:
         return await handler(request)
+    except _BodyTimeout as exc:
+        response = _error(exc)
+        response.force_close()
+        return response
     except ServiceError as exc:
         return _error(exc)
     except web.HTTPException as exc:
@@ -133,6 +151,9 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         if fault is None:
             raise
         return _error(fault)
+    finally:
+        if isinstance(connection, _Connection):
+            connection.idle()
 
 
 _HTTP_CODES = {404: "NOT_FOUND", 405: "UNIMPLEMENTED", 413: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT"}
@@ -319,6 +340,13 @@ async def report(request: web.Request) -> web.Response:
     )
 
 
+class _BodyTimeout(InvalidArgument):
+    """The body stopped short of its length: the client's doing, answered 408 (and the
+    connection closed: what was left unread cannot start the next request)."""
+
+    http_status = 408
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -347,11 +375,77 @@ def make_http_app(gateway: Gateway, web_dir: Traversable = WEB_DIR) -> web.Appli
     return app
 
 
-class _ProtocolErrorsAsJson(RequestHandler):
-    """A request aiohttp's parser refuses never reaches a route or the middleware: it was
+class _Connection(RequestHandler):
+    """One HTTP connection, with two things aiohttp's own does not do.
+
+    A request aiohttp's parser refuses never reaches a route or the middleware: it was
     answered in plain text with the parser's internals ("Invalid method encountered", "Got
     more than 8190 bytes when reading: bytearray(b'/api/..."), 400 for a header or URL too
-    long as for anything else. Now the JSON error model, with the status that says which."""
+    long as for anything else. Now the JSON error model, with the status that says which.
+
+    A connection with no request in a handler is closed after `request_timeout_s`: one
+    whose head never completes (it was held for good: a few thousand such connections, a
+    byte now and then, would use up the process's file descriptors) is answered 408 first,
+    an idle kept-alive one is just closed (aiohttp keeps those 75 s). The middleware marks
+    the time in a handler (`busy` / `idle`); a body is bounded in `json_object`."""
+
+    request_timeout_s = DEFAULT_REQUEST_TIMEOUT_S
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._handling = 0
+        self._heard = False  # bytes of a request arrived since the last one was handled
+        self._deadline: asyncio.TimerHandle | None = None
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._handling:
+            self._heard = True
+        super().data_received(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def busy(self) -> None:
+        self._handling += 1
+        self._heard = False
+        self._disarm()
+
+    def idle(self) -> None:
+        self._handling -= 1
+        if not self._handling:
+            self._arm()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = asyncio.get_running_loop().call_later(self.request_timeout_s, self._timed_out)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _timed_out(self) -> None:
+        self._deadline = None
+        transport = self.transport
+        if self._handling or transport is None or transport.is_closing():
+            return
+        if self._heard:
+            body = json.dumps(
+                {
+                    "error": {
+                        "code": "INVALID_ARGUMENT",
+                        "message": f"the request's head did not arrive within {self.request_timeout_s:g} s; "
+                        "send it whole",
+                    }
+                }
+            ).encode()
+            transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json; charset=utf-8\r\n"
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+        transport.close()
 
     def handle_error(
         self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
@@ -385,32 +479,42 @@ def _protocol_error(status: int, exc: BaseException | None, message: str) -> tup
 
 
 class _Server(web.Server):
+    request_timeout_s = DEFAULT_REQUEST_TIMEOUT_S
+
     def __call__(self) -> RequestHandler:
-        return _ProtocolErrorsAsJson(self, loop=self._loop, **self._kwargs)
+        connection = _Connection(self, loop=self._loop, **self._kwargs)
+        connection.request_timeout_s = self.request_timeout_s
+        return connection
 
 
 class _AppRunner(web.AppRunner):
-    """An AppRunner whose connections answer unparseable requests in the JSON error model."""
+    """An AppRunner whose connections are `_Connection`s."""
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # The same server (handler, request factory, settings), with our connection class.
-        return _Server(
+        ours = _Server(
             server.request_handler,
             request_factory=server.request_factory,
             handler_cancellation=server.handler_cancellation,
             loop=server._loop,
             **server._kwargs,
         )
+        ours.request_timeout_s = self.app.get(REQUEST_TIMEOUT_KEY, DEFAULT_REQUEST_TIMEOUT_S)
+        return ours
 
 
 @contextlib.asynccontextmanager
-async def serve_http(gateway: Gateway, addr: str) -> AsyncIterator[int]:
+async def serve_http(
+    gateway: Gateway, addr: str, request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+) -> AsyncIterator[int]:
     """Serves the HTTP API on `addr` (port 0 picks one); yields the bound port."""
     host, _, port = addr.rpartition(":")
+    app = make_http_app(gateway)
+    app[REQUEST_TIMEOUT_KEY] = request_timeout_s
     # auto_decompress off: a compressed body is refused as such (json_object), never inflated
     # by aiohttp, whose failures on a corrupt or unknown encoding were a 500 or a plain-text 400.
-    runner = _AppRunner(make_http_app(gateway), access_log=None, auto_decompress=False)
+    runner = _AppRunner(app, access_log=None, auto_decompress=False)
     await runner.setup()
     try:
         # reuse_port off for the same reason as the gRPC server: fail, don't share.
