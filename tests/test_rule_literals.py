@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from vibe.llm import injection
+from vibe.llm import injection, literals
 from vibe.llm.literals import Gated, Table, fold, needs
 from vibe.llm.offline.guardrail import FAMILIES
 from vibe.llm.offline.intent import INTENT_RULES
@@ -153,3 +153,11 @@ def test_the_grader_text_fold_is_the_per_character_one_for_every_character() -> 
     assert injection._fold(EVERY_CHARACTER) == reference(EVERY_CHARACTER)
     ascii_text = "".join(map(chr, range(128)))
     assert injection._fold(ascii_text) == reference(ascii_text) == ascii_text
+
+
+def test_without_the_standard_librarys_parser_every_pattern_is_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another Python whose re internals differ: no skipping, the same answers.
+    monkeypatch.setattr(literals, "_parser", None)
+    table = Table([(re.compile(r"\bignore\b"), "x")])
+    assert needs(re.compile(r"\bignore\b")).words is None
+    assert [label for _, label in table.candidates("nothing here")] == ["x"]

@@ -22,9 +22,16 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from re import _casefix, _parser  # type: ignore[attr-defined]
-from re import _constants as sre
 from typing import Any, Generic, TypeVar
+
+try:  # the standard library's own parser and IGNORECASE table (CPython 3.11 and later)
+    from re import _casefix, _parser  # type: ignore[attr-defined]
+    from re import _constants as sre  # type: ignore[attr-defined]
+
+    _EXTRA_CASES: dict[int, tuple[int, ...]] = _casefix._EXTRA_CASES
+except (ImportError, AttributeError):  # a Python whose internals differ: every pattern is tried
+    _EXTRA_CASES = {}
+    _parser = None
 
 T = TypeVar("T")
 
@@ -40,7 +47,7 @@ def _case_classes() -> dict[str, str]:
             c = parent[c]
         return c
 
-    for lower, extras in _casefix._EXTRA_CASES.items():
+    for lower, extras in _EXTRA_CASES.items():
         for other in extras:
             a, b = find(lower), find(other)
             parent[max(a, b)] = min(a, b)
@@ -49,7 +56,7 @@ def _case_classes() -> dict[str, str]:
 
 _CLASSES = _case_classes()
 _CLASS_OF = str.maketrans(_CLASSES)
-_SPECIAL = re.compile("[" + re.escape("".join(_CLASSES)) + "]")
+_SPECIAL = re.compile("[" + re.escape("".join(_CLASSES)) + "]" if _CLASSES else "(?!)")
 
 
 def fold(text: str) -> str:
@@ -142,6 +149,8 @@ def _required(items: Iterable[tuple[Any, Any]], flags: int) -> frozenset[str] | 
 def needs(pattern: re.Pattern[str]) -> Needs:
     """The words `pattern` cannot match without."""
     folded = bool(pattern.flags & re.IGNORECASE)
+    if _parser is None or (folded and not _EXTRA_CASES):
+        return Needs(None, folded)
     try:
         words = _required(_parser.parse(pattern.pattern, pattern.flags), pattern.flags)
     except Exception:  # a parse this module does not know: always try the pattern
