@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 
 try:  # the standard library's own parser and IGNORECASE table (CPython 3.11 and later)
     from re import _casefix, _parser  # type: ignore[attr-defined]
-    from re import _constants as sre  # type: ignore[attr-defined]
+    from re import _constants as sre
 
     _EXTRA_CASES: dict[int, tuple[int, ...]] = _casefix._EXTRA_CASES
 except (ImportError, AttributeError):  # a Python whose internals differ: every pattern is tried
