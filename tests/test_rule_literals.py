@@ -63,8 +63,8 @@ def texts() -> list[str]:
 
 
 def test_the_folding_is_the_one_re_uses_for_every_character_of_the_tables_words() -> None:
-    characters = {c for table in TABLES.values() for need in table._needs for w in need.words or () for c in w}
-    characters |= {c for gate in GATED.values() for w in gate._words or () for c in w}
+    characters = {c for table in TABLES.values() for gate in table.gates for w in gate.words or () for c in w}
+    characters |= {c for gate in GATED.values() for w in gate.words or () for c in w}
     characters |= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
     assert len(characters) > 100
     for c in sorted(characters):

@@ -116,8 +116,9 @@ def _required(items: Iterable[tuple[Any, Any]], flags: int) -> frozenset[str] | 
             if (add_flags | del_flags) & re.IGNORECASE:
                 flush()
                 continue
-            if _literal_run(body) is not None:  # "(?:ab)": the run goes on through it
-                run.extend(_literal_run(body) or ())
+            inner = _literal_run(body)
+            if inner is not None:  # "(?:ab)": the run goes on through it
+                run.extend(inner)
                 continue
             flush()
             best = _best(best, _required(body, flags))
@@ -164,14 +165,14 @@ def needs(pattern: re.Pattern[str]) -> Needs:
 
 
 class Table(Generic[T]):
-    """A table of (pattern, label) rules, in order, with what each pattern needs.
+    """A table of (pattern, label) rules, in order, each pattern behind its words' test.
 
     `candidates(text)` yields the rules, in order, leaving out those whose pattern cannot
     match `text`: the first rule that matches among them is the first rule that matches."""
 
     def __init__(self, rules: Sequence[tuple[re.Pattern[str], T]]):
         self.rules = tuple(rules)
-        self._needs = tuple(needs(pattern) for pattern, _ in self.rules)
+        self.gates = tuple(Gated(pattern) for pattern, _ in self.rules)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -180,19 +181,9 @@ class Table(Generic[T]):
         return iter(self.rules)
 
     def candidates(self, text: str) -> Iterator[tuple[re.Pattern[str], T]]:
-        folded: str | None = None
-        for rule, need in zip(self.rules, self._needs, strict=True):
-            words = need.words
-            if words is not None:
-                if need.folded:
-                    if folded is None:
-                        folded = fold(text)
-                    haystack = folded
-                else:
-                    haystack = text
-                if not any(map(haystack.__contains__, words)):
-                    continue
-            yield rule
+        for rule, gate in zip(self.rules, self.gates, strict=True):
+            if gate.may_match(text):
+                yield rule
 
 
 class Gated:
@@ -201,18 +192,18 @@ class Gated:
     (tested on the whole text, also when `pos`/`endpos` bound the search: a word missing
     from the text is missing from any part of it)."""
 
-    __slots__ = ("_folded", "_words", "pattern")
+    __slots__ = ("folded", "pattern", "words")
 
     def __init__(self, pattern: str | re.Pattern[str], flags: int = 0):
         self.pattern = re.compile(pattern, flags) if isinstance(pattern, str) else pattern
         need = needs(self.pattern)
-        self._words = need.words
-        self._folded = need.folded
+        self.words = need.words
+        self.folded = need.folded
 
     def may_match(self, text: str) -> bool:
-        if self._words is None:
+        if self.words is None:
             return True
-        return any(map((_fold_recent(text) if self._folded else text).__contains__, self._words))
+        return any(map((_fold_recent(text) if self.folded else text).__contains__, self.words))
 
     def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
         return self.pattern.search(text, pos, endpos) if self.may_match(text) else None

@@ -35,6 +35,7 @@ from aiohttp.web_request import BaseRequest
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from vibe.platform.config import GatewaySettings
 from vibe.platform.errors import (
     InvalidArgument,
     NotFound,
@@ -57,7 +58,7 @@ MAX_BODY_BYTES = 1024 * 1024
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 # How long a request's head, and then its body, may take to arrive (GATEWAY_HTTP_REQUEST_TIMEOUT_S).
 REQUEST_TIMEOUT_KEY = web.AppKey("request_timeout_s", float)
-DEFAULT_REQUEST_TIMEOUT_S = 15.0
+DEFAULT_REQUEST_TIMEOUT_S = GatewaySettings.http_request_timeout_s
 WEB_DIR = resources.files(__package__).joinpath("web")
 BUNDLE = "static/app.js"
 
