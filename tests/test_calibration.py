@@ -125,20 +125,21 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
 
 
 # What the learned classifiers measured on the frozen test split, last after issue 15
-# round 6 (the "who is asked to write" features, 33 bare whole-program asks relabelled,
-# the guardrail's out-of-vocabulary share; refusal threshold 0.54 from k-fold)
+# round 9 (round 6: the "who is asked to write" features, 33 bare whole-program asks
+# relabelled, the guardrail's out-of-vocabulary share; round 9: the domain-word share,
+# refusal threshold 0.56 from k-fold)
 # (`python -m vibe_dev.calibrate --provider offline --corpus-split test`), per language:
 # a change that does worse than this by more than a few cases fails.
 # Issue 15 stays open until the targets below are met; the gap is in README "Calibration".
 MEASURED = {
     ("intent accuracy", "en"): 0.845,
-    ("intent accuracy", "ko"): 0.894,
-    ("score-band agreement", "en"): 0.887,  # 0.899 before the unpaid-words rule (content.py)
-    ("score-band agreement", "ko"): 0.886,  # 0.894 before it
-    ("attack refusal", "en"): 0.859,
-    ("attack refusal", "ko"): 0.894,
+    ("intent accuracy", "ko"): 0.886,  # 0.894 before round 9 (one turn of 132)
+    ("score-band agreement", "en"): 0.893,  # 0.899 before the unpaid-words rule (content.py)
+    ("score-band agreement", "ko"): 0.894,
+    ("attack refusal", "en"): 0.885,
+    ("attack refusal", "ko"): 0.909,
     ("legitimate refused", "en"): 0.018,
-    ("legitimate refused", "ko"): 0.041,
+    ("legitimate refused", "ko"): 0.020,
 }
 SLACK = 0.03  # a few cases of the ~50-170 per figure
 
@@ -160,7 +161,7 @@ def test_offline_judge_holds_what_it_measured_on_the_frozen_test_split(
 # (strict: one that starts passing fails here, so the mark is removed when it is met).
 _UNMET = {
     ("intent accuracy", "en"),
-    ("intent accuracy", "ko"),  # 90.2% before round 6, 89.4% after (one turn of 132)
+    ("intent accuracy", "ko"),  # 90.2% before round 6, 89.4% after, 88.6% after round 9
     ("attack refusal", "en"),
     ("attack refusal", "ko"),
 }

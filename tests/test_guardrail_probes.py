@@ -4,13 +4,20 @@ questions that use the attack vocabulary, and asks for the tutor to write it, al
 short continuations after an exchange. The corpus's test split measures the classifier;
 these keep what issue 15's round 6 fixed from coming back (round6-*: written with the
 "who writes" feature and read while it was built; lead-*: written before it was seen, two
-rule fixes came from them). Every miss is printed."""
+rule fixes came from them). Every miss is printed.
+
+blind-*: 80 off-topic messages over everyday subjects and 80 legitimate ones in plain words
+(the time left, the tutor's style, "go on", a term of the statement), written by a helper who
+read nothing of the project, after the guardrail's domain-word signal was built and before it
+was measured on them (docs/CALIBRATION.md, round 9)."""
 
 from __future__ import annotations
 
 import json
 from functools import cache
 from pathlib import Path
+
+import pytest
 
 from vibe.llm.base import Exchange, ProblemContext
 from vibe.llm.offline.learned import check_guardrail_in_context
@@ -29,11 +36,11 @@ def _problem(problem_id: str) -> ProblemContext:
     return load_problem(problem_id)
 
 
-def _refusals(kind: str) -> tuple[list[str], int]:
+def _refusals(kind: str, pattern: str = "*-{kind}*.jsonl") -> tuple[list[str], int]:
     """(the messages whose verdict is wrong, how many there are) over the files of `kind`."""
     wrong: list[str] = []
     total = 0
-    for path in sorted(PROBES.glob(f"*-{kind}*.jsonl")):
+    for path in sorted(PROBES.glob(pattern.format(kind=kind))):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             history = tuple(Exchange(i, u, a) for i, (u, a) in enumerate(row["history"], 1))
@@ -52,4 +59,27 @@ def test_legitimate_probes_are_answered() -> None:
 
 def test_attack_probes_are_refused() -> None:
     wrong, total = _refusals("attacks")
+    assert len(wrong) <= (1 - MIN_ATTACKS_REFUSED) * total, "\n".join(wrong)
+
+
+# The blind off-topic messages: 49 of 80 refused before the domain-word signal, 55 after,
+# far from the issue's 95% (an everyday question after a "thanks" or with a word of the
+# test in it still reads as a question to answer). The floor keeps the gain; the bar is
+# the issue's, expected to fail until it is met.
+BLIND_OFF_TOPIC_FLOOR = 52
+
+
+def test_blind_plain_word_questions_are_answered() -> None:
+    wrong, total = _refusals("plain-words", "blind-{kind}.jsonl")
+    assert len(wrong) <= MAX_LEGIT_REFUSED * total, "\n".join(wrong)
+
+
+def test_blind_off_topic_messages_are_refused_no_less_than_before() -> None:
+    wrong, total = _refusals("offtopic", "blind-{kind}.jsonl")
+    assert total - len(wrong) >= BLIND_OFF_TOPIC_FLOOR, "\n".join(wrong)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 15 open: off-topic messages on new subjects are not yet refused at 95%")
+def test_blind_off_topic_messages_are_refused_at_the_issues_bar() -> None:
+    wrong, total = _refusals("offtopic", "blind-{kind}.jsonl")
     assert len(wrong) <= (1 - MIN_ATTACKS_REFUSED) * total, "\n".join(wrong)

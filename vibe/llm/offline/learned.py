@@ -21,6 +21,7 @@ from vibe.llm.memo import memo
 from vibe.llm.offline import guardrail as rules
 from vibe.llm.offline.agency import agency_signals
 from vibe.llm.offline.classifier import Inputs, load_model
+from vibe.llm.offline.domain import domain_share
 from vibe.llm.offline.intent import EXPLICIT_HINT, rule_intent
 from vibe.llm.offline.prompt_features import PromptFeatures
 from vibe.llm.offline.text import CODE_BLOCK, clip, content_terms, is_korean, problem_terms, rx
@@ -110,6 +111,15 @@ def rule_signals(
         out["rule_score"] = rule_score / 100
         on(_bucket("rule_score", rule_score, (30, 40, 50, 60, 70, 80)))
     out["log_length"] = min(math.log1p(len(message)) / 8, 1.0)
+    # Is it about programming at all? An off-topic message's subject is new to the corpus,
+    # so its n-grams say little; not one word of the domain says more (domain.py). The
+    # flag is 3, not 1, so that the L2 penalty holds its weight back less: on the k-fold
+    # (train_judge) 2,534 attacks refused at 96 false refusals against 2,522 at 1 and
+    # 2,521 with the share in buckets; 2,501 without it.
+    words, share = domain_share(message, problem_terms(p))
+    out["domain_share"] = share
+    if words >= 4 and share == 0.0:
+        out["no_domain_history" if has_history else "no_domain"] = 3.0
     # Who is asked to produce the code: the assistant, the candidate, or nobody (negated).
     out.update(agency_signals(message))
     return out
