@@ -376,6 +376,57 @@ def _speaks_to_grader(unit: str) -> bool:
     return _speaks_plainly(unit) or any(_speaks_plainly(decoded) for decoded in _decodings(unit))
 
 
+# A question the candidate asks the tutor about how grading works ("is this chat shown to
+# the people grading me?", "does the grader read my messages?", "이 대화 내용도 평가에 들어가요?").
+# It names the grader and this conversation, as a note to the grader does, but it asks
+# instead of telling: one sentence that opens as a question (or ends as a Korean one) and
+# holds no score, grade, verdict, praise, favour or request ("highly", 좋게, "please", 감점,
+# 주세요), leniency, override or role text, and no address ("grader:", "dear evaluator", 님). Anything of those and it is read as the
+# rules below read it.
+_QUESTION_OPENING = re.compile(
+    r"^\W*(?:is|are|was|were|does|do|did|will|would|can|could|should|who|what|how|when|where|which|why)\b"
+)
+_KOREAN_QUESTION_END = re.compile(r"(?:요|까|나|니|냐|죠|지)\s*[?\uff1f]$")
+_FAVOUR = re.compile(
+    r"\b(?:high(?:ly|er|est)?|well|good|great|favou?rabl[ey]|top|best|generous(?:ly)?|kind(?:ly)?|pass(?:ed)?|"
+    r"please|pls|don'?t|do\s+not|make\s+sure|go\s+easy|deduct\w*|penali[sz]\w*)\b"
+    r"|높|좋게|좋은|좋겠|잘\s|후하|만점|통과|감점|가점|주세요|주시|줘|바랍|부탁|말아|봐\s*주|님",
+    _I,
+)
+_ADDRESS_MARK = re.compile(
+    r"(?:" + _NOUN + r")\s*[:,\-—]|\b(?:dear|hey|attention|note|memo|p\.?s\.?)\b|님\s*께|에게|께서", _I
+)
+
+
+def _asks_how_grading_works(n: str) -> bool:
+    text = n.strip()
+    if not text.endswith(("?", "\uff1f")) or "\n" in text or re.search(r"[.!?\uff1f](?=\s+\S)", text):
+        return False
+    if len(text.split()) > 14 or not (_QUESTION_OPENING.match(text) or _KOREAN_QUESTION_END.search(text)):
+        return False  # a short question, not a request with a question tacked on
+    return not (
+        _ADDRESS_MARK.search(text)
+        or _FAVOUR.search(text)
+        or _NUMBERISH.search(text)
+        or _SCORE_GIVEN.search(text)
+        or _GRADE_WORD.search(text)
+        or _PRAISE.search(text)
+        or _EXEMPLARY.search(text)
+        or _VERDICT.search(text)
+        or _STARS.search(text)
+        or _LENIENT.search(text)
+        or _OVERRIDE.search(text)
+        or _ROLE_TOKEN.search(text)
+        or _INTENT_CHANGE.search(text)
+        or _SCORE_KV.search(text)
+        or _SCORE_TAG.search(text)
+        or _SCORE_OBJECT.search(text)
+        or _DESCRIBED.search(text)
+        or _CRITERION.search(text)
+        or _THIRD_PERSON.search(text)
+    )
+
+
 _BASE64 = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{12,}={0,2}(?![\w+/=-])")
 _ROT13 = str.maketrans(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "NOPQRSTUVWXYZABCDEFGHIJKLMnopqrstuvwxyzabcdefghijklm"
@@ -409,6 +460,8 @@ def _decodings(unit: str) -> list[str]:
 def _speaks_plainly(unit: str) -> bool:
     n = normalize(unit)
     if not n.strip():
+        return False
+    if _asks_how_grading_works(n):
         return False
     if _ADDRESSED.search(n) or _OVERRIDE.search(n) or _ROLE_TOKEN.search(n):
         return True
