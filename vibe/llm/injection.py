@@ -380,9 +380,9 @@ def _speaks_to_grader(unit: str) -> bool:
 # the people grading me?", "does the grader read my messages?", "이 대화 내용도 평가에 들어가요?").
 # It names the grader and this conversation, as a note to the grader does, but it asks
 # instead of telling: one sentence that opens as a question (or ends as a Korean one) and
-# holds no score, grade, verdict, praise, favour or request ("highly", 좋게, "please", 감점,
-# 주세요), leniency, override or role text, and no address ("grader:", "dear evaluator", 님). Anything of those and it is read as the
-# rules below read it.
+# holds no score, grade, verdict, praise, favour or request ("highly", 좋게, "please",
+# 감점, 주세요), leniency, override or role text, and no address ("grader:", "dear
+# evaluator", 님). With any of those it is read as the rules below read it.
 _QUESTION_OPENING = re.compile(
     r"^\W*(?:is|are|was|were|does|do|did|will|would|can|could|should|who|what|how|when|where|which|why)\b"
 )

@@ -119,8 +119,9 @@ def _is_domain(word: str, extra: frozenset[str]) -> bool:
 def domain_share(message: str, extra: frozenset[str] = frozenset()) -> tuple[int, float]:
     """(words, share of them that are programming or test vocabulary); code in the message
     counts as one more domain word."""
-    words = _TOKEN.findall(message[:2000])
+    head = message[:2000]  # the head of a long message says what it is about
+    words = _TOKEN.findall(head)
     if not words:
         return (0, 0.0)
-    hits = sum(_is_domain(w, extra) for w in words) + (1 if _CODE.search(message) else 0)
+    hits = sum(_is_domain(w, extra) for w in words) + (1 if _CODE.search(head) else 0)
     return (len(words), min(1.0, hits / len(words)))
