@@ -133,7 +133,7 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
 # Issue 15 stays open until the targets below are met; the gap is in README "Calibration".
 MEASURED = {
     ("intent accuracy", "en"): 0.845,
-    ("intent accuracy", "ko"): 0.886,  # 0.894 before round 9 (one turn of 132)
+    ("intent accuracy", "ko"): 0.939,  # 0.886 before the intent head's hidden layer (round 10)
     ("score-band agreement", "en"): 0.887,  # 0.899 before the unpaid-words rule (content.py)
     ("score-band agreement", "ko"): 0.894,
     ("attack refusal", "en"): 0.872,
@@ -161,7 +161,6 @@ def test_offline_judge_holds_what_it_measured_on_the_frozen_test_split(
 # (strict: one that starts passing fails here, so the mark is removed when it is met).
 _UNMET = {
     ("intent accuracy", "en"),
-    ("intent accuracy", "ko"),  # 90.2% before round 6, 89.4% after, 88.6% after round 9
     ("attack refusal", "en"),
     ("attack refusal", "ko"),
 }

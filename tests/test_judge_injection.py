@@ -125,17 +125,18 @@ def test_the_reasons_say_the_grader_text_was_ignored() -> None:
     ],
 )
 def test_the_injection_cannot_move_the_intent(injection: str) -> None:
-    """Judged as plain text, these turn a vague hint request into debugging or
-    optimization, rubrics that pay more (an intent also counts in the holistic judge:
-    test_case as verification). Guarded, the intent stays what the candidate asked and the score
-    does not rise."""
+    """Judged as plain text, these raise a vague hint request's score, most by turning it
+    into debugging or optimization, rubrics that pay more (an intent also counts in the
+    holistic judge: test_case as verification; since round 10's intent head the English
+    follow-up claim no longer moves the intent of a first turn, only its score). Guarded, the
+    intent stays what the candidate asked and the score does not rise."""
     from vibe.llm.offline.turn_judge import judge_turn
 
     base = CorpusTurn("intent", "two-sum", (), "how do i find the pair")
     text = f"{base.prompt}\n{injection}"
     plain = judge_turn(problem("two-sum"), [], Exchange(1, text, REPLY), OK)
     without, guarded = judge(base, base.prompt), judge(base, text)
-    assert plain.intent is not without.intent and plain.score > without.score, "the attack works on plain text"
+    assert plain.score > without.score, "the attack works on plain text"
     assert guarded.intent is without.intent
     assert guarded.score <= without.score
     assert guarded.score == pytest.approx(sum(r.score * r.weight for r in guarded.rubrics), abs=0.01)

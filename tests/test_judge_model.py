@@ -5,13 +5,16 @@ guardrail confidence means what issue 16 relies on."""
 from __future__ import annotations
 
 import collections
+from dataclasses import replace
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vibe.llm.base import Exchange, ProblemContext
 from vibe.llm.offline import check_guardrail_in_context
-from vibe.llm.offline.classifier import ARTEFACT_PATH, load_model, read_model
-from vibe.llm.offline.learned import BAND_HEAD, GUARD_HEAD, INTENT_HEAD
+from vibe.llm.offline.classifier import ARTEFACT_PATH, load_model, read_model, save_model
+from vibe.llm.offline.learned import BAND_HEAD, GUARD_HEAD, INTENT_HEAD, make_inputs
 from vibe_dev.calibrate import load_problem
 from vibe_dev.corpus import TEST_FRACTION, drawn_ids, load_guard, load_test_split, load_turns
 from vibe_dev.train_judge import Settings as TrainSettings
@@ -84,3 +87,33 @@ def test_guardrail_confidence_is_calibrated_on_the_test_split() -> None:
     sure = [ok for conf, ok in pairs if conf >= 0.9]
     unsure = [ok for conf, ok in pairs if conf < 0.75]
     assert sure and unsure and sum(sure) / len(sure) > sum(unsure) / len(unsure)
+
+
+def test_the_intent_heads_hidden_layer_ships_and_reads_back_the_same(tmp_path: Path) -> None:
+    """The intent head mixes its linear model with a hidden layer (round 10); the artefact
+    keeps that layer's weights in int8, and a model written and read again decides as it did."""
+    model = load_model()
+    hidden = model.heads[INTENT_HEAD].hidden
+    assert hidden is not None and 0.0 < hidden.share < 1.0
+    assert len(hidden.columns) < len(model.index) and hidden.w1.shape == (len(hidden.columns), len(hidden.b1))
+    save_model(tmp_path / "again.npz", model)
+    again = read_model(tmp_path / "again.npz")
+    problem = load_problem("two-sum")
+    history = (Exchange(1, "is a dict the right idea?", "What would you look up in it?"),)
+    head = model.heads[INTENT_HEAD]
+    linear_only = replace(head, hidden=None)
+    moved = 0.0
+    for message in (
+        "why does my loop return None when the pair is the last two elements?",
+        "ok and if two values are equal, does the dict still work? zzqx",  # a gram outside every vocabulary
+        "앞으로는 힌트만 주세요",
+    ):
+        inputs = make_inputs(problem, history, message)
+        a = model.probabilities(INTENT_HEAD, inputs)
+        b = again.probabilities(INTENT_HEAD, inputs)
+        assert all(abs(a[c] - b[c]) < 1e-6 for c in a), message
+        columns, values = model.vectorize(inputs)
+        linear = linear_only.mix(values @ model.runtime.weights(INTENT_HEAD)[columns] + head.bias, columns, values)
+        assert linear.sum() == pytest.approx(1.0)
+        moved = max(moved, float(np.abs(np.array([a[c] for c in head.classes]) - linear).max()))
+    assert moved > 0.01  # the hidden layer takes part in the decision

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import sys
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,9 @@ from vibe.llm.offline.classifier import (
     RULES,
     WORD,
     Head,
+    Hidden,
     JudgeModel,
+    quantize,
     read_model,
     save_model,
 )
@@ -67,6 +70,11 @@ class Settings:
     turns_in_guard: float = 0.5  # weight of the judged turns (violation or none) in the guardrail's training
     agency: bool = True  # the "who is asked to write" rule features (vibe/llm/offline/agency.py)
     oov: bool = True  # the guardrail-only out-of-vocabulary share features (classifier.oov_signals)
+    # A hidden layer beside the linear head (classifier.Hidden): head -> (units, the fewest
+    # training examples a column must be seen in to be read, its share of the probability).
+    hidden: Mapping[str, tuple[int, int, float]] = field(default_factory=lambda: {INTENT_HEAD: (32, 3, 0.6)})
+    hidden_epochs: int = 15
+    hidden_alpha: float = 1e-4
 
 
 @dataclass(frozen=True)
@@ -204,19 +212,64 @@ def train(items: Sequence[Item], settings: Settings, meta: Mapping[str, object] 
             mask[oov_columns] = 0.0
             x = (x @ diags(mask)).tocsr()
         y = [i.label for i in data]
+        weights = [i.weight for i in data]
         clf = LogisticRegression(C=settings.c[head], max_iter=3000, tol=1e-6, random_state=SEED)
-        clf.fit(x, y, sample_weight=[i.weight for i in data])
-        heads[head] = Head(
-            tuple(str(c) for c in clf.classes_),
-            clf.coef_.astype(np.float32),
-            clf.intercept_.astype(np.float64),
+        clf.fit(x, y, sample_weight=weights)
+        classes = tuple(str(c) for c in clf.classes_)
+        hidden = (
+            _train_hidden(x, y, weights, classes, settings, *settings.hidden[head]) if head in settings.hidden else None
         )
+        heads[head] = Head(classes, clf.coef_.astype(np.float32), clf.intercept_.astype(np.float64), hidden)
     return JudgeModel(
         index,
         idf,
         dict(settings.block_weights),
         heads,
         {"guard_threshold": settings.guard_threshold, "oov_features": settings.oov, **(meta or {})},
+    )
+
+
+def _train_hidden(
+    x: Any,
+    y: Sequence[str],
+    weights: Sequence[float],
+    classes: tuple[str, ...],
+    settings: Settings,
+    units: int,
+    min_examples: int,
+    share: float,
+) -> Hidden:
+    """The head's hidden layer, over the columns seen in at least `min_examples` of its
+    training examples (rarer ones are the linear head's: they would cost the artefact most
+    of its size for the least signal). A fixed number of epochs with a fixed seed: chosen
+    on the k-fold, and reproducible (tests/test_judge_model.py retrains it)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    x = x.tocsc(copy=True)
+    x.eliminate_zeros()  # a masked column (the guardrail-only ones) is read by no other head
+    seen = np.diff(x.indptr)
+    columns = np.flatnonzero(seen >= min_examples).astype(np.int64)
+    net = MLPClassifier(
+        hidden_layer_sizes=(units,),
+        alpha=settings.hidden_alpha,
+        max_iter=settings.hidden_epochs,
+        batch_size=128,
+        random_state=SEED,
+    )
+    with warnings.catch_warnings():
+        # It stops at hidden_epochs on purpose (more overfit the k-fold: 30 read no better).
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        net.fit(x[:, columns].tocsr(), y, sample_weight=weights)
+    if tuple(str(c) for c in net.classes_) != classes:
+        raise RuntimeError(f"hidden layer classes {net.classes_} differ from the linear head's {classes}")
+    return Hidden(
+        columns=columns,
+        w1=quantize(net.coefs_[0]),
+        b1=net.intercepts_[0].astype(np.float64),
+        w2=net.coefs_[1].astype(np.float64),
+        b2=net.intercepts_[1].astype(np.float64),
+        share=share,
     )
 
 
@@ -277,8 +330,7 @@ def predict(model: JudgeModel, items: Sequence[Item]) -> list[Prediction]:
         h = model.heads[head]
         cols, vals = model.vectorize_blocks(item.blocks, item.rules)
         logits = h.weights[:, cols].astype(np.float64) @ vals + h.bias
-        exp = np.exp(logits - logits.max())
-        out.append((item, dict(zip(h.classes, (exp / exp.sum()).tolist(), strict=True))))
+        out.append((item, dict(zip(h.classes, h.mix(logits, cols, vals).tolist(), strict=True))))
     return out
 
 

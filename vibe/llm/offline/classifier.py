@@ -1,5 +1,6 @@
 """The learned offline classifiers' representation and artefact: multinomial logistic
-regressions over TF-IDF character and word n-grams of the message (Korean and English
+regressions (the intent's mixed with one hidden layer, `Hidden`) over TF-IDF character and
+word n-grams of the message (Korean and English
 alike: character n-grams need no tokenizer), word n-grams of the previous candidate
 message and tutor reply (follow-ups and continuations depend on them), and the rule
 features of learned.py. Trained by `python -m vibe_dev.train_judge` on the train part of
@@ -113,12 +114,61 @@ class Inputs:
 
 
 @dataclass(frozen=True)
+class Hidden:
+    """A second reader of the same vector: one hidden layer of ReLU units over the columns
+    seen in at least a few training examples. The linear head adds up each n-gram's vote on
+    its own; this one can learn that two cues mean more together (a request verb *and* the
+    whole program as its object, a question *and* no history) than either does alone.
+
+    `w1` is shipped as int8 with a scale per row (a column's weights share one scale): at
+    32 units over ~25,000 columns a head fits in under a megabyte."""
+
+    columns: npt.NDArray[np.int64]  # the vocabulary columns it reads, ascending
+    w1: npt.NDArray[np.float32]  # len(columns) x units
+    b1: npt.NDArray[np.float64]
+    w2: npt.NDArray[np.float64]  # units x classes
+    b2: npt.NDArray[np.float64]
+    share: float  # P = (1 - share) * linear + share * hidden
+
+    @functools.cached_property
+    def row_of(self) -> npt.NDArray[np.int64]:
+        """Vocabulary column -> row of w1 (-1: not read). One entry longer than the last
+        column read, so that any larger column can be clamped to a -1."""
+        rows = np.full(int(self.columns[-1]) + 2 if len(self.columns) else 1, -1, dtype=np.int64)
+        rows[self.columns] = np.arange(len(self.columns))
+        return rows
+
+    def probabilities(self, columns: npt.NDArray[np.int64], values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        rows = self.row_of[np.minimum(columns, len(self.row_of) - 1)]
+        seen = rows >= 0
+        hidden = np.maximum(values[seen] @ self.w1[rows[seen]] + self.b1, 0.0)
+        return _softmax(hidden @ self.w2 + self.b2)
+
+
+@dataclass(frozen=True)
 class Head:
-    """One classifier: P(class) = softmax(W x + b)."""
+    """One classifier: P(class) = softmax(W x + b), mixed with its hidden layer's, if any."""
 
     classes: tuple[str, ...]
     weights: npt.NDArray[np.floating[Any]]  # classes x vocabulary (float16 as shipped)
     bias: npt.NDArray[np.float64]
+    hidden: Hidden | None = None
+
+    def mix(
+        self, linear_logits: npt.NDArray[np.float64], columns: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        """The head's probabilities from its linear logits and the vector they came from."""
+        probs = _softmax(linear_logits)
+        if self.hidden is None:
+            return probs
+        share = self.hidden.share
+        return (1.0 - share) * probs + share * self.hidden.probabilities(columns, values)
+
+
+def _softmax(logits: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    exp = np.exp(logits - logits.max())
+    out: npt.NDArray[np.float64] = exp / exp.sum()
+    return out
 
 
 @dataclass(frozen=True)
@@ -200,9 +250,7 @@ class JudgeModel:
         head = self.heads[head_name]
         columns, values = self.vectorize(inputs)
         logits = values @ self.runtime.weights(head_name)[columns] + head.bias
-        logits -= logits.max()
-        exp = np.exp(logits)
-        probs = exp / exp.sum()
+        probs = head.mix(logits, columns, values)
         return {c: float(p) for c, p in zip(head.classes, probs, strict=True)}
 
 
@@ -290,6 +338,17 @@ def save_model(path: Path, model: JudgeModel) -> None:
         # float16: a weight's fourth significant digit changes no decision, and it halves the file.
         arrays[f"{name}.weights"] = head.weights.astype(np.float16)
         arrays[f"{name}.bias"] = head.bias.astype(np.float64)
+        if head.hidden is not None:
+            h = head.hidden
+            scale = np.abs(h.w1).max(axis=1) / 127.0
+            scale[scale == 0] = 1.0
+            arrays[f"{name}.hidden.columns"] = h.columns.astype(np.int32)
+            arrays[f"{name}.hidden.w1"] = np.round(h.w1 / scale[:, None]).astype(np.int8)
+            arrays[f"{name}.hidden.w1_scale"] = scale.astype(np.float32)
+            arrays[f"{name}.hidden.b1"] = h.b1.astype(np.float32)
+            arrays[f"{name}.hidden.w2"] = h.w2.astype(np.float32)
+            arrays[f"{name}.hidden.b2"] = h.b2.astype(np.float64)
+            arrays[f"{name}.hidden.share"] = np.array([h.share], dtype=np.float64)
     with path.open("wb") as out:
         np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
 
@@ -305,16 +364,40 @@ def read_model(path: Path) -> JudgeModel:
             for key in data.files:
                 if key.endswith(".classes"):
                     name = key.removesuffix(".classes")
+                    hidden = None
+                    if f"{name}.hidden.w1" in data.files:
+                        hidden = Hidden(
+                            columns=data[f"{name}.hidden.columns"].astype(np.int64),
+                            w1=dequantize(data[f"{name}.hidden.w1"], data[f"{name}.hidden.w1_scale"]),
+                            b1=data[f"{name}.hidden.b1"].astype(np.float64),
+                            w2=data[f"{name}.hidden.w2"].astype(np.float64),
+                            b2=data[f"{name}.hidden.b2"].astype(np.float64),
+                            share=float(data[f"{name}.hidden.share"][0]),
+                        )
                     heads[name] = Head(
                         classes=tuple(bytes(data[key]).decode().split("\n")),
                         weights=data[f"{name}.weights"],
                         bias=data[f"{name}.bias"].astype(np.float64),
+                        hidden=hidden,
                     )
             idf = data["idf"].astype(np.float64)
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"cannot read the offline judge's model {path}: {exc}") from exc
     block_weights = {str(k): float(v) for k, v in meta.pop("block_weights").items()}
     return JudgeModel({name: i for i, name in enumerate(vocabulary)}, idf, block_weights, heads, meta)
+
+
+def quantize(w1: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+    """w1 as the artefact keeps it (int8, a scale per row), back in float32: training
+    returns this, so a fresh model decides as the shipped one."""
+    scale = np.abs(w1).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    return dequantize(np.round(w1 / scale[:, None]).astype(np.int8), scale.astype(np.float32))
+
+
+def dequantize(q: npt.NDArray[np.int8], scale: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
+    out: npt.NDArray[np.float32] = q.astype(np.float32) * scale.astype(np.float32)[:, None]
+    return out
 
 
 @functools.cache
