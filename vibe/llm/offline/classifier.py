@@ -117,8 +117,8 @@ class Inputs:
 class Hidden:
     """A second reader of the same vector: one hidden layer of ReLU units over the columns
     seen in at least a few training examples. The linear head adds up each n-gram's vote on
-    its own; this one can learn that two cues mean more together (a request verb *and* the
-    whole program as its object, a question *and* no history) than either does alone.
+    its own; this one can learn that two cues mean more together (a question *and* the
+    previous answer's words in it, "test" *and* a request for inputs) than either does alone.
 
     `w1` is shipped as int8 with a scale per row (a column's weights share one scale): at
     32 units over the intent head's ~39,000 columns, 1.2 MB before compression."""
