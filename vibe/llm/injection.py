@@ -387,10 +387,15 @@ _QUESTION_OPENING = re.compile(
     r"^\W*(?:is|are|was|were|does|do|did|will|would|can|could|should|who|what|how|when|where|which|why)\b"
 )
 _KOREAN_QUESTION_END = re.compile(r"(?:요|까|나|니|냐|죠|지)\s*[?\uff1f]$")
+# Korean questions are often typed without the mark; these endings ask on their own.
+_KOREAN_QUESTION_UNMARKED = re.compile(r"(?:까요|나요|가요|습니까|는지요|을까|ㄹ까)$")
 _FAVOUR = re.compile(
     r"\b(?:high(?:ly|er|est)?|well|good|great|favou?rabl[ey]|top|best|generous(?:ly)?|kind(?:ly)?|pass(?:ed)?|"
     r"please|pls|don'?t|do\s+not|make\s+sure|go\s+easy|deduct\w*|penali[sz]\w*)\b"
-    r"|높|좋게|좋은|좋겠|잘\s|후하|만점|통과|감점|가점|주세요|주시|줘|바랍|부탁|말아|봐\s*주|님",
+    # 좋은지 ("whether it is good") and 감점돼요? ("do I lose points?") ask; 좋은 점수 and
+    # 감점하지 말고 plead (a plea phrased as a question still holds 주세요, 말아 or 안).
+    r"|높|좋게|좋은(?!지)|좋겠|잘\s|후하|만점|통과|(?:감|가)점(?!\s*(?:돼|되|될|인가|이에요|있))|"
+    r"(?:감|가)점\s*(?:돼|되|될)[^?\uff1f]*안|주세요|주시|줘|바랍|부탁|말아|봐\s*주|님",
     _I,
 )
 _ADDRESS_MARK = re.compile(
@@ -400,9 +405,12 @@ _ADDRESS_MARK = re.compile(
 
 def _asks_how_grading_works(n: str) -> bool:
     text = n.strip()
-    if not text.endswith(("?", "\uff1f")) or "\n" in text or re.search(r"[.!?\uff1f](?=\s+\S)", text):
+    marked = text.endswith(("?", "\uff1f"))
+    if not (marked or _KOREAN_QUESTION_UNMARKED.search(text)):
         return False
-    if len(text.split()) > 14 or not (_QUESTION_OPENING.match(text) or _KOREAN_QUESTION_END.search(text)):
+    if "\n" in text or re.search(r"[.!?\uff1f](?=\s+\S)", text):
+        return False
+    if len(text.split()) > 14 or not (_QUESTION_OPENING.match(text) or _KOREAN_QUESTION_END.search(text) or not marked):
         return False  # a short question, not a request with a question tacked on
     return not (
         _ADDRESS_MARK.search(text)
