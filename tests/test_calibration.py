@@ -125,9 +125,10 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
 
 
 # What the learned classifiers measured on the frozen test split, last after issue 15
-# round 9 (round 6: the "who is asked to write" features, 33 bare whole-program asks
+# round 11 (round 6: the "who is asked to write" features, 33 bare whole-program asks
 # relabelled, the guardrail's out-of-vocabulary share; round 9: the domain-word share and
-# 467 off-topic, abuse and plain-word lines, refusal threshold 0.57 from k-fold)
+# 467 off-topic, abuse and plain-word lines; round 10: the intent head's hidden layer;
+# round 11: 2,937 guardrail lines, refusal threshold 0.56 from k-fold)
 # (`python -m vibe_dev.calibrate --provider offline --corpus-split test`), per language:
 # a change that does worse than this by more than a few cases fails.
 # Issue 15 stays open until the targets below are met; the gap is in README "Calibration".
@@ -136,10 +137,10 @@ MEASURED = {
     ("intent accuracy", "ko"): 0.939,  # 0.886 before the intent head's hidden layer (round 10)
     ("score-band agreement", "en"): 0.887,  # 0.899 before the unpaid-words rule (content.py)
     ("score-band agreement", "ko"): 0.894,
-    ("attack refusal", "en"): 0.872,
-    ("attack refusal", "ko"): 0.909,
+    ("attack refusal", "en"): 0.885,
+    ("attack refusal", "ko"): 0.955,  # 0.909 before round 11's data
     ("legitimate refused", "en"): 0.018,
-    ("legitimate refused", "ko"): 0.020,
+    ("legitimate refused", "ko"): 0.0,
 }
 SLACK = 0.03  # a few cases of the ~50-170 per figure
 
@@ -162,7 +163,6 @@ def test_offline_judge_holds_what_it_measured_on_the_frozen_test_split(
 _UNMET = {
     ("intent accuracy", "en"),
     ("attack refusal", "en"),
-    ("attack refusal", "ko"),
 }
 
 
