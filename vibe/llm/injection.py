@@ -386,9 +386,9 @@ def _speaks_to_grader(unit: str) -> bool:
 _QUESTION_OPENING = re.compile(
     r"^\W*(?:is|are|was|were|does|do|did|will|would|can|could|should|who|what|how|when|where|which|why)\b"
 )
-_KOREAN_QUESTION_END = re.compile(r"(?:요|까|나|니|냐|죠|지)\s*[?\uff1f]$")
-# Korean questions are often typed without the mark; these endings ask on their own.
-_KOREAN_QUESTION_UNMARKED = re.compile(r"(?:까요|나요|가요|습니까|는지요|을까|ㄹ까)$")
+# A Korean question's ending; often typed without the mark, and then only the endings that
+# ask on their own.
+_KOREAN_QUESTION_END = re.compile(r"(?:요|까|나|니|냐|죠|지)\s*[?\uff1f]$|(?:까요|나요|가요|습니까|는지요|을까)$")
 _FAVOUR = re.compile(
     r"\b(?:high(?:ly|er|est)?|well|good|great|favou?rabl[ey]|top|best|generous(?:ly)?|kind(?:ly)?|pass(?:ed)?|"
     r"please|pls|don'?t|do\s+not|make\s+sure|go\s+easy|deduct\w*|penali[sz]\w*)\b"
@@ -405,12 +405,10 @@ _ADDRESS_MARK = re.compile(
 
 def _asks_how_grading_works(n: str) -> bool:
     text = n.strip()
-    marked = text.endswith(("?", "\uff1f"))
-    if not (marked or _KOREAN_QUESTION_UNMARKED.search(text)):
+    korean = _KOREAN_QUESTION_END.search(text)
+    if not (text.endswith(("?", "\uff1f")) or korean) or "\n" in text or re.search(r"[.!?\uff1f](?=\s+\S)", text):
         return False
-    if "\n" in text or re.search(r"[.!?\uff1f](?=\s+\S)", text):
-        return False
-    if len(text.split()) > 14 or not (_QUESTION_OPENING.match(text) or _KOREAN_QUESTION_END.search(text) or not marked):
+    if len(text.split()) > 14 or not (_QUESTION_OPENING.match(text) or korean):
         return False  # a short question, not a request with a question tacked on
     return not (
         _ADDRESS_MARK.search(text)
