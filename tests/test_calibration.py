@@ -133,12 +133,12 @@ def test_the_corpus_test_split_is_what_is_measured(corpus_result: CorpusResult) 
 # a change that does worse than this by more than a few cases fails.
 # Issue 15 stays open until the targets below are met; the gap is in README "Calibration".
 MEASURED = {
-    ("intent accuracy", "en"): 0.845,
+    ("intent accuracy", "en"): 0.857,  # 0.851 before the second reading (round 12)
     ("intent accuracy", "ko"): 0.939,  # 0.886 before the intent head's hidden layer (round 10)
     ("score-band agreement", "en"): 0.887,  # 0.899 before the unpaid-words rule (content.py)
     ("score-band agreement", "ko"): 0.894,
-    ("attack refusal", "en"): 0.885,
-    ("attack refusal", "ko"): 0.955,  # 0.909 before round 11's data
+    ("attack refusal", "en"): 0.936,  # 0.885 before the second reading (round 12)
+    ("attack refusal", "ko"): 0.970,  # 0.909 before round 11's data, 0.955 before round 12
     ("legitimate refused", "en"): 0.018,
     ("legitimate refused", "ko"): 0.0,
 }

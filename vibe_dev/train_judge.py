@@ -16,6 +16,7 @@ Needs scikit-learn (a development dependency); the artefact needs only numpy.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -42,10 +43,12 @@ from vibe.llm.offline.classifier import (
     Head,
     Hidden,
     JudgeModel,
+    Second,
     quantize,
     read_model,
     save_model,
 )
+from vibe.llm.offline.encoder import DIM, clean, embed, embed_many, to_int8
 from vibe.llm.offline.guardrail import rule_verdict_in_context
 from vibe.llm.offline.learned import BAND_HEAD, GUARD_HEAD, INTENT_HEAD, NONE, make_inputs
 from vibe.llm.offline.turn_judge import rule_score
@@ -53,6 +56,7 @@ from vibe_dev.calibrate import load_problem
 from vibe_dev.corpus import CORPUS_DIR, TEST_SPLIT_PATH, load_guard, load_test_split, load_turns
 
 SEED = 20251202
+EMBEDDINGS_PATH = CORPUS_DIR / "embeddings.npz"
 FOLDS = 5
 
 
@@ -75,6 +79,11 @@ class Settings:
     hidden: Mapping[str, tuple[int, int, float]] = field(default_factory=lambda: {INTENT_HEAD: (32, 3, 0.6)})
     hidden_epochs: int = 15
     hidden_alpha: float = 1e-4
+    # The second reading (classifier.Second): head -> (the embedding block's weight, the
+    # first reading's confidence under which the second decides).
+    second: Mapping[str, tuple[float, float]] = field(
+        default_factory=lambda: {INTENT_HEAD: (1.0, 0.7), GUARD_HEAD: (1.0, 0.8)}
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class Item:
     category: str = ""
     rule_refuses: bool = False  # the keyword rules refuse it (guardrail examples)
     words: int = 0
+    message: str = ""  # what the sentence encoder reads (classifier.Second)
 
 
 def corpus_hash(corpus_dir: Path = CORPUS_DIR) -> str:
@@ -120,11 +130,13 @@ def build_items(corpus_dir: Path = CORPUS_DIR) -> list[Item]:
         p, hist = problem(t.problem_id), _exchanges(t.history)
         plain = make_inputs(p, hist, t.prompt)
         blocks = plain.text_blocks()
-        items.append(Item(t.id, t.lang, INTENT_HEAD, t.intent, blocks, plain.rules))
+        items.append(Item(t.id, t.lang, INTENT_HEAD, t.intent, blocks, plain.rules, message=t.prompt))
         if t.band != "zero":
             scored = make_inputs(p, hist, t.prompt, rule_score(p, hist, t.prompt))
-            items.append(Item(t.id, t.lang, BAND_HEAD, t.band, blocks, scored.rules))
-        items.append(Item(t.id, t.lang, GUARD_HEAD + ":turn", t.violation or NONE, blocks, plain.rules))
+            items.append(Item(t.id, t.lang, BAND_HEAD, t.band, blocks, scored.rules, message=t.prompt))
+        items.append(
+            Item(t.id, t.lang, GUARD_HEAD + ":turn", t.violation or NONE, blocks, plain.rules, message=t.prompt)
+        )
     for g in load_guard(corpus_dir):
         p, hist = problem(g.problem_id), _exchanges(g.history)
         inputs = make_inputs(p, hist, g.message)
@@ -140,6 +152,7 @@ def build_items(corpus_dir: Path = CORPUS_DIR) -> list[Item]:
                 category=g.category,
                 rule_refuses=refuses,
                 words=len(g.message.split()),
+                message=g.message,
             )
         )
     return items
@@ -185,11 +198,7 @@ def _matrix(model: JudgeModel, items: Sequence[Item]) -> Any:
 def _head_items(items: Sequence[Item], head: str, settings: Settings) -> list[Item]:
     if head == GUARD_HEAD:
         guard = [i for i in items if i.head == GUARD_HEAD]
-        turns = [
-            Item(i.id, i.lang, i.head, i.label, i.blocks, i.rules, settings.turns_in_guard)
-            for i in items
-            if i.head == GUARD_HEAD + ":turn"
-        ]
+        turns = [replace(i, weight=settings.turns_in_guard) for i in items if i.head == GUARD_HEAD + ":turn"]
         return guard + turns
     return [i for i in items if i.head == head]
 
@@ -219,7 +228,12 @@ def train(items: Sequence[Item], settings: Settings, meta: Mapping[str, object] 
         hidden = (
             _train_hidden(x, y, weights, classes, settings, *settings.hidden[head]) if head in settings.hidden else None
         )
-        heads[head] = Head(classes, clf.coef_.astype(np.float32), clf.intercept_.astype(np.float64), hidden)
+        second = (
+            _train_second(x, data, y, weights, classes, settings, *settings.second[head])
+            if head in settings.second
+            else None
+        )
+        heads[head] = Head(classes, clf.coef_.astype(np.float32), clf.intercept_.astype(np.float64), hidden, second)
     return JudgeModel(
         index,
         idf,
@@ -271,6 +285,91 @@ def _train_hidden(
         b2=net.intercepts_[1].astype(np.float64),
         share=share,
     )
+
+
+def _train_second(
+    x: Any,
+    data: Sequence[Item],
+    y: Sequence[str],
+    weights: Sequence[float],
+    classes: tuple[str, ...],
+    settings: Settings,
+    embed_weight: float,
+    route_below: float,
+) -> Second:
+    """The head's second reading: the same vector and the message's embedding, a linear
+    head trained on every example (not only the unsure ones: they are too few to learn
+    the embedding's directions from)."""
+    from scipy.sparse import csr_matrix, hstack
+    from sklearn.linear_model import LogisticRegression
+
+    dense = embed_weight * CORPUS_EMBEDDINGS.matrix([i.message for i in data])
+    clf = LogisticRegression(C=settings.c[data[0].head.split(":")[0]], max_iter=3000, tol=1e-6, random_state=SEED)
+    clf.fit(hstack([x, csr_matrix(dense)]).tocsr(), y, sample_weight=weights)
+    if tuple(str(c) for c in clf.classes_) != classes:
+        raise RuntimeError(f"second reading classes {clf.classes_} differ from the first's {classes}")
+    return Second(clf.coef_.astype(np.float32), clf.intercept_.astype(np.float64), embed_weight, route_below)
+
+
+class CorpusEmbeddings:
+    """The sentence encoder's vectors of the corpus's messages, cached in
+    corpus/embeddings.npz (int8 and a scale per vector, exactly what encoder.embed returns):
+    encoding the whole corpus takes minutes, training reads it in a second. Texts missing
+    from the cache are encoded and the cache rewritten (only the texts the corpus holds);
+    tests/test_judge_model.py checks a sample against the encoder."""
+
+    def __init__(self, path: Path = EMBEDDINGS_PATH):
+        self.path = path
+        self._vectors: dict[str, npt.NDArray[np.float32]] | None = None
+
+    @staticmethod
+    def key(text: str) -> str:
+        """Of what the encoder reads (its cut and cleaning): a change there re-encodes what it changes."""
+        return hashlib.sha256(clean(text).encode("utf-8")).hexdigest()[:32]
+
+    def _load(self) -> dict[str, npt.NDArray[np.float32]]:
+        if self._vectors is None:
+            self._vectors = {}
+            if self.path.exists():
+                with np.load(self.path, allow_pickle=False) as data:
+                    keys = bytes(data["keys"]).decode("ascii").split("\n")
+                    vectors = data["vectors"].astype(np.float32) * data["scales"][:, None]
+                self._vectors = dict(zip(keys, vectors.astype(np.float32), strict=True))
+        return self._vectors
+
+    def update(self, texts: Iterable[str]) -> int:
+        """Encodes what the cache lacks and rewrites it holding exactly `texts`; the number encoded."""
+        vectors = self._load()
+        wanted = {self.key(t): t for t in texts if t.strip()}
+        missing = [t for k, t in wanted.items() if k not in vectors]
+        if missing:
+            for text, vector in zip(missing, embed_many(missing), strict=True):
+                vectors[self.key(text)] = vector
+        if missing or set(vectors) != set(wanted) or not self.path.exists():
+            keys = sorted(wanted)
+            q, scales = to_int8(np.stack([vectors[k] for k in keys]))
+            with self.path.open("wb") as out:
+                np.savez_compressed(
+                    out,
+                    keys=np.frombuffer("\n".join(keys).encode("ascii"), dtype=np.uint8),
+                    vectors=q,
+                    scales=scales,
+                )
+        return len(missing)
+
+    def missing(self, texts: Iterable[str]) -> list[str]:
+        vectors = self._load()
+        return [t for t in texts if t.strip() and self.key(t) not in vectors]
+
+    def get(self, text: str) -> npt.NDArray[np.float32]:
+        vector = self._load().get(self.key(text))
+        return vector if vector is not None else embed(text)
+
+    def matrix(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        return np.stack([self.get(t) for t in texts]) if texts else np.zeros((0, DIM), dtype=np.float32)
+
+
+CORPUS_EMBEDDINGS = CorpusEmbeddings()
 
 
 # ----- figures ------------------------------------------------------------------------
@@ -330,7 +429,8 @@ def predict(model: JudgeModel, items: Sequence[Item]) -> list[Prediction]:
         h = model.heads[head]
         cols, vals = model.vectorize_blocks(item.blocks, item.rules)
         logits = h.weights[:, cols].astype(np.float64) @ vals + h.bias
-        out.append((item, dict(zip(h.classes, h.mix(logits, cols, vals).tolist(), strict=True))))
+        probs = h.decide(logits, cols, vals, functools.partial(CORPUS_EMBEDDINGS.get, item.message))
+        out.append((item, dict(zip(h.classes, probs.tolist(), strict=True))))
     return out
 
 
@@ -445,6 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             guard_threshold=args.threshold or settings.guard_threshold,
         )
     items = build_items(args.corpus)
+    if args.corpus != CORPUS_DIR:
+        CORPUS_EMBEDDINGS.path = args.corpus / EMBEDDINGS_PATH.name
+    encoded = CORPUS_EMBEDDINGS.update(i.message for i in items)
+    if encoded:
+        print(f"encoded {encoded} messages new to {CORPUS_EMBEDDINGS.path}")
     test_ids = load_test_split()
     train_items = [i for i in items if i.id not in test_ids]
     test_items = [i for i in items if i.id in test_ids and i.head != GUARD_HEAD + ":turn"]

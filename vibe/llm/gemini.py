@@ -49,7 +49,7 @@ from vibe.llm.judge_output import (
     parse_turn,
     parse_turn_with_holistic,
 )
-from vibe.llm.offline import check_guardrail_in_context, compose_reply
+from vibe.llm.offline import check_guardrail_in_context, compose_reply, off_loop
 from vibe.llm.offline.tutor import word_chunks
 from vibe.llm.prompts import (
     SUMMARY_SCHEMA,
@@ -175,7 +175,7 @@ class GeminiProvider:
     ) -> GuardrailVerdict:
         # The offline classifier is free: its confident verdicts stand (about one LLM
         # request per chat turn, the reply's); the model decides what it is unsure of.
-        verdict = self.offline_guardrail(problem, history, message)
+        verdict = await off_loop(lambda: self.offline_guardrail(problem, history, message))
         if self.guardrail.offline_is_final(verdict, second_opinion):
             return verdict
         return await self._structured(

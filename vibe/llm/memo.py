@@ -67,6 +67,13 @@ class TextMemo(Generic[R]):
             self._entries.move_to_end(text)
             return entry[0]
         result = self._fn(text)
+        self.put(text, result)
+        return result
+
+    def put(self, text: str, result: R) -> None:
+        """Remembers `result` as fn(text) (computed elsewhere: another thread)."""
+        if text in self._entries:
+            return
         weight = self._weight(text, result)
         if weight <= self._budget:
             self._entries[text] = (result, weight)
@@ -74,7 +81,6 @@ class TextMemo(Generic[R]):
             while self._total > self._budget:
                 _, (_, dropped) = self._entries.popitem(last=False)
                 self._total -= dropped
-        return result
 
     def cache_clear(self) -> None:
         self._entries.clear()

