@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -14,12 +14,26 @@ from tests.support.sandboxes import started
 from tests.support.stack import MakeLLM, Stack, StartStack, running_stack
 from tests.support.stack import isolated_env as isolated_env_for
 from vibe.llm import make_provider
+from vibe.llm.offline.encoder import use_known
 from vibe.llm.resilient import ResilientProvider
 from vibe.platform.config import EvaluatorSettings
 from vibe.services.scoring.isolation import IsolationMode
 from vibe.services.scoring.sandbox import Sandbox
 from vibe_dev.fake_gemini import FakeGemini, running
 from vibe_dev.scratch import drop_scratch
+from vibe_dev.train_judge import CorpusEmbeddings
+
+
+@pytest.fixture(autouse=True, scope="session")
+def known_corpus_embeddings() -> Iterator[None]:
+    """The sentence encoder's vectors of corpus messages come from the corpus's cache
+    (corpus/embeddings.npz: the encoder's own numbers, which tests/test_judge_encoder.py
+    checks against it), not from encoding again the thousands of messages that the tests
+    walking the whole corpus send to the classifiers' second reading. Other texts, and
+    the services the tests start as processes, run the encoder."""
+    use_known(CorpusEmbeddings().cached)
+    yield
+    use_known(None)
 
 
 @pytest.fixture

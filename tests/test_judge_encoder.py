@@ -34,7 +34,7 @@ def test_the_cached_corpus_embeddings_are_the_encoders() -> None:
     assert cache.missing(texts) == [], "corpus/embeddings.npz lacks messages: run python -m vibe_dev.train_judge"
     sample = random.Random(20261206).sample(texts, 24) + sorted(texts, key=len)[-2:]
     for text in sample:
-        cached, fresh = cache.get(text), embed(text)
+        cached, fresh = cache.get(text), encoder._compute(text)  # embed() would read the cache (conftest)
         # The same int8 numbers; another CPU's kernels may round a component one step apart.
         step = float(np.abs(fresh).max()) / 127
         assert np.abs(cached - fresh).max() <= step * 1.01, text[:60]

@@ -361,6 +361,13 @@ class CorpusEmbeddings:
         vectors = self._load()
         return [t for t in texts if t.strip() and self.key(t) not in vectors]
 
+    def cached(self, text: str) -> npt.NDArray[np.float32] | None:
+        """The cached vector (read-only), or None: what `encoder.use_known` looks up."""
+        vector = self._load().get(self.key(text))
+        if vector is not None:
+            vector.flags.writeable = False
+        return vector
+
     def get(self, text: str) -> npt.NDArray[np.float32]:
         vector = self._load().get(self.key(text))
         return vector if vector is not None else embed(text)
