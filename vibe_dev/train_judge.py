@@ -229,7 +229,7 @@ def train(items: Sequence[Item], settings: Settings, meta: Mapping[str, object] 
             _train_hidden(x, y, weights, classes, settings, *settings.hidden[head]) if head in settings.hidden else None
         )
         second = (
-            _train_second(x, data, y, weights, classes, settings, *settings.second[head])
+            _train_second(head, x, data, y, weights, classes, settings, *settings.second[head])
             if head in settings.second
             else None
         )
@@ -288,6 +288,7 @@ def _train_hidden(
 
 
 def _train_second(
+    head: str,
     x: Any,
     data: Sequence[Item],
     y: Sequence[str],
@@ -304,7 +305,7 @@ def _train_second(
     from sklearn.linear_model import LogisticRegression
 
     dense = embed_weight * CORPUS_EMBEDDINGS.matrix([i.message for i in data])
-    clf = LogisticRegression(C=settings.c[data[0].head.split(":")[0]], max_iter=3000, tol=1e-6, random_state=SEED)
+    clf = LogisticRegression(C=settings.c[head], max_iter=3000, tol=1e-6, random_state=SEED)
     clf.fit(hstack([x, csr_matrix(dense)]).tocsr(), y, sample_weight=weights)
     if tuple(str(c) for c in clf.classes_) != classes:
         raise RuntimeError(f"second reading classes {clf.classes_} differ from the first's {classes}")
@@ -316,7 +317,7 @@ class CorpusEmbeddings:
     corpus/embeddings.npz (int8 and a scale per vector, exactly what encoder.embed returns):
     encoding the whole corpus takes minutes, training reads it in a second. Texts missing
     from the cache are encoded and the cache rewritten (only the texts the corpus holds);
-    tests/test_judge_model.py checks a sample against the encoder."""
+    tests/test_judge_encoder.py checks a sample against the encoder."""
 
     def __init__(self, path: Path = EMBEDDINGS_PATH):
         self.path = path
@@ -369,7 +370,7 @@ class CorpusEmbeddings:
         return vector
 
     def get(self, text: str) -> npt.NDArray[np.float32]:
-        vector = self._load().get(self.key(text))
+        vector = self.cached(text)
         return vector if vector is not None else embed(text)
 
     def matrix(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:

