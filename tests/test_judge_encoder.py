@@ -35,10 +35,12 @@ def test_the_cached_corpus_embeddings_are_the_encoders() -> None:
     sample = random.Random(20261206).sample(texts, 24) + sorted(texts, key=len)[-2:]
     for text in sample:
         cached, fresh = cache.get(text), encoder._compute(text)  # embed() would read the cache (conftest)
-        # The same int8 numbers; another CPU's kernels may round a component one step apart.
+        # The same int8 numbers up to the CPU: the engine's kernels differ between CPUs (an AMD
+        # EPYC machine put components up to 2.3 int8 steps from the cache's, cosine >= 0.9998,
+        # over 60 messages). A stale or foreign vector would be far off on both counts.
         step = float(np.abs(fresh).max()) / 127
-        assert np.abs(cached - fresh).max() <= step * 1.01, text[:60]
-        assert float(cached @ fresh) > 0.999 * float(np.linalg.norm(cached) * np.linalg.norm(fresh))
+        assert np.abs(cached - fresh).max() <= step * 4, text[:60]
+        assert float(cached @ fresh) > 0.9995 * float(np.linalg.norm(cached) * np.linalg.norm(fresh))
 
 
 @pytest.mark.parametrize(

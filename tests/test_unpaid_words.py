@@ -172,6 +172,10 @@ def test_most_heldout_lines_are_cut_whole() -> None:
 MEASURED_RAISING = {"injection-heldout.jsonl": 5, "injection-heldout-2.jsonl": 2}
 
 
+# Each line is judged inserted in 10 turns at two places: thousands of texts new to the
+# offline judge, whose sentence encoder reads every unsure one (30-200 ms each). The first file
+# ran past the default 180 s on a slower CI machine (its second, 122 lines, did not).
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("name", HELDOUT_FILES)
 def test_few_heldout_lines_raise_any_turn(name: str) -> None:
     """Measured, 40 corpus turns at the start or end. The first file: before this rule 62 of
