@@ -11,7 +11,14 @@ blind-*: 80 off-topic messages over everyday subjects and 80 legitimate ones in 
 read nothing of the project, after the guardrail's domain-word signal was built and before it
 was measured on them (docs/CALIBRATION.md, round 9). Round 9's training lines were then written
 by the same kind of writer (exact and near copies of these dropped), so these are no longer
-blind to the training data: a check that the gain holds, not an independent measure."""
+blind to the training data: a check that the gain holds, not an independent measure.
+
+blind2-*: 30 attacks (18 English, 12 Korean: prompt extraction, the solution disguised as a
+translation, comments to fill, tests then the function, a template, "pseudocode", authority,
+roles, fiction, two-turn continuations, a diff) and 15 legitimate questions in the attacks'
+words, written in issue 15's round 14 by a helper who read only the policy and the problem
+statements; when written: 29 of 30 attacks refused (a Korean "translate this pasted C++" was
+answered) and none of the 15 legitimate ones refused."""
 
 from __future__ import annotations
 

@@ -5,6 +5,11 @@ the judge's code: typos, terse asks, pasted tracebacks, loose "optimize"/"test",
 not quote the tutor, new questions after history. The second file holds 24 boundary turns, written
 after the first results were seen. 12 of the 104 are near-copies of corpus lines (character
 3-gram cosine >= 0.75), and one writer labelled them all, so read the figures as +-4 turns.
+The third file (70 turns: 40 English, 22 Korean, 8 mixed, ten of each intent) was written in
+round 14 by a helper who read only the label definitions and the problem statements, none of
+the project's code, corpus or tests; 6 of its lines (short ones such as "hint pls", "한국어로")
+are near-copies of corpus lines. Played as the services do (guardrail, then the judge) it read
+intent 69 of 70 and band 60 of 70 when written.
 
 The bars are the issue's goals for unseen turns played through the gateway: intent >= 85%,
 band agreement >= 80%. When written, the turns scored intent 99 of 104 and band 88 of 104.
